@@ -1,0 +1,187 @@
+# smem: one plain GNU Makefile (no autotools, no CMake).
+#
+#   make            library, tools, examples, test binaries
+#   make run        the examples against an auto-started broker
+#   make check      the Check suites (SANITIZE=address,undefined or SANITIZE=thread)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   V=1             show the commands
+#
+# Sources are found by wildcard: one file per concept in src/, one suite per module in
+# tests/check_<module>.c, one program per file in examples/ and tools/.
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION_PATCH := 0
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wformat=2 -Wvla -Wcast-align
+override CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP -pthread
+override LDFLAGS += -pthread
+
+# Sanitizers: SANITIZE=address,undefined or SANITIZE=thread. Objects go to their own build
+# directory so switching knobs never mixes instrumented and plain objects.
+comma := ,
+SANITIZE ?=
+ifneq ($(SANITIZE),)
+override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=$(SANITIZE)
+BUILD := build/san-$(subst $(comma),-,$(SANITIZE))
+else
+BUILD := build/default
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Feature probes, inline (as zstd's lib/libzstd.mk does).
+HAVE_PKGCONFIG := $(shell command -v pkg-config >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_PKGCONFIG),1)
+URING_CFLAGS := $(shell pkg-config --cflags liburing 2>/dev/null)
+URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
+else
+URING_LIBS := -luring
+CHECK_LIBS := -lcheck -lsubunit -lm -lrt
+endif
+override CFLAGS += $(URING_CFLAGS)
+LIBS := $(URING_LIBS)
+
+LIB_SRCS := $(sort $(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+LIB_PIC_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.pic.o)
+STATIC_LIB := $(BUILD)/libsmem.a
+SONAME := libsmem.so.$(VERSION_MAJOR)
+SHARED_LIB := $(BUILD)/libsmem.so.$(VERSION)
+
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+TOOLS := $(TOOL_SRCS:tools/%.c=$(BUILD)/tools/%)
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+TEST_SRCS := $(sort $(wildcard tests/check_*.c))
+TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL_SRCS := $(sort $(wildcard tests/util/*.c))
+TEST_UTIL_OBJS := $(TEST_UTIL_SRCS:tests/util/%.c=$(BUILD)/tests/util/%.o)
+
+# The examples in the seed's order (README: SharedArray, BufferReadWrite, CircularBuffer,
+# RpcBuffer), then our own demos. Only the ones that exist are run.
+RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
+RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
+
+.PHONY: all lib tools examples tests deps check run install uninstall clean bench stress
+.DEFAULT_GOAL := all
+
+all: deps lib tools examples tests
+lib: $(STATIC_LIB) $(SHARED_LIB)
+tools: $(TOOLS)
+examples: $(EXAMPLES)
+tests: $(TESTS)
+
+# deps: liburing, Check and pkg-config. Installed with apt-get when we are root on Debian or
+# Ubuntu; otherwise the exact command to run is printed and the build stops.
+DEPS_PKGS := liburing-dev check pkg-config
+deps:
+	@missing=""; \
+	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	{ [ -f /usr/include/liburing.h ] || pkg-config --exists liburing 2>/dev/null; } || missing="$$missing liburing-dev"; \
+	{ [ -f /usr/include/check.h ] || pkg-config --exists check 2>/dev/null; } || missing="$$missing check"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "deps: installing$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_PKGS) \
+				|| { echo "deps: apt-get failed; run: apt-get update && apt-get install -y $(DEPS_PKGS)"; exit 1; }; \
+		else \
+			echo "deps: missing$$missing. Run: sudo apt-get update && sudo apt-get install -y $(DEPS_PKGS)"; \
+			exit 1; \
+		fi; \
+	fi
+
+$(BUILD)/src/%.o: src/%.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -fvisibility=hidden -c -o $@ $<
+
+$(BUILD)/src/%.pic.o: src/%.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(STATIC_LIB): $(LIB_OBJS)
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_PIC_OBJS) src/libsmem.map
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/libsmem.map \
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIB_PIC_OBJS) $(LIBS)
+	$(Q)ln -sf libsmem.so.$(VERSION) $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(BUILD)/libsmem.so
+
+# Tools, examples and tests link the static library: they run from the tree without
+# LD_LIBRARY_PATH, and tests may reach smem__ internals.
+$(BUILD)/tools/%: tools/%.c $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS) -lm
+
+$(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+
+$(BUILD)/tests/util/%.o: tests/util/%.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJS) \
+		$(STATIC_LIB) $(LIBS) $(CHECK_LIBS)
+
+# Every suite runs against a broker of its own (SMEM_BROKER in a private directory), started
+# by the library's auto-start and stopped afterwards, so tests never touch a user's broker.
+# The tools are built first: some tests exec smemd, smemctl or ringbench.
+check: all
+	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
+
+run: all
+	@BUILD=$(BUILD) ./examples/run-examples $(RUN_EXAMPLES)
+
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR)/smem $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/smem.h $(DESTDIR)$(INCLUDEDIR)/smem.h
+	install -m 644 include/smem/*.h $(DESTDIR)$(INCLUDEDIR)/smem/
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/libsmem.a
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION)
+	ln -sf libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsmem.so
+	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' smem.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/smem.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/smem.h $(DESTDIR)$(LIBDIR)/libsmem.a \
+		$(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/libsmem.so $(DESTDIR)$(PKGCONFIGDIR)/smem.pc \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS)))
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/smem
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/src/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d)

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smem: named shared memory between Linux processes: regions, locked buffers and arrays,
+ * a lock-free ring and an RPC channel. The one public header; include only this.
+ */
+#ifndef SMEM_H
+#define SMEM_H
+
+#include <smem/common.h>
+#include <smem/region.h>
+
+#endif

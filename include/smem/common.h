@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smem: conventions shared by every object.
+ *
+ * Every function returns 0 (or a non-negative count) on success and a negative errno on failure:
+ *   -EINVAL      bad argument                 -ERANGE     offset or index outside the object
+ *   -ENOENT      no such name                 -EEXIST     name taken
+ *   -EACCES      denied by the name's mode    -ETIMEDOUT  timeout expired
+ *   -EMSGSIZE    message larger than a node or than the caller's buffer
+ *   -ESHUTDOWN   the owner closed the object  -EPROTO     shared memory failed validation
+ *   -EOWNERDEAD  lock acquired, its previous holder died (data may be inconsistent)
+ *   -ECONNRESET  the peer process died        -ENOSYS     kernel feature missing
+ *   -ECONNREFUSED no broker answers (and auto-start is off or failed)
+ *   -EUSERS      all participant slots of an object are taken
+ * smem_strerror() names them. Out-parameters are left untouched on failure.
+ *
+ * Timeouts are "int timeout_ms" as in poll(2): -1 waits forever, 0 tries once.
+ * Every fd the library creates is close-on-exec.
+ */
+#ifndef SMEM_COMMON_H
+#define SMEM_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SMEM_VERSION_MAJOR 0
+#define SMEM_VERSION_MINOR 1
+
+/* Longest name, in bytes, without the terminating NUL. Names are 1..255 bytes, no NUL. */
+#define SMEM_NAME_MAX 255
+
+/* struct smem_opts flags. */
+#define SMEM_RDONLY	(1u << 0)	/* open: map read-only (PROT_READ) */
+#define SMEM_PERSIST	(1u << 1)	/* create: the name outlives its holders until smem_unlink() */
+#define SMEM_RAW	(1u << 2)	/* buffer/array: plain read/write calls take no lock */
+
+/*
+ * Options for create and open. Zero-initialise, then set what you need; a zeroed struct (or
+ * NULL) means the defaults. Fields added later go into the reserved space, so a zeroed struct
+ * compiled against an older header keeps meaning "defaults".
+ */
+struct smem_opts {
+	const char *broker;	/* broker address (path, or "@name" for abstract); NULL: default */
+	uint32_t mode;		/* create: permission bits for the name; 0 means 0600 */
+	uint32_t flags;		/* SMEM_* flags above */
+	int32_t timeout_ms;	/* buffer/array: default lock timeout of plain calls; 0 means 100 */
+	uint32_t reserved[7];
+};
+
+/*
+ * Name of a (negative or positive) errno value as returned by smem: a static string.
+ * Thread-safe.
+ */
+const char *smem_strerror(int err);
+
+/*
+ * Remove a name from the broker, whatever its holders. Mappings already made stay valid;
+ * later opens get -ENOENT. Returns 0, -ENOENT, -EACCES (not the owner), -EINVAL.
+ * Blocks on one broker round trip. Thread-safe.
+ */
+int smem_unlink(const char *name, const struct smem_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

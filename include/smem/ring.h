@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smem_ring: a lock-free multi-producer multi-consumer ring of fixed-size nodes between
+ * processes (the seed's CircularBuffer). Every one of node_count nodes is usable; each message
+ * is read exactly once, FIFO per producer, never torn. Waiters spin briefly, then sleep on a
+ * futex; writers and readers make no system call when nobody sleeps.
+ *
+ * Concurrency: every call may run concurrently with any other on the same or other handles,
+ * except smem_ring_close() (no call on that handle may be in progress). A zero-copy slot
+ * belongs to the thread that reserved it until commit/abort/release.
+ */
+#ifndef SMEM_RING_H
+#define SMEM_RING_H
+
+#include <sys/types.h>
+
+#include <smem/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct smem_ring;
+
+/* A reserved node, for zero-copy writes and reads. Fill data[0..cap), or read data[0..len). */
+struct smem_ring_slot {
+	void *data;		/* the node's payload, in shared memory */
+	size_t len;		/* read: the message length */
+	size_t cap;		/* write: the node size */
+	uint64_t _pos;		/* private to the library */
+	uint32_t _node;		/* private to the library */
+	uint32_t _reserved;
+};
+
+struct smem_ring_stats {
+	uint64_t written;	/* messages committed through this handle */
+	uint64_t read;		/* messages consumed through this handle */
+	uint64_t full_waits;	/* writes that had to wait (spin or sleep) for room */
+	uint64_t empty_waits;	/* reads that had to wait for data */
+	uint64_t sleeps;	/* futex sleeps (system calls) by this handle */
+	uint64_t wakes;		/* futex wakes (system calls) by this handle */
+	uint64_t drops_recovered;	/* ring-wide: messages of dead writers stepped over */
+	uint64_t nodes_reclaimed;	/* ring-wide: nodes of dead readers reclaimed */
+	uint64_t corruptions;	/* ring-wide: invalid values found in shared memory */
+	uint64_t reserved[7];
+};
+
+/*
+ * Create a ring of @node_count (>= 2) nodes of @node_size (> 0) bytes under @name.
+ * Returns 0 and sets *ret, or -EINVAL (count < 2, size 0, overflow, bad name), -EEXIST, and
+ * the errors of smem_region_create(). Blocks on broker round trips.
+ */
+int smem_ring_create(const char *name, uint32_t node_count, uint32_t node_size,
+		     const struct smem_opts *opts, struct smem_ring **ret);
+/* Open an existing ring; its geometry is read from (and validated in) shared memory. */
+int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_ring **ret);
+/*
+ * Close the handle. The creator's close marks the ring shut down and wakes every waiter,
+ * which then gets -ESHUTDOWN. NULL is ignored.
+ */
+void smem_ring_close(struct smem_ring *r);
+
+uint32_t smem_ring_node_count(const struct smem_ring *r);
+uint32_t smem_ring_node_size(const struct smem_ring *r);
+
+/*
+ * Copy @len bytes (0 <= len <= node_size) into the next node, waiting up to @timeout_ms for
+ * room. Returns 0, -EMSGSIZE (too long: nothing written), -ETIMEDOUT, -ESHUTDOWN, -EPROTO.
+ */
+int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeout_ms);
+/*
+ * Consume the next message into @dst, waiting up to @timeout_ms. Returns its length (0 is a
+ * valid, empty message), or -EMSGSIZE (@cap too small: nothing consumed; see next_len),
+ * -ETIMEDOUT, -ESHUTDOWN, -EPROTO.
+ */
+ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_ms);
+/* Length of the next message without consuming it, or -EAGAIN if none is ready. */
+ssize_t smem_ring_next_len(struct smem_ring *r);
+
+/*
+ * Zero-copy write: reserve a node (slot->data, slot->cap), fill it, then commit @len bytes or
+ * abort (the node then carries no message). Messages become visible in reservation order.
+ */
+int smem_ring_reserve_write(struct smem_ring *r, struct smem_ring_slot *slot, int timeout_ms);
+int smem_ring_commit(struct smem_ring *r, struct smem_ring_slot *slot, size_t len);
+int smem_ring_abort(struct smem_ring *r, struct smem_ring_slot *slot);
+/* Zero-copy read: reserve the next message (slot->data, slot->len), use it, release it. */
+int smem_ring_reserve_read(struct smem_ring *r, struct smem_ring_slot *slot, int timeout_ms);
+int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot);
+
+/*
+ * An eventfd that becomes readable when messages are available to read, for epoll, io_uring
+ * or libuv. Costs nothing until first called. Read it (8 bytes) to re-arm after draining.
+ * Returns the fd (owned by the handle) or a negative errno.
+ */
+int smem_ring_fd(struct smem_ring *r);
+
+/* Snapshot of the statistics: per-handle counters plus ring-wide recovery counters. */
+int smem_ring_stats(const struct smem_ring *r, struct smem_ring_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

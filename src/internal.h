@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal interfaces between the library's modules. Nothing here is exported: every symbol
+ * is static or smem__-prefixed and hidden by -fvisibility=hidden and src/libsmem.map.
+ */
+#ifndef SMEM_INTERNAL_H
+#define SMEM_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <smem.h>
+#include "layout.h"
+
+#define smem__likely(x)		__builtin_expect(!!(x), 1)
+#define smem__unlikely(x)	__builtin_expect(!!(x), 0)
+#define SMEM__ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* ---- regions (region.c) --------------------------------------------------------------- */
+
+/* Private to the process: everything here is a trusted copy, taken at create or open. */
+struct smem_region {
+	struct smem_region_hdr *hdr;	/* the mapping (header page first) */
+	void *obj;			/* hdr + data_off */
+	size_t obj_size;		/* private copy of data_size, validated at open */
+	size_t map_size;		/* private copy of total_size */
+	uint32_t kind;
+	int fd;				/* the memfd (shared open file description) */
+	bool owner;
+	bool rdonly;
+	int live_fd;			/* private description holding our liveness lock; -1 */
+	uint32_t live_id;		/* our owner id (gen << 8 | slot); 0 until joined */
+	struct smem__hold *hold;	/* our hold on the name at the broker */
+	char name[SMEM_NAME_MAX + 1];
+};
+
+/*
+ * Called by smem__region_create() on the zeroed object area before the header is published:
+ * nobody else can see the region yet. Returns 0 or a negative errno (creation is undone).
+ */
+typedef int (*smem__init_fn)(void *obj, size_t obj_size, void *arg);
+
+/*
+ * Create a region of @kind whose object area is @obj_size bytes, run @init on it, publish the
+ * header (magic last, release), and register the name. Returns 0 or a negative errno.
+ */
+int smem__region_create(const char *name, uint32_t kind, size_t obj_size, smem__init_fn init,
+			void *arg, const struct smem_opts *opts, struct smem_region **ret);
+
+/*
+ * Open @name, checking that it holds a @kind object (-EPROTO otherwise) and that its header
+ * is sound. The object area is the kind's to validate further.
+ */
+int smem__region_open(const char *name, uint32_t kind, const struct smem_opts *opts,
+		      struct smem_region **ret);
+
+/* Validate a mapped header against the fd's real size and seals. 0 or -EPROTO. */
+int smem__region_validate(const struct smem_region_hdr *hdr, size_t file_size, uint32_t kind);
+
+/* Check a name: 1..SMEM_NAME_MAX bytes. 0 or -EINVAL. */
+int smem__name_check(const char *name);
+
+/* Wake everybody sleeping on the region's shutdown word (and set it). Owner's close. */
+void smem__region_shutdown(struct smem_region *r);
+
+/* ---- liveness of participants (live.c) ------------------------------------------------- */
+
+/*
+ * Claim a participant slot for this handle (idempotent): sets r->live_id. Returns 0, -EUSERS
+ * when every slot is taken by a live handle, or a negative errno from the system.
+ */
+int smem__live_join(struct smem_region *r);
+/* Give the slot back (close of the private description releases the kernel lock). */
+void smem__live_leave(struct smem_region *r);
+/*
+ * Is the participant @id alive? Reads the slot's generation (shared, untrusted) and asks the
+ * kernel whether the slot's lock is held. One fcntl(2) unless @id is our own. An id that is 0,
+ * malformed or outdated counts as dead.
+ */
+bool smem__live_alive(const struct smem_region *r, uint32_t id);
+
+/* ---- time and futexes (futex.c) ------------------------------------------------------- */
+
+uint64_t smem__now_ns(void);	/* CLOCK_MONOTONIC */
+
+/* A deadline from a poll(2)-style timeout: UINT64_MAX for -1. */
+uint64_t smem__deadline(int timeout_ms);
+/* Nanoseconds left before @deadline (0 when passed; UINT64_MAX for "forever"). */
+uint64_t smem__remaining_ns(uint64_t deadline);
+
+/*
+ * Shared (not FUTEX_PRIVATE) futex wait on @addr while it holds @val, for at most @max_ns
+ * (UINT64_MAX: no limit). Returns 0 when woken, -EAGAIN if *addr != val, -ETIMEDOUT, -EINTR.
+ */
+int smem__futex_wait(_Atomic uint32_t *addr, uint32_t val, uint64_t max_ns);
+/* Wake up to @n waiters on @addr. Returns the number woken or a negative errno. */
+int smem__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* ---- the broker client (broker_client.c) ------------------------------------------------ */
+
+struct smem__hold;
+
+/*
+ * Register the sealed memfd @fd under @name (the broker checks the seals and the size, and
+ * keeps its own reference). The returned hold keeps the name alive until released; the client
+ * re-registers held names with a restarted broker. Returns 0 or -EINVAL, -EEXIST, -EACCES,
+ * -EDQUOT, -ECONNREFUSED, -EPROTO.
+ */
+int smem__broker_create(const struct smem_opts *opts, const char *name, uint32_t kind, int fd,
+			uint32_t mode, uint32_t flags, struct smem__hold **ret);
+/*
+ * Look @name up and receive its fd (read-only description when SMEM_RDONLY is in @flags).
+ * Returns 0, sets *fd_out and *ret; or -ENOENT, -EACCES, -EINVAL, -ECONNREFUSED, -EPROTO.
+ */
+int smem__broker_open(const struct smem_opts *opts, const char *name, uint32_t flags,
+		      int *fd_out, struct smem__hold **ret);
+/* Drop a hold (NULL is ignored). The name disappears with its last hold unless persistent. */
+void smem__broker_release(struct smem__hold *h);
+/*
+ * Close the process's broker connections that carry no hold and stop the client's helper
+ * thread if nothing needs it. Tests call it before counting fds; harmless at any time.
+ */
+void smem__broker_disconnect(void);
+
+#endif
