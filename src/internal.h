@@ -125,4 +125,69 @@ void smem__broker_release(struct smem__hold *h);
  */
 void smem__broker_disconnect(void);
 
+/* ---- broker addresses, server and administration (broker_client.c, broker_server.c) ---- */
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/* A resolved broker address. */
+struct smem__addr {
+	struct sockaddr_un sun;
+	socklen_t len;
+	bool abstract;			/* "@name": Linux abstract namespace */
+	bool is_default;		/* from XDG_RUNTIME_DIR or /tmp/smem-<uid>: dir is ours */
+	char text[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];	/* as a user writes it */
+};
+
+/*
+ * Resolve @addr ("@name", a path, or NULL for $SMEM_BROKER, $XDG_RUNTIME_DIR/smem/broker.sock,
+ * /tmp/smem-<uid>/broker.sock). No system call. 0 or -EINVAL (empty or too long).
+ */
+int smem__addr_resolve(const char *addr, struct smem__addr *out);
+
+/*
+ * Make a listening socket at @a for a broker: the default directory is created (0700) and
+ * checked; under a flock(2) on the socket's directory, a live broker gives -EADDRINUSE, a
+ * stale socket file is unlinked, then bind and listen. Sets *lfd (CLOEXEC, non-blocking).
+ * @mode is applied to a path socket (0600 or 0660); @gid (>= 0) becomes its group.
+ */
+int smem__broker_listen(const struct smem__addr *a, uint32_t mode, long gid, int *lfd);
+
+struct smem__broker_config {
+	int listen_fd;			/* from smem__broker_listen() or socket activation */
+	const char *path;		/* socket path to remove on exit if still ours; NULL */
+	int idle_exit_s;		/* exit after this long with no connection and no name; 0 never */
+	long group;			/* >= 0: gid given to names, whose default mode is 0660 */
+	uint32_t max_names;		/* per uid; 0: 4096 */
+	uint64_t max_bytes;		/* per uid; 0: 64 GiB */
+	bool verbose;			/* log requests to stderr */
+};
+
+/* Run the broker's event loop until STOP, SIGTERM/SIGINT or idle exit. 0 or a negative errno. */
+int smem__broker_serve(const struct smem__broker_config *cfg);
+
+/* A name's record as the broker reports it (LIST, STAT). */
+struct smem__entry_info {
+	uint64_t id, size, ctime_ns;
+	uint32_t kind, mode, uid, gid, holders, flags;	/* flags: SMEM_ENTRY_* (proto.h) */
+	char name[SMEM_NAME_MAX + 1];
+};
+
+struct smem__broker_info {
+	uint32_t version;
+	int32_t pid;			/* in the broker's pid namespace */
+	uint32_t uid;
+};
+
+/*
+ * Administration over a one-shot connection that never auto-starts a broker (@addr as for
+ * smem__addr_resolve). Each returns 0 or a negative errno (-ECONNREFUSED: no broker).
+ */
+int smem__broker_hello(const char *addr, struct smem__broker_info *out);
+int smem__broker_stat(const char *addr, const char *name, struct smem__entry_info *out);
+/* Calls @fn for every name in id order; a non-zero return from @fn stops and is returned. */
+int smem__broker_list(const char *addr, int (*fn)(const struct smem__entry_info *e, void *arg),
+		      void *arg);
+int smem__broker_stop(const char *addr);
+
 #endif
