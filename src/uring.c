@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The waiter (see uring.h): many futex words and fds, one sleep.
+ *
+ * io_uring protocol, per thread:
+ *   - every wait is a generation g; item i is submitted with user_data g << 8 | i;
+ *   - the requests of a wait that are still armed when it returns stay armed ("stale") until
+ *     the next wait, whose first SQE is an ASYNC_CANCEL matching any request of the ring. The
+ *     cancel runs synchronously at submission, before the new generation's SQEs are issued
+ *     (SQEs are issued in order), so it only hits the stale ones;
+ *   - each stale request posts exactly one CQE (cancelled, or completed meanwhile) and the
+ *     cancel one more, so waiting for stale + 1 + 1 CQEs returns when, and only when, one of
+ *     the new requests completed too (or the timeout hit): one io_uring_enter per sleep;
+ *   - CQEs of an older generation only decrement the stale count.
+ *
+ * Liburing 2.3 (Debian 12) has no futex helpers and its uapi header lacks the opcodes; they
+ * are defined here from the kernel's include/uapi/linux/io_uring.h and io_uring/futex.c
+ * (io_futex_prep): sqe->fd = futex2 flags, sqe->addr = the futex, sqe->addr2 = the expected
+ * value, sqe->addr3 = the wake mask, sqe->len = 0, sqe->futex_flags (the rw_flags union) = 0.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+
+#include "internal.h"
+#include "uring.h"
+
+#ifndef IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT	51
+#define IORING_OP_FUTEX_WAKE	52
+#define IORING_OP_FUTEX_WAITV	53
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32		0x02
+#endif
+#ifndef FUTEX2_PRIVATE
+#define FUTEX2_PRIVATE		128	/* not used: our words are shared between processes */
+#endif
+#ifndef FUTEX_BITSET_MATCH_ANY
+#define FUTEX_BITSET_MATCH_ANY	0xffffffffu
+#endif
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv		449
+#endif
+
+#define URING_ENTRIES	256u
+#define UD_CANCEL	(1ull << 63)
+
+/* The futex_waitv(2) element; declared here so old headers do not matter. */
+struct waitv_elem {
+	uint64_t val;
+	uint64_t uaddr;
+	uint32_t flags;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct waitv_elem) == 24, "struct futex_waitv");
+
+struct waiter {
+	struct io_uring ring;
+	uint32_t gen;
+	unsigned stale;		/* submitted requests whose CQE we have not seen */
+};
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static enum smem__wait_backend backend;
+static bool have_waitv;
+static pthread_key_t waiter_key;
+static _Thread_local struct waiter *tl_waiter;
+static _Atomic uint64_t syscalls;
+
+static void prep_futex_wait(struct io_uring_sqe *sqe, _Atomic uint32_t *word, uint32_t val)
+{
+	io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, (void *)word, 0, val);
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+}
+
+static void waiter_free(void *p)
+{
+	struct waiter *w = p;
+
+	if (!w)
+		return;
+	io_uring_queue_exit(&w->ring);	/* the kernel cancels whatever is still armed */
+	free(w);
+}
+
+/*
+ * Does io_uring work here, with futex waits? A FUTEX_WAIT on a word that does not hold the
+ * expected value completes at once with -EAGAIN when supported, -EINVAL when not.
+ */
+static bool probe_uring(void)
+{
+	struct io_uring ring;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	_Atomic uint32_t word = 1;
+	bool ok = false;
+
+	if (io_uring_queue_init(4, &ring, 0) < 0)
+		return false;	/* ENOSYS, EPERM (seccomp, io_uring_disabled), ENOMEM */
+	if (!(ring.features & IORING_FEAT_EXT_ARG))
+		goto out;	/* we need the timeout in the enter itself */
+	sqe = io_uring_get_sqe(&ring);
+	if (!sqe)
+		goto out;
+	prep_futex_wait(sqe, &word, 0);
+	sqe->user_data = 1;
+	if (io_uring_submit_and_wait(&ring, 1) < 0)
+		goto out;
+	if (io_uring_peek_cqe(&ring, &cqe) == 0) {
+		ok = cqe->res == -EAGAIN;
+		io_uring_cqe_seen(&ring, cqe);
+	}
+out:
+	io_uring_queue_exit(&ring);
+	return ok;
+}
+
+static void probe(void)
+{
+	const char *no = getenv("SMEM_NO_URING");
+	long r;
+
+	pthread_key_create(&waiter_key, waiter_free);
+	/* futex_waitv with no waiters is EINVAL where it exists. */
+	r = syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0);
+	have_waitv = !(r < 0 && errno == ENOSYS);
+	if (!(no && *no && strcmp(no, "0") != 0) && probe_uring()) {
+		backend = SMEM__WAIT_URING;
+		return;
+	}
+	backend = have_waitv ? SMEM__WAIT_FUTEX_WAITV : SMEM__WAIT_FUTEX;
+}
+
+enum smem__wait_backend smem__wait_backend(void)
+{
+	pthread_once(&probe_once, probe);
+	return backend;
+}
+
+uint64_t smem__wait_syscalls(void)
+{
+	return atomic_load_explicit(&syscalls, memory_order_relaxed);
+}
+
+static struct waiter *get_waiter(void)
+{
+	struct waiter *w = tl_waiter;
+
+	if (w)
+		return w;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	if (io_uring_queue_init(URING_ENTRIES, &w->ring, 0) < 0) {
+		free(w);
+		return NULL;
+	}
+	tl_waiter = w;
+	pthread_setspecific(waiter_key, w);	/* freed at thread exit */
+	return w;
+}
+
+void smem__wait_thread_release(void)
+{
+	struct waiter *w = tl_waiter;
+
+	if (!w)
+		return;
+	tl_waiter = NULL;
+	pthread_setspecific(waiter_key, NULL);
+	waiter_free(w);
+}
+
+/* Reap every CQE; mark items of generation @gen fired. Returns how many fired. */
+static int reap(struct waiter *w, struct smem__wait_item *items, unsigned n, uint32_t gen)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0;
+	int fired = 0;
+
+	io_uring_for_each_cqe(&w->ring, head, cqe) {
+		uint64_t ud = cqe->user_data;
+
+		seen++;
+		if (ud == UD_CANCEL)
+			continue;
+		if (w->stale)
+			w->stale--;
+		if ((uint32_t)(ud >> 8) != gen || (ud & 0xff) >= n)
+			continue;
+		if (cqe->res == -ECANCELED)
+			continue;
+		/* Woken, value already changed (-EAGAIN), fd ready or fd error: re-check. */
+		if (!items[ud & 0xff].fired) {
+			items[ud & 0xff].fired = true;
+			fired++;
+		}
+	}
+	io_uring_cq_advance(&w->ring, seen);
+	return fired;
+}
+
+static int wait_uring(struct waiter *w, struct smem__wait_item *items, unsigned n,
+		      uint64_t max_ns)
+{
+	struct __kernel_timespec ts, *tsp = NULL;
+	struct io_uring_cqe *cqe = NULL;
+	struct io_uring_sqe *sqe;
+	unsigned i, wait_nr = 1;
+	uint32_t gen;
+	int ret, fired;
+
+	/* Whatever is left in the CQ belongs to older generations. */
+	reap(w, items, 0, 0);
+	if (++w->gen >= (1u << 24))
+		w->gen = 1;
+	gen = w->gen;
+	if (w->stale) {
+		sqe = io_uring_get_sqe(&w->ring);
+		if (!sqe)
+			return -EBUSY;
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+		sqe->user_data = UD_CANCEL;
+		wait_nr += w->stale + 1;
+	}
+	for (i = 0; i < n; i++) {
+		sqe = io_uring_get_sqe(&w->ring);
+		if (!sqe)
+			return -EBUSY;	/* cannot happen: n + 1 <= URING_ENTRIES */
+		if (items[i].word)
+			prep_futex_wait(sqe, items[i].word, items[i].val);
+		else
+			io_uring_prep_poll_add(sqe, items[i].fd, (unsigned)items[i].events);
+		sqe->user_data = (uint64_t)gen << 8 | i;
+	}
+	w->stale += n;
+	if (max_ns != UINT64_MAX) {
+		ts.tv_sec = (long long)(max_ns / 1000000000ull);
+		ts.tv_nsec = (long long)(max_ns % 1000000000ull);
+		tsp = &ts;
+	}
+	atomic_fetch_add_explicit(&syscalls, 1, memory_order_relaxed);
+	ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, wait_nr, tsp, NULL);
+	fired = reap(w, items, n, gen);
+	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && !fired)
+		return ret;
+	return fired;
+}
+
+static void poll_fds(struct smem__wait_item *items, unsigned n, int timeout_ms, int *fired)
+{
+	struct pollfd pfd[SMEM__WAIT_MAX];
+	unsigned i, k = 0, map[SMEM__WAIT_MAX];
+
+	for (i = 0; i < n; i++) {
+		if (items[i].word)
+			continue;
+		pfd[k].fd = items[i].fd;
+		pfd[k].events = items[i].events;
+		pfd[k].revents = 0;
+		map[k++] = i;
+	}
+	if (!k)
+		return;
+	if (poll(pfd, k, timeout_ms) <= 0)
+		return;
+	for (i = 0; i < k; i++)
+		if (pfd[i].revents && !items[map[i]].fired) {
+			items[map[i]].fired = true;
+			(*fired)++;
+		}
+}
+
+static int wait_futex(struct smem__wait_item *items, unsigned n, uint64_t max_ns)
+{
+	struct waitv_elem wv[SMEM__WAIT_MAX];
+	unsigned i, nw = 0, map[SMEM__WAIT_MAX];
+	bool have_fds = false;
+	uint64_t slice = max_ns;
+	struct timespec ts;
+	int fired = 0;
+	long r;
+
+	for (i = 0; i < n; i++) {
+		if (!items[i].word) {
+			have_fds = true;
+			continue;
+		}
+		wv[nw].val = items[i].val;
+		wv[nw].uaddr = (uint64_t)(uintptr_t)items[i].word;
+		wv[nw].flags = FUTEX2_SIZE_U32;	/* shared: no FUTEX2_PRIVATE */
+		wv[nw].reserved = 0;
+		map[nw++] = i;
+	}
+	if (nw == 0) {
+		/* Only fds: poll(2) sleeps on them directly. */
+		int ms = max_ns == UINT64_MAX ? -1 :
+			 (int)(max_ns / 1000000 > INT32_MAX ? INT32_MAX : (max_ns + 999999) / 1000000);
+
+		poll_fds(items, n, ms, &fired);
+		return fired;
+	}
+	if (have_fds && slice > SMEM__WAIT_POLL_NS)
+		slice = SMEM__WAIT_POLL_NS;
+	if (have_waitv) {
+		struct timespec *tsp = NULL;
+
+		if (slice != UINT64_MAX) {
+			uint64_t abs = smem__now_ns() + slice;
+
+			ts.tv_sec = (time_t)(abs / 1000000000ull);
+			ts.tv_nsec = (long)(abs % 1000000000ull);
+			tsp = &ts;
+		}
+		atomic_fetch_add_explicit(&syscalls, 1, memory_order_relaxed);
+		r = syscall(SYS_futex_waitv, wv, nw, 0, tsp, CLOCK_MONOTONIC);
+		if (r >= 0 && (unsigned long)r < nw) {
+			items[map[r]].fired = true;
+			fired++;
+		} else if (r < 0 && errno == EAGAIN) {
+			/* Some word no longer holds its value; which one is not said. */
+			for (i = 0; i < nw; i++)
+				items[map[i]].fired = true;
+			fired += (int)nw;
+		}
+	} else {
+		/* No futex_waitv: sleep on the first word in short slices, then re-check all. */
+		if (nw > 1 && slice > 1000000)
+			slice = 1000000;
+		atomic_fetch_add_explicit(&syscalls, 1, memory_order_relaxed);
+		r = smem__futex_wait(items[map[0]].word, items[map[0]].val, slice);
+		if (r == 0 || r == -EAGAIN) {
+			items[map[0]].fired = true;
+			fired++;
+		}
+	}
+	if (have_fds)
+		poll_fds(items, n, 0, &fired);
+	return fired;
+}
+
+int smem__wait_many(struct smem__wait_item *items, unsigned n, uint64_t max_ns)
+{
+	struct waiter *w;
+	unsigned i;
+
+	if (n > SMEM__WAIT_MAX)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		items[i].fired = false;
+	if (max_ns == 0)
+		return 0;
+	if (n == 0) {
+		struct timespec ts = {
+			.tv_sec = (time_t)(max_ns / 1000000000ull),
+			.tv_nsec = (long)(max_ns % 1000000000ull),
+		};
+
+		if (max_ns == UINT64_MAX)
+			return -EINVAL;	/* nothing could ever wake us */
+		nanosleep(&ts, NULL);
+		return 0;
+	}
+	if (smem__wait_backend() == SMEM__WAIT_URING) {
+		w = get_waiter();
+		if (w) {
+			int r = wait_uring(w, items, n, max_ns);
+
+			if (r != -EBUSY)
+				return r < 0 ? 0 : r;
+		}
+		/* No ring for this thread (fd or memlock limits): fall through to futexes. */
+	}
+	return wait_futex(items, n, max_ns);
+}
