@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smemd: the smem broker daemon. The broker itself lives in the library
+ * (src/broker_server.c) so that any smem process can auto-start one; this is its main().
+ *
+ *   smemd [--socket PATH|@NAME] [--group NAME] [--foreground] [--idle-exit SECONDS]
+ *         [--max-names N] [--max-bytes N] [--verbose]
+ *
+ * Under systemd socket activation (LISTEN_PID/LISTEN_FDS) it serves fd 3 instead of binding.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: smemd [options]\n"
+		"  --socket PATH|@NAME  listen there (default: $SMEM_BROKER, else\n"
+		"                       $XDG_RUNTIME_DIR/smem/broker.sock, else /tmp/smem-UID/broker.sock)\n"
+		"  --group NAME         shared broker: socket mode 0660 with that group; names get\n"
+		"                       that group and default mode 0660\n"
+		"  --foreground         do not detach\n"
+		"  --idle-exit SECONDS  exit after SECONDS with no connection and no name (0: never)\n"
+		"  --max-names N        per-uid limit on names (default 4096)\n"
+		"  --max-bytes N        per-uid limit on bytes, suffixes K M G (default 64G)\n"
+		"  --verbose            log every request to stderr\n"
+		"  --help               this text\n"
+		"systemd socket activation (LISTEN_FDS=1) is used when present.\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; end++; break;
+	case 'M': case 'm': v <<= 20; end++; break;
+	case 'G': case 'g': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A socket path's directory: created if missing (0700, or 0750 with the group). */
+static int make_parent(const char *path, long gid)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = 0;
+	if (mkdir(dir, gid >= 0 ? 0750 : 0700) < 0) {
+		if (errno == EEXIST)
+			return 0;
+		return -errno;
+	}
+	if (gid >= 0 && chown(dir, (uid_t)-1, (gid_t)gid) < 0)
+		return -errno;
+	return 0;
+}
+
+static void detach(void)
+{
+	pid_t pid = fork();
+	int null;
+
+	if (pid < 0) {
+		perror("smemd: fork");
+		exit(1);
+	}
+	if (pid > 0)
+		_exit(0);	/* the socket already listens: clients can connect now */
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		_exit(1);
+	if (pid > 0)
+		_exit(0);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		if (null > 2)
+			close(null);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "idle-exit", required_argument, NULL, 'i' },
+		{ "max-names", required_argument, NULL, 'n' },
+		{ "max-bytes", required_argument, NULL, 'b' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
+	const char *sock = NULL, *group = NULL, *lpid, *lfds;
+	char abs_path[PATH_MAX + 110];
+	bool foreground = false;
+	struct smem__addr a;
+	uint64_t v;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "s:g:fi:n:b:vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': sock = optarg; break;
+		case 'g': group = optarg; break;
+		case 'f': foreground = true; break;
+		case 'v': cfg.verbose = true; break;
+		case 'i':
+			if (parse_u64(optarg, &v) || v > INT_MAX) {
+				fprintf(stderr, "smemd: bad --idle-exit '%s'\n", optarg);
+				return 2;
+			}
+			cfg.idle_exit_s = (int)v;
+			break;
+		case 'n':
+			if (parse_u64(optarg, &v) || v == 0 || v > UINT32_MAX) {
+				fprintf(stderr, "smemd: bad --max-names '%s'\n", optarg);
+				return 2;
+			}
+			cfg.max_names = (uint32_t)v;
+			break;
+		case 'b':
+			if (parse_u64(optarg, &v) || v == 0) {
+				fprintf(stderr, "smemd: bad --max-bytes '%s'\n", optarg);
+				return 2;
+			}
+			cfg.max_bytes = v;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (group) {
+		struct group *gr = getgrnam(group);
+		char *end;
+
+		if (gr) {
+			cfg.group = (long)gr->gr_gid;
+		} else {
+			cfg.group = strtol(group, &end, 10);
+			if (*end || end == group || cfg.group < 0) {
+				fprintf(stderr, "smemd: no group '%s'\n", group);
+				return 2;
+			}
+		}
+	}
+
+	lpid = getenv("LISTEN_PID");
+	lfds = getenv("LISTEN_FDS");
+	if (lpid && lfds && atol(lpid) == (long)getpid() && atoi(lfds) >= 1) {
+		/* Socket activation: systemd owns the socket file and its mode. */
+		cfg.listen_fd = 3;
+		fcntl(3, F_SETFD, FD_CLOEXEC);
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_FDNAMES");
+	} else {
+		err = smem__addr_resolve(sock, &a);
+		if (err) {
+			fprintf(stderr, "smemd: bad socket address '%s'\n", sock ? sock : "");
+			return 2;
+		}
+		if (!a.abstract && !a.is_default) {
+			err = make_parent(a.text, cfg.group);
+			if (err) {
+				fprintf(stderr, "smemd: cannot create the directory of %s: %s\n",
+					a.text, strerror(-err));
+				return 1;
+			}
+		}
+		err = smem__broker_listen(&a, cfg.group >= 0 ? 0660 : 0600, cfg.group,
+					  &cfg.listen_fd);
+		if (err == -EADDRINUSE) {
+			fprintf(stderr, "smemd: a broker already answers at %s\n", a.text);
+			return 1;
+		}
+		if (err) {
+			fprintf(stderr, "smemd: cannot listen at %s: %s\n", a.text, strerror(-err));
+			return 1;
+		}
+		if (!a.abstract) {
+			/* Absolute, so that the file can be removed at exit after chdir("/"). */
+			if (a.text[0] == '/' || !getcwd(abs_path, PATH_MAX))
+				snprintf(abs_path, sizeof(abs_path), "%s", a.text);
+			else
+				snprintf(abs_path + strlen(abs_path), sizeof(abs_path) - strlen(abs_path),
+					 "/%s", a.text);
+			cfg.path = abs_path;
+		}
+		if (cfg.verbose)
+			fprintf(stderr, "smemd: listening at %s\n", a.text);
+	}
+	if (!foreground)
+		detach();
+	if (chdir("/") < 0) {
+		/* harmless: we would only keep a directory busy */
+	}
+	err = smem__broker_serve(&cfg);
+	if (err) {
+		fprintf(stderr, "smemd: %s\n", strerror(-err));
+		return 1;
+	}
+	return 0;
+}
