@@ -8,5 +8,6 @@
 
 #include <smem/common.h>
 #include <smem/region.h>
+#include <smem/ring.h>
 
 #endif

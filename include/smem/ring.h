@@ -95,6 +95,14 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot);
  */
 int smem_ring_fd(struct smem_ring *r);
 
+/*
+ * How long a blocking call spins (re-checking the ring) before it sleeps on the futex, in
+ * nanoseconds; 0 sleeps at once. The default (SMEM_RING_SPIN_DEFAULT_NS) suits a peer on
+ * another core; use 0 when cores are oversubscribed. Per handle; thread-safe.
+ */
+#define SMEM_RING_SPIN_DEFAULT_NS 20000u
+void smem_ring_set_spin(struct smem_ring *r, uint32_t spin_ns);
+
 /* Snapshot of the statistics: per-handle counters plus ring-wide recovery counters. */
 int smem_ring_stats(const struct smem_ring *r, struct smem_ring_stats *out);
 
