@@ -1,0 +1,614 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A robust, process-shared, writer-preferring reader-writer lock in shared memory.
+ *
+ * Shared state (struct smem_lock_shm, src/lock.h; docs/LAYOUT.md "Lock"):
+ *
+ *   state    64 bits: writer owner id (high 32, 0 = none) | INCONSISTENT | WAITERS | readers
+ *   seq      32-bit futex word that sleepers wait on; releasers bump it
+ *   readers  one 64-bit word per participant slot: owner id << 32 | that participant's read holds
+ *
+ * Owner ids are the participant ids of live.c (gen << 8 | slot): the kernel knows whether the
+ * participant still lives (an OFD lock it holds), so a dead holder is found without trusting
+ * pids or anything else written in shared memory.
+ *
+ * Writer: CAS the writer field from 0 to its id, keeping the reader count. From that moment no
+ * reader can enter (writer preference: a waiting writer blocks new readers). It then waits for
+ * the reader count to drain to 0; "writer != 0 and readers == 0" means the writer holds the lock.
+ * Unlock clears the writer field (and WAITERS) in one CAS. Uncontended: one CAS each way.
+ *
+ * Reader: first announce in its own reader slot (fetch_add on readers[slot]), then CAS the
+ * state's reader count up if no writer is set; if a writer is set, withdraw the announcement
+ * and wait. Unlock: decrement the state's count first, the slot afterwards. So, for a live
+ * participant, slot count >= its share of the state's count at every instant. Both the
+ * announcement and the state CAS are seq_cst, and so is the draining writer's CAS and its
+ * scan of the slots: a reader whose CAS preceded the writer's CAS is seen in the scan, and a
+ * reader whose CAS follows it sees the writer and fails.
+ *
+ * Sleeping (the ck_ec pattern): a waiter reads seq, re-reads state and checks it is still the
+ * value that blocked it, sets WAITERS in state with a CAS, then futex-waits on seq for at most
+ * SMEM_LOCK_SLEEP_NS. A releaser clears WAITERS in the same CAS that releases, and only if it
+ * saw WAITERS does it bump seq and FUTEX_WAKE everybody. All these are seq_cst: either the
+ * waiter's CAS precedes the release (the releaser sees WAITERS and wakes), or it follows (the
+ * CAS fails because state changed, and the waiter retries). Nobody sleeping: no system call.
+ * A sleeper that dies leaves WAITERS set; the next release clears it with one spare wake.
+ *
+ * Recovery. A waiter whose sleep ran out without a wake-up (or whose timeout is about to end)
+ * looks at the holders:
+ *  - a writer id that is not alive (smem__live_alive: killed, closed, or an id that never
+ *    existed) is cleared with one CAS, which also sets INCONSISTENT if the dead writer held the
+ *    lock (readers == 0). The CAS makes recovery happen once. The next acquirer, reader or
+ *    writer, clears INCONSISTENT in the CAS that acquires and returns -EOWNERDEAD: exactly one
+ *    acquirer is told; everyone after it sees 0. A dead writer that was only draining (readers
+ *    != 0) never held the lock and is cleared without INCONSISTENT.
+ *  - a draining writer scans the reader slots: if no slot with a non-zero count belongs to a
+ *    live participant, whatever is left in the state's reader count belongs to the dead (a
+ *    reader killed while holding, or between its announcement and its CAS, or a count
+ *    orphaned when its slot was reclaimed, or a corrupted count). The writer zeroes the count
+ *    in the CAS that makes it the holder, returns -EOWNERDEAD, and clears the dead slots.
+ * A reader does not wait for readers, so a dead reader is reported to the writer that removes
+ * its count. A process killed in the one instruction between the state CAS and the slot
+ * decrement of a read unlock, or between the two halves of a write unlock, may cause one
+ * spurious -EOWNERDEAD; never a missed one.
+ *
+ * Hostile memory: every field is re-read and checked; indices into the reader table come from
+ * our private copy of our slot; liveness of an id comes from the kernel, so a forged id at
+ * worst looks dead (and is recovered) or names a live peer (who could hold the lock anyway).
+ * No wait is longer than the caller's timeout; a corrupted count is recovered like a dead one.
+ *
+ * Per-thread state: a thread records which locks it holds (by handle serial and mode) in
+ * thread-local storage, which turns recursion into -EDEADLK and unlock-without-lock into
+ * -EPERM, and lets threads of one process share a handle.
+ *
+ * fork: a child inherits the handle and with it the parent's liveness description, which would
+ * keep a dead parent looking alive. An atfork child handler closes the inherited liveness fds
+ * of every attached lock, and the child joins again with an id of its own on its first lock
+ * call. Locks the parent held are not held by the child.
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "lock.h"
+
+#define READERS(s)	((s) & SMEM_LOCK_READERS_MASK)
+#define WRITER(s)	((uint32_t)((s) >> SMEM_LOCK_WRITER_SHIFT))
+#define WRITER_MASK	(0xffffffffull << SMEM_LOCK_WRITER_SHIFT)
+#define SLOT_COUNT(v)	((uint32_t)(v))
+#define SLOT_OWNER(v)	((uint32_t)((v) >> 32))
+#define SPINS		64
+#define MAX_HELD	16
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* ---- registry of attached locks, and fork ------------------------------------------- */
+
+static pthread_mutex_t reg_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct smem__lock *reg_head;
+static _Atomic uint64_t next_serial = 1;
+static _Atomic unsigned fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&reg_mutex);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&reg_mutex);
+}
+
+/*
+ * In the child: drop our copy of every inherited liveness description, so that the parent
+ * dies when it dies; the child rejoins lazily (lock_prepare).
+ */
+static void atfork_child(void)
+{
+	struct smem__lock *lk;
+
+	for (lk = reg_head; lk; lk = lk->next)
+		smem__live_leave(lk->r);
+	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&reg_mutex);
+}
+
+static void atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* Claim our reader slot for @lk->id: a previous claimant of the slot is dead. */
+static void claim_reader_slot(struct smem__lock *lk)
+{
+	/* Release: our id is visible before any count we add (the scan reads count and owner
+	 * in one load anyway). */
+	atomic_store_explicit(&lk->shm->readers[lk->slot], (uint64_t)lk->id << 32,
+			      memory_order_release);
+}
+
+/* After a fork, the child takes part under an id of its own. Called with reg_mutex held. */
+static int rejoin(struct smem__lock *lk, unsigned gen)
+{
+	int err;
+
+	smem__live_leave(lk->r);	/* no-op if the atfork handler did it */
+	err = smem__live_join(lk->r);
+	if (err)
+		return err;
+	lk->id = lk->r->live_id;
+	lk->slot = lk->id & 0xffu;
+	claim_reader_slot(lk);
+	lk->fork_gen = gen;
+	return 0;
+}
+
+/* ---- what the calling thread holds ---------------------------------------------------- */
+
+struct held {
+	uint64_t serial;
+	int mode;
+};
+
+static _Thread_local struct held t_held[MAX_HELD];
+static _Thread_local unsigned t_nheld;
+static _Thread_local unsigned t_fork_gen;
+
+static int held_find(uint64_t serial)
+{
+	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	unsigned i;
+
+	if (smem__unlikely(t_fork_gen != gen)) {
+		/* The parent's holds are not the child's. */
+		t_nheld = 0;
+		t_fork_gen = gen;
+	}
+	for (i = 0; i < t_nheld; i++)
+		if (t_held[i].serial == serial)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Checks before an acquire: recursion, room to record the hold, and a fresh id after fork.
+ */
+static int lock_prepare(struct smem__lock *lk)
+{
+	unsigned gen;
+	int err = 0;
+
+	if (held_find(lk->serial) >= 0)
+		return -EDEADLK;
+	if (t_nheld >= MAX_HELD)
+		return -ENOLCK;
+	gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	if (smem__unlikely(lk->fork_gen != gen)) {
+		pthread_mutex_lock(&reg_mutex);
+		if (lk->fork_gen != gen)
+			err = rejoin(lk, gen);
+		pthread_mutex_unlock(&reg_mutex);
+	}
+	return err;
+}
+
+static void held_push(struct smem__lock *lk, int mode)
+{
+	t_held[t_nheld].serial = lk->serial;
+	t_held[t_nheld].mode = mode;
+	t_nheld++;
+}
+
+int smem__lock_held(const struct smem__lock *lk)
+{
+	int i = held_find(lk->serial);
+
+	return i < 0 ? SMEM_LOCK_NONE : t_held[i].mode;
+}
+
+/* ---- sleeping and waking ------------------------------------------------------------ */
+
+static void wake_all(struct smem_lock_shm *l)
+{
+	/* Pairs with the sleeper's load of seq before its CAS setting WAITERS. */
+	atomic_fetch_add_explicit(&l->seq, 1, memory_order_seq_cst);
+	smem__futex_wake(&l->seq, INT_MAX);
+}
+
+/*
+ * Sleep while state == @s (which blocks us), at most until @deadline and at most
+ * SMEM_LOCK_SLEEP_NS. Returns true if the sleep ran its full length without a wake-up (the
+ * holders may be dead), false if something changed or we were woken.
+ */
+static bool wait_for_change(struct smem_lock_shm *l, uint64_t s, uint64_t deadline)
+{
+	uint64_t left = smem__remaining_ns(deadline);
+	uint32_t v;
+
+	if (left == 0)
+		return false;
+	if (left > SMEM_LOCK_SLEEP_NS)
+		left = SMEM_LOCK_SLEEP_NS;
+	/* seq before state: pairs with the releaser's state CAS then seq bump (wake_all). */
+	v = atomic_load_explicit(&l->seq, memory_order_seq_cst);
+	if (atomic_load_explicit(&l->state, memory_order_seq_cst) != s)
+		return false;
+	if (!(s & SMEM_LOCK_WAITERS) &&
+	    !atomic_compare_exchange_strong_explicit(&l->state, &s, s | SMEM_LOCK_WAITERS,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return false;	/* state moved: look again */
+	return smem__futex_wait(&l->seq, v, left) == -ETIMEDOUT &&
+	       smem__remaining_ns(deadline) > 0;
+}
+
+/* Spin briefly while @blocked(state) holds; returns the last state seen. */
+static uint64_t spin(struct smem_lock_shm *l, uint64_t s, bool (*blocked)(uint64_t, uint32_t),
+		     uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < SPINS && blocked(s, id); i++) {
+		cpu_relax();
+		s = atomic_load_explicit(&l->state, memory_order_relaxed);
+	}
+	return s;
+}
+
+/*
+ * The writer @w recorded in @s is not alive: clear it (once, by CAS). If it held the lock
+ * (readers == 0), mark the lock inconsistent for the next acquirer.
+ */
+static void recover_writer(struct smem_lock_shm *l, uint64_t s)
+{
+	uint64_t ns = s & ~(WRITER_MASK | SMEM_LOCK_WAITERS);
+
+	if (READERS(s) == 0)
+		ns |= SMEM_LOCK_INCONSISTENT;
+	if (atomic_compare_exchange_strong_explicit(&l->state, &s, ns, memory_order_seq_cst,
+						    memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&l->recoveries, 1, memory_order_relaxed);
+		if (s & SMEM_LOCK_WAITERS)
+			wake_all(l);
+	}
+}
+
+/* ---- readers -------------------------------------------------------------------------- */
+
+static bool rd_blocked(uint64_t s, uint32_t id)
+{
+	(void)id;
+	return WRITER(s) != 0;
+}
+
+/*
+ * One attempt: announce in our slot, CAS the count up while no writer is set. Returns 1 when
+ * acquired (*dead set if we consumed INCONSISTENT), 0 when a writer blocks us (announcement
+ * withdrawn; *sp holds the blocking state), -EAGAIN at the reader limit.
+ */
+static int rd_try(struct smem__lock *lk, uint64_t *sp, bool *dead)
+{
+	struct smem_lock_shm *l = lk->shm;
+	_Atomic uint64_t *slot = &l->readers[lk->slot];
+	uint64_t s, ns;
+
+	/* seq_cst: the announcement precedes our CAS; pairs with the writer's CAS + scan. */
+	atomic_fetch_add_explicit(slot, 1, memory_order_seq_cst);
+	s = atomic_load_explicit(&l->state, memory_order_relaxed);
+	while (WRITER(s) == 0) {
+		if (READERS(s) >= SMEM_LOCK_READERS_MASK) {
+			atomic_fetch_sub_explicit(slot, 1, memory_order_relaxed);
+			return -EAGAIN;
+		}
+		ns = (s + 1) & ~SMEM_LOCK_INCONSISTENT;
+		/* Acquire (seq_cst): pairs with the release in the writer's unlock CAS. */
+		if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
+							  memory_order_relaxed)) {
+			*dead = s & SMEM_LOCK_INCONSISTENT;
+			return 1;
+		}
+	}
+	atomic_fetch_sub_explicit(slot, 1, memory_order_relaxed);
+	*sp = s;
+	return 0;
+}
+
+int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms)
+{
+	struct smem_lock_shm *l = lk->shm;
+	uint64_t s = 0, deadline = 0;
+	bool dead = false, suspect = false;
+	int ret;
+
+	ret = lock_prepare(lk);
+	if (ret)
+		return ret;
+	for (;;) {
+		ret = rd_try(lk, &s, &dead);
+		if (ret == 1)
+			break;
+		if (ret < 0)
+			return ret;
+		if (deadline == 0)
+			deadline = smem__deadline(timeout_ms);
+		s = spin(l, s, rd_blocked, lk->id);
+		if (!rd_blocked(s, lk->id))
+			continue;
+		if ((suspect || smem__remaining_ns(deadline) == 0) &&
+		    !smem__live_alive(lk->r, WRITER(s))) {
+			recover_writer(l, s);
+			continue;
+		}
+		if (smem__remaining_ns(deadline) == 0)
+			return -ETIMEDOUT;
+		suspect = wait_for_change(l, s, deadline);
+	}
+	held_push(lk, SMEM_LOCK_READ);
+	return dead ? -EOWNERDEAD : 0;
+}
+
+static int rd_unlock(struct smem__lock *lk)
+{
+	struct smem_lock_shm *l = lk->shm;
+	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
+	int ret = 0;
+
+	for (;;) {
+		if (READERS(s) == 0) {
+			ret = -EPROTO;	/* our count was taken: corruption */
+			break;
+		}
+		ns = s - 1;
+		if (READERS(ns) == 0)
+			ns &= ~SMEM_LOCK_WAITERS;
+		/* Release: our reads happen before a writer's acquire of the drained count. */
+		if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
+							  memory_order_relaxed))
+			break;
+	}
+	/* After the state: a live slot never counts less than its share of the state. */
+	atomic_fetch_sub_explicit(&l->readers[lk->slot], 1, memory_order_release);
+	if (ret == 0 && READERS(ns) == 0 && (s & SMEM_LOCK_WAITERS))
+		wake_all(l);
+	return ret;
+}
+
+/* ---- writers -------------------------------------------------------------------------- */
+
+static bool wr_blocked(uint64_t s, uint32_t id)
+{
+	(void)id;
+	return WRITER(s) != 0;
+}
+
+static bool drain_blocked(uint64_t s, uint32_t id)
+{
+	return WRITER(s) == id && READERS(s) != 0;
+}
+
+/*
+ * Scan the reader slots while we are the draining writer. Returns true if no live
+ * participant has read holds, that is, whatever remains in the state's count is dead.
+ */
+static bool readers_all_dead(struct smem__lock *lk)
+{
+	struct smem_lock_shm *l = lk->shm;
+	unsigned i;
+
+	for (i = 0; i < SMEM_LOCK_READER_SLOTS; i++) {
+		/* Acquire: pairs with the reader's announcement (seq_cst fetch_add). */
+		uint64_t v = atomic_load_explicit(&l->readers[i], memory_order_seq_cst);
+
+		if (SLOT_COUNT(v) != 0 && smem__live_alive(lk->r, SLOT_OWNER(v)))
+			return false;
+	}
+	return true;
+}
+
+/* After taking over dead read holds: zero the dead slots so they are not counted again. */
+static void clear_dead_slots(struct smem__lock *lk)
+{
+	struct smem_lock_shm *l = lk->shm;
+	unsigned i;
+
+	for (i = 0; i < SMEM_LOCK_READER_SLOTS; i++) {
+		uint64_t v = atomic_load_explicit(&l->readers[i], memory_order_relaxed);
+
+		if (SLOT_COUNT(v) == 0 || smem__live_alive(lk->r, SLOT_OWNER(v)))
+			continue;
+		/* A new claimant of the slot rewrites the whole word: the CAS then fails. */
+		atomic_compare_exchange_strong_explicit(&l->readers[i], &v, v & ~0xffffffffull,
+							memory_order_relaxed, memory_order_relaxed);
+	}
+}
+
+/* Give up a draining writer's claim (timeout); readers blocked by us are woken. */
+static void wr_withdraw(struct smem__lock *lk, bool dead)
+{
+	struct smem_lock_shm *l = lk->shm;
+	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
+
+	do {
+		if (WRITER(s) != lk->id)
+			return;
+		ns = s & ~(WRITER_MASK | SMEM_LOCK_WAITERS);
+		if (dead)
+			ns |= SMEM_LOCK_INCONSISTENT;	/* not ours to swallow */
+	} while (!atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
+							memory_order_relaxed));
+	if (s & SMEM_LOCK_WAITERS)
+		wake_all(l);
+}
+
+static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
+{
+	struct smem_lock_shm *l = lk->shm;
+	uint64_t deadline = smem__deadline(timeout_ms);
+	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
+	bool dead = false, suspect = false;
+
+	/* Phase 1: become the writer. */
+	for (;;) {
+		if (WRITER(s) == 0) {
+			ns = (s & ~(SMEM_LOCK_INCONSISTENT | SMEM_LOCK_RESERVED)) |
+			     (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT;
+			/* seq_cst: pairs with readers' announcements (see readers_all_dead). */
+			if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns,
+								  memory_order_seq_cst,
+								  memory_order_relaxed)) {
+				dead = s & SMEM_LOCK_INCONSISTENT;
+				s = ns;
+				break;
+			}
+			continue;
+		}
+		s = spin(l, s, wr_blocked, lk->id);
+		if (!wr_blocked(s, lk->id))
+			continue;
+		if ((suspect || smem__remaining_ns(deadline) == 0) &&
+		    !smem__live_alive(lk->r, WRITER(s))) {
+			recover_writer(l, s);
+			s = atomic_load_explicit(&l->state, memory_order_relaxed);
+			continue;
+		}
+		if (smem__remaining_ns(deadline) == 0)
+			return -ETIMEDOUT;
+		suspect = wait_for_change(l, s, deadline);
+		s = atomic_load_explicit(&l->state, memory_order_relaxed);
+	}
+
+	/* Phase 2: wait for the readers to drain. New readers cannot enter. */
+	suspect = false;
+	for (;;) {
+		s = spin(l, s, drain_blocked, lk->id);
+		if (WRITER(s) != lk->id)
+			return -EPROTO;	/* our claim was overwritten: corruption */
+		if (READERS(s) == 0)
+			break;
+		if ((suspect || smem__remaining_ns(deadline) == 0) && readers_all_dead(lk)) {
+			ns = s & ~SMEM_LOCK_READERS_MASK;
+			if (atomic_compare_exchange_strong_explicit(&l->state, &s, ns,
+								    memory_order_seq_cst,
+								    memory_order_relaxed)) {
+				atomic_fetch_add_explicit(&l->recoveries, 1, memory_order_relaxed);
+				clear_dead_slots(lk);
+				dead = true;
+				break;
+			}
+			continue;
+		}
+		if (smem__remaining_ns(deadline) == 0) {
+			wr_withdraw(lk, dead);
+			return -ETIMEDOUT;
+		}
+		suspect = wait_for_change(l, s, deadline);
+		s = atomic_load_explicit(&l->state, memory_order_relaxed);
+	}
+	return dead ? -EOWNERDEAD : 0;
+}
+
+int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms)
+{
+	uint64_t s = 0;
+	int ret;
+
+	ret = lock_prepare(lk);
+	if (ret)
+		return ret;
+	/* Fast path: free and clean. Acquire (seq_cst): pairs with every unlock's release. */
+	if (!atomic_compare_exchange_strong_explicit(&lk->shm->state, &s,
+						     (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT,
+						     memory_order_seq_cst, memory_order_relaxed)) {
+		ret = wrlock_slow(lk, timeout_ms);
+		if (ret != 0 && ret != -EOWNERDEAD)
+			return ret;
+	}
+	held_push(lk, SMEM_LOCK_WRITE);
+	return ret;
+}
+
+static int wr_unlock(struct smem__lock *lk)
+{
+	struct smem_lock_shm *l = lk->shm;
+	uint64_t s = (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT, ns;
+
+	/* Fast path: held, nobody waiting. Release: pairs with the next acquirer's CAS. */
+	if (atomic_compare_exchange_strong_explicit(&l->state, &s, 0, memory_order_seq_cst,
+						    memory_order_relaxed))
+		return 0;
+	do {
+		if (WRITER(s) != lk->id)
+			return -EPROTO;	/* taken from us: corruption, or our id looked dead */
+		ns = s & ~(WRITER_MASK | SMEM_LOCK_WAITERS);
+	} while (!atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
+							memory_order_relaxed));
+	if (s & SMEM_LOCK_WAITERS)
+		wake_all(l);
+	return 0;
+}
+
+int smem__lock_unlock(struct smem__lock *lk)
+{
+	int i = held_find(lk->serial);
+	int mode;
+
+	if (i < 0)
+		return -EPERM;
+	mode = t_held[i].mode;
+	t_held[i] = t_held[--t_nheld];
+	return mode == SMEM_LOCK_WRITE ? wr_unlock(lk) : rd_unlock(lk);
+}
+
+/* ---- attach / detach ------------------------------------------------------------------ */
+
+void smem__lock_init(struct smem_lock_shm *l)
+{
+	memset(l, 0, sizeof(*l));
+}
+
+int smem__lock_attach(struct smem__lock *lk, struct smem_region *r, struct smem_lock_shm *l)
+{
+	int err;
+
+	pthread_once(&atfork_once, atfork_register);
+	memset(lk, 0, sizeof(*lk));
+	err = smem__live_join(r);
+	if (err)
+		return err;
+	lk->shm = l;
+	lk->r = r;
+	lk->serial = atomic_fetch_add_explicit(&next_serial, 1, memory_order_relaxed);
+	lk->id = r->live_id;
+	lk->slot = lk->id & 0xffu;
+	lk->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	claim_reader_slot(lk);
+
+	pthread_mutex_lock(&reg_mutex);
+	lk->next = reg_head;
+	lk->pprev = &reg_head;
+	if (reg_head)
+		reg_head->pprev = &lk->next;
+	reg_head = lk;
+	pthread_mutex_unlock(&reg_mutex);
+	return 0;
+}
+
+void smem__lock_detach(struct smem__lock *lk)
+{
+	if (!lk || !lk->shm)
+		return;
+	if (smem__lock_held(lk) != SMEM_LOCK_NONE)
+		smem__lock_unlock(lk);
+	pthread_mutex_lock(&reg_mutex);
+	*lk->pprev = lk->next;
+	if (lk->next)
+		lk->next->pprev = lk->pprev;
+	pthread_mutex_unlock(&reg_mutex);
+	lk->shm = NULL;
+}

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The robust process-shared reader-writer lock (lock.c), and the object header that buffers
+ * and arrays share (buffer.c, array.c). Internal: nothing here is exported.
+ *
+ * The algorithm, its memory orders and its crash semantics are described at the top of
+ * lock.c; the byte layout is specified in docs/LAYOUT.md ("Lock", "Buffer and array").
+ */
+#ifndef SMEM_LOCK_H
+#define SMEM_LOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* One reader slot per participant slot: participant i counts its read holds in readers[i]. */
+#define SMEM_LOCK_READER_SLOTS	SMEM_LIVE_SLOTS
+
+/* The lock in shared memory: 2112 bytes, 64-byte aligned, all zero = unlocked. */
+struct smem_lock_shm {
+	_Atomic uint64_t state;		/*   0: writer id << 32 | INCONSISTENT | WAITERS | readers */
+	_Atomic uint32_t seq;		/*   8: futex word, bumped by releasers that saw WAITERS */
+	uint32_t reserved0;		/*  12: zero */
+	_Atomic uint64_t recoveries;	/*  16: dead holders recovered so far (statistics) */
+	uint8_t reserved1[40];		/*  24: zero */
+	/* 64: per participant slot: owner id << 32 | number of read holds */
+	_Atomic uint64_t readers[SMEM_LOCK_READER_SLOTS];
+};
+
+_Static_assert(offsetof(struct smem_lock_shm, state) == 0, "layout");
+_Static_assert(offsetof(struct smem_lock_shm, seq) == 8, "layout");
+_Static_assert(offsetof(struct smem_lock_shm, recoveries) == 16, "layout");
+_Static_assert(offsetof(struct smem_lock_shm, readers) == 64, "layout");
+_Static_assert(sizeof(struct smem_lock_shm) == 64 + 8 * SMEM_LOCK_READER_SLOTS, "layout");
+
+/* state word */
+#define SMEM_LOCK_READERS_MASK	0x00ffffffull		/* read holds (24 bits) */
+#define SMEM_LOCK_RESERVED	0x3f000000ull		/* zero; cleared by writers */
+#define SMEM_LOCK_WAITERS	(1ull << 30)		/* somebody sleeps on seq */
+#define SMEM_LOCK_INCONSISTENT	(1ull << 31)		/* a writer died holding the lock */
+#define SMEM_LOCK_WRITER_SHIFT	32			/* owner id of the writer, 0 = none */
+
+/* Lock modes, as held by a thread (smem__lock_held). */
+enum { SMEM_LOCK_NONE = 0, SMEM_LOCK_READ = 1, SMEM_LOCK_WRITE = 2 };
+
+/* Longest sleep between two looks at the holders' liveness. */
+#define SMEM_LOCK_SLEEP_NS	(10ull * 1000 * 1000)
+
+/*
+ * A handle's private view of a lock. Threads of one process may share it: the per-thread
+ * record of what is held lives in thread-local storage, keyed by @serial.
+ */
+struct smem__lock {
+	struct smem_lock_shm *shm;	/* in the mapping */
+	struct smem_region *r;		/* for liveness (r->live_id, r->live_fd) */
+	uint64_t serial;		/* unique in the process; never reused */
+	uint32_t id;			/* our owner id (r->live_id at attach) */
+	uint32_t slot;			/* our reader slot: id & 0xff, private and trusted */
+	unsigned fork_gen;		/* process generation the id belongs to (see fork) */
+	struct smem__lock *next;	/* registry of attached locks (fork handling) */
+	struct smem__lock **pprev;
+};
+
+/* Creator, before publication: an all-zero lock. */
+void smem__lock_init(struct smem_lock_shm *l);
+
+/*
+ * Attach @lk to the lock @l inside region @r: joins the region's participants (liveness) and
+ * claims our reader slot. Returns 0, -EUSERS, -EINVAL (read-only region) or a system error.
+ * Not concurrent with other calls on @lk.
+ */
+int smem__lock_attach(struct smem__lock *lk, struct smem_region *r, struct smem_lock_shm *l);
+/*
+ * Detach: if the calling thread holds the lock through @lk it is released first. Holds by
+ * other threads are not released: to peers they look like holders that died. NULL-safe.
+ */
+void smem__lock_detach(struct smem__lock *lk);
+
+/*
+ * Acquire for reading / writing within @timeout_ms (poll(2) style). Returns 0, or
+ * -EOWNERDEAD (acquired; a previous holder died, data may be inconsistent), -ETIMEDOUT,
+ * -EDEADLK (the calling thread already holds this lock through this handle), -ENOLCK (the
+ * thread holds too many smem locks), -EAGAIN (reader count at its maximum), -EPROTO (the lock
+ * word was found corrupted in a way that cannot be repaired while we wait).
+ * Thread-safe: threads of a process may share @lk.
+ */
+int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms);
+int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms);
+/*
+ * Release what the calling thread holds through @lk. Returns 0, -EPERM (holds nothing), or
+ * -EPROTO (released, but the shared state had been corrupted or taken from us).
+ */
+int smem__lock_unlock(struct smem__lock *lk);
+/* What the calling thread holds through @lk: SMEM_LOCK_NONE, _READ or _WRITE. */
+int smem__lock_held(const struct smem__lock *lk);
+
+/* ---- the object header of buffers and arrays (buffer.c, array.c) --------------------- */
+
+#define SMEM_BLOB_MAGIC_BUFFER	0x46554253u	/* "SBUF" */
+#define SMEM_BLOB_MAGIC_ARRAY	0x52524153u	/* "SARR" */
+#define SMEM_BLOB_VERSION	1u
+#define SMEM_BLOB_DATA_OFF	(64u + (uint32_t)sizeof(struct smem_lock_shm))
+
+/* At offset 0 of the region's object area. Written by the creator before publication. */
+struct smem_blob_hdr {
+	uint32_t magic;			/*  0: SMEM_BLOB_MAGIC_* */
+	uint32_t version;		/*  4: SMEM_BLOB_VERSION */
+	uint64_t data_off;		/*  8: offset of the data in the object area */
+	uint64_t data_size;		/* 16: bytes of data = elem_size * length */
+	uint64_t elem_size;		/* 24: array element size; 1 for a buffer */
+	uint64_t length;		/* 32: array length; data_size for a buffer */
+	uint8_t reserved[24];		/* 40: zero */
+	struct smem_lock_shm lock;	/* 64 */
+};
+
+_Static_assert(offsetof(struct smem_blob_hdr, data_off) == 8, "layout");
+_Static_assert(offsetof(struct smem_blob_hdr, data_size) == 16, "layout");
+_Static_assert(offsetof(struct smem_blob_hdr, elem_size) == 24, "layout");
+_Static_assert(offsetof(struct smem_blob_hdr, length) == 32, "layout");
+_Static_assert(offsetof(struct smem_blob_hdr, lock) == 64, "layout");
+_Static_assert(sizeof(struct smem_blob_hdr) == SMEM_BLOB_DATA_OFF, "layout");
+_Static_assert(SMEM_BLOB_DATA_OFF % 64 == 0, "data is cache-line aligned");
+
+#endif
