@@ -290,8 +290,10 @@ static void __attribute__((noreturn)) broker_child(const struct smem__addr *a, i
  * lock, see smem__broker_listen()). The listening socket exists before we return, so a connect
  * right after succeeds even if the broker has not reached its loop yet.
  */
-static int autostart(const struct smem__addr *a)
+static int autostart(const struct smem__addr *addr)
 {
+	/* A copy: @addr may live in a connection, which the atfork child handler frees. */
+	const struct smem__addr copy = *addr, *a = &copy;
 	int lfd, err, status;
 	pid_t pid;
 

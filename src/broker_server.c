@@ -94,8 +94,8 @@ struct broker {
 	uint64_t max_bytes;
 	bool stop;
 	/* The request being handled and its reply. */
-	unsigned char rx[SMEM_PROTO_MAX_REQ];
-	unsigned char tx[SMEM_PROTO_MAX_REPLY];
+	_Alignas(8) unsigned char rx[SMEM_PROTO_MAX_REQ];
+	_Alignas(8) unsigned char tx[SMEM_PROTO_MAX_REPLY];
 };
 
 /* ---- entries ------------------------------------------------------------------------- */
