@@ -9,5 +9,6 @@
 #include <smem/common.h>
 #include <smem/region.h>
 #include <smem/ring.h>
+#include <smem/rpc.h>
 
 #endif

@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smem_rpc: a bidirectional request/response channel between two processes over two rings
+ * (the seed's RpcBuffer).
+ *
+ * The first endpoint to open a channel name becomes its master and creates the rings, the
+ * second attaches as the slave, a third gets -EBUSY. Both sides may call and serve. A message
+ * larger than a ring node is split into packets (64-byte header each, docs/PROTOCOL.md) and
+ * reassembled with order and completeness checked.
+ *
+ * Sessions: a master and its slave form a session. When the master dies or closes, the next
+ * opener starts a new session as master (with new rings); when the slave dies or closes, the
+ * next opener becomes the master's new slave. An endpoint whose peer died fails its pending
+ * calls with -ECONNRESET (-ESHUTDOWN if the peer closed) and keeps failing new calls the same
+ * way until it is closed, unless it is a master that gets a new slave.
+ *
+ * Waiting: a thread waiting for calls sleeps in one io_uring_enter(2) on futex waits for the
+ * channels' rings, the peers' pidfds and a timeout; where io_uring is unavailable (or with
+ * SMEM_NO_URING=1 in the environment) it uses futex_waitv(2) with bounded waits instead.
+ *
+ * Response memory: a successful call hands the caller a malloc'd buffer (NULL when the
+ * response is empty) that the caller frees with smem_rpc_free_response(). Request data given
+ * to a handler belongs to the library and is valid only while the handler runs.
+ */
+#ifndef SMEM_RPC_H
+#define SMEM_RPC_H
+
+#include <smem/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct smem_rpc;
+struct smem_rpc_call;
+struct smem_rpc_reply;
+
+/* Where handlers run (smem_rpc_opts.service). */
+enum smem_rpc_service {
+	SMEM_RPC_SERVICE_THREAD = 0,	/* default: a thread the library starts per channel */
+	SMEM_RPC_SERVICE_DISPATCH = 1,	/* no library thread: smem_rpc_dispatch()/smem_rpc_serve(),
+					 * or any thread waiting in a call on the channel */
+};
+
+/* A request as a handler sees it. */
+struct smem_rpc_request {
+	struct smem_rpc *channel;	/* the channel it arrived on: may be called back */
+	uint64_t id;			/* the peer's message id */
+	const void *data;		/* NULL when len == 0; valid during the handler only */
+	size_t len;
+};
+
+/*
+ * A handler. Return 0 to send a response (with the payload set by smem_rpc_reply_set(), or
+ * empty), or a negative errno to send an error reply that the caller receives as its call's
+ * return value, with the message set by smem_rpc_reply_error() (if any). A positive return is
+ * sent as -EPROTO. Handlers may call through any channel, including this one.
+ */
+typedef int (*smem_rpc_handler_fn)(void *arg, const struct smem_rpc_request *req,
+				   struct smem_rpc_reply *reply);
+
+/* Copy @len bytes as the response payload. 0, -ENOMEM, -EMSGSIZE (over max_message). */
+int smem_rpc_reply_set(struct smem_rpc_reply *reply, const void *data, size_t len);
+/* Reserve a response payload of @len bytes to fill in place; NULL on -ENOMEM/-EMSGSIZE. */
+void *smem_rpc_reply_alloc(struct smem_rpc_reply *reply, size_t len);
+/* Attach a short message (truncated to SMEM_RPC_ERRMSG_MAX - 1 bytes) to an error reply. */
+void smem_rpc_reply_error(struct smem_rpc_reply *reply, const char *message);
+
+#define SMEM_RPC_ERRMSG_MAX	256
+#define SMEM_RPC_NO_SPIN	UINT32_MAX
+
+struct smem_rpc_opts {
+	struct smem_opts base;		/* broker, mode (rings and control region) */
+	uint32_t node_count;		/* master: nodes per ring, >= 2; 0 means 16 */
+	uint32_t node_size;		/* master: bytes per node, 256..64 MiB; 0 means 65536 */
+	smem_rpc_handler_fn handler;	/* NULL: requests get -ENOSYS at once */
+	void *handler_arg;
+	uint32_t service;		/* enum smem_rpc_service */
+	int32_t reply_timeout_ms;	/* how long a reply may wait for ring room; 0 means 30000 */
+	uint64_t max_message;		/* largest message accepted; 0 means 64 MiB (max 1 GiB) */
+	uint32_t spin_ns;		/* waiters poll this long before sleeping; 0 means 20000,
+					 * SMEM_RPC_NO_SPIN sleeps at once (oversubscribed cores) */
+	uint32_t reserved32;
+	uint64_t reserved[5];
+};
+
+/*
+ * Open the channel @name: master if first (or if the previous master is gone), slave if
+ * second. @opts may be NULL (defaults: no handler, service thread).
+ * Returns 0 and sets *ret, or -EINVAL (bad name: at most SMEM_NAME_MAX - 24 bytes; bad
+ * geometry), -EBUSY (a live master and a live slave already), -ENOMEM, and the errors of
+ * smem_region_create()/open and smem_ring_create()/open. Blocks on broker round trips.
+ * Thread-safe.
+ */
+int smem_rpc_open(const char *name, const struct smem_rpc_opts *opts, struct smem_rpc **ret);
+
+/*
+ * Close: stops the service thread (waiting for a running handler), fails this endpoint's
+ * pending calls with -ESHUTDOWN, tells the peer (whose pending calls get -ESHUTDOWN), and
+ * releases everything. Call handles of this channel must be freed before. NULL is ignored.
+ * Not concurrent with other calls on the same handle, and not from its own handler.
+ */
+void smem_rpc_close(struct smem_rpc *ch);
+
+bool smem_rpc_is_master(const struct smem_rpc *ch);
+/* Payload bytes per packet: node size minus the 64-byte header. */
+size_t smem_rpc_packet_payload(const struct smem_rpc *ch);
+
+/*
+ * Synchronous call: send @req (@len bytes, may be 0) and wait up to @timeout_ms for the
+ * response (-1: forever; 0: send, then return whatever has arrived: usually -ETIMEDOUT).
+ * On success returns 0 and sets *resp (malloc'd, free with smem_rpc_free_response(); NULL
+ * when empty) and *resp_len; @resp/@resp_len may be NULL to ignore the payload.
+ * Errors: the handler's negative errno (message in smem_rpc_last_error_message()),
+ * -ENOSYS (peer has no handler), -ETIMEDOUT (a late response is discarded and counted),
+ * -ECONNRESET (peer died), -ESHUTDOWN (peer or this endpoint closed), -EMSGSIZE (over the
+ * limits), -EPROTO, -ENOMEM. The timeout covers waiting for ring room too: nothing is dropped.
+ * Thread-safe: any number of threads may call concurrently, and handlers may call.
+ */
+int smem_rpc_call(struct smem_rpc *ch, const void *req, size_t len, void **resp,
+		  size_t *resp_len, int timeout_ms);
+
+/* Free a response from smem_rpc_call()/smem_rpc_call_result(). NULL is ignored. */
+void smem_rpc_free_response(void *resp);
+
+/*
+ * Message of the last remote error returned to this thread by smem_rpc_call() or
+ * smem_rpc_call_result(): a thread-local string, "" if the error carried none.
+ */
+const char *smem_rpc_last_error_message(void);
+
+/*
+ * Asynchronous call: send the request (waiting for ring room within @timeout_ms) and return
+ * a handle at once; the response must arrive within @timeout_ms of this call, else the call
+ * completes with -ETIMEDOUT. Returns 0 and sets *ret, or the sending errors of
+ * smem_rpc_call() (no handle then). Free the handle with smem_rpc_call_free().
+ */
+int smem_rpc_call_async(struct smem_rpc *ch, const void *req, size_t len, int timeout_ms,
+			struct smem_rpc_call **ret);
+
+/* smem_rpc_wait() flags. */
+#define SMEM_RPC_WAIT_ANY	0u	/* return once at least one call completed */
+#define SMEM_RPC_WAIT_ALL	1u	/* return once every call completed */
+
+/*
+ * Wait for any (or all) of @n calls, which may belong to different channels, up to
+ * @timeout_ms. Calls complete on their own deadlines as well. Returns the number of completed
+ * calls among @calls (>= 1 for ANY, == n for ALL), or -ETIMEDOUT, -EINVAL (n == 0 or > 1024,
+ * NULL entry). One thread sleeps on all the channels at once (one io_uring_enter per sleep).
+ * A call handle may be waited for by one thread at a time.
+ */
+int smem_rpc_wait(struct smem_rpc_call *const *calls, unsigned n, unsigned flags,
+		  int timeout_ms);
+
+/* Has the call completed (successfully or not)? Never blocks. */
+bool smem_rpc_call_done(const struct smem_rpc_call *call);
+
+/*
+ * Outcome of a completed call: as smem_rpc_call() returns it; on 0 the response moves to
+ * *resp and *resp_len (caller frees; a second result call gives NULL, 0). -EINPROGRESS if the
+ * call has not completed.
+ */
+int smem_rpc_call_result(struct smem_rpc_call *call, void **resp, size_t *resp_len);
+
+/*
+ * Free a call handle. A still-pending call is abandoned: its response, when it comes, is
+ * discarded and counted. NULL is ignored.
+ */
+void smem_rpc_call_free(struct smem_rpc_call *call);
+
+/*
+ * Dispatch mode: receive and run handlers for requests that arrive within @timeout_ms.
+ * Returns the number of requests handled (0 on timeout), or -EINVAL (service-thread mode),
+ * -ECONNRESET, -ESHUTDOWN. Not concurrent with itself on the same channel.
+ */
+int smem_rpc_dispatch(struct smem_rpc *ch, int timeout_ms);
+/*
+ * One server loop for many channels (dispatch mode each): waits on all of them in a single
+ * sleep and runs their handlers. Returns the number handled, 0 on timeout, or -EINVAL.
+ * Dead or closed peers are skipped (their channels keep failing calls).
+ */
+int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms);
+
+/* Statistics (the seed's RpcStatistics), maintained with atomics. */
+struct smem_rpc_stats {
+	uint32_t overhead_per_packet;	/* 64 */
+	uint32_t wait_backend;		/* 1: io_uring, 2: futex_waitv, 3: bounded futex */
+	uint64_t requests_sent, responses_sent, errors_sent;
+	uint64_t requests_received, responses_received, errors_received;
+	uint64_t packets_sent, packets_received;
+	uint64_t bytes_sent, bytes_received;	/* payload bytes, headers excluded */
+	uint64_t max_packet_sent, max_packet_received;	/* largest chunk */
+	int64_t last_packet_sent, last_packet_received;	/* -1 until one */
+	int64_t last_message_sent, last_message_received;	/* payload sizes; -1 until one */
+	uint64_t timeouts;		/* calls that timed out */
+	uint64_t discarded_responses;	/* responses for no pending call (late, abandoned) */
+	uint64_t last_discarded_id;
+	uint64_t protocol_errors;	/* invalid packets dropped (hostile or corrupt peer) */
+	uint64_t stale_packets;		/* packets of an earlier session dropped */
+	uint64_t peer_resets;		/* calls failed because the peer died or left */
+	uint64_t max_wait_write_ns;	/* longest wait for ring room */
+	uint64_t max_wait_read_ns;	/* longest sleep waiting for data */
+	uint64_t sleeps;		/* waits that went to the kernel */
+	uint64_t reserved[8];
+};
+
+/* Snapshot. 0 or -EINVAL. Thread-safe. */
+int smem_rpc_stats(const struct smem_rpc *ch, struct smem_rpc_stats *out);
+/* Reset to the initial values (as the seed's Reset()). Thread-safe. */
+void smem_rpc_stats_reset(struct smem_rpc *ch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
