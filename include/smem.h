@@ -8,6 +8,8 @@
 
 #include <smem/common.h>
 #include <smem/region.h>
+#include <smem/buffer.h>
+#include <smem/array.h>
 #include <smem/ring.h>
 #include <smem/rpc.h>
 

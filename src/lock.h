@@ -122,4 +122,39 @@ _Static_assert(offsetof(struct smem_blob_hdr, lock) == 64, "layout");
 _Static_assert(sizeof(struct smem_blob_hdr) == SMEM_BLOB_DATA_OFF, "layout");
 _Static_assert(SMEM_BLOB_DATA_OFF % 64 == 0, "data is cache-line aligned");
 
+/*
+ * A handle on a buffer or an array: everything here is a private, validated copy.
+ * buffer.c implements it; struct smem_buffer and struct smem_array are this struct.
+ */
+struct smem__blob {
+	struct smem_region *r;
+	unsigned char *data;		/* r->obj + SMEM_BLOB_DATA_OFF */
+	size_t size;			/* bytes of data */
+	size_t elem_size;
+	size_t length;
+	int timeout_ms;			/* of plain calls */
+	bool raw;			/* plain calls take no lock (SMEM_RAW or read-only) */
+	bool rdonly;
+	bool locked;			/* lk is attached */
+	struct smem__lock lk;
+};
+
+/*
+ * Create / open a buffer (@kind SMEM_KIND_BUFFER, @elem_size 1) or an array
+ * (SMEM_KIND_ARRAY). Open checks @elem_size against the header (0 accepts any).
+ */
+int smem__blob_create(const char *name, uint32_t kind, size_t elem_size, size_t length,
+		      const struct smem_opts *opts, struct smem__blob **ret);
+int smem__blob_open(const char *name, uint32_t kind, size_t elem_size,
+		    const struct smem_opts *opts, struct smem__blob **ret);
+void smem__blob_close(struct smem__blob *b);
+/* Bounds-checked copy of @len bytes at @off, locked as the handle says. */
+int smem__blob_copy(struct smem__blob *b, size_t off, void *buf, size_t len, bool write);
+int smem__blob_lock(struct smem__blob *b, int mode, int timeout_ms);
+int smem__blob_unlock(struct smem__blob *b);
+int smem__blob_set_timeout(struct smem__blob *b, int timeout_ms);
+/* Take the read lock for a multi-step read (unless raw or already held): *taken says so. */
+int smem__blob_read_begin(struct smem__blob *b, bool *taken);
+void smem__blob_read_end(struct smem__blob *b, bool taken);
+
 #endif
