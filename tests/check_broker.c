@@ -23,15 +23,35 @@
 #include "proto.h"
 #include "util/testutil.h"
 
+/*
+ * Every process that holds a name runs the broker client's helper thread, and these tests
+ * fork after that; TSan refuses to start threads in such children unless told otherwise.
+ * Weak, so that a definition in the shared test utilities wins.
+ */
+__attribute__((weak)) const char *__tsan_default_options(void);
+__attribute__((weak)) const char *__tsan_default_options(void)
+{
+	return "die_after_fork=0";
+}
+
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static char g_dir[64];
-static char g_sock[128];
+static char g_dir[256];
+static char g_sock[320];
 
-/* A broker address nobody else uses: a path in a fresh directory. */
+/*
+ * A broker address nobody else uses: a path in a fresh directory, made inside the suite's
+ * private directory (tests/run-suites removes it) when there is one.
+ */
 static const char *private_path_broker(void)
 {
-	snprintf(g_dir, sizeof(g_dir), "/tmp/smem-tb.XXXXXX");
+	const char *env = getenv("SMEM_BROKER");
+	const char *slash = env && env[0] == '/' ? strrchr(env, '/') : NULL;
+
+	if (slash && slash != env && slash - env < 128)
+		snprintf(g_dir, sizeof(g_dir), "%.*s/tb.XXXXXX", (int)(slash - env), env);
+	else
+		snprintf(g_dir, sizeof(g_dir), "/tmp/smem-tb.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(g_dir));
 	snprintf(g_sock, sizeof(g_sock), "%s/broker.sock", g_dir);
 	setenv("SMEM_BROKER", g_sock, 1);
