@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/* Regions: create/open by name across processes, names, read-only maps, hostile headers. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util/testutil.h"
+
+static const char *self_exe;
+
+/* exec'd child: open @name, check the pattern, write its answer at offset 4096. */
+static int child_open_main(const char *name)
+{
+	struct smem_region *r;
+	unsigned char *p;
+	size_t i;
+
+	if (smem_region_open(name, NULL, &r) != 0)
+		return 10;
+	p = smem_region_data(r);
+	if (smem_region_size(r) != 8192 || smem_region_is_owner(r))
+		return 11;
+	for (i = 0; i < 4096; i++)
+		if (p[i] != (unsigned char)(i * 7))
+			return 12;
+	memcpy(p + 4096, "pong", 4);
+	smem_region_close(r);
+	return 0;
+}
+
+START_TEST(region_created_here_is_seen_by_an_exec_child)
+{
+	struct smem_region *r;
+	unsigned char *p;
+	pid_t pid;
+	size_t i;
+	T_NAME(name, "region");
+
+	ck_assert_int_eq(smem_region_create(name, 8192, NULL, &r), 0);
+	ck_assert(smem_region_is_owner(r));
+	ck_assert_uint_eq(smem_region_size(r), 8192);
+	ck_assert_str_eq(smem_region_name(r), name);
+	p = smem_region_data(r);
+	for (i = 0; i < 8192; i++)
+		ck_assert_uint_eq(p[i], 0);	/* a new region is zeroed */
+	for (i = 0; i < 4096; i++)
+		p[i] = (unsigned char)(i * 7);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", self_exe, "child-open", name, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(t_wait(pid), 0);
+	ck_assert_int_eq(memcmp(p + 4096, "pong", 4), 0);
+	smem_region_close(r);
+}
+END_TEST
+
+START_TEST(region_open_of_missing_name_is_enoent)
+{
+	struct smem_region *r = (struct smem_region *)0x1;
+	T_NAME(name, "missing");
+
+	ck_assert_int_eq(smem_region_open(name, NULL, &r), -ENOENT);
+	ck_assert_ptr_eq(r, (struct smem_region *)0x1);	/* untouched on failure */
+}
+END_TEST
+
+START_TEST(region_create_of_taken_name_is_eexist)
+{
+	struct smem_region *a, *b = NULL;
+	T_NAME(name, "taken");
+
+	ck_assert_int_eq(smem_region_create(name, 100, NULL, &a), 0);
+	ck_assert_int_eq(smem_region_create(name, 100, NULL, &b), -EEXIST);
+	ck_assert_ptr_null(b);
+	smem_region_close(a);
+}
+END_TEST
+
+START_TEST(region_rejects_bad_names_and_sizes)
+{
+	struct smem_region *r = NULL;
+	char longname[SMEM_NAME_MAX + 2];
+	T_NAME(name, "bad");
+
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	ck_assert_int_eq(smem_region_create("", 10, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create(NULL, 10, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create(longname, 10, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_open(longname, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create(name, 0, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create(name, SIZE_MAX, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create(name, 10, NULL, NULL), -EINVAL);
+	ck_assert_ptr_null(r);
+	/* The longest legal name works. */
+	longname[SMEM_NAME_MAX - 40] = 0;
+	memcpy(longname, name, strlen(name));
+	ck_assert_int_eq(smem_region_create(longname, 10, NULL, &r), 0);
+	smem_region_close(r);
+}
+END_TEST
+
+static int count_dev_shm(void)
+{
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+START_TEST(region_leaves_nothing_in_dev_shm)
+{
+	struct smem_region *a, *b;
+	int before = count_dev_shm();
+	T_NAME(name, "noshm");
+
+	ck_assert_int_eq(smem_region_create(name, 1 << 20, NULL, &a), 0);
+	ck_assert_int_eq(smem_region_open(name, NULL, &b), 0);
+	ck_assert_int_eq(count_dev_shm(), before);
+	smem_region_close(b);
+	smem_region_close(a);
+}
+END_TEST
+
+static int write_to_rdonly(void *arg)
+{
+	struct smem_region *r;
+
+	if (smem_region_open(arg, &(struct smem_opts){ .flags = SMEM_RDONLY }, &r) != 0)
+		return 1;
+	if (((volatile char *)smem_region_data(r))[0] != 42)
+		return 2;
+	((volatile char *)smem_region_data(r))[0] = 1;	/* must fault */
+	return 3;
+}
+
+START_TEST(region_rdonly_open_maps_without_write_access)
+{
+	struct smem_region *r;
+	T_NAME(name, "rdonly");
+
+	ck_assert_int_eq(smem_region_create(name, 4096, NULL, &r), 0);
+	((char *)smem_region_data(r))[0] = 42;
+	ck_assert_int_eq(t_wait(t_fork(write_to_rdonly, name)), 128 + SIGSEGV);
+	ck_assert_int_eq(((char *)smem_region_data(r))[0], 42);
+	smem_region_close(r);
+}
+END_TEST
+
+START_TEST(region_owner_close_sets_shutting_down)
+{
+	struct smem_region *a, *b;
+	T_NAME(name, "shutdown");
+
+	ck_assert_int_eq(smem_region_create(name, 64, NULL, &a), 0);
+	ck_assert_int_eq(smem_region_open(name, NULL, &b), 0);
+	ck_assert(!smem_region_shutting_down(b));
+	smem_region_close(a);
+	ck_assert(smem_region_shutting_down(b));
+	smem_region_close(b);
+}
+END_TEST
+
+/* Each corruption of a published header makes a later open fail with -EPROTO. */
+enum { C_MAGIC, C_MAJOR, C_KIND, C_TOTAL, C_OFF, C_SIZE_ZERO, C_SIZE_BIG, C_COUNT };
+
+START_TEST(region_with_corrupted_header_opens_with_eproto)
+{
+	struct smem_region *a, *b = NULL;
+	struct smem_region_hdr *h;
+	T_NAME(name, "corrupt");
+
+	ck_assert_int_eq(smem_region_create(name, 5000, NULL, &a), 0);
+	h = a->hdr;
+	switch (_i) {
+	case C_MAGIC:	h->magic ^= 1; break;
+	case C_MAJOR:	h->layout_major = SMEM_LAYOUT_MAJOR + 1; break;
+	case C_KIND:	h->kind = SMEM_KIND_RING; break;
+	case C_TOTAL:	h->total_size = 1ull << 40; break;
+	case C_OFF:	h->data_off = 8; break;
+	case C_SIZE_ZERO: h->data_size = 0; break;
+	case C_SIZE_BIG: h->data_size = h->total_size; break;
+	}
+	ck_assert_int_eq(smem_region_open(name, NULL, &b), -EPROTO);
+	ck_assert_ptr_null(b);
+	smem_region_close(a);
+}
+END_TEST
+
+START_TEST(region_strerror_names_smem_errors)
+{
+	ck_assert_str_eq(smem_strerror(-EPROTO), "shared memory or message failed validation");
+	ck_assert_str_eq(smem_strerror(EOWNERDEAD), "lock acquired; its previous holder died");
+	ck_assert_str_eq(smem_strerror(0), "success");
+}
+END_TEST
+
+static Suite *region_suite(void)
+{
+	Suite *s = suite_create("region");
+	TCase *tc = tcase_create("region");
+
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, region_created_here_is_seen_by_an_exec_child);
+	tcase_add_test(tc, region_open_of_missing_name_is_enoent);
+	tcase_add_test(tc, region_create_of_taken_name_is_eexist);
+	tcase_add_test(tc, region_rejects_bad_names_and_sizes);
+	tcase_add_test(tc, region_leaves_nothing_in_dev_shm);
+	tcase_add_test(tc, region_rdonly_open_maps_without_write_access);
+	tcase_add_test(tc, region_owner_close_sets_shutting_down);
+	tcase_add_loop_test(tc, region_with_corrupted_header_opens_with_eproto, 0, C_COUNT);
+	tcase_add_test(tc, region_strerror_names_smem_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	self_exe = argv[0];
+	if (argc == 3 && strcmp(argv[1], "child-open") == 0)
+		return child_open_main(argv[2]);
+	return t_run_suite(region_suite());
+}
