@@ -61,7 +61,8 @@ struct bconn {
 
 struct smem__hold {
 	struct smem__hold *prev, *next;
-	struct bconn *c;		/* NULL: inherited over fork(), not ours at the broker */
+	struct bconn *c;		/* only meaningful while forks == g_forks */
+	unsigned forks;			/* g_forks when made: a different value means inherited */
 	uint64_t id;			/* entry id at the current broker */
 	int fd;				/* dup of the region's fd, to re-register it */
 	bool lost;			/* could not be re-registered: nothing to release */
@@ -73,6 +74,8 @@ struct smem__hold {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static struct bconn *g_conns;
+/* Bumped in every fork child: holds made before belong to the parent's connection. */
+static unsigned g_forks;
 
 /* The helper thread (under g_lock). */
 static bool g_thr_running, g_thr_stop;
@@ -570,18 +573,20 @@ static void atfork_parent(void)
 	pthread_mutex_unlock(&g_lock);
 }
 
-/* The child has copies of our connections but must not talk on them. */
+/*
+ * The child has copies of our connections but must not talk on them. It does not walk the
+ * hold lists either: another thread of the parent may have been changing one (they are
+ * protected by c->io, which we do not take around fork). g_forks marks them all inherited.
+ */
 static void atfork_child(void)
 {
 	struct bconn *c, *next;
-	struct smem__hold *h;
 
+	g_forks++;
 	for (c = g_conns; c; c = next) {
 		next = c->next;
 		if (c->fd >= 0)
 			close(c->fd);
-		for (h = c->holds; h; h = h->next)
-			h->c = NULL;
 		free(c);
 	}
 	g_conns = NULL;
@@ -821,6 +826,7 @@ static void thread_ensure(void)
 static void hold_attach(struct bconn *c, struct smem__hold *h)
 {
 	h->c = c;
+	h->forks = g_forks;
 	h->prev = NULL;
 	h->next = c->holds;
 	if (c->holds)
@@ -971,7 +977,8 @@ void smem__broker_release(struct smem__hold *h)
 
 	if (!h)
 		return;
-	c = h->c;
+	/* An inherited hold is the parent's at the broker: just forget it. */
+	c = h->forks == g_forks ? h->c : NULL;
 	if (c) {
 		pthread_mutex_lock(&g_lock);
 		c->users++;

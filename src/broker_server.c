@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -283,8 +284,12 @@ static void conn_accept(struct broker *b)
 	int fd;
 
 	fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (fd < 0)
+	if (fd < 0) {
+		/* Out of fds: the listener stays readable; do not spin on it. */
+		if (errno == EMFILE || errno == ENFILE)
+			usleep(10000);
 		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 		free(c);
@@ -815,6 +820,7 @@ int smem__broker_serve(const struct smem__broker_config *cfg)
 	struct stat sock_st = { 0 };
 	bool have_sock_st = false;
 	uint64_t idle_since = mono_ms();
+	struct rlimit rl;
 	sigset_t mask;
 	int i, n, err = 0;
 
@@ -826,6 +832,11 @@ int smem__broker_serve(const struct smem__broker_config *cfg)
 	b->max_names = cfg->max_names ? cfg->max_names : DEFAULT_MAX_NAMES;
 	b->max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;
 	b->sigfd = -1;
+	/* Each connection and each name costs an fd: take all the kernel lets us. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (cfg->path && stat(cfg->path, &sock_st) == 0)
 		have_sock_st = true;
 	fcntl(b->lfd, F_SETFL, fcntl(b->lfd, F_GETFL) | O_NONBLOCK);

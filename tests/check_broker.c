@@ -439,6 +439,34 @@ START_TEST(persistent_name_stays_until_unlinked)
 }
 END_TEST
 
+static int close_inherited(void *arg)
+{
+	struct smem_region *r = arg, *o;
+	int err;
+
+	smem_region_close(r);	/* the parent's hold: not ours to release */
+	err = smem_region_open("inherited", NULL, &o);
+	if (err)
+		return 1;
+	smem_region_close(o);
+	return 0;
+}
+
+START_TEST(child_closing_an_inherited_handle_leaves_the_parents_hold)
+{
+	struct smem_region *r;
+
+	private_path_broker();
+	ck_assert_int_eq(smem_region_create("inherited", 4096, NULL, &r), 0);
+	ck_assert_int_eq(t_wait(t_fork(close_inherited, r)), 0);
+	usleep(20000);
+	ck_assert_int_eq(open_until("inherited", 0, 0), 0);
+	smem_region_close(r);
+	ck_assert_int_eq(open_until("inherited", -ENOENT, 1000), -ENOENT);
+	private_broker_end();
+}
+END_TEST
+
 START_TEST(unlink_rejects_bad_names)
 {
 	char longname[SMEM_NAME_MAX + 2];
@@ -999,6 +1027,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, name_disappears_when_its_last_holder_exits);
 	tcase_add_test(tc, name_disappears_when_its_holder_is_killed);
 	tcase_add_test(tc, persistent_name_stays_until_unlinked);
+	tcase_add_test(tc, child_closing_an_inherited_handle_leaves_the_parents_hold);
 	tcase_add_test(tc, unlink_rejects_bad_names);
 	suite_add_tcase(s, tc);
 
