@@ -298,6 +298,35 @@ START_TEST(no_autostart_gives_econnrefused_and_starts_nothing)
 }
 END_TEST
 
+START_TEST(default_socket_directory_open_to_others_is_refused)
+{
+	char smemdir[280];
+	struct smem_region *r;
+
+	private_path_broker();	/* a fresh g_dir to play XDG_RUNTIME_DIR */
+	unsetenv("SMEM_BROKER");
+	setenv("XDG_RUNTIME_DIR", g_dir, 1);
+	snprintf(smemdir, sizeof(smemdir), "%s/smem", g_dir);
+	snprintf(g_sock, sizeof(g_sock), "%s/broker.sock", smemdir);
+	ck_assert_int_eq(mkdir(smemdir, 0700), 0);
+	ck_assert_int_eq(chmod(smemdir, 0777), 0);
+	/* Anybody could have planted a socket in there. */
+	ck_assert_int_eq(smem_region_create("xdg", 4096, NULL, &r), -EACCES);
+	ck_assert_int_ne(access(g_sock, F_OK), 0);
+	ck_assert_int_eq(chmod(smemdir, 0700), 0);
+	ck_assert_int_eq(smem_region_create("xdg", 4096, NULL, &r), 0);
+	ck_assert_int_eq(access(g_sock, F_OK), 0);
+	smem_region_close(r);
+	smem__broker_disconnect();
+	ck_assert_int_eq(smem__broker_stop(NULL), 0);
+	for (int i = 0; i < 200 && access(g_sock, F_OK) == 0; i++)
+		usleep(10000);
+	ck_assert_int_ne(access(g_sock, F_OK), 0);
+	ck_assert_int_eq(rmdir(smemdir), 0);
+	ck_assert_int_eq(rmdir(g_dir), 0);
+}
+END_TEST
+
 START_TEST(nothing_appears_in_dev_shm_or_beside_the_socket)
 {
 	struct smem_region *r, *o;
@@ -1017,6 +1046,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, first_create_autostarts_a_broker_that_stop_ends);
 	tcase_add_test(tc, eight_racing_autostarts_end_with_exactly_one_broker);
 	tcase_add_test(tc, no_autostart_gives_econnrefused_and_starts_nothing);
+	tcase_add_test(tc, default_socket_directory_open_to_others_is_refused);
 	tcase_add_test(tc, nothing_appears_in_dev_shm_or_beside_the_socket);
 	tcase_add_test(tc, opens_reuse_one_connection);
 	suite_add_tcase(s, tc);

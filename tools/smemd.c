@@ -59,25 +59,33 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* A socket path's directory: created if missing (0700, or 0750 with the group). */
+/* A socket path's directory: created with its parents if missing (0700, 0750 with a group). */
 static int make_parent(const char *path, long gid)
 {
 	char dir[PATH_MAX];
-	char *slash;
+	char *slash, *p;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (!slash || slash == dir)
 		return 0;
 	*slash = 0;
-	if (mkdir(dir, gid >= 0 ? 0750 : 0700) < 0) {
-		if (errno == EEXIST)
+	for (p = dir + 1; ; p++) {
+		bool last = *p == 0;
+
+		if (*p != '/' && !last)
+			continue;
+		*p = 0;
+		if (mkdir(dir, gid >= 0 ? 0750 : 0700) == 0) {
+			if (gid >= 0 && chown(dir, (uid_t)-1, (gid_t)gid) < 0)
+				return -errno;
+		} else if (errno != EEXIST) {
+			return -errno;
+		}
+		if (last)
 			return 0;
-		return -errno;
+		*p = '/';
 	}
-	if (gid >= 0 && chown(dir, (uid_t)-1, (gid_t)gid) < 0)
-		return -errno;
-	return 0;
 }
 
 static void detach(void)
