@@ -5,8 +5,8 @@
  * It lives in the library so that any smem process can start one (auto-start, see
  * broker_client.c) without finding a binary; tools/smemd.c is a thin main around it.
  *
- * One thread, one epoll loop, level-triggered, one message handled per ready connection per
- * turn. Every request gets exactly one reply (except RELEASE with SMEM_RELEASE_NOREPLY), even
+ * One thread, one epoll loop, level-triggered, up to 16 messages handled per ready connection
+ * per turn. Every request gets exactly one reply (except RELEASE with SMEM_RELEASE_NOREPLY), even
  * when it cannot be parsed; the connection stays usable. Replies are sent with MSG_DONTWAIT:
  * a client that does not read its replies is disconnected rather than allowed to stall the loop.
  *
@@ -637,8 +637,11 @@ static int do_list(struct broker *b, const unsigned char *p, size_t len, size_t 
 	return 0;
 }
 
-/* Read one message from @c and answer it. */
-static void handle(struct broker *b, struct conn *c, uint32_t events)
+/*
+ * Read one message from @c and answer it. Returns true if there may be more to read: a
+ * message was handled and @c is still open (false also means @c may have been freed).
+ */
+static bool handle(struct broker *b, struct conn *c, uint32_t events)
 {
 	union {
 		struct cmsghdr align;
@@ -660,7 +663,7 @@ static void handle(struct broker *b, struct conn *c, uint32_t events)
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			conn_close(b, c);
-		return;
+		return false;
 	}
 	/* Collect every fd that came along, so that each one is closed or consumed below. */
 	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
@@ -672,7 +675,7 @@ static void handle(struct broker *b, struct conn *c, uint32_t events)
 	}
 	if (n == 0 && nfds == 0 && (events & (EPOLLHUP | EPOLLRDHUP))) {
 		conn_close(b, c);
-		return;
+		return false;
 	}
 	if ((size_t)n < sizeof(h)) {
 		status = -EBADMSG;
@@ -774,9 +777,10 @@ answer_unparsed:
 			close(fds[i]);
 	if (status < 0 && h.op != SMEM_OP_HELLO)
 		out_len = 0;	/* an error reply is a bare header (HELLO's carries our version) */
-	if (!noreply)
-		reply(b, c, (size_t)n >= sizeof(h) ? &h : NULL, status, out_len,
-		      status == 0 ? send_fd : -1);
+	if (noreply)
+		return true;
+	return reply(b, c, (size_t)n >= sizeof(h) ? &h : NULL, status, out_len,
+		     status == 0 ? send_fd : -1);
 }
 
 /* ---- the loop ------------------------------------------------------------------------ */
@@ -822,7 +826,7 @@ int smem__broker_serve(const struct smem__broker_config *cfg)
 	uint64_t idle_since = mono_ms();
 	struct rlimit rl;
 	sigset_t mask;
-	int i, n, err = 0;
+	int i, k, n, err = 0;
 
 	b = calloc(1, sizeof(*b));
 	if (!b)
@@ -891,7 +895,12 @@ int smem__broker_serve(const struct smem__broker_config *cfg)
 			else if (p == &b->sigfd)
 				b->stop = true;
 			else
-				handle(b, p, evs[i].events);
+				/*
+				 * A few messages per turn: a client's RELEASE (no reply) and its
+				 * next request often arrive together. Bounded, to stay fair.
+				 */
+				for (k = 0; k < 16 && !b->stop && handle(b, p, evs[i].events); k++)
+					;
 		}
 		if (b->nconns || b->nentries)
 			idle_since = mono_ms();
