@@ -323,6 +323,11 @@ static void adopt_session(struct smem_rpc *ch, uint32_t s)
 	unsigned b, n = 0;
 
 	pthread_mutex_lock(&ch->lock);
+	if (atomic_load_explicit(&ch->session, memory_order_relaxed) == s) {
+		/* Another thread adopted it first; calls made since belong to the new slave. */
+		pthread_mutex_unlock(&ch->lock);
+		return;
+	}
 	for (b = 0; b < CALL_BUCKETS; b++)
 		while (ch->calls[b]) {
 			call_complete(ch, ch->calls[b], -ECONNRESET);
@@ -439,6 +444,7 @@ static void ws_word(struct wait_set *ws, _Atomic uint32_t *w, uint32_t v)
 	ws->it[ws->n].word = w;
 	ws->it[ws->n].val = v;
 	ws->it[ws->n].fd = -1;
+	ws->it[ws->n].fired = false;
 	ws->n++;
 }
 
@@ -495,6 +501,7 @@ static void ws_peer(struct wait_set *ws, struct smem_rpc *ch)
 	ws->it[ws->n].word = NULL;
 	ws->it[ws->n].fd = fd;
 	ws->it[ws->n].events = POLLIN;
+	ws->it[ws->n].fired = false;
 	ws->n++;
 }
 
@@ -1283,8 +1290,8 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 		}
 		if (handled)
 			return handled;
-		if (n == 1 && !live)
-			return atomic_load(&chs[0]->state);
+		if (!live)
+			return atomic_load(&chs[0]->state);	/* every channel failed */
 		bound = smem__remaining_ns(deadline);
 		if (bound == 0)
 			return 0;
