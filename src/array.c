@@ -94,13 +94,13 @@ int smem_array_write_range(struct smem_array *a, size_t start, const void *src, 
 int smem_array_find(struct smem_array *a, const void *value, size_t from, size_t *index)
 {
 	struct smem__blob *b = A(a);
-	bool taken;
+	void *tok;
 	size_t i;
 	int ret;
 
 	if (!b || !value || !index)
 		return -EINVAL;
-	ret = smem__blob_read_begin(b, &taken);
+	ret = smem__blob_read_begin(b, &tok);
 	if (ret != 0 && ret != -EOWNERDEAD)
 		return ret;
 	ret = -ENOENT;
@@ -111,7 +111,7 @@ int smem_array_find(struct smem_array *a, const void *value, size_t from, size_t
 			break;
 		}
 	}
-	smem__blob_read_end(b, taken);
+	smem__blob_read_end(b, tok);
 	return ret;
 }
 

@@ -198,29 +198,24 @@ int smem__blob_set_timeout(struct smem__blob *b, int timeout_ms)
 	return 0;
 }
 
-int smem__blob_read_begin(struct smem__blob *b, bool *taken)
+int smem__blob_read_begin(struct smem__blob *b, void **tok)
 {
-	int ret;
-
-	*taken = false;
-	if (b->raw || smem__lock_held(&b->lk) != SMEM_LOCK_NONE)
+	*tok = NULL;
+	if (b->raw)
 		return 0;
-	ret = smem__lock_rdlock(&b->lk, b->timeout_ms);
-	if (ret == 0 || ret == -EOWNERDEAD)
-		*taken = true;
-	return ret;
+	return smem__lock_enter(&b->lk, SMEM_LOCK_READ, b->timeout_ms, tok);
 }
 
-void smem__blob_read_end(struct smem__blob *b, bool taken)
+void smem__blob_read_end(struct smem__blob *b, void *tok)
 {
-	if (taken)
-		smem__lock_unlock(&b->lk);
+	smem__lock_leave(&b->lk, tok);
 }
 
 int smem__blob_copy(struct smem__blob *b, size_t off, void *buf, size_t len, bool write)
 {
 	unsigned char *p;
-	int held, ret;
+	void *tok;
+	int ret;
 
 	if (!b || (!buf && len))
 		return -EINVAL;
@@ -238,25 +233,15 @@ int smem__blob_copy(struct smem__blob *b, size_t off, void *buf, size_t len, boo
 			memcpy(buf, p, len);
 		return 0;
 	}
-	held = smem__lock_held(&b->lk);
-	if (held == SMEM_LOCK_READ && write)
-		return -EDEADLK;
-	if (held != SMEM_LOCK_NONE) {
-		if (write)
-			memcpy(p, buf, len);
-		else
-			memcpy(buf, p, len);
-		return 0;
-	}
-	ret = write ? smem__lock_wrlock(&b->lk, b->timeout_ms)
-		    : smem__lock_rdlock(&b->lk, b->timeout_ms);
+	ret = smem__lock_enter(&b->lk, write ? SMEM_LOCK_WRITE : SMEM_LOCK_READ, b->timeout_ms,
+			       &tok);
 	if (ret != 0 && ret != -EOWNERDEAD)
 		return ret;
 	if (write)
 		memcpy(p, buf, len);
 	else
 		memcpy(buf, p, len);
-	smem__lock_unlock(&b->lk);
+	smem__lock_leave(&b->lk, tok);
 	return ret;
 }
 

@@ -6,7 +6,8 @@
  *
  *   state    64 bits: writer owner id (high 32, 0 = none) | INCONSISTENT | WAITERS | readers
  *   seq      32-bit futex word that sleepers wait on; releasers bump it
- *   readers  one 64-bit word per participant slot: owner id << 32 | that participant's read holds
+ *   readers  a cache line per participant slot, 8 words of owner id << 32 | read holds: word 0
+ *            shared by the participant's threads, words 1..7 each one thread's own
  *
  * Owner ids are the participant ids of live.c (gen << 8 | slot): the kernel knows whether the
  * participant still lives (an OFD lock it holds), so a dead holder is found without trusting
@@ -17,13 +18,15 @@
  * the reader count to drain to 0; "writer != 0 and readers == 0" means the writer holds the lock.
  * Unlock clears the writer field (and WAITERS) in one CAS. Uncontended: one CAS each way.
  *
- * Reader: first announce in its own reader slot (fetch_add on readers[slot]), then CAS the
- * state's reader count up if no writer is set; if a writer is set, withdraw the announcement
- * and wait. Unlock: decrement the state's count first, the slot afterwards. So, for a live
- * participant, slot count >= its share of the state's count at every instant. Both the
- * announcement and the state CAS are seq_cst, and so is the draining writer's CAS and its
- * scan of the slots: a reader whose CAS preceded the writer's CAS is seen in the scan, and a
- * reader whose CAS follows it sees the writer and fails.
+ * Reader: first announce in its reader sub-slot (a plain store if the thread owns the word, a
+ * fetch_add on the shared word 0 otherwise), then CAS the state's reader count up if no
+ * writer is set; if a writer is set, withdraw the announcement and wait. Unlock: decrement the
+ * state's count first, the sub-slot afterwards. So, for a live participant, the sum of its
+ * words >= its share of the state's count at every instant. Every change of state is an RMW,
+ * so a reader's successful CAS (release) heads a release sequence that the draining writer's
+ * CAS (acquire) reads from: the writer's later scan sees the announcement. A reader whose CAS
+ * comes after the writer's sees the writer and fails. Uncontended read lock + unlock: two
+ * locked instructions (the state CASes), like a pthread rwlock.
  *
  * Sleeping (the ck_ec pattern): a waiter reads seq, re-reads state and checks it is still the
  * value that blocked it, sets WAITERS in state with a CAS, then futex-waits on seq for at most
@@ -77,7 +80,8 @@
 #define SLOT_COUNT(v)	((uint32_t)(v))
 #define SLOT_OWNER(v)	((uint32_t)((v) >> 32))
 #define SPINS		64
-#define MAX_HELD	16
+#define MAX_ENTRIES	16
+#define SUB_OWN_MASK	(((1u << SMEM_LOCK_SUBSLOTS) - 1) & ~1u)
 
 static inline void cpu_relax(void)
 {
@@ -125,13 +129,20 @@ static void atfork_register(void)
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-/* Claim our reader slot for @lk->id: a previous claimant of the slot is dead. */
+/* Claim our line of reader slots for @lk->id: a previous claimant of the slot is dead. */
 static void claim_reader_slot(struct smem__lock *lk)
 {
-	/* Release: our id is visible before any count we add (the scan reads count and owner
-	 * in one load anyway). */
-	atomic_store_explicit(&lk->shm->readers[lk->slot], (uint64_t)lk->id << 32,
-			      memory_order_release);
+	unsigned i;
+
+	/*
+	 * Release: our id is visible before any count we add (the scan reads count and owner in
+	 * one load anyway). A count the dead previous claimant left in the state is orphaned:
+	 * a draining writer removes it (see readers_all_dead).
+	 */
+	for (i = 0; i < SMEM_LOCK_SUBSLOTS; i++)
+		atomic_store_explicit(&lk->shm->readers[lk->slot * SMEM_LOCK_SUBSLOTS + i],
+				      (uint64_t)lk->id << 32, memory_order_release);
+	atomic_store_explicit(&lk->sub_used, 0, memory_order_relaxed);
 }
 
 /* After a fork, the child takes part under an id of its own. Called with reg_mutex held. */
@@ -152,65 +163,108 @@ static int rejoin(struct smem__lock *lk, unsigned gen)
 
 /* ---- what the calling thread holds ---------------------------------------------------- */
 
-struct held {
+/*
+ * Per thread, per handle: what the thread holds through the handle, and which reader sub-slot
+ * the thread uses for it. Entries stay cached after unlock (mode NONE) and are evicted when
+ * the table is full. Serials are never reused, so an entry of a closed handle is just stale.
+ */
+struct tentry {
 	uint64_t serial;
-	int mode;
+	int mode;		/* SMEM_LOCK_NONE, _READ, _WRITE */
+	unsigned sub;		/* 0: the shared sub-slot (atomic RMW); 1..7: our own */
 };
 
-static _Thread_local struct held t_held[MAX_HELD];
-static _Thread_local unsigned t_nheld;
+static _Thread_local struct tentry t_ent[MAX_ENTRIES];
+static _Thread_local unsigned t_nent;
 static _Thread_local unsigned t_fork_gen;
 
-static int held_find(uint64_t serial)
+static struct tentry *ent_find(uint64_t serial)
 {
 	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
 	unsigned i;
 
 	if (smem__unlikely(t_fork_gen != gen)) {
 		/* The parent's holds are not the child's. */
-		t_nheld = 0;
+		t_nent = 0;
 		t_fork_gen = gen;
 	}
-	for (i = 0; i < t_nheld; i++)
-		if (t_held[i].serial == serial)
-			return (int)i;
-	return -1;
+	for (i = 0; i < t_nent; i++)
+		if (t_ent[i].serial == serial)
+			return &t_ent[i];
+	return NULL;
+}
+
+/* A sub-slot of our own for the calling thread, or 0 (shared) when all 7 are taken. */
+static unsigned claim_sub(struct smem__lock *lk)
+{
+	uint32_t used = atomic_load_explicit(&lk->sub_used, memory_order_relaxed), avail;
+
+	while ((avail = ~used & SUB_OWN_MASK) != 0) {
+		unsigned n = (unsigned)__builtin_ctz(avail);
+
+		if (atomic_compare_exchange_weak_explicit(&lk->sub_used, &used, used | 1u << n,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			return n;
+	}
+	return 0;
+}
+
+/* The calling thread's entry for @lk, made if needed; NULL if the table is full of holds. */
+static struct tentry *ent_get(struct smem__lock *lk)
+{
+	struct tentry *e = ent_find(lk->serial);
+	unsigned i;
+
+	if (smem__likely(e != NULL))
+		return e;
+	if (t_nent < MAX_ENTRIES) {
+		e = &t_ent[t_nent++];
+	} else {
+		for (i = 0; i < MAX_ENTRIES && t_ent[i].mode != SMEM_LOCK_NONE; i++)
+			;
+		if (i == MAX_ENTRIES)
+			return NULL;
+		e = &t_ent[i];	/* its handle's sub-slot bit stays taken: harmless */
+	}
+	e->serial = lk->serial;
+	e->mode = SMEM_LOCK_NONE;
+	e->sub = claim_sub(lk);
+	return e;
 }
 
 /*
  * Checks before an acquire: recursion, room to record the hold, and a fresh id after fork.
+ * Returns the thread's entry in *ep.
  */
-static int lock_prepare(struct smem__lock *lk)
+static int lock_prepare(struct smem__lock *lk, struct tentry **ep)
 {
-	unsigned gen;
+	struct tentry *e;
+	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
 	int err = 0;
 
-	if (held_find(lk->serial) >= 0)
-		return -EDEADLK;
-	if (t_nheld >= MAX_HELD)
-		return -ENOLCK;
-	gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
 	if (smem__unlikely(lk->fork_gen != gen)) {
 		pthread_mutex_lock(&reg_mutex);
 		if (lk->fork_gen != gen)
 			err = rejoin(lk, gen);
 		pthread_mutex_unlock(&reg_mutex);
+		if (err)
+			return err;
 	}
-	return err;
-}
-
-static void held_push(struct smem__lock *lk, int mode)
-{
-	t_held[t_nheld].serial = lk->serial;
-	t_held[t_nheld].mode = mode;
-	t_nheld++;
+	e = ent_get(lk);
+	if (!e)
+		return -ENOLCK;
+	if (e->mode != SMEM_LOCK_NONE)
+		return -EDEADLK;
+	*ep = e;
+	return 0;
 }
 
 int smem__lock_held(const struct smem__lock *lk)
 {
-	int i = held_find(lk->serial);
+	const struct tentry *e = ent_find(lk->serial);
 
-	return i < 0 ? SMEM_LOCK_NONE : t_held[i].mode;
+	return e ? e->mode : SMEM_LOCK_NONE;
 }
 
 /* ---- sleeping and waking ------------------------------------------------------------ */
@@ -292,18 +346,37 @@ static bool rd_blocked(uint64_t s, uint32_t id)
  * acquired (*dead set if we consumed INCONSISTENT), 0 when a writer blocks us (announcement
  * withdrawn; *sp holds the blocking state), -EAGAIN at the reader limit.
  */
-static int rd_try(struct smem__lock *lk, uint64_t *sp, bool *dead)
+static inline _Atomic uint64_t *sub_slot(struct smem__lock *lk, unsigned sub)
+{
+	return &lk->shm->readers[lk->slot * SMEM_LOCK_SUBSLOTS + sub];
+}
+
+/* Add @d to our sub-slot's count: a plain store when the sub-slot is the thread's own. */
+static inline void slot_add(_Atomic uint64_t *slot, unsigned sub, int d, memory_order mo)
+{
+	if (sub == 0)
+		atomic_fetch_add_explicit(slot, (uint64_t)(int64_t)d, mo);
+	else
+		atomic_store_explicit(slot, atomic_load_explicit(slot, memory_order_relaxed) +
+				      (uint64_t)(int64_t)d, mo);
+}
+
+static int rd_try(struct smem__lock *lk, unsigned sub, uint64_t *sp, bool *dead)
 {
 	struct smem_lock_shm *l = lk->shm;
-	_Atomic uint64_t *slot = &l->readers[lk->slot];
+	_Atomic uint64_t *slot = sub_slot(lk, sub);
 	uint64_t s, ns;
 
-	/* seq_cst: the announcement precedes our CAS; pairs with the writer's CAS + scan. */
-	atomic_fetch_add_explicit(slot, 1, memory_order_seq_cst);
+	/*
+	 * Announce before the CAS. The CAS is a release that heads the release sequence of
+	 * every later RMW of state, so a writer whose CAS follows ours synchronises with it and
+	 * its scan sees the announcement; a writer whose CAS precedes ours makes ours fail.
+	 */
+	slot_add(slot, sub, 1, memory_order_relaxed);
 	s = atomic_load_explicit(&l->state, memory_order_relaxed);
 	while (WRITER(s) == 0) {
 		if (READERS(s) >= SMEM_LOCK_READERS_MASK) {
-			atomic_fetch_sub_explicit(slot, 1, memory_order_relaxed);
+			slot_add(slot, sub, -1, memory_order_relaxed);
 			return -EAGAIN;
 		}
 		ns = (s + 1) & ~SMEM_LOCK_INCONSISTENT;
@@ -314,23 +387,20 @@ static int rd_try(struct smem__lock *lk, uint64_t *sp, bool *dead)
 			return 1;
 		}
 	}
-	atomic_fetch_sub_explicit(slot, 1, memory_order_relaxed);
+	slot_add(slot, sub, -1, memory_order_relaxed);
 	*sp = s;
 	return 0;
 }
 
-int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms)
+static int rdlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
 {
 	struct smem_lock_shm *l = lk->shm;
 	uint64_t s = 0, deadline = 0;
 	bool dead = false, suspect = false;
 	int ret;
 
-	ret = lock_prepare(lk);
-	if (ret)
-		return ret;
 	for (;;) {
-		ret = rd_try(lk, &s, &dead);
+		ret = rd_try(lk, e->sub, &s, &dead);
 		if (ret == 1)
 			break;
 		if (ret < 0)
@@ -349,11 +419,19 @@ int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms)
 			return -ETIMEDOUT;
 		suspect = wait_for_change(l, s, deadline);
 	}
-	held_push(lk, SMEM_LOCK_READ);
+	e->mode = SMEM_LOCK_READ;
 	return dead ? -EOWNERDEAD : 0;
 }
 
-static int rd_unlock(struct smem__lock *lk)
+int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms)
+{
+	struct tentry *e;
+	int ret = lock_prepare(lk, &e);
+
+	return ret ? ret : rdlock_e(lk, e, timeout_ms);
+}
+
+static int rd_unlock(struct smem__lock *lk, unsigned sub)
 {
 	struct smem_lock_shm *l = lk->shm;
 	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
@@ -373,7 +451,7 @@ static int rd_unlock(struct smem__lock *lk)
 			break;
 	}
 	/* After the state: a live slot never counts less than its share of the state. */
-	atomic_fetch_sub_explicit(&l->readers[lk->slot], 1, memory_order_release);
+	slot_add(sub_slot(lk, sub), sub, -1, memory_order_release);
 	if (ret == 0 && READERS(ns) == 0 && (s & SMEM_LOCK_WAITERS))
 		wake_all(l);
 	return ret;
@@ -402,8 +480,9 @@ static bool readers_all_dead(struct smem__lock *lk)
 	unsigned i;
 
 	for (i = 0; i < SMEM_LOCK_READER_SLOTS; i++) {
-		/* Acquire: pairs with the reader's announcement (seq_cst fetch_add). */
-		uint64_t v = atomic_load_explicit(&l->readers[i], memory_order_seq_cst);
+		/* Acquire: we synchronised with the readers' CASes (see rd_try); this pairs
+		 * with the release of their unlock's slot store. */
+		uint64_t v = atomic_load_explicit(&l->readers[i], memory_order_acquire);
 
 		if (SLOT_COUNT(v) != 0 && smem__live_alive(lk->r, SLOT_OWNER(v)))
 			return false;
@@ -513,14 +592,11 @@ static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 	return dead ? -EOWNERDEAD : 0;
 }
 
-int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms)
+static int wrlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
 {
 	uint64_t s = 0;
-	int ret;
+	int ret = 0;
 
-	ret = lock_prepare(lk);
-	if (ret)
-		return ret;
 	/* Fast path: free and clean. Acquire (seq_cst): pairs with every unlock's release. */
 	if (!atomic_compare_exchange_strong_explicit(&lk->shm->state, &s,
 						     (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT,
@@ -529,8 +605,16 @@ int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms)
 		if (ret != 0 && ret != -EOWNERDEAD)
 			return ret;
 	}
-	held_push(lk, SMEM_LOCK_WRITE);
+	e->mode = SMEM_LOCK_WRITE;
 	return ret;
+}
+
+int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms)
+{
+	struct tentry *e;
+	int ret = lock_prepare(lk, &e);
+
+	return ret ? ret : wrlock_e(lk, e, timeout_ms);
 }
 
 static int wr_unlock(struct smem__lock *lk)
@@ -553,16 +637,46 @@ static int wr_unlock(struct smem__lock *lk)
 	return 0;
 }
 
-int smem__lock_unlock(struct smem__lock *lk)
+static int unlock_e(struct smem__lock *lk, struct tentry *e)
 {
-	int i = held_find(lk->serial);
 	int mode;
 
-	if (i < 0)
+	if (!e || e->mode == SMEM_LOCK_NONE)
 		return -EPERM;
-	mode = t_held[i].mode;
-	t_held[i] = t_held[--t_nheld];
-	return mode == SMEM_LOCK_WRITE ? wr_unlock(lk) : rd_unlock(lk);
+	mode = e->mode;
+	e->mode = SMEM_LOCK_NONE;
+	return mode == SMEM_LOCK_WRITE ? wr_unlock(lk) : rd_unlock(lk, e->sub);
+}
+
+int smem__lock_unlock(struct smem__lock *lk)
+{
+	return unlock_e(lk, ent_find(lk->serial));
+}
+
+int smem__lock_enter(struct smem__lock *lk, int mode, int timeout_ms, void **tok)
+{
+	struct tentry *e;
+	int ret;
+
+	*tok = NULL;
+	ret = lock_prepare(lk, &e);
+	if (ret == -EDEADLK) {
+		/* Held by this thread already: enough unless we want to write under a read. */
+		e = ent_find(lk->serial);
+		return mode == SMEM_LOCK_WRITE && e->mode == SMEM_LOCK_READ ? -EDEADLK : 0;
+	}
+	if (ret)
+		return ret;
+	ret = mode == SMEM_LOCK_WRITE ? wrlock_e(lk, e, timeout_ms) : rdlock_e(lk, e, timeout_ms);
+	if (ret == 0 || ret == -EOWNERDEAD)
+		*tok = e;
+	return ret;
+}
+
+void smem__lock_leave(struct smem__lock *lk, void *tok)
+{
+	if (tok)
+		unlock_e(lk, tok);
 }
 
 /* ---- attach / detach ------------------------------------------------------------------ */
@@ -601,10 +715,15 @@ int smem__lock_attach(struct smem__lock *lk, struct smem_region *r, struct smem_
 
 void smem__lock_detach(struct smem__lock *lk)
 {
+	struct tentry *e;
+
 	if (!lk || !lk->shm)
 		return;
 	if (smem__lock_held(lk) != SMEM_LOCK_NONE)
 		smem__lock_unlock(lk);
+	e = ent_find(lk->serial);
+	if (e)
+		e->serial = 0;	/* no handle has serial 0 */
 	pthread_mutex_lock(&reg_mutex);
 	*lk->pprev = lk->next;
 	if (lk->next)

@@ -14,17 +14,22 @@
 
 #include "internal.h"
 
-/* One reader slot per participant slot: participant i counts its read holds in readers[i]. */
-#define SMEM_LOCK_READER_SLOTS	SMEM_LIVE_SLOTS
+/*
+ * Reader slots: one cache line of 8 words per participant slot. Word 0 is shared by the
+ * participant's threads (atomic read-modify-write); words 1..7 each belong to one thread of
+ * the participant, which updates it with plain atomic stores (no locked instruction).
+ */
+#define SMEM_LOCK_SUBSLOTS	8u
+#define SMEM_LOCK_READER_SLOTS	(SMEM_LIVE_SLOTS * SMEM_LOCK_SUBSLOTS)
 
-/* The lock in shared memory: 2112 bytes, 64-byte aligned, all zero = unlocked. */
+/* The lock in shared memory: 16448 bytes, 64-byte aligned, all zero = unlocked. */
 struct smem_lock_shm {
 	_Atomic uint64_t state;		/*   0: writer id << 32 | INCONSISTENT | WAITERS | readers */
 	_Atomic uint32_t seq;		/*   8: futex word, bumped by releasers that saw WAITERS */
 	uint32_t reserved0;		/*  12: zero */
 	_Atomic uint64_t recoveries;	/*  16: dead holders recovered so far (statistics) */
 	uint8_t reserved1[40];		/*  24: zero */
-	/* 64: per participant slot: owner id << 32 | number of read holds */
+	/* 64: [participant slot * 8 + sub]: owner id << 32 | number of read holds */
 	_Atomic uint64_t readers[SMEM_LOCK_READER_SLOTS];
 };
 
@@ -56,7 +61,8 @@ struct smem__lock {
 	struct smem_region *r;		/* for liveness (r->live_id, r->live_fd) */
 	uint64_t serial;		/* unique in the process; never reused */
 	uint32_t id;			/* our owner id (r->live_id at attach) */
-	uint32_t slot;			/* our reader slot: id & 0xff, private and trusted */
+	uint32_t slot;			/* our participant slot: id & 0xff, private and trusted */
+	_Atomic uint32_t sub_used;	/* bit n: sub-slot n is some thread's own (n >= 1) */
 	unsigned fork_gen;		/* process generation the id belongs to (see fork) */
 	struct smem__lock *next;	/* registry of attached locks (fork handling) */
 	struct smem__lock **pprev;
@@ -92,6 +98,14 @@ int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms);
  * -EPROTO (released, but the shared state had been corrupted or taken from us).
  */
 int smem__lock_unlock(struct smem__lock *lk);
+/*
+ * For calls that lock for their own duration: acquire @mode unless the calling thread already
+ * holds enough through @lk (then 0 and *tok = NULL). Returns as smem__lock_rdlock/wrlock, and
+ * -EDEADLK for a write wanted under a held read. On 0 / -EOWNERDEAD, pass *tok to
+ * smem__lock_leave() from the same thread, with no other lock call of that thread between.
+ */
+int smem__lock_enter(struct smem__lock *lk, int mode, int timeout_ms, void **tok);
+void smem__lock_leave(struct smem__lock *lk, void *tok);
 /* What the calling thread holds through @lk: SMEM_LOCK_NONE, _READ or _WRITE. */
 int smem__lock_held(const struct smem__lock *lk);
 
@@ -153,8 +167,8 @@ int smem__blob_copy(struct smem__blob *b, size_t off, void *buf, size_t len, boo
 int smem__blob_lock(struct smem__blob *b, int mode, int timeout_ms);
 int smem__blob_unlock(struct smem__blob *b);
 int smem__blob_set_timeout(struct smem__blob *b, int timeout_ms);
-/* Take the read lock for a multi-step read (unless raw or already held): *taken says so. */
-int smem__blob_read_begin(struct smem__blob *b, bool *taken);
-void smem__blob_read_end(struct smem__blob *b, bool taken);
+/* Hold the read lock for a multi-step read (unless raw or already held): see lock_enter. */
+int smem__blob_read_begin(struct smem__blob *b, void **tok);
+void smem__blob_read_end(struct smem__blob *b, void *tok);
 
 #endif

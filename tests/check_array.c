@@ -181,7 +181,7 @@ struct lock_ctx {
 	_Atomic int sync;
 	bool read_is_first, read_blocked;
 	unsigned char read_buf[1024];
-	int err;
+	_Atomic int err;
 };
 
 static void *t1_reader(void *arg)
@@ -219,7 +219,10 @@ START_TEST(array_acquire_write_lock_blocks_readers_until_released)
 	ck_assert_int_eq(byte_array_create(name, 1024, NULL, &sma), 0);
 	ck_assert_int_eq(smem_array_lock_write(sma, -1), 0);
 	pthread_create(&t1, NULL, t1_reader, &x);
-	usleep(10000);
+	/* The seed slept 10 ms and hoped t1 had started; wait for it instead (bounded). */
+	for (int k = 0; k < 5000 && atomic_load(&x.sync) == 0 && x.err == 0; k++)
+		usleep(1000);
+	usleep(10000);	/* let t1 reach its blocking lock_read */
 	/* t2's part, on this thread: it already holds the write lock. */
 	if (atomic_exchange(&x.sync, 2) != 1)
 		x.read_is_first = false;
