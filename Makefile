@@ -159,6 +159,13 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(STATIC_LIB)
 check: all
 	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
 
+# The ring's exactly-once stress at length: 4 writer and 4 reader processes, then threads,
+# each moving RING_STRESS_MSGS messages (default 10^8; about 4 minutes on 2 cores).
+RING_STRESS_MSGS ?= 100000000
+stress: all
+	@RING_STRESS_MSGS=$(RING_STRESS_MSGS) CK_RUN_CASE=exactly_once SUITE_TIMEOUT=86400 \
+		BUILD=$(BUILD) ./tests/run-suites $(BUILD)/tests/check_ring
+
 run: all
 	@BUILD=$(BUILD) ./examples/run-examples $(RUN_EXAMPLES)
 
