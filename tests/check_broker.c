@@ -837,10 +837,12 @@ END_TEST
 
 static int restart_opener(void *arg)
 {
-	int *p = arg;	/* p[0]: ready (write), p[1]: done (read) */
+	int *p = arg;	/* p[0]: ready (write), p[1]: done (read), p[2]: go (read) */
 	struct smem_opts o = { .flags = SMEM_RDONLY };
 	struct smem_region *r;
 
+	if (!sig_wait(p[2]))
+		return 4;
 	if (smem_region_open("held", &o, &r))
 		return 1;
 	if (write(p[0], "x", 1) != 1)
@@ -854,19 +856,26 @@ static int restart_opener(void *arg)
 START_TEST(broker_killed_keeps_mappings_and_holders_reregister)
 {
 	struct smem_region *r, *h, *o;
-	int ready[2], done[2], arg[2];
+	int ready[2], done[2], go[2], arg[3];
 	pid_t b1, b2, opener;
 
 	private_path_broker();
+	/*
+	 * Another process will hold "held" read-only. It is forked before we hold anything,
+	 * that is before our helper thread exists: ASan's runtime sometimes fails to start a
+	 * thread in a child forked from a multithreaded process, and the opener needs its own.
+	 */
+	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(done, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	arg[0] = ready[1];
+	arg[1] = done[0];
+	arg[2] = go[0];
+	opener = t_fork(restart_opener, arg);
 	ck_assert_int_eq(smem_region_create("restart", 8192, NULL, &r), 0);
 	ck_assert_int_eq(smem_region_create("held", 4096, NULL, &h), 0);
 	strcpy(smem_region_data(r), "before");
-	/* Another process holds "held" read-only. */
-	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(done, O_CLOEXEC), 0);
-	arg[0] = ready[1];
-	arg[1] = done[0];
-	opener = t_fork(restart_opener, arg);
+	sig_send(go[1]);
 	ck_assert(sig_wait(ready[0]));
 
 	b1 = broker_pid();
@@ -896,6 +905,8 @@ START_TEST(broker_killed_keeps_mappings_and_holders_reregister)
 	close(ready[1]);
 	close(done[0]);
 	close(done[1]);
+	close(go[0]);
+	close(go[1]);
 	private_broker_end();
 }
 END_TEST
