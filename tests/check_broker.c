@@ -28,12 +28,6 @@
  * fork after that; TSan refuses to start threads in such children unless told otherwise.
  * Weak, so that a definition in the shared test utilities wins.
  */
-__attribute__((weak)) const char *__tsan_default_options(void);
-__attribute__((weak)) const char *__tsan_default_options(void)
-{
-	return "die_after_fork=0";
-}
-
 /* ---- helpers ------------------------------------------------------------------------- */
 
 static char g_dir[256];

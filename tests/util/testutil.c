@@ -11,6 +11,17 @@
 #include "internal.h"
 #include "util/testutil.h"
 
+/*
+ * Every process that holds a name runs the broker client's helper thread, so tests fork
+ * multithreaded processes; TSan would kill such children by default. The children only use
+ * smem and libc, which is what die_after_fork guards against for arbitrary code.
+ */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+	return "die_after_fork=0";
+}
+
 const char *t_name(char *buf, size_t len, const char *prefix)
 {
 	static unsigned counter;
