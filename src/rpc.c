@@ -1267,7 +1267,7 @@ const char *smem_rpc_last_error_message(void)
 
 int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 {
-	uint64_t deadline = smem__deadline(timeout_ms), bound;
+	uint64_t deadline = smem__deadline(timeout_ms), bound, spin_until;
 	uint32_t evs[MAX_WAIT_CHANNELS];
 	struct wait_set ws;
 	unsigned k, live;
@@ -1278,6 +1278,7 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 	for (k = 0; k < n; k++)
 		if (!chs[k] || chs[k]->service != SMEM_RPC_SERVICE_DISPATCH)
 			return -EINVAL;
+	spin_until = smem__now_ns() + chs[0]->spin_ns;
 	for (;;) {
 		handled = 0;
 		live = 0;
@@ -1295,6 +1296,10 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 		bound = smem__remaining_ns(deadline);
 		if (bound == 0)
 			return 0;
+		if (smem__now_ns() < spin_until) {
+			cpu_relax();
+			continue;
+		}
 		ws_init(&ws);
 		for (k = 0; k < n; k++) {
 			bound = min_u64(bound, ws_channel(&ws, chs[k], evs[k]));
