@@ -310,7 +310,11 @@ static uint64_t spin(struct smem_lock_shm *l, uint64_t s, bool (*blocked)(uint64
 
 	for (i = 0; i < SPINS && blocked(s, id); i++) {
 		cpu_relax();
-		s = atomic_load_explicit(&l->state, memory_order_relaxed);
+		/*
+		 * Acquire: a draining writer that sees the count reach 0 here holds the lock
+		 * without another RMW; pairs with the release of the last reader's unlock CAS.
+		 */
+		s = atomic_load_explicit(&l->state, memory_order_acquire);
 	}
 	return s;
 }
@@ -587,7 +591,8 @@ static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 			return -ETIMEDOUT;
 		}
 		suspect = wait_for_change(l, s, deadline);
-		s = atomic_load_explicit(&l->state, memory_order_relaxed);
+		/* Acquire: as in spin(), the count may be 0 now and we hold the lock. */
+		s = atomic_load_explicit(&l->state, memory_order_acquire);
 	}
 	return dead ? -EOWNERDEAD : 0;
 }
