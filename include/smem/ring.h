@@ -52,11 +52,18 @@ struct smem_ring_stats {
  */
 int smem_ring_create(const char *name, uint32_t node_count, uint32_t node_size,
 		     const struct smem_opts *opts, struct smem_ring **ret);
-/* Open an existing ring; its geometry is read from (and validated in) shared memory. */
+/*
+ * Open an existing ring; its geometry is read from (and validated in) shared memory.
+ * Returns 0, -ENOENT, -EPROTO (not a ring, or a corrupt one), -EUSERS (256 handles already
+ * take part), -EINVAL (SMEM_RDONLY: every participant writes node states). Blocks on the
+ * broker.
+ */
 int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_ring **ret);
 /*
  * Close the handle. The creator's close marks the ring shut down and wakes every waiter,
- * which then gets -ESHUTDOWN. NULL is ignored.
+ * which then gets -ESHUTDOWN; after that, writes fail with -ESHUTDOWN and reads return what
+ * is left, then -ESHUTDOWN. Nodes this handle still holds (zero-copy) are recovered by the
+ * others as if it had died. NULL is ignored.
  */
 void smem_ring_close(struct smem_ring *r);
 
@@ -66,6 +73,8 @@ uint32_t smem_ring_node_size(const struct smem_ring *r);
 /*
  * Copy @len bytes (0 <= len <= node_size) into the next node, waiting up to @timeout_ms for
  * room. Returns 0, -EMSGSIZE (too long: nothing written), -ETIMEDOUT, -ESHUTDOWN, -EPROTO.
+ * With timeout 0 no system call is made (except, at most once per 2 ms, a liveness check of
+ * a peer that has held the node we need for that long).
  */
 int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeout_ms);
 /*
@@ -90,8 +99,12 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot);
 
 /*
  * An eventfd that becomes readable when messages are available to read, for epoll, io_uring
- * or libuv. Costs nothing until first called. Read it (8 bytes) to re-arm after draining.
- * Returns the fd (owned by the handle) or a negative errno.
+ * or libuv. Costs nothing until first called: the first call starts a helper thread that
+ * sleeps on the ring like a blocked reader and writes the eventfd when messages arrive that it
+ * has not signalled yet (edge-triggered: read the eventfd, then drain the ring with timeout-0
+ * reads until -ETIMEDOUT; later arrivals signal again). It never consumes messages. While it
+ * sleeps, each commit that finds it asleep costs the writer one futex wake. Returns the fd
+ * (owned by the handle, closed by smem_ring_close()) or a negative errno. Thread-safe.
  */
 int smem_ring_fd(struct smem_ring *r);
 
