@@ -175,6 +175,7 @@ struct smem_rpc {
 
 static _Atomic int open_channels;
 static _Thread_local int tl_depth;
+static _Thread_local const struct smem_rpc *tl_service;	/* set on a channel's service thread */
 static _Thread_local char tl_errmsg[SMEM_RPC_ERRMSG_MAX];
 
 /* ---- small helpers --------------------------------------------------------------------- */
@@ -217,7 +218,7 @@ static bool may_serve(const struct smem_rpc *ch)
 		return false;
 	if (ch->service == SMEM_RPC_SERVICE_DISPATCH)
 		return true;
-	return ch->has_thread && pthread_equal(pthread_self(), ch->thread);
+	return tl_service == ch;
 }
 
 /* ---- pending calls (under ch->lock) ---------------------------------------------------- */
@@ -1020,6 +1021,8 @@ static void *service_main(void *arg)
 	uint64_t bound, idle_since = 0, now;
 	struct wait_set ws;
 	uint32_t v;
+
+	tl_service = ch;	/* handlers (and nested calls) on this thread may serve ch */
 
 	while (!atomic_load_explicit(&ch->stopping, memory_order_acquire)) {
 		v = atomic_load(&ch->ev);
