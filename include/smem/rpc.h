@@ -176,8 +176,10 @@ void smem_rpc_call_free(struct smem_rpc_call *call);
 int smem_rpc_dispatch(struct smem_rpc *ch, int timeout_ms);
 /*
  * One server loop for many channels (dispatch mode each): waits on all of them in a single
- * sleep and runs their handlers. Returns the number handled, 0 on timeout, or -EINVAL.
- * Dead or closed peers are skipped (their channels keep failing calls).
+ * sleep and runs their handlers. Returns the number handled, 0 on timeout, -EINVAL (n == 0 or
+ * > 32, a channel not in dispatch mode), or the first channel's error (-ECONNRESET,
+ * -ESHUTDOWN) once no channel can serve any more (slaves whose masters left; a master keeps
+ * waiting for a new slave).
  */
 int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms);
 
