@@ -31,8 +31,11 @@ struct smem_region {
 	int fd;				/* the memfd (shared open file description) */
 	bool owner;
 	bool rdonly;
+	pid_t pid;			/* the process that made this handle */
 	int live_fd;			/* private description holding our liveness lock; -1 */
 	uint32_t live_id;		/* our owner id (gen << 8 | slot); 0 until joined */
+	struct smem_region *live_next;	/* live.c's list of joined handles, for fork */
+	struct smem_region *live_prev;
 	struct smem__hold *hold;	/* our hold on the name at the broker */
 	char name[SMEM_NAME_MAX + 1];
 };
@@ -73,7 +76,12 @@ void smem__region_shutdown(struct smem_region *r);
  * when every slot is taken by a live handle, or a negative errno from the system.
  */
 int smem__live_join(struct smem_region *r);
-/* Give the slot back (close of the private description releases the kernel lock). */
+/*
+ * Give the slot back (close of the private description releases the kernel lock).
+ * A forked child does not inherit participation: an atfork handler closes the child's copies
+ * of every liveness description (so a dead parent looks dead even while its children live)
+ * and zeroes live_id; a handle used in the child must join again.
+ */
 void smem__live_leave(struct smem_region *r);
 /*
  * Is the participant @id alive? Reads the slot's generation (shared, untrusted) and asks the
@@ -165,6 +173,27 @@ struct smem__broker_config {
 
 /* Run the broker's event loop until STOP, SIGTERM/SIGINT or idle exit. 0 or a negative errno. */
 int smem__broker_serve(const struct smem__broker_config *cfg);
+
+/*
+ * The broker's request path without its event loop, for the fuzz targets and tests: a state
+ * with no listener, connections adopted from connected SOCK_SEQPACKET sockets with the
+ * credentials given (instead of SO_PEERCRED), and one message handled per step, answered on
+ * the same socket as the loop would. Not thread-safe; @cfg must outlive the state.
+ */
+struct smem__broker;
+struct smem__broker *smem__broker_new(const struct smem__broker_config *cfg);
+/* Take @fd (closed by the broker from now on) as a client with @uid/@gid. 0 or -EINVAL. */
+int smem__broker_adopt(struct smem__broker *b, int fd, uid_t uid, gid_t gid);
+/*
+ * Handle one message waiting on the adopted socket @fd. Returns 1 (handled, still
+ * connected), 0 (nothing to read), -ENOTCONN (the broker closed the connection, or @fd was
+ * never adopted).
+ */
+int smem__broker_step(struct smem__broker *b, int fd);
+/* Names in the table. */
+unsigned smem__broker_names(const struct smem__broker *b);
+/* Close every connection and name, as the loop does on exit. NULL is ignored. */
+void smem__broker_free(struct smem__broker *b);
 
 /* A name's record as the broker reports it (LIST, STAT). */
 struct smem__entry_info {

@@ -24,10 +24,53 @@
  * the kernel lock is gone.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+/*
+ * Joined handles, so that a forked child can drop its copies of their descriptions: while a
+ * child held one, the kernel would keep the parent's slot locked after the parent died.
+ */
+static pthread_mutex_t joined_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct smem_region *joined;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&joined_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&joined_lock);
+}
+
+static void atfork_child(void)
+{
+	struct smem_region *r, *next;
+
+	for (r = joined; r; r = next) {
+		next = r->live_next;
+		close(r->live_fd);	/* our copy only: the parent keeps its lock */
+		r->live_fd = -1;
+		r->live_id = 0;
+		r->live_next = r->live_prev = NULL;
+	}
+	joined = NULL;
+	pthread_mutex_unlock(&joined_lock);
+}
+
+/*
+ * Registered before main(), so before any other module's handlers: prepare handlers run in
+ * reverse order of registration, so joined_lock is always taken last and released first, and
+ * modules that call into live.c with their own mutex held cannot deadlock against fork().
+ */
+__attribute__((constructor)) static void live_atfork_init(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
 
 static int ofd_lock(int fd, int cmd, short type, unsigned slot, struct flock *out)
 {
@@ -84,6 +127,13 @@ int smem__live_join(struct smem_region *r)
 		atomic_store_explicit(&s->gen, gen, memory_order_release);
 		r->live_fd = fd;
 		r->live_id = gen << 8 | i;
+		pthread_mutex_lock(&joined_lock);
+		r->live_prev = NULL;
+		r->live_next = joined;
+		if (joined)
+			joined->live_prev = r;
+		joined = r;
+		pthread_mutex_unlock(&joined_lock);
 		return 0;
 	}
 	close(fd);
@@ -92,10 +142,20 @@ int smem__live_join(struct smem_region *r)
 
 void smem__live_leave(struct smem_region *r)
 {
-	if (r->live_fd >= 0)
+	pthread_mutex_lock(&joined_lock);
+	if (r->live_fd >= 0) {
+		if (r->live_prev)
+			r->live_prev->live_next = r->live_next;
+		else
+			joined = r->live_next;
+		if (r->live_next)
+			r->live_next->live_prev = r->live_prev;
+		r->live_next = r->live_prev = NULL;
 		close(r->live_fd);	/* drops the kernel lock */
+	}
 	r->live_fd = -1;
 	r->live_id = 0;
+	pthread_mutex_unlock(&joined_lock);
 }
 
 bool smem__live_alive(const struct smem_region *r, uint32_t id)

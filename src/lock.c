@@ -111,15 +111,11 @@ static void atfork_parent(void)
 }
 
 /*
- * In the child: drop our copy of every inherited liveness description, so that the parent
- * dies when it dies; the child rejoins lazily (lock_prepare).
+ * In the child: live.c's own atfork handler has dropped our copy of every inherited liveness
+ * description (so that the parent dies when it dies); the child rejoins lazily (lock_prepare).
  */
 static void atfork_child(void)
 {
-	struct smem__lock *lk;
-
-	for (lk = reg_head; lk; lk = lk->next)
-		smem__live_leave(lk->r);
 	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&reg_mutex);
 }

@@ -49,6 +49,7 @@ static struct smem_region *region_alloc(const char *name)
 		return NULL;
 	r->fd = -1;
 	r->live_fd = -1;
+	r->pid = getpid();
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	return r;
 }
@@ -249,7 +250,8 @@ void smem_region_close(struct smem_region *r)
 {
 	if (!r)
 		return;
-	if (r->owner)
+	/* A child that inherited the creator's handle is not the owner going away. */
+	if (r->owner && r->pid == getpid())
 		smem__region_shutdown(r);
 	region_free(r);
 }

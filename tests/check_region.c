@@ -201,6 +201,59 @@ START_TEST(region_with_corrupted_header_opens_with_eproto)
 }
 END_TEST
 
+/*
+ * A participant that forked a long-lived child and then died must look dead: the child's
+ * inherited copy of the liveness description would otherwise keep the slot locked.
+ */
+static int join_fork_and_die(void *arg)
+{
+	struct smem_region *r;
+	uint32_t *shared;
+	pid_t grandchild;
+
+	if (smem_region_open(arg, NULL, &r) != 0 || smem__live_join(r) != 0)
+		return 1;
+	shared = smem_region_data(r);
+	grandchild = fork();
+	if (grandchild < 0)
+		return 2;
+	if (grandchild == 0) {
+		/* Lives on after its parent, holding whatever it inherited. */
+		if (r->live_fd != -1 || r->live_id != 0)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	shared[1] = (uint32_t)grandchild;
+	/* Release: the parent reads the id only after seeing it published. */
+	__atomic_store_n(&shared[0], r->live_id, __ATOMIC_RELEASE);
+	for (;;)
+		pause();	/* killed by the test */
+}
+
+START_TEST(region_participant_killed_after_fork_looks_dead)
+{
+	struct smem_region *r;
+	uint32_t *shared, id;
+	long long t0;
+	pid_t child;
+	T_NAME(name, "forklive");
+
+	ck_assert_int_eq(smem_region_create(name, 64, NULL, &r), 0);
+	ck_assert_int_eq(smem__live_join(r), 0);
+	shared = smem_region_data(r);
+	child = t_fork(join_fork_and_die, name);
+	t0 = t_now_ms();
+	while (!(id = __atomic_load_n(&shared[0], __ATOMIC_ACQUIRE)))
+		ck_assert_msg(t_now_ms() - t0 < 5000, "child never joined");
+	ck_assert(smem__live_alive(r, id));
+	t_kill9(child);
+	ck_assert_msg(!smem__live_alive(r, id), "dead participant kept alive by its child");
+	kill((pid_t)shared[1], SIGKILL);
+	smem_region_close(r);
+}
+END_TEST
+
 START_TEST(region_strerror_names_smem_errors)
 {
 	ck_assert_str_eq(smem_strerror(-EPROTO), "shared memory or message failed validation");
@@ -224,6 +277,7 @@ static Suite *region_suite(void)
 	tcase_add_test(tc, region_rdonly_open_maps_without_write_access);
 	tcase_add_test(tc, region_owner_close_sets_shutting_down);
 	tcase_add_loop_test(tc, region_with_corrupted_header_opens_with_eproto, 0, C_COUNT);
+	tcase_add_test(tc, region_participant_killed_after_fork_looks_dead);
 	tcase_add_test(tc, region_strerror_names_smem_errors);
 	suite_add_tcase(s, tc);
 	return s;
