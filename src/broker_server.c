@@ -19,6 +19,7 @@
  * entry or closed before the reply goes out, on every path.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -783,6 +784,113 @@ answer_unparsed:
 		     status == 0 ? send_fd : -1);
 }
 
+/* Close every connection (releasing its holds), then every name, then the broker's own fds. */
+static void broker_destroy(struct broker *b)
+{
+	while (b->conns)
+		conn_close(b, b->conns);
+	while (b->first)
+		entry_unlink(b, b->first);
+	while (b->quotas) {
+		struct quota *q = b->quotas;
+
+		b->quotas = q->next;
+		free(q);
+	}
+	if (b->sigfd >= 0)
+		close(b->sigfd);
+	if (b->epfd >= 0)
+		close(b->epfd);
+	if (b->lfd >= 0)
+		close(b->lfd);
+	free(b);
+}
+
+/* ---- the request path without the loop (fuzz targets, tests) ------------------------- */
+
+/* A broker state with no listener and no epoll set: connections are adopted by hand. */
+struct smem__broker {
+	struct broker b;
+};
+
+struct smem__broker *smem__broker_new(const struct smem__broker_config *cfg)
+{
+	struct smem__broker *sb = calloc(1, sizeof(*sb));
+
+	if (!sb)
+		return NULL;
+	sb->b.cfg = cfg;
+	sb->b.lfd = sb->b.epfd = sb->b.sigfd = -1;
+	sb->b.max_names = cfg->max_names ? cfg->max_names : DEFAULT_MAX_NAMES;
+	sb->b.max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;
+	return sb;
+}
+
+static struct conn *conn_by_fd(struct broker *b, int fd)
+{
+	struct conn *c;
+
+	for (c = b->conns; c; c = c->next)
+		if (c->fd == fd)
+			return c;
+	return NULL;
+}
+
+int smem__broker_adopt(struct smem__broker *sb, int fd, uid_t uid, gid_t gid)
+{
+	struct conn *c;
+
+	if (fd < 0 || conn_by_fd(&sb->b, fd))
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->fd = fd;
+	c->uid = uid;
+	c->gid = gid;
+	c->pid = 0;
+	c->next = sb->b.conns;
+	if (sb->b.conns)
+		sb->b.conns->prev = c;
+	sb->b.conns = c;
+	sb->b.nconns++;
+	return 0;
+}
+
+int smem__broker_step(struct smem__broker *sb, int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	struct conn *c = conn_by_fd(&sb->b, fd);
+	uint32_t events = 0;
+
+	if (!c)
+		return -ENOTCONN;
+	/* The events the loop's level-triggered epoll would have reported. */
+	if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLRDHUP | POLLERR)))
+		return 0;
+	if (p.revents & POLLIN)
+		events |= EPOLLIN;
+	if (p.revents & POLLHUP)
+		events |= EPOLLHUP;
+	if (p.revents & POLLRDHUP)
+		events |= EPOLLRDHUP;
+	if (p.revents & POLLERR)
+		events |= EPOLLERR;
+	handle(&sb->b, c, events);
+	return conn_by_fd(&sb->b, fd) ? 1 : -ENOTCONN;
+}
+
+void smem__broker_free(struct smem__broker *sb)
+{
+	if (sb)
+		broker_destroy(&sb->b);	/* b is the first member: frees sb */
+}
+
+unsigned smem__broker_names(const struct smem__broker *sb)
+{
+	return sb->b.nentries;
+}
+
 /* ---- the loop ------------------------------------------------------------------------ */
 
 static uint64_t mono_ms(void)
@@ -908,21 +1016,6 @@ int smem__broker_serve(const struct smem__broker_config *cfg)
 out:
 	if (have_sock_st)
 		remove_socket(cfg, &sock_st);
-	while (b->conns)
-		conn_close(b, b->conns);
-	while (b->first)
-		entry_unlink(b, b->first);
-	while (b->quotas) {
-		struct quota *q = b->quotas;
-
-		b->quotas = q->next;
-		free(q);
-	}
-	if (b->sigfd >= 0)
-		close(b->sigfd);
-	if (b->epfd >= 0)
-		close(b->epfd);
-	close(b->lfd);
-	free(b);
+	broker_destroy(b);
 	return err;
 }

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hardening: the broker's loop-less request path that the fuzz targets drive, regressions
+ * found by fuzzing, and a short crash campaign (the long one is `make crash`, tests/crash/).
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "proto.h"
+#include "util/testutil.h"
+
+/* ---- the broker's request path without its loop ----------------------------------------- */
+
+static void send_with_fd(int sock, const void *buf, size_t len, int fd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		msg.msg_control = cm.buf;
+		msg.msg_controllen = sizeof(cm.buf);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	ck_assert_int_eq(sendmsg(sock, &msg, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Receive one reply; returns its status, sets *fd (or -1). */
+static int recv_reply(int sock, uint16_t op, uint32_t seq, int *fd)
+{
+	_Alignas(8) unsigned char buf[4096];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cm.buf, .msg_controllen = sizeof(cm.buf),
+	};
+	struct smem_msg_hdr h;
+	struct cmsghdr *c;
+	ssize_t n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	ck_assert_int_ge(n, (ssize_t)sizeof(h));
+	memcpy(&h, buf, sizeof(h));
+	ck_assert_uint_eq(h.op, op);
+	ck_assert_uint_eq(h.seq, seq);
+	ck_assert_uint_eq(h.length, (size_t)n - sizeof(h));
+	*fd = -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (c && c->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return h.status;
+}
+
+static size_t msg_hello(unsigned char *buf, uint32_t seq)
+{
+	struct smem_msg_hdr h = { SMEM_PROTO_VERSION, SMEM_OP_HELLO, 16, seq, 0 };
+	struct smem_msg_hello m = { .version = SMEM_PROTO_VERSION };
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &m, sizeof(m));
+	return sizeof(h) + sizeof(m);
+}
+
+static size_t msg_named(unsigned char *buf, uint16_t op, uint32_t seq, const char *name,
+			uint32_t flags)
+{
+	struct smem_msg_name m = { .flags = flags, .name_len = (uint16_t)strlen(name) };
+	struct smem_msg_hdr h = { SMEM_PROTO_VERSION, op, (uint32_t)(sizeof(m) + strlen(name)),
+				  seq, 0 };
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &m, sizeof(m));
+	memcpy(buf + sizeof(h) + sizeof(m), name, strlen(name));
+	return sizeof(h) + h.length;
+}
+
+static size_t msg_create(unsigned char *buf, uint32_t seq, const char *name, uint64_t size)
+{
+	struct smem_msg_create m = { .size = size, .kind = SMEM_KIND_REGION,
+				     .name_len = (uint16_t)strlen(name) };
+	struct smem_msg_hdr h = { SMEM_PROTO_VERSION, SMEM_OP_CREATE,
+				  (uint32_t)(sizeof(m) + strlen(name)), seq, 0 };
+
+	memcpy(buf, &h, sizeof(h));
+	memcpy(buf + sizeof(h), &m, sizeof(m));
+	memcpy(buf + sizeof(h) + sizeof(m), name, strlen(name));
+	return sizeof(h) + h.length;
+}
+
+static int sealed_memfd(size_t size)
+{
+	int fd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
+	return fd;
+}
+
+/* A socketpair whose second end the broker adopts; returns our end. */
+static int adopt(struct smem__broker *b, uid_t uid, int *server)
+{
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ck_assert_int_eq(smem__broker_adopt(b, sv[1], uid, uid), 0);
+	*server = sv[1];
+	return sv[0];
+}
+
+START_TEST(broker_step_answers_each_request_once_and_free_closes_every_fd)
+{
+	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
+	_Alignas(8) unsigned char buf[512];
+	struct smem__broker *b = smem__broker_new(&cfg);
+	int srv, cli, mfd, got, before = t_count_fds();
+
+	ck_assert_ptr_nonnull(b);
+	cli = adopt(b, 1000, &srv);
+	ck_assert_int_eq(smem__broker_step(b, srv), 0);		/* nothing to read yet */
+	send_with_fd(cli, buf, msg_hello(buf, 1), -1);
+	ck_assert_int_eq(smem__broker_step(b, srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_HELLO, 1, &got), 0);
+	ck_assert_int_eq(smem__broker_step(b, srv), 0);		/* exactly one message handled */
+
+	mfd = sealed_memfd(8192);
+	send_with_fd(cli, buf, msg_create(buf, 2, "h1", 8192), mfd);
+	close(mfd);
+	ck_assert_int_eq(smem__broker_step(b, srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_CREATE, 2, &got), 0);
+	ck_assert_uint_eq(smem__broker_names(b), 1);
+
+	/* The name's fd comes back on OPEN; a second CREATE of it is refused and its fd closed. */
+	send_with_fd(cli, buf, msg_named(buf, SMEM_OP_OPEN, 3, "h1", 0), -1);
+	ck_assert_int_eq(smem__broker_step(b, srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_OPEN, 3, &got), 0);
+	ck_assert_int_ge(got, 0);
+	close(got);
+	mfd = sealed_memfd(8192);
+	send_with_fd(cli, buf, msg_create(buf, 4, "h1", 8192), mfd);
+	close(mfd);
+	ck_assert_int_eq(smem__broker_step(b, srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_CREATE, 4, &got), -EEXIST);
+	ck_assert_int_eq(got, -1);
+
+	smem__broker_free(b);
+	close(cli);
+	ck_assert_int_eq(t_count_fds(), before);
+}
+END_TEST
+
+START_TEST(broker_step_sees_a_hangup_and_releases_the_holds)
+{
+	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
+	_Alignas(8) unsigned char buf[512];
+	struct smem__broker *b = smem__broker_new(&cfg);
+	int srv, cli, mfd, got, before = t_count_fds();
+
+	cli = adopt(b, 1000, &srv);
+	send_with_fd(cli, buf, msg_hello(buf, 1), -1);
+	ck_assert_int_eq(smem__broker_step(b, srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_HELLO, 1, &got), 0);
+	mfd = sealed_memfd(4096);
+	send_with_fd(cli, buf, msg_create(buf, 2, "h2", 4096), mfd);
+	close(mfd);
+	ck_assert_int_eq(smem__broker_step(b, srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_CREATE, 2, &got), 0);
+	ck_assert_uint_eq(smem__broker_names(b), 1);
+
+	close(cli);
+	ck_assert_int_eq(smem__broker_step(b, srv), -ENOTCONN);
+	ck_assert_uint_eq(smem__broker_names(b), 0);	/* its only holder went */
+	ck_assert_int_eq(smem__broker_step(b, srv), -ENOTCONN);
+	smem__broker_free(b);
+	ck_assert_int_eq(t_count_fds(), before);
+}
+END_TEST
+
+static Suite *hardening_suite(void)
+{
+	Suite *s = suite_create("hardening");
+	TCase *tc = tcase_create("broker_step");
+
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, broker_step_answers_each_request_once_and_free_closes_every_fd);
+	tcase_add_test(tc, broker_step_sees_a_hangup_and_releases_the_holds);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+T_MAIN(hardening_suite)
