@@ -116,5 +116,72 @@ def broker_seeds():
     write("broker", "hostile", s.out)
 
 
+# ---- region (open of a hostile copy) ------------------------------------------------------
+def region_input(kind, a, b, delta=0, flags=0, patches=()):
+    out = bytearray([kind, a, b]) + struct.pack("<hB", delta, flags)
+    for off, data in patches:
+        out += struct.pack("<HB", off, len(data)) + data
+    return bytes(out)
+
+
+def region_seeds():
+    q = lambda v: struct.pack("<Q", v)
+    i = lambda v: struct.pack("<I", v)
+    O = 4096	# the object area
+    for kind, name in ((0, "region"), (1, "buffer"), (2, "array"), (3, "ring")):
+        write("region", name + "_intact", region_input(kind, 3, 5))
+        write("region", name + "_rdonly", region_input(kind, 3, 5, flags=1))
+        write("region", name + "_bad_magic", region_input(kind, 3, 5, patches=[(0, b"X")]))
+        write("region", name + "_total_size", region_input(kind, 3, 5, patches=[(16, q(1 << 40))]))
+        write("region", name + "_data_size", region_input(kind, 3, 5, patches=[(32, q(1 << 20))]))
+        write("region", name + "_data_off", region_input(kind, 3, 5, patches=[(24, q(64))]))
+        write("region", name + "_shrunk", region_input(kind, 3, 5, delta=-1))
+        write("region", name + "_grown", region_input(kind, 3, 5, delta=16))
+        write("region", name + "_unsealed", region_input(kind, 3, 5, flags=2))
+        write("region", name + "_kind", region_input(kind, 3, 5, patches=[(12, i(9))]))
+    for name, patches in (("elem_size", [(O + 24, q(7))]), ("length", [(O + 32, q(1 << 62))]),
+                          ("data_size", [(O + 16, q(1 << 30))]),
+                          ("lock_writer_dead", [(O + 64, q(0x0000070180000000))]),
+                          ("lock_readers", [(O + 64, q(0xffffff))])):
+        write("region", "array_" + name, region_input(2, 7, 9, patches=patches))
+        write("region", "buffer_" + name, region_input(1, 7, 9, flags=4, patches=patches))
+    for name, patches in (("node_count", [(O + 12, i(1 << 20))]),
+                          ("node_size", [(O + 16, i(4096))]),
+                          ("stride", [(O + 20, i(8))]),
+                          ("tail_head", [(O + 64, q(1 << 40)), (O + 128, q(3))]),
+                          ("node_committed_len", [(O + 512, q(1 << 32)), (O + 520, i(1 << 20))]),
+                          ("node_claimed", [(O + 512, q(1 << 32 | 0x107))])):
+        write("region", "ring_" + name, region_input(3, 6, 2, patches=patches))
+
+
+# ---- ring (read path over a corrupted ring) --------------------------------------------------
+def ring_seeds():
+    W = lambda n: bytes([1, n])
+    R = lambda cap: bytes([2, cap])
+    NL, RR, RW = bytes([3]), bytes([4]), bytes([5])
+    fin = lambda arg: bytes([6 | arg << 3])
+    poke = lambda off, data: bytes([0]) + struct.pack("<HB", off, len(data)) + data
+    claim = lambda node, which: bytes([7, node, which])
+    q = lambda v: struct.pack("<Q", v)
+    ops = W(5) + W(0) + NL + R(2) + R(10) + R(10) + R(10)
+    write("ring", "fifo", bytes([2, 1, 0]) + ops)
+    full = b"".join(W(i) for i in range(6)) + NL + b"".join(R(127) for i in range(6))
+    write("ring", "fill_and_drain", bytes([2, 0, 0]) + full)
+    zc = RW + W(3) + NL + fin(8) + R(127) + R(127) + RW + fin(1) + W(2) + RR + W(1) + R(127) + fin(0)
+    write("ring", "zero_copy", bytes([1, 3, 0]) + zc)
+    write("ring", "geometry_poke", bytes([2, 1, 1, 12, 4]) + struct.pack("<I", 1 << 20) + ops)
+    write("ring", "cursor_poke", bytes([2, 1, 0]) + W(4) + poke(128, q(1 << 40)) + R(127) + NL +
+          poke(64, q(7)) + W(3) + R(127))
+    write("ring", "node_len_poke", bytes([2, 1, 0]) + W(4) + poke(512 + 8, struct.pack("<I", 1 << 30)) +
+          NL + R(127) + W(2) + RR + fin(0))
+    write("ring", "node_state_poke", bytes([3, 1, 0]) + W(4) + W(4) +
+          poke(512 + 64, q(9 << 32)) + R(127) + R(127) + W(1) + R(127))
+    write("ring", "dead_claims", bytes([2, 1, 0]) + W(4) + claim(0, 0) + claim(1, 1) + R(127) +
+          claim(0, 3) + R(127) + W(1) + W(1) + R(127) + NL)
+    write("ring", "own_claim", bytes([2, 1, 0]) + W(4) + claim(0, 2) + R(127) + W(1) + NL)
+
+
 if __name__ == "__main__":
     broker_seeds()
+    region_seeds()
+    ring_seeds()
