@@ -181,7 +181,37 @@ def ring_seeds():
     write("ring", "own_claim", bytes([2, 1, 0]) + W(4) + claim(0, 2) + R(127) + W(1) + NL)
 
 
+# ---- rpc (packet parsing and reassembly) ----------------------------------------------------
+def rpc_pkt(type_, msg_id, resp, total, index, count, chunk, error=0, session=7, payload=None):
+    h = struct.pack("<BBHIQQQIIIi16x", 1, type_, 0, session, msg_id, resp, total, index, count,
+                    chunk, error)
+    return h + (payload if payload is not None else bytes(range(chunk)))
+
+
+def rpc_seeds():
+    per = 16	# byte 0 = 15
+    raw = lambda pkts: bytes([15, 3, 0]) + b"".join(bytes([len(p)]) + p for p in pkts)
+    # a 40-byte request in 3 packets, a response, an error, interleaved
+    req = [rpc_pkt(1, 5, 0, 40, i, 3, min(per, 40 - i * per)) for i in range(3)]
+    rsp = [rpc_pkt(2, 9, 5, 20, i, 2, min(per, 20 - i * per)) for i in range(2)]
+    err = [rpc_pkt(3, 10, 6, 3, 0, 1, 3, error=-22)]
+    write("rpc", "interleaved", raw([req[0], rsp[0], req[1], err[0], rsp[1], req[2]]))
+    write("rpc", "empty_message", raw([rpc_pkt(1, 1, 0, 0, 0, 1, 0)]))
+    write("rpc", "out_of_order", raw([req[0], req[2], req[1]]))
+    write("rpc", "restart", raw([req[0], req[1], req[0], req[1], req[2]]))
+    write("rpc", "orphan", raw([req[1], req[2]]))
+    write("rpc", "bad_chunk", raw([rpc_pkt(1, 5, 0, 40, 0, 3, 15)]))
+    write("rpc", "changed_total", raw([req[0], rpc_pkt(1, 5, 0, 41, 1, 3, 16), req[2]]))
+    write("rpc", "exact_multiple", raw([rpc_pkt(1, 8, 0, 32, i, 2, 16) for i in range(2)]))
+    write("rpc", "too_big", raw([rpc_pkt(1, 8, 0, 1 << 40, 0, 0xffffffff, 16)]))
+    # round trips: (type, len16, seed) messages
+    msgs = lambda *m: b"".join(bytes([t]) + struct.pack("<H", l) + bytes([sd]) for t, l, sd in m)
+    write("rpc", "roundtrip", bytes([15, 5, 1]) + msgs((0, 40, 1), (1, 16, 2), (2, 0, 3), (128, 95, 4)))
+    write("rpc", "roundtrip_small_packets", bytes([0, 15, 1]) + msgs((0, 16, 1), (129, 7, 2)))
+
+
 if __name__ == "__main__":
     broker_seeds()
     region_seeds()
     ring_seeds()
+    rpc_seeds()
