@@ -329,8 +329,24 @@ static int try_read(struct smem_ring *r, struct op *op, struct obs *ob)
 		if (d > 0) {
 			uint64_t np = atomic_load_explicit(head, memory_order_acquire);
 
-			if (np == pos)
-				return corrupt(r);
+			if (np == pos) {
+				/*
+				 * More than a lap ahead of a head that stands still. An aborted
+				 * write or a dead writer's recovered claim frees its node for the
+				 * next lap with no reader taking the position, so writers may lap
+				 * such a position: it was skipped, step over it. No protocol step
+				 * puts a node more than a lap ahead of tail (claims are below
+				 * tail, frees add n), so that is corruption. Acquire: pairs with
+				 * the tail bumps, made before the node state we loaded.
+				 */
+				uint64_t t = atomic_load_explicit(&r->shm->tail,
+								  memory_order_acquire);
+
+				if ((int32_t)(st_seq(s) - (uint32_t)t) > n)
+					return corrupt(r);
+				advance(head, pos);
+				np = atomic_load_explicit(head, memory_order_acquire);
+			}
 			pos = np;
 			continue;
 		}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ring_int.h"
 #include "proto.h"
 #include "util/testutil.h"
 
@@ -197,6 +198,41 @@ START_TEST(broker_step_sees_a_hangup_and_releases_the_holds)
 }
 END_TEST
 
+/* ---- regressions found by fuzzing -------------------------------------------------------- */
+
+/*
+ * Found by fuzz_ring: an aborted write frees its node for the next lap without any reader
+ * taking the position, so writers may run more than a lap ahead of the readers' head. A reader
+ * whose head stands on such a position finds the node more than a lap ahead; that must be
+ * stepped over like any skipped position, not reported as corruption (which wedged the ring:
+ * every later read failed with -EPROTO). A dead writer's recovered claim does the same.
+ */
+START_TEST(ring_aborts_that_lap_the_readers_leave_the_ring_readable)
+{
+	struct smem_ring_slot slot;
+	struct smem_ring_stats st;
+	struct smem_ring *r;
+	char buf[16];
+	int i;
+	T_NAME(name, "hard-lap");
+
+	ck_assert_int_eq(smem_ring_create(name, 2, 16, NULL, &r), 0);
+	smem_ring_set_spin(r, 0);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(smem_ring_reserve_write(r, &slot, 0), 0);
+		ck_assert_int_eq(smem_ring_abort(r, &slot), 0);
+	}
+	ck_assert_int_eq(smem_ring_write(r, "x", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_next_len(r), 1);
+	ck_assert_int_eq(smem_ring_read(r, buf, sizeof(buf), 0), 1);
+	ck_assert_int_eq(buf[0], 'x');
+	ck_assert_int_eq(smem_ring_read(r, buf, sizeof(buf), 0), -ETIMEDOUT);
+	ck_assert_int_eq(smem_ring_stats(r, &st), 0);
+	ck_assert_uint_eq(st.corruptions, 0);
+	smem_ring_close(r);
+}
+END_TEST
+
 static Suite *hardening_suite(void)
 {
 	Suite *s = suite_create("hardening");
@@ -206,6 +242,12 @@ static Suite *hardening_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, broker_step_answers_each_request_once_and_free_closes_every_fd);
 	tcase_add_test(tc, broker_step_sees_a_hangup_and_releases_the_holds);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fuzz_regressions");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, ring_aborts_that_lap_the_readers_leave_the_ring_readable);
 	suite_add_tcase(s, tc);
 	return s;
 }
