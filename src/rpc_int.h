@@ -1,17 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * RPC internals shared by rpc.c and the tests: the control region's layout (docs/PROTOCOL.md,
- * "RPC protocol") and accessors for tests that write hostile packets into a channel's rings.
+ * RPC internals shared by the rpc*.c files and the tests: the control region's layout
+ * (docs/PROTOCOL.md, "RPC protocol"), the process-local channel state, and the functions the
+ * parts of the channel call in each other. The protocol (election, data path, sleeping, peer
+ * liveness) is described at the top of rpc.c.
+ *
+ *   rpc.c        channel open/close, election, sessions, peer tracking, statistics
+ *   rpc_call.c   the caller's side: pending calls, sending messages, call/wait API
+ *   rpc_recv.c   the receive pump: packets, reassembly, delivery
+ *   rpc_serve.c  running handlers: request queue, replies, service thread, serve/dispatch
+ *   rpc_wait.c   sleeping on many channels at once (event words, rings, pidfds)
  */
 #ifndef SMEM_RPC_INT_H
 #define SMEM_RPC_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <smem/rpc.h>
 #include <smem/ring.h>
+
+#include "rpc_proto.h"
+#include "uring.h"
 
 #define SMEM_RPC_CTL_MAGIC	0x314350524d454d53ull	/* "SMEMRPC1" little-endian */
 #define SMEM_RPC_CTL_VERSION	1u
@@ -58,6 +71,216 @@ _Static_assert(offsetof(struct smem_rpc_ctl, session) == 16, "layout");
 _Static_assert(offsetof(struct smem_rpc_ctl, event) == 20, "layout");
 _Static_assert(offsetof(struct smem_rpc_ctl, ring_gen) == 24, "layout");
 _Static_assert(offsetof(struct smem_rpc_ctl, end) == 64, "layout");
+
+/* ---- the process-local channel --------------------------------------------------------- */
+
+#define DEFAULT_NODES		16u
+#define DEFAULT_NODE_SIZE	65536u
+#define MIN_NODE_SIZE		256u
+#define MAX_NODE_SIZE		(64u << 20)
+#define DEFAULT_MAX_MESSAGE	(64ull << 20)
+#define DEFAULT_REPLY_MS	30000
+#define NAME_ROOM		24	/* ".<gen>.m2s" */
+#define CALL_BUCKETS		256u
+#define MAX_ASSEMBLIES		256u
+#define PUMP_BUDGET		1024u
+#define LIVE_POLL_NS		(20ull * 1000 * 1000)	/* no pidfd: check the peer this often */
+#define LIVE_RECHECK_NS		(1000ull * 1000 * 1000)	/* with a pidfd: belt and braces */
+#define MAX_SLEEP_NS		(50ull * 1000 * 1000)	/* ring recovery needs us to look again */
+#define MAX_NESTING		32
+#define MAX_WAIT_CHANNELS	32u
+#define DEFAULT_SPIN_NS		20000u
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+struct smem_rpc_call {
+	struct smem_rpc *ch;
+	uint64_t id;
+	uint64_t deadline;
+	_Atomic int done;		/* release-stored once status/resp are final */
+	int status;
+	void *resp;
+	size_t resp_len;
+	bool in_table;
+	struct smem_rpc_call *next;	/* hash chain, under ch->lock */
+	char msg[SMEM_RPC_ERRMSG_MAX];
+};
+
+struct inreq {
+	struct inreq *next;
+	uint64_t id;
+	uint32_t session;
+	uint8_t *data;
+	size_t len;
+};
+
+struct assembly {
+	struct assembly *next;
+	bool discard;			/* a response nobody waits for: consume, do not copy */
+	struct smem__rpc_asm a;
+};
+
+struct smem_rpc_reply {
+	void *data;
+	size_t len;
+	uint64_t max;
+	char msg[SMEM_RPC_ERRMSG_MAX];
+};
+
+struct stats {
+	_Atomic uint64_t requests_sent, responses_sent, errors_sent;
+	_Atomic uint64_t requests_received, responses_received, errors_received;
+	_Atomic uint64_t packets_sent, packets_received, bytes_sent, bytes_received;
+	_Atomic uint64_t max_packet_sent, max_packet_received;
+	_Atomic int64_t last_packet_sent, last_packet_received;
+	_Atomic int64_t last_message_sent, last_message_received;
+	_Atomic uint64_t timeouts, discarded_responses, last_discarded_id;
+	_Atomic uint64_t protocol_errors, stale_packets, peer_resets;
+	_Atomic uint64_t max_wait_write_ns, max_wait_read_ns, sleeps;
+};
+
+struct smem_rpc {
+	struct smem_region *reg;	/* the control region */
+	struct smem_rpc_ctl *ctl;
+	struct smem_ring *tx, *rx;
+	int role;
+	_Atomic uint32_t session;
+	uint32_t per;			/* payload bytes per packet (private geometry) */
+	uint64_t max_message;
+	int reply_timeout_ms;
+	smem_rpc_handler_fn handler;
+	void *handler_arg;
+	uint32_t service;
+	uint32_t spin_ns;
+
+	pthread_mutex_t lock;		/* calls, queue, peer state */
+	struct smem_rpc_call *calls[CALL_BUCKETS];
+	struct inreq *q_head, *q_tail;
+	_Atomic int state;		/* 0, or the error every call gets (-ECONNRESET...) */
+	uint32_t peer_id;
+	uint64_t peer_max;
+	int peer_pidfd;
+	uint64_t next_live_check;
+	_Atomic uint64_t next_id;
+
+	pthread_mutex_t pump;		/* trylock only: receive ring and assemblies */
+	_Atomic bool pumping;
+	_Atomic bool pump_skipped;
+	struct assembly *asms;
+	unsigned nasm;
+	uint32_t asm_session;
+
+	_Atomic uint32_t ev;
+	_Atomic uint32_t ev_sleepers;
+
+	pthread_t thread;
+	bool has_thread;
+	_Atomic bool stopping;
+	struct stats st;
+};
+
+
+extern _Thread_local const struct smem_rpc *smem__rpc_tl_service;	/* a service thread's channel */
+extern _Thread_local int smem__rpc_tl_depth;	/* handlers running on this thread */
+
+#define STAT_ADD(ch, f, n) atomic_fetch_add_explicit(&(ch)->st.f, (n), memory_order_relaxed)
+#define STAT_SET(ch, f, v) atomic_store_explicit(&(ch)->st.f, (v), memory_order_relaxed)
+
+static inline void stat_max(_Atomic uint64_t *m, uint64_t v)
+{
+	uint64_t cur = atomic_load_explicit(m, memory_order_relaxed);
+
+	while (v > cur && !atomic_compare_exchange_weak_explicit(m, &cur, v, memory_order_relaxed,
+								memory_order_relaxed))
+		;
+}
+
+static inline uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline uint32_t my_session(const struct smem_rpc *ch)
+{
+	return atomic_load_explicit(&ch->session, memory_order_acquire);
+}
+
+/* ---- rpc.c: the channel ----------------------------------------------------------------- */
+
+/* Look at the control region (session, peer arrival/departure/death); returns the state. */
+int smem__rpc_refresh(struct smem_rpc *ch, bool force);
+/* The channel failed: every pending call gets @err, and so will every new one. */
+void smem__rpc_fail(struct smem_rpc *ch, int err);
+
+/* ---- rpc_call.c: pending calls and sending ------------------------------------------------ */
+
+/* Under ch->lock: complete every pending call with @err; returns how many. */
+unsigned smem__rpc_calls_fail(struct smem_rpc *ch, int err);
+/* Is a call with this id pending? (takes ch->lock) */
+bool smem__rpc_call_pending(struct smem_rpc *ch, uint64_t id);
+/* A complete response or error for call @a->response_to (takes ch->lock); owns a->buf. */
+bool smem__rpc_call_resolve(struct smem_rpc *ch, struct smem__rpc_asm *a);
+/* Send one message, split into packets, waiting for room until @deadline. */
+int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
+		   int32_t error, const void *data, size_t len, uint64_t deadline);
+
+/* ---- rpc_recv.c: the receive pump -------------------------------------------------------- */
+
+/* Drain the receive ring unless another thread does. Packets consumed, or -EBUSY. */
+int smem__rpc_try_pump(struct smem_rpc *ch);
+/* Drop every partial message (the pump lock held, or the channel being freed). */
+void smem__rpc_asm_clear(struct smem_rpc *ch);
+
+/* ---- rpc_serve.c: requests and handlers --------------------------------------------------- */
+
+/* Queue a received request (takes ownership) and wake whoever may run it. */
+void smem__rpc_queue_push(struct smem_rpc *ch, struct inreq *q);
+/* Free a list of queued requests. */
+void smem__rpc_queue_free(struct inreq *q);
+/* Everything a waiting thread does for a channel without sleeping. Returns requests run. */
+int smem__rpc_progress(struct smem_rpc *ch);
+void *smem__rpc_service_main(void *arg);
+struct smem__rpc_ws;
+/* What a thread waiting on @ch sleeps on (event, rx ring, peer); longest it may sleep. */
+uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+
+/* ---- rpc_wait.c: sleeping ---------------------------------------------------------------- */
+
+struct smem__rpc_ws {
+	struct smem__wait_item it[SMEM__WAIT_MAX];
+	unsigned n;
+	struct {
+		struct smem_ring *r;
+		bool wr;
+	} prep[SMEM__WAIT_MAX];
+	unsigned np;
+	struct smem_rpc *evch[SMEM__WAIT_MAX];
+	unsigned nev;
+	struct smem_rpc *pidch[SMEM__WAIT_MAX];
+	unsigned pidbase[SMEM__WAIT_MAX];
+	unsigned npid;
+	bool ready;			/* some condition already holds: do not sleep */
+};
+
+/* Bump the channel's event word, waking its sleepers (if any). */
+void smem__rpc_ev_bump(struct smem_rpc *ch);
+void smem__rpc_ws_init(struct smem__rpc_ws *ws);
+void smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v);
+void smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+void smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr);
+void smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
+void smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
+uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
+void smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
+
+/* ---- for tests ---------------------------------------------------------------------------- */
 
 /* For tests: the ring this endpoint writes to / reads from, and its current session. */
 struct smem_ring *smem__rpc_tx(const struct smem_rpc *ch);

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Running handlers. Requests reassembled by the pump wait in the channel's queue; they run
+ * outside any lock on the threads allowed to serve the channel: the service thread (default),
+ * or in dispatch mode any thread inside dispatch/serve/call/wait. A thread waiting in a nested
+ * call keeps serving, so handlers can call back through the same channel without deadlock
+ * (up to MAX_NESTING deep on one thread).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ring_int.h"
+#include "rpc_int.h"
+
+_Thread_local int smem__rpc_tl_depth;
+_Thread_local const struct smem_rpc *smem__rpc_tl_service;	/* set on a channel's service thread */
+
+static bool may_serve(const struct smem_rpc *ch)
+{
+	if (!ch->handler)
+		return true;	/* -ENOSYS replies cost nothing: anybody sends them */
+	if (smem__rpc_tl_depth >= MAX_NESTING)
+		return false;
+	if (ch->service == SMEM_RPC_SERVICE_DISPATCH)
+		return true;
+	return smem__rpc_tl_service == ch;
+}
+
+void smem__rpc_queue_push(struct smem_rpc *ch, struct inreq *q)
+{
+	pthread_mutex_lock(&ch->lock);
+	if (ch->q_tail)
+		ch->q_tail->next = q;
+	else
+		ch->q_head = q;
+	ch->q_tail = q;
+	pthread_mutex_unlock(&ch->lock);
+	smem__rpc_ev_bump(ch);
+}
+
+void smem__rpc_queue_free(struct inreq *q)
+{
+	struct inreq *next;
+
+	for (; q; q = next) {
+		next = q->next;
+		free(q->data);
+		free(q);
+	}
+}
+
+/* ---- serving -------------------------------------------------------------------------------- */
+
+int smem_rpc_reply_set(struct smem_rpc_reply *reply, const void *data, size_t len)
+{
+	void *p;
+
+	if (!reply || (!data && len))
+		return -EINVAL;
+	p = smem_rpc_reply_alloc(reply, len);
+	if (!p && len)
+		return len > reply->max ? -EMSGSIZE : -ENOMEM;
+	if (len)
+		memcpy(p, data, len);
+	return 0;
+}
+
+void *smem_rpc_reply_alloc(struct smem_rpc_reply *reply, size_t len)
+{
+	void *p = NULL;
+
+	if (!reply || len > reply->max)
+		return NULL;
+	if (len) {
+		p = malloc(len);
+		if (!p)
+			return NULL;
+	}
+	free(reply->data);
+	reply->data = p;
+	reply->len = len;
+	return p;
+}
+
+void smem_rpc_reply_error(struct smem_rpc_reply *reply, const char *message)
+{
+	if (reply)
+		snprintf(reply->msg, sizeof(reply->msg), "%s", message ? message : "");
+}
+
+static void handle_request(struct smem_rpc *ch, struct inreq *q)
+{
+	struct smem_rpc_request req = {
+		.channel = ch, .id = q->id, .data = q->len ? q->data : NULL, .len = q->len,
+	};
+	struct smem_rpc_reply reply = { .max = ch->peer_max ? ch->peer_max : ch->max_message };
+	uint64_t deadline = smem__deadline(ch->reply_timeout_ms);
+	int rc;
+
+	if (q->session != my_session(ch))
+		return;	/* its sender is gone: nobody to answer */
+	if (!ch->handler) {
+		rc = -ENOSYS;
+	} else {
+		smem__rpc_tl_depth++;
+		rc = ch->handler(ch->handler_arg, &req, &reply);
+		smem__rpc_tl_depth--;
+		if (rc > 0)
+			rc = -EPROTO;
+		if (rc < -4095)
+			rc = -EPROTO;
+	}
+	if (rc == 0) {
+		rc = smem__rpc_send(ch, SMEM_RPC_RESPONSE, atomic_fetch_add(&ch->next_id, 1), q->id,
+				  0, reply.data, reply.len, deadline);
+		if (rc == 0)
+			STAT_ADD(ch, responses_sent, 1);
+	} else {
+		rc = smem__rpc_send(ch, SMEM_RPC_ERROR, atomic_fetch_add(&ch->next_id, 1), q->id,
+				  rc, reply.msg, strlen(reply.msg), deadline);
+		if (rc == 0)
+			STAT_ADD(ch, errors_sent, 1);
+	}
+	if (rc == -ETIMEDOUT)
+		STAT_ADD(ch, timeouts, 1);
+	free(reply.data);
+}
+
+/* Run queued requests (when this thread may). Returns how many. */
+static int run_queue(struct smem_rpc *ch)
+{
+	struct inreq *q;
+	int n = 0;
+
+	while (may_serve(ch)) {
+		pthread_mutex_lock(&ch->lock);
+		q = ch->q_head;
+		if (q) {
+			ch->q_head = q->next;
+			if (!ch->q_head)
+				ch->q_tail = NULL;
+		}
+		pthread_mutex_unlock(&ch->lock);
+		if (!q)
+			break;
+		handle_request(ch, q);
+		free(q->data);
+		free(q);
+		n++;
+	}
+	return n;
+}
+
+static bool queue_nonempty(struct smem_rpc *ch)
+{
+	bool r;
+
+	pthread_mutex_lock(&ch->lock);
+	r = ch->q_head != NULL;
+	pthread_mutex_unlock(&ch->lock);
+	return r;
+}
+
+/* Everything a waiting thread does for a channel without sleeping. Returns requests run. */
+int smem__rpc_progress(struct smem_rpc *ch)
+{
+	smem__rpc_refresh(ch, false);
+	smem__rpc_try_pump(ch);
+	return run_queue(ch);
+}
+
+/* Add what a thread waiting on @ch sleeps on; returns the longest it may sleep. */
+uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
+{
+	smem__rpc_ws_ev(ws, ch, v);
+	if (atomic_load_explicit(&ch->state, memory_order_acquire) == 0 ||
+	    ch->role == SMEM_RPC_MASTER)
+		smem__rpc_ws_rx(ws, ch);
+	smem__rpc_ws_peer(ws, ch);
+	if (may_serve(ch) && queue_nonempty(ch))
+		ws->ready = true;
+	return smem__rpc_peer_poll_bound(ch);
+}
+
+void *smem__rpc_service_main(void *arg)
+{
+	struct smem_rpc *ch = arg;
+	uint64_t bound, idle_since = 0, now;
+	struct smem__rpc_ws ws;
+	uint32_t v;
+
+	smem__rpc_tl_service = ch;	/* handlers (and nested calls) on this thread may serve ch */
+
+	while (!atomic_load_explicit(&ch->stopping, memory_order_acquire)) {
+		v = atomic_load(&ch->ev);
+		if (smem__rpc_progress(ch) > 0)
+			idle_since = 0;
+		if (atomic_load_explicit(&ch->stopping, memory_order_acquire))
+			break;
+		now = smem__now_ns();
+		if (!idle_since)
+			idle_since = now;
+		if (now - idle_since < ch->spin_ns) {
+			cpu_relax();
+			continue;
+		}
+		idle_since = 0;
+		smem__rpc_ws_init(&ws);
+		bound = smem__rpc_ws_channel(&ws, ch, v);
+		/* A master whose slave left waits for a new slave: watch the control region. */
+		smem__rpc_ws_word(&ws, &ch->ctl->event, atomic_load(&ch->ctl->event));
+		smem__rpc_ws_sleep(&ws, ch, bound);
+	}
+	return NULL;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
+{
+	uint64_t deadline = smem__deadline(timeout_ms), bound, spin_until;
+	uint32_t evs[MAX_WAIT_CHANNELS];
+	struct smem__rpc_ws ws;
+	unsigned k, live;
+	int handled;
+
+	if (!chs || n == 0 || n > MAX_WAIT_CHANNELS)
+		return -EINVAL;
+	for (k = 0; k < n; k++)
+		if (!chs[k] || chs[k]->service != SMEM_RPC_SERVICE_DISPATCH)
+			return -EINVAL;
+	spin_until = smem__now_ns() + chs[0]->spin_ns;
+	for (;;) {
+		handled = 0;
+		live = 0;
+		for (k = 0; k < n; k++) {
+			evs[k] = atomic_load(&chs[k]->ev);
+			handled += smem__rpc_progress(chs[k]);
+			if (atomic_load_explicit(&chs[k]->state, memory_order_acquire) == 0 ||
+			    chs[k]->role == SMEM_RPC_MASTER)
+				live++;
+		}
+		if (handled)
+			return handled;
+		if (!live)
+			return atomic_load(&chs[0]->state);	/* every channel failed */
+		bound = smem__remaining_ns(deadline);
+		if (bound == 0)
+			return 0;
+		if (smem__now_ns() < spin_until) {
+			cpu_relax();
+			continue;
+		}
+		smem__rpc_ws_init(&ws);
+		for (k = 0; k < n; k++) {
+			bound = min_u64(bound, smem__rpc_ws_channel(&ws, chs[k], evs[k]));
+			if (chs[k]->role == SMEM_RPC_MASTER)
+				smem__rpc_ws_word(&ws, &chs[k]->ctl->event, atomic_load(&chs[k]->ctl->event));
+		}
+		smem__rpc_ws_sleep(&ws, chs[0], bound);
+	}
+}
+
+int smem_rpc_dispatch(struct smem_rpc *ch, int timeout_ms)
+{
+	return smem_rpc_serve(&ch, 1, timeout_ms);
+}
+

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RPC waiting: a thread that has nothing to do for its channels (a caller, the service thread,
+ * a dispatch loop) collects everything that could give it work into one wait set and sleeps
+ * once in smem__wait_many() (io_uring, or the futex_waitv fallback).
+ *
+ * Each channel has a process-local event word (ev) bumped when a call completes, a request is
+ * queued, the channel fails, or a pump lock is released that somebody skipped. A waiter
+ * snapshots ev before looking at its conditions, then sleeps on: every channel's ev, the
+ * receive rings' data words (when nobody is pumping them), the peers' pidfds, and its
+ * deadline. The ev protocol: the waker increments ev then reads ev_sleepers (seq_cst); the
+ * waiter increments ev_sleepers then sleeps on (ev, snapshot), so either the waker sees a
+ * sleeper or the futex sees a changed value.
+ */
+#include <limits.h>
+#include <poll.h>
+
+#include "internal.h"
+#include "ring_int.h"
+#include "rpc_int.h"
+
+void smem__rpc_ev_bump(struct smem_rpc *ch)
+{
+	/* seq_cst: pairs with ev_sleepers++ in smem__rpc_ws_ev() before the sleep. */
+	atomic_fetch_add(&ch->ev, 1);
+	if (atomic_load(&ch->ev_sleepers))
+		smem__futex_wake(&ch->ev, INT_MAX);
+}
+
+void smem__rpc_ws_init(struct smem__rpc_ws *ws)
+{
+	ws->n = ws->np = ws->nev = ws->npid = 0;
+	ws->ready = false;
+}
+
+void smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v)
+{
+	if (ws->n >= SMEM__WAIT_MAX)
+		return;
+	ws->it[ws->n].word = w;
+	ws->it[ws->n].val = v;
+	ws->it[ws->n].fd = -1;
+	ws->it[ws->n].fired = false;
+	ws->n++;
+}
+
+/* Sleep on the channel's event word, from snapshot @v. */
+void smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
+{
+	if (ws->n >= SMEM__WAIT_MAX || ws->nev >= SMEM__WAIT_MAX)
+		return;
+	atomic_fetch_add(&ch->ev_sleepers, 1);	/* seq_cst: see smem__rpc_ev_bump() */
+	ws->evch[ws->nev++] = ch;
+	smem__rpc_ws_word(ws, &ch->ev, v);
+}
+
+void smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
+{
+	_Atomic uint32_t *word;
+	uint32_t val;
+	int rc;
+
+	if (ws->n >= SMEM__WAIT_MAX)
+		return;
+	rc = smem__ring_wait_prepare(r, wr, &word, &val);
+	if (rc) {
+		ws->ready = true;	/* -EAGAIN: it holds already; -ESHUTDOWN: go and see */
+		return;
+	}
+	ws->prep[ws->np].r = r;
+	ws->prep[ws->np].wr = wr;
+	ws->np++;
+	smem__rpc_ws_word(ws, word, val);
+}
+
+/* Receive ring data, unless somebody is pumping it (they bump ev when they let go). */
+void smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch)
+{
+	/* seq_cst pair with smem__rpc_try_pump(): either we see pumping == false, or it sees
+	 * the flag. */
+	atomic_store(&ch->pump_skipped, true);
+	if (atomic_load(&ch->pumping))
+		return;
+	smem__rpc_ws_ring(ws, ch->rx, false);
+}
+
+void smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
+{
+	int fd;
+
+	pthread_mutex_lock(&ch->lock);
+	fd = ch->peer_pidfd;
+	pthread_mutex_unlock(&ch->lock);
+	if (fd < 0 || ws->n >= SMEM__WAIT_MAX || ws->npid >= SMEM__WAIT_MAX)
+		return;
+	ws->pidch[ws->npid] = ch;
+	ws->pidbase[ws->npid++] = ws->n;
+	ws->it[ws->n].word = NULL;
+	ws->it[ws->n].fd = fd;
+	ws->it[ws->n].events = POLLIN;
+	ws->it[ws->n].fired = false;
+	ws->n++;
+}
+
+/* A channel's peer needs polling (no pidfd): bound the sleep. */
+uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch)
+{
+	bool pidfd;
+
+	pthread_mutex_lock(&ch->lock);
+	pidfd = ch->peer_pidfd >= 0 || ch->peer_id == 0;
+	pthread_mutex_unlock(&ch->lock);
+	return pidfd ? MAX_SLEEP_NS : LIVE_POLL_NS;
+}
+
+void smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
+{
+	uint64_t t0 = 0;
+	unsigned i;
+
+	if (!ws->ready && max_ns > 0) {
+		if (stat_ch) {
+			STAT_ADD(stat_ch, sleeps, 1);
+			t0 = smem__now_ns();
+		}
+		smem__wait_many(ws->it, ws->n, min_u64(max_ns, MAX_SLEEP_NS));
+		if (stat_ch)
+			stat_max(&stat_ch->st.max_wait_read_ns, smem__now_ns() - t0);
+	}
+	for (i = 0; i < ws->np; i++)
+		smem__ring_wait_done(ws->prep[i].r, ws->prep[i].wr);
+	for (i = 0; i < ws->nev; i++)
+		atomic_fetch_sub(&ws->evch[i]->ev_sleepers, 1);
+	/* A peer's pidfd fired: look at its liveness now. */
+	for (i = 0; i < ws->npid; i++)
+		if (ws->it[ws->pidbase[i]].fired)
+			smem__rpc_refresh(ws->pidch[i], true);
+}
