@@ -75,6 +75,24 @@ static pthread_key_t waiter_key;
 static _Thread_local struct waiter *tl_waiter;
 static _Atomic uint64_t syscalls;
 
+/*
+ * liburing maps a ring with raw mmap system calls that ThreadSanitizer does not see, so when a
+ * thread's ring is unmapped at its exit and a new thread's ring lands at the same address,
+ * TSan takes the new owner's accesses for races with the old one's. The kernel orders the
+ * unmap before the new map; tell TSan so (a release before the unmap, an acquire after the
+ * map, on one object).
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+static char ring_reuse;
+#define RING_UNMAPPING() __tsan_release(&ring_reuse)
+#define RING_MAPPED() __tsan_acquire(&ring_reuse)
+#else
+#define RING_UNMAPPING() ((void)0)
+#define RING_MAPPED() ((void)0)
+#endif
+
 static void prep_futex_wait(struct io_uring_sqe *sqe, _Atomic uint32_t *word, uint32_t val)
 {
 	io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32, (void *)word, 0, val);
@@ -87,6 +105,7 @@ static void waiter_free(void *p)
 
 	if (!w)
 		return;
+	RING_UNMAPPING();
 	io_uring_queue_exit(&w->ring);	/* the kernel cancels whatever is still armed */
 	free(w);
 }
@@ -105,6 +124,7 @@ static bool probe_uring(void)
 
 	if (io_uring_queue_init(4, &ring, 0) < 0)
 		return false;	/* ENOSYS, EPERM (seccomp, io_uring_disabled), ENOMEM */
+	RING_MAPPED();
 	if (!(ring.features & IORING_FEAT_EXT_ARG))
 		goto out;	/* we need the timeout in the enter itself */
 	sqe = io_uring_get_sqe(&ring);
@@ -119,6 +139,7 @@ static bool probe_uring(void)
 		io_uring_cqe_seen(&ring, cqe);
 	}
 out:
+	RING_UNMAPPING();
 	io_uring_queue_exit(&ring);
 	return ok;
 }
@@ -163,6 +184,7 @@ static struct waiter *get_waiter(void)
 		free(w);
 		return NULL;
 	}
+	RING_MAPPED();
 	tl_waiter = w;
 	pthread_setspecific(waiter_key, w);	/* freed at thread exit */
 	return w;
