@@ -75,6 +75,9 @@ TEST_SRCS := $(sort $(wildcard tests/check_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL_SRCS := $(sort $(wildcard tests/util/*.c))
 TEST_UTIL_OBJS := $(TEST_UTIL_SRCS:tests/util/%.c=$(BUILD)/tests/util/%.o)
+# Long-running harnesses (crash campaign, broker load), built like the suites.
+HARNESS_SRCS := $(sort $(wildcard tests/crash/*.c tests/load/*.c))
+HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 
 # The examples in the seed's order (README: SharedArray, BufferReadWrite, CircularBuffer,
 # RpcBuffer), then our own demos. Only the ones that exist are run.
@@ -82,14 +85,14 @@ RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
 .PHONY: all lib tools examples tests deps check run install uninstall clean bench stress \
-	fuzz fuzz-build
+	fuzz fuzz-build crash
 .DEFAULT_GOAL := all
 
 all: deps lib tools examples tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 tools: $(TOOLS)
 examples: $(EXAMPLES)
-tests: $(TESTS)
+tests: $(TESTS) $(HARNESSES)
 
 # deps: liburing, Check and pkg-config. Installed with apt-get when we are root on Debian or
 # Ubuntu; otherwise the exact command to run is printed and the build stops.
@@ -196,6 +199,13 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	@./tests/fuzz/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+# The crash campaign (tests/crash/crash.c): CRASH_TRIALS trials of processes killed with
+# SIGKILL at random points, against a broker of its own. CRASH_SEED=N replays a campaign.
+CRASH_TRIALS ?= 2000
+CRASH_SEED ?= 0
+crash: all
+	@$(BUILD)/tests/crash/crash -t $(CRASH_TRIALS) $(if $(filter-out 0,$(CRASH_SEED)),-s $(CRASH_SEED))
 
 run: all
 	@BUILD=$(BUILD) ./examples/run-examples $(RUN_EXAMPLES)

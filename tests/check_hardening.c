@@ -233,6 +233,48 @@ START_TEST(ring_aborts_that_lap_the_readers_leave_the_ring_readable)
 }
 END_TEST
 
+/* ---- a short crash campaign (`make crash` runs the long one) ------------------------------ */
+
+/*
+ * Runs tests/crash/crash for a few dozen trials (every scenario: ring, lock, rpc, broker;
+ * processes SIGKILLed at random points) against a broker of its own, and requires its summary
+ * to report no failure. The seed is printed so that a failure can be replayed with
+ * `make crash CRASH_SEED=...`.
+ */
+START_TEST(crash_campaign_of_forty_trials_finds_no_failure)
+{
+	char path[512], seed[32], out[8192];
+	size_t used = 0;
+	int pipefd[2], status;
+	pid_t pid;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/tests/crash/crash", t_build_dir());
+	ck_assert_msg(access(path, X_OK) == 0, "%s not built", path);
+	snprintf(seed, sizeof(seed), "%lld", t_now_ms());
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		unsetenv("SMEM_BROKER");	/* it kills its broker: let it have its own */
+		execl(path, path, "-t", "40", "-s", seed, "-T", "20", (char *)NULL);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], out + used, sizeof(out) - 1 - used)) > 0)
+		used += (size_t)n;
+	out[used] = 0;
+	close(pipefd[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "crash campaign failed (seed %s):\n%s", seed, out);
+	ck_assert_msg(strstr(out, "crash: 40 trials,") && strstr(out, " 0 failures in "),
+		      "unexpected summary (seed %s):\n%s", seed, out);
+}
+END_TEST
+
 static Suite *hardening_suite(void)
 {
 	Suite *s = suite_create("hardening");
@@ -248,6 +290,12 @@ static Suite *hardening_suite(void)
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, ring_aborts_that_lap_the_readers_leave_the_ring_readable);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("crash");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 240);	/* seconds of work; minutes under valgrind */
+	tcase_add_test(tc, crash_campaign_of_forty_trials_finds_no_failure);
 	suite_add_tcase(s, tc);
 	return s;
 }
