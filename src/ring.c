@@ -128,6 +128,7 @@ struct op {
 	bool peek;		/* read: only report the next length */
 	size_t cap;		/* read: -EMSGSIZE above this, nothing consumed */
 	uint64_t pos;		/* out: the position claimed */
+	uint32_t idx;		/* out: its node (pos % node_count, computed once) */
 	ssize_t len;		/* out (peek): the length */
 };
 
@@ -220,7 +221,8 @@ static int try_write(struct smem_ring *r, struct op *op, struct obs *ob)
 	/* Acquire: pairs with the release of tail bumps; the claims below pos are visible. */
 	pos = atomic_load_explicit(tail, memory_order_acquire);
 	while (++tries < MAX_TRIES) {
-		struct smem_ring_node *nd = node_at(r, pos);
+		uint32_t idx = idx_of(r, pos);
+		struct smem_ring_node *nd = &r->nodes[idx];
 
 		/* Acquire: pairs with the release (seq_cst) CAS that freed the node. */
 		s = atomic_load_explicit(&nd->state, memory_order_acquire);
@@ -234,6 +236,7 @@ static int try_write(struct smem_ring *r, struct op *op, struct obs *ob)
 								    memory_order_relaxed)) {
 				advance(tail, pos);
 				op->pos = pos;
+				op->idx = idx;
 				return 0;
 			}
 			continue;	/* another writer won position pos: look again */
@@ -286,7 +289,8 @@ static int try_read(struct smem_ring *r, struct op *op, struct obs *ob)
 	/* Acquire: pairs with the release of head bumps. */
 	pos = atomic_load_explicit(head, memory_order_acquire);
 	while (++tries < MAX_TRIES) {
-		struct smem_ring_node *nd = node_at(r, pos);
+		uint32_t idx = idx_of(r, pos);
+		struct smem_ring_node *nd = &r->nodes[idx];
 
 		/* Acquire: pairs with the commit CAS (release): len and payload are visible. */
 		s = atomic_load_explicit(&nd->state, memory_order_acquire);
@@ -316,6 +320,7 @@ static int try_read(struct smem_ring *r, struct op *op, struct obs *ob)
 								    memory_order_relaxed)) {
 				advance(head, pos);
 				op->pos = pos;
+				op->idx = idx;
 				return 0;
 			}
 			continue;
@@ -491,9 +496,9 @@ static int wait_op(struct smem_ring *r, struct op *op, int timeout_ms)
 
 /* ---- commit and release ----------------------------------------------------------------- */
 
-static int commit_at(struct smem_ring *r, uint64_t pos, uint32_t len)
+static int commit_at(struct smem_ring *r, uint64_t pos, uint32_t idx, uint32_t len)
 {
-	struct smem_ring_node *nd = node_at(r, pos);
+	struct smem_ring_node *nd = &r->nodes[idx];
 	uint64_t e = mkst(pos, r->id);
 
 	atomic_store_explicit(&nd->len, len, memory_order_relaxed);
@@ -511,9 +516,9 @@ static int commit_at(struct smem_ring *r, uint64_t pos, uint32_t len)
 	return 0;
 }
 
-static int release_at(struct smem_ring *r, uint64_t pos)
+static int release_at(struct smem_ring *r, uint64_t pos, uint32_t idx)
 {
-	struct smem_ring_node *nd = node_at(r, pos);
+	struct smem_ring_node *nd = &r->nodes[idx];
 	uint64_t e = mkst(pos + 1, r->id);
 
 	/* seq_cst: release pairs with the next writer's acquire claim; Dekker with room_waiters. */
@@ -526,12 +531,12 @@ static int release_at(struct smem_ring *r, uint64_t pos)
 }
 
 /* The length of a message we hold, validated; a corrupt one is consumed. */
-static ssize_t claimed_len(struct smem_ring *r, uint64_t pos)
+static ssize_t claimed_len(struct smem_ring *r, uint64_t pos, uint32_t idx)
 {
-	uint32_t len = atomic_load_explicit(&node_at(r, pos)->len, memory_order_relaxed);
+	uint32_t len = atomic_load_explicit(&r->nodes[idx].len, memory_order_relaxed);
 
 	if (len > r->size) {
-		release_at(r, pos);
+		release_at(r, pos, idx);
 		return corrupt(r);
 	}
 	return len;
@@ -554,8 +559,8 @@ int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeou
 	if (ret)
 		return ret;
 	if (len)
-		memcpy(payload(r, idx_of(r, op.pos)), src, len);
-	return commit_at(r, op.pos, (uint32_t)len);
+		memcpy(payload(r, op.idx), src, len);
+	return commit_at(r, op.pos, op.idx, (uint32_t)len);
 }
 
 ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_ms)
@@ -569,17 +574,17 @@ ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_m
 	ret = wait_op(r, &op, timeout_ms);
 	if (ret)
 		return ret;
-	len = claimed_len(r, op.pos);
+	len = claimed_len(r, op.pos, op.idx);
 	if (len < 0)
 		return len;
 	if ((size_t)len > cap) {
 		/* Checked before the claim; only a scribbler changes a committed length. */
-		release_at(r, op.pos);
+		release_at(r, op.pos, op.idx);
 		return corrupt(r);
 	}
 	if (len)
-		memcpy(dst, payload(r, idx_of(r, op.pos)), (size_t)len);
-	ret = release_at(r, op.pos);
+		memcpy(dst, payload(r, op.idx), (size_t)len);
+	ret = release_at(r, op.pos, op.idx);
 	stat_inc(&r->nread);
 	return ret ? ret : len;
 }
@@ -608,8 +613,8 @@ int smem_ring_reserve_write(struct smem_ring *r, struct smem_ring_slot *slot, in
 	ret = wait_op(r, &op, timeout_ms);
 	if (ret)
 		return ret;
-	slot->_node = idx_of(r, op.pos);
-	slot->data = payload(r, slot->_node);
+	slot->_node = op.idx;
+	slot->data = payload(r, op.idx);
 	slot->len = 0;
 	slot->cap = r->size;
 	slot->_pos = op.pos;
@@ -617,9 +622,13 @@ int smem_ring_reserve_write(struct smem_ring *r, struct smem_ring_slot *slot, in
 	return 0;
 }
 
+/*
+ * _node is trusted only as an index below node_count: the state CAS that follows expects our
+ * claim of _pos, which no other node can hold, so a mismatched slot fails there.
+ */
 static bool slot_ok(const struct smem_ring *r, const struct smem_ring_slot *slot, uint32_t kind)
 {
-	return slot && slot->_reserved == kind && slot->_node == idx_of(r, slot->_pos);
+	return slot && slot->_reserved == kind && slot->_node < r->n;
 }
 
 int smem_ring_commit(struct smem_ring *r, struct smem_ring_slot *slot, size_t len)
@@ -627,7 +636,7 @@ int smem_ring_commit(struct smem_ring *r, struct smem_ring_slot *slot, size_t le
 	if (!r || !slot_ok(r, slot, SLOT_WRITE) || len > r->size)
 		return -EINVAL;
 	slot->_reserved = SLOT_NONE;
-	return commit_at(r, slot->_pos, (uint32_t)len);
+	return commit_at(r, slot->_pos, slot->_node, (uint32_t)len);
 }
 
 int smem_ring_abort(struct smem_ring *r, struct smem_ring_slot *slot)
@@ -638,7 +647,7 @@ int smem_ring_abort(struct smem_ring *r, struct smem_ring_slot *slot)
 	if (!r || !slot_ok(r, slot, SLOT_WRITE))
 		return -EINVAL;
 	slot->_reserved = SLOT_NONE;
-	nd = node_at(r, slot->_pos);
+	nd = &r->nodes[slot->_node];
 	e = mkst(slot->_pos, r->id);
 	/* seq_cst: publishes the free node as a release does; readers step over it. */
 	if (!atomic_compare_exchange_strong_explicit(&nd->state, &e, mkst(slot->_pos + r->n, 0),
@@ -664,11 +673,11 @@ int smem_ring_reserve_read(struct smem_ring *r, struct smem_ring_slot *slot, int
 	ret = wait_op(r, &op, timeout_ms);
 	if (ret)
 		return ret;
-	len = claimed_len(r, op.pos);
+	len = claimed_len(r, op.pos, op.idx);
 	if (len < 0)
 		return (int)len;
-	slot->_node = idx_of(r, op.pos);
-	slot->data = payload(r, slot->_node);
+	slot->_node = op.idx;
+	slot->data = payload(r, op.idx);
 	slot->len = (size_t)len;
 	slot->cap = r->size;
 	slot->_pos = op.pos;
@@ -683,7 +692,7 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot)
 	if (!r || !slot_ok(r, slot, SLOT_READ))
 		return -EINVAL;
 	slot->_reserved = SLOT_NONE;
-	ret = release_at(r, slot->_pos);
+	ret = release_at(r, slot->_pos, slot->_node);
 	if (!ret)
 		stat_inc(&r->nread);
 	return ret;
