@@ -85,7 +85,7 @@ RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
 .PHONY: all lib tools examples tests deps check run install uninstall clean bench stress \
-	fuzz fuzz-build crash load
+	fuzz fuzz-build crash load valgrind
 .DEFAULT_GOAL := all
 
 all: deps lib tools examples tests
@@ -211,6 +211,12 @@ crash: all
 # the broker's VmRSS before and after, per-uid limits (as root).
 load: all
 	@BUILD=$(BUILD) $(BUILD)/tests/load/load
+
+# Memcheck over the suites: every process under valgrind, a log each in $(BUILD)/valgrind/.
+# VALGRIND_SUITES=check_ring limits it (default: all; about 20 minutes on 2 cores).
+VALGRIND_SUITES ?= $(notdir $(TESTS))
+valgrind: all
+	@BUILD=$(BUILD) ./tests/valgrind/run-valgrind $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES))
 
 run: all
 	@BUILD=$(BUILD) ./examples/run-examples $(RUN_EXAMPLES)

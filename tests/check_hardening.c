@@ -295,7 +295,17 @@ static Suite *hardening_suite(void)
 	tc = tcase_create("crash");
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 240);	/* seconds of work; minutes under valgrind */
+#if defined(__SANITIZE_THREAD__)
+	/*
+	 * ThreadSanitizer cannot follow processes forked while another thread runs (the broker
+	 * client's), and the campaign is nothing but such processes: its reports there are about
+	 * TSan's lost state, not ours. The plain, ASan/UBSan and valgrind runs cover it.
+	 */
+	fprintf(stderr, "hardening: crash campaign skipped under ThreadSanitizer (fork)\n");
+	(void)crash_campaign_of_forty_trials_finds_no_failure;
+#else
 	tcase_add_test(tc, crash_campaign_of_forty_trials_finds_no_failure);
+#endif
 	suite_add_tcase(s, tc);
 	return s;
 }
