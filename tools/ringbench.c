@@ -5,7 +5,7 @@
  *
  *   ringbench stream   --size BYTES --nodes N --writers W --readers R --seconds S
  *                      [--threads] [--wait spin|block|auto] [--cpus A,B,...] [--json]
- *                      [--compare] [--transport NAME]
+ *                      [--compare] [--transport NAME] [--repeat N]
  *   ringbench pingpong --size BYTES [--nodes N] [--seconds S] [same options]
  *
  * stream: W writers and R readers (separate processes unless --threads) move messages of
@@ -20,6 +20,8 @@
  *   pipe   a pipe (pingpong: two pipes)
  *   unix   a UNIX stream socketpair
  *   futex  pingpong only: a shared buffer and a raw futex turn word, sleeping every time
+ *
+ * --repeat N runs every transport N times, interleaved, and reports each one's median run.
  *
  * --wait (smem only): spin = try calls in a loop (timeout 0, never a system call);
  * block = sleep at once (spin 0); auto = the library default (spin briefly, then sleep).
@@ -67,6 +69,7 @@ struct cfg {
 	enum wait_mode wait;
 	bool json;
 	bool compare;
+	int repeat;		/* runs per transport, interleaved; the median is reported */
 	const char *only;
 	int cpus[MAX_WORKERS];
 	int ncpus;
@@ -1036,11 +1039,25 @@ static void report(const struct cfg *c, const char *transport, const struct resu
 	fflush(stdout);
 }
 
+static int cmp_rate(const void *a, const void *b)
+{
+	double x = ((const struct result *)a)->msgs_per_s, y = ((const struct result *)b)->msgs_per_s;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The run with the median message rate (its other figures come with it). */
+static struct result median(struct result *runs, int n)
+{
+	qsort(runs, (size_t)n, sizeof(*runs), cmp_rate);
+	return runs[n / 2];
+}
+
 static void usage(FILE *f)
 {
 	fputs("usage: ringbench stream|pingpong --size BYTES [--nodes N] [--writers W]\n"
 	      "         [--readers R] [--seconds S] [--threads] [--wait spin|block|auto]\n"
-	      "         [--cpus A,B,...] [--json] [--compare] [--transport NAME]\n"
+	      "         [--cpus A,B,...] [--json] [--compare] [--transport NAME] [--repeat N]\n"
 	      "transports: smem naive pipe unix futex (pingpong)\n", f);
 }
 
@@ -1070,13 +1087,18 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "compare", no_argument, NULL, 'C' },
 		{ "transport", required_argument, NULL, 'T' },
+		{ "repeat", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cfg c = { .size = 1024, .nodes = 20, .writers = 1, .readers = 1, .seconds = 2 };
-	struct result res[sizeof(transports) / sizeof(transports[0])], *ref = NULL;
+	struct cfg c = { .size = 1024, .nodes = 20, .writers = 1, .readers = 1, .seconds = 2,
+			 .repeat = 1 };
+	enum { NT = sizeof(transports) / sizeof(transports[0]), MAX_REPEAT = 99 };
+	static struct result runs[NT][MAX_REPEAT];
+	struct result res[NT], *ref = NULL;
+	bool sel[NT];
 	unsigned i;
-	int o;
+	int o, k;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -1100,6 +1122,7 @@ int main(int argc, char **argv)
 		case 'j': c.json = true; break;
 		case 'C': c.compare = true; break;
 		case 'T': c.only = optarg; break;
+		case 'R': c.repeat = atoi(optarg); break;
 		case 'W':
 			if (!strcmp(optarg, "spin"))
 				c.wait = WAIT_SPIN;
@@ -1130,6 +1153,7 @@ int main(int argc, char **argv)
 	if (c.pingpong)
 		c.writers = c.readers = 1;
 	if (!c.size || c.size > UINT32_MAX - 64 || c.nodes < 2 || c.writers < 1 ||
+	    c.repeat < 1 || c.repeat > MAX_REPEAT ||
 	    c.readers < 1 || c.writers + c.readers > MAX_WORKERS || c.seconds <= 0) {
 		usage(stderr);
 		return 2;
@@ -1139,25 +1163,33 @@ int main(int argc, char **argv)
 	ctl = shared_map(ctl_size);
 	signal(SIGPIPE, SIG_IGN);
 
-	for (i = 0; i < (sizeof(transports) / sizeof(transports[0])); i++) {
+	/* which transports run */
+	for (i = 0; i < NT; i++) {
 		const struct transport *t = &transports[i];
-		int (*fn)(const struct cfg *, struct result *) = c.pingpong ? t->pingpong
-									      : t->stream;
 
-		if (!fn)
-			continue;
-		if (c.only ? strcmp(c.only, t->name) : (t->baseline && !c.compare))
-			continue;
-		if (t->spsc && !c.pingpong && (c.writers != 1 || c.readers != 1)) {
+		sel[i] = c.pingpong ? t->pingpong != NULL : t->stream != NULL;
+		if (c.only ? strcmp(c.only, t->name) != 0 : (t->baseline && !c.compare))
+			sel[i] = false;
+		if (sel[i] && t->spsc && !c.pingpong && (c.writers != 1 || c.readers != 1)) {
 			if (!c.json)
 				printf("%-8s %-6s n/a with %d writers and %d readers\n", "stream",
 				       t->name, c.writers, c.readers);
-			continue;
+			sel[i] = false;
 		}
-		fn(&c, &res[i]);
-		if (!strcmp(t->name, "smem"))
+	}
+	/* rounds interleave the transports, so that a noisy moment hits them all alike */
+	for (k = 0; k < c.repeat; k++)
+		for (i = 0; i < NT; i++)
+			if (sel[i])
+				(c.pingpong ? transports[i].pingpong : transports[i].stream)(&c,
+											&runs[i][k]);
+	for (i = 0; i < NT; i++) {
+		if (!sel[i])
+			continue;
+		res[i] = median(runs[i], c.repeat);
+		if (!strcmp(transports[i].name, "smem"))
 			ref = &res[i];
-		report(&c, t->name, &res[i], ref);
+		report(&c, transports[i].name, &res[i], ref);
 	}
 	munmap(ctl, ctl_size);
 	return 0;
