@@ -40,7 +40,9 @@
  * Messages become visible in reservation order: a reader at head = p waits for position p even
  * if p+1 is already committed (nested or concurrent zero-copy writes completing out of order).
  * An aborted write and a dead writer's claim both turn (p,W) into (p+n,0): readers that find
- * a state ahead of their head step over it by helping the head along.
+ * a state ahead of their head step over it by helping the head along. Since no reader took
+ * position p, writers may lap that node again before any reader passes p; a reader therefore
+ * steps over any state ahead of its head that is not more than a lap ahead of the tail.
  *
  * WAITING (an event count, as concurrencykit's ck_ec): data_seq/data_waiters for readers,
  * room_seq/room_waiters for writers. A waiter increments *_waiters (seq_cst) and fences, loads
@@ -65,8 +67,8 @@
  *
  * HOSTILE MEMORY. Node indices come from positions modulo the private node_count; payload
  * addresses from private stride and base; len is checked against the private node_size before
- * any copy; sequence differences outside the possible ones, and cursors that do not move when
- * they must, are corruption: -EPROTO and the ring-wide corruptions counter. A node whose
+ * any copy; sequence differences outside the possible ones, and node states more than a lap
+ * ahead of the cursors, are corruption: -EPROTO and the ring-wide corruptions counter. A node whose
  * length is corrupt is consumed (released) so the ring keeps flowing.
  */
 #include <limits.h>
