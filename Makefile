@@ -67,7 +67,9 @@ STATIC_LIB := $(BUILD)/libsmem.a
 SONAME := libsmem.so.$(VERSION_MAJOR)
 SHARED_LIB := $(BUILD)/libsmem.so.$(VERSION)
 
-TOOL_SRCS := $(sort $(wildcard tools/*.c))
+# tools/ringbench_*.c are parts of ringbench (linked into it below), not programs.
+TOOL_SRCS := $(filter-out tools/ringbench_%.c,$(sort $(wildcard tools/*.c)))
+RINGBENCH_PARTS := $(sort $(wildcard tools/ringbench_*.c))
 TOOLS := $(TOOL_SRCS:tools/%.c=$(BUILD)/tools/%)
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
@@ -140,6 +142,12 @@ $(BUILD)/tools/%: tools/%.c $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS) -lm
+
+$(BUILD)/tools/ringbench: tools/ringbench.c $(RINGBENCH_PARTS) tools/ringbench.h $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tools/ringbench.c $(RINGBENCH_PARTS) $(STATIC_LIB) \
+		$(LIBS) -lm
 
 $(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(@D)

@@ -1,1064 +1,245 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ringbench: throughput and round-trip time of smem_ring against baselines measured in the
- * same run (machines are shared and noisy: compare ratios, not absolute numbers).
+ * ringbench: throughput, latency and cost of smem's ring and RPC, next to the alternatives
+ * measured in the same run (machines are shared and noisy: compare ratios from one run, not
+ * absolute numbers from different runs).
  *
- *   ringbench stream   --size BYTES --nodes N --writers W --readers R --seconds S
- *                      [--threads] [--wait spin|block|auto] [--cpus A,B,...] [--json]
- *                      [--compare] [--transport NAME] [--repeat N]
- *   ringbench pingpong --size BYTES [--nodes N] [--seconds S] [same options]
+ *   ringbench stream   [--size B] [--nodes N] [--writers W] [--readers R]   one-way flow
+ *   ringbench pingpong [--size B] [--nodes N]                                 round trips
+ *   ringbench rpc      [--size B] [--inflight K] [--channels C]               RPC calls
+ *   common: [--seconds S | --count N] [--warmup S] [--reps N] [--threads] [--cpus A,B,...]
+ *           [--wait spin|block|auto] [--syscalls auto|perf|counted] [--compare]
+ *           [--transport T[,T...]] [--peers DIR] [--json] [--progress|--quiet]
  *
- * stream: W writers and R readers (separate processes unless --threads) move messages of
- * BYTES for S seconds; every message is written in full (copied from a buffer whose first
- * 8 bytes change per message) and read in full (copied out, and every byte summed).
- * pingpong: one process sends BYTES, the other answers BYTES; round trips are timed one by
- * one (msgs_per_s counts round trips).
+ * stream: W writers and R readers move messages of B bytes through one ring; every message
+ *   is written in full (each cache line of the source changes per message) and read in full
+ *   (copied out, every byte summed). msgs_per_s counts messages read, gb_per_s their bytes.
+ * pingpong: the pinger sends B bytes, the ponger reads them all and answers B bytes; rtt is
+ *   one round trip (two one-way hand-overs); msgs_per_s counts round trips.
+ * rpc: calls of B bytes answered with 8 bytes (ringbench_rpc.c); rtt is a call's round trip,
+ *   msgs_per_s completed calls. The baselines run as request/response ping-pongs of B and 8.
+ * Workers are processes (default) or threads, pinned round-robin to --cpus when given.
+ * Each figure is the median of --reps repetitions (min and max given for msgs_per_s); the
+ * other figures come from the repetition with the median msgs_per_s. Repetitions are
+ * interleaved across transports, so that load from elsewhere hits them alike.
+ * Per-message costs: cpu_s_per_msg is the user+system CPU time of all workers per message
+ * (per round trip, per call); syscalls_per_msg the system calls of all workers per message,
+ * counted by perf where possible ("syscalls_src":"perf") or by our code ("counted"); see
+ * ringbench_run.c for what each covers. cswitch_per_msg: voluntary context switches (sleeps).
  *
- * Transports (the table below; --compare runs every baseline that supports the bench):
- *   smem   smem_ring (pingpong: two rings)
- *   naive  a spinning single-producer single-consumer byte ring in a memfd (1w/1r only)
- *   pipe   a pipe (pingpong: two pipes)
- *   unix   a UNIX stream socketpair
- *   futex  pingpong only: a shared buffer and a raw futex turn word, sleeping every time
+ * --compare adds the baselines of ringbench_base.c and the peers of bench/peers (when built;
+ * --peers DIR, default: ../peers next to this program). Every baseline row carries
+ * ratio_to_smem = its msgs_per_s / smem's, and for round trips rtt_ratio_to_smem = its p50 /
+ * smem's (so < 1 means the baseline was faster).
  *
- * --repeat N runs every transport N times, interleaved, and reports each one's median run.
- *
- * --wait (smem only): spin = try calls in a loop (timeout 0, never a system call);
- * block = sleep at once (spin 0); auto = the library default (spin briefly, then sleep).
- *
- * Output: one line per transport, or with --json one object per line with the keys bench,
- * transport, size, nodes, writers, readers, msgs_per_s, gb_per_s, rtt_ns_p50, rtt_ns_p99,
- * syscalls_per_msg (null where not applicable), plus wait, mode and seconds.
+ * Output: a table, or with --json one object per line (keys in report_json below).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <linux/futex.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include <smem.h>
 
-#define MAX_WORKERS 64
-#define MAX_SAMPLES (1u << 22)
-
-enum wait_mode { WAIT_AUTO, WAIT_SPIN, WAIT_BLOCK };
-static const char *const wait_names[] = { "auto", "spin", "block" };
-
-struct cfg {
-	bool pingpong;
-	size_t size;
-	uint32_t nodes;
-	int writers, readers;
-	double seconds;
-	bool threads;
-	enum wait_mode wait;
-	bool json;
-	bool compare;
-	int repeat;		/* runs per transport, interleaved; the median is reported */
-	const char *only;
-	int cpus[MAX_WORKERS];
-	int ncpus;
-	char name[64];		/* smem ring name (pingpong: name + "-a"/"-b") */
-};
-
-struct result {
-	double msgs_per_s, gb_per_s;
-	double rtt_p50, rtt_p99;	/* < 0: not applicable */
-	double syscalls_per_msg;	/* < 0: not applicable */
-};
-
-/* Shared between the parent and its workers (processes or threads): MAP_SHARED. */
-struct ctl {
-	_Atomic int ready;
-	_Atomic int go;
-	_Atomic int stop;
-	_Atomic int errors;
-	_Atomic uint64_t syscalls;
-	_Atomic uint64_t total;			/* messages, counted at the end */
-	_Atomic uint64_t sink;			/* sums, so the compiler keeps them */
-	struct {
-		_Atomic uint64_t n;		/* messages read by this worker so far */
-		char pad[56];
-	} count[MAX_WORKERS];
-	uint64_t nsamples;
-	uint64_t samples[];			/* pingpong round trips, ns */
-};
-
-static struct ctl *ctl;
-static size_t ctl_size;
-
-/* ---- helpers ---------------------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "ringbench: %s: %s\n", what, smem_strerror(err));
-	exit(1);
-}
-
-static void *shared_map(size_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		die("mmap", -errno);
-	return p;
-}
-
-static void pin(const struct cfg *c, int worker)
-{
-	cpu_set_t set;
-
-	if (!c->ncpus)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(c->cpus[worker % c->ncpus], &set);
-	sched_setaffinity(0, sizeof(set), &set);	/* the calling thread */
-}
-
-/* Sum every byte (8 at a time), so that a reader really reads what it received. */
-static uint64_t touch(const unsigned char *p, size_t len)
-{
-	uint64_t s = 0, w;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		memcpy(&w, p + i, 8);
-		s += w;
-	}
-	for (; i < len; i++)
-		s += p[i];
-	return s;
-}
-
-static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
-{
-	return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
-}
-
-/* ---- workers: processes or threads -------------------------------------------------------- */
-
-struct worker {
-	const struct cfg *c;
-	int index;		/* pinning and count slot */
-	int role;		/* transport-specific */
-	void (*fn)(struct worker *w);
-	void *tp;		/* transport state */
-	pthread_t tid;
-	pid_t pid;
-};
-
-static void *worker_thread(void *p)
-{
-	struct worker *w = p;
-
-	pin(w->c, w->index);
-	w->fn(w);
-	return NULL;
-}
-
-static void spawn(struct worker *w)
-{
-	if (w->c->threads) {
-		if (pthread_create(&w->tid, NULL, worker_thread, w))
-			die("pthread_create", -EAGAIN);
-		return;
-	}
-	w->pid = fork();
-	if (w->pid < 0)
-		die("fork", -errno);
-	if (w->pid == 0) {
-		worker_thread(w);
-		_exit(0);
-	}
-}
-
-static void reap(struct worker *w)
-{
-	int st;
-
-	if (w->c->threads)
-		pthread_join(w->tid, NULL);
-	else
-		while (waitpid(w->pid, &st, 0) < 0 && errno == EINTR)
-			;
-}
-
-static void ready_and_wait_go(void)
-{
-	atomic_fetch_add(&ctl->ready, 1);
-	while (!atomic_load_explicit(&ctl->go, memory_order_acquire))
-		cpu_relax();
-}
-
-static bool stopping(void)
-{
-	return atomic_load_explicit(&ctl->stop, memory_order_relaxed) != 0;
-}
-
-/*
- * Run the workers: wait until all are ready, let them go, stop them after the configured
- * time, and compute messages/s from the read counts at the moment of stopping.
- */
-static void run(const struct cfg *c, struct worker *ws, int n, struct result *res,
-		void (*after_stop)(struct worker *ws, int n))
-{
-	uint64_t t0, t1, msgs = 0;
-	int i;
-
-	memset(ctl, 0, ctl_size);
-	for (i = 0; i < n; i++)
-		spawn(&ws[i]);
-	while (atomic_load(&ctl->ready) < n)
-		usleep(1000);
-	t0 = now_ns();
-	atomic_store_explicit(&ctl->go, 1, memory_order_release);
-	usleep((useconds_t)(c->seconds * 1e6));
-	atomic_store(&ctl->stop, 1);
-	t1 = now_ns();
-	for (i = 0; i < MAX_WORKERS; i++)
-		msgs += atomic_load(&ctl->count[i].n);
-	if (after_stop)
-		after_stop(ws, n);
-	for (i = 0; i < n; i++)
-		reap(&ws[i]);
-	if (atomic_load(&ctl->errors))
-		fprintf(stderr, "ringbench: %d worker errors\n", atomic_load(&ctl->errors));
-	res->msgs_per_s = (double)msgs / ((double)(t1 - t0) / 1e9);
-	res->gb_per_s = res->msgs_per_s * (double)c->size / 1e9;
-	res->rtt_p50 = res->rtt_p99 = -1;
-	res->syscalls_per_msg = -1;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Pingpong results: round trips per second from the samples, percentiles. */
-static void rtt_result(const struct cfg *c, struct result *res)
-{
-	uint64_t n = ctl->nsamples, sum = 0, i;
-
-	for (i = 0; i < n; i++)
-		sum += ctl->samples[i];
-	qsort(ctl->samples, n, sizeof(uint64_t), cmp_u64);
-	res->msgs_per_s = n && sum ? (double)n / ((double)sum / 1e9) : 0;
-	res->gb_per_s = res->msgs_per_s * 2.0 * (double)c->size / 1e9;
-	res->rtt_p50 = n ? (double)ctl->samples[n / 2] : -1;
-	res->rtt_p99 = n ? (double)ctl->samples[n * 99 / 100] : -1;
-}
-
-/* The pinger's loop: one timed round trip at a time until the time is up. */
-static void pinger_loop(struct worker *w, bool (*rt)(struct worker *w, unsigned char *buf),
-			unsigned char *buf)
-{
-	uint64_t end = now_ns() + (uint64_t)(w->c->seconds * 1e9), n = 0, t;
-
-	while ((t = now_ns()) < end && n < MAX_SAMPLES) {
-		if (!rt(w, buf)) {
-			atomic_fetch_add(&ctl->errors, 1);
-			break;
-		}
-		ctl->samples[n++] = now_ns() - t;
-	}
-	ctl->nsamples = n;
-	atomic_store(&ctl->stop, 1);
-}
-
-/* ---- smem ------------------------------------------------------------------------------- */
-
-static struct smem_ring *smem_join(const struct cfg *c, const char *name)
-{
-	struct smem_ring *r;
-	int err = smem_ring_open(name, NULL, &r);
-
-	if (err)
-		die("smem_ring_open", err);
-	if (c->wait == WAIT_BLOCK)
-		smem_ring_set_spin(r, 0);
-	return r;
-}
-
-static int smem_timeout(const struct cfg *c)
-{
-	return c->wait == WAIT_SPIN ? 0 : 100;
-}
-
-static void smem_account(struct smem_ring *r)
-{
-	struct smem_ring_stats st;
-
-	smem_ring_stats(r, &st);
-	atomic_fetch_add(&ctl->syscalls, st.sleeps + st.wakes);
-	atomic_fetch_add(&ctl->total, st.read);
-}
-
-static void smem_stream_worker(struct worker *w)
-{
-	const struct cfg *c = w->c;
-	struct smem_ring *r = smem_join(c, c->name);
-	unsigned char *buf = malloc(c->size + 8);
-	int tmo = smem_timeout(c);
-	uint64_t seq = 0, sum = 0;
-
-	memset(buf, 0x5a, c->size + 8);
-	ready_and_wait_go();
-	if (w->role == 0) {
-		while (!stopping()) {
-			int err;
-
-			if (c->size >= 8)
-				memcpy(buf, &seq, 8);
-			err = smem_ring_write(r, buf, c->size, tmo);
-			if (err == 0)
-				seq++;
-			else if (err != -ETIMEDOUT) {
-				atomic_fetch_add(&ctl->errors, 1);
-				break;
-			} else if (tmo == 0)
-				cpu_relax();
-		}
-	} else {
-		while (!stopping()) {
-			ssize_t n = smem_ring_read(r, buf, c->size, tmo);
-
-			if (n >= 0) {
-				sum += touch(buf, (size_t)n);
-				atomic_store_explicit(&ctl->count[w->index].n,
-						      atomic_load_explicit(&ctl->count[w->index].n,
-									   memory_order_relaxed) + 1,
-						      memory_order_relaxed);
-			} else if (n != -ETIMEDOUT) {
-				atomic_fetch_add(&ctl->errors, 1);
-				break;
-			} else if (tmo == 0)
-				cpu_relax();
-		}
-	}
-	atomic_fetch_add(&ctl->sink, sum);
-	smem_account(r);
-	smem_ring_close(r);
-	free(buf);
-}
-
-static struct smem_ring *smem_make(const struct cfg *c, const char *name)
-{
-	struct smem_ring *r;
-	int err = smem_ring_create(name, c->nodes, (uint32_t)c->size, NULL, &r);
-
-	if (err)
-		die("smem_ring_create", err);
-	return r;
-}
-
-static int smem_stream(const struct cfg *c, struct result *res)
-{
-	struct worker ws[MAX_WORKERS];
-	struct smem_ring *owner = smem_make(c, c->name);
-	int i, n = c->writers + c->readers;
-
-	for (i = 0; i < n; i++)
-		ws[i] = (struct worker){ .c = c, .index = i, .role = i >= c->writers,
-					 .fn = smem_stream_worker };
-	run(c, ws, n, res, NULL);
-	res->syscalls_per_msg = atomic_load(&ctl->total) ?
-		(double)atomic_load(&ctl->syscalls) / (double)atomic_load(&ctl->total) : -1;
-	smem_ring_close(owner);
-	return 0;
-}
-
-struct smem_pp {
-	char a[80], b[80];
-};
-
-static bool smem_rt(struct worker *w, unsigned char *buf)
-{
-	struct smem_ring **rr = w->tp;
-	int tmo = w->c->wait == WAIT_SPIN ? 0 : -1;
-	ssize_t n;
-
-	while (smem_ring_write(rr[0], buf, w->c->size, tmo) == -ETIMEDOUT)
-		cpu_relax();
-	while ((n = smem_ring_read(rr[1], buf, w->c->size, tmo)) == -ETIMEDOUT)
-		cpu_relax();
-	return n == (ssize_t)w->c->size;
-}
-
-static void smem_pp_worker(struct worker *w)
-{
-	const struct cfg *c = w->c;
-	const struct smem_pp *pp = w->tp;
-	struct smem_ring *rr[2];
-	unsigned char *buf = malloc(c->size + 8);
-	int tmo = c->wait == WAIT_SPIN ? 0 : 100;
-
-	memset(buf, 0x33, c->size + 8);
-	/* the pinger writes a, reads b; the ponger the other way round */
-	rr[0] = smem_join(c, w->role == 0 ? pp->a : pp->b);
-	rr[1] = smem_join(c, w->role == 0 ? pp->b : pp->a);
-	ready_and_wait_go();
-	if (w->role == 0) {
-		struct worker me = *w;
-
-		me.tp = rr;
-		pinger_loop(&me, smem_rt, buf);
-	} else {
-		while (!stopping()) {
-			ssize_t n = smem_ring_read(rr[1], buf, c->size, tmo);
-
-			if (n < 0) {
-				if (n == -ETIMEDOUT)
-					continue;
-				break;
-			}
-			while (smem_ring_write(rr[0], buf, (size_t)n, tmo) == -ETIMEDOUT &&
-			       !stopping())
-				;
-		}
-	}
-	smem_account(rr[0]);
-	smem_account(rr[1]);
-	smem_ring_close(rr[0]);
-	smem_ring_close(rr[1]);
-	free(buf);
-}
-
-static int smem_pingpong(const struct cfg *c, struct result *res)
-{
-	struct smem_pp pp;
-	struct smem_ring *a, *b;
-	struct worker ws[2];
-	int i;
-
-	snprintf(pp.a, sizeof(pp.a), "%s-a", c->name);
-	snprintf(pp.b, sizeof(pp.b), "%s-b", c->name);
-	a = smem_make(c, pp.a);
-	b = smem_make(c, pp.b);
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct worker){ .c = c, .index = i, .role = i, .fn = smem_pp_worker,
-					 .tp = &pp };
-	run(c, ws, 2, res, NULL);
-	rtt_result(c, res);
-	/* two messages per round trip */
-	res->syscalls_per_msg = ctl->nsamples ?
-		(double)atomic_load(&ctl->syscalls) / (2.0 * (double)ctl->nsamples) : -1;
-	smem_ring_close(a);
-	smem_ring_close(b);
-	return 0;
-}
-
-/* ---- naive: a spinning SPSC byte ring in a memfd ------------------------------------------- */
-
-struct naive {
-	_Atomic uint64_t head;		/* consumer */
-	char pad0[56];
-	_Atomic uint64_t tail;		/* producer */
-	char pad1[56];
-	uint64_t cap;
-	char pad2[56];
-	unsigned char data[];
-};
-
-static struct naive *naive_new(size_t cap)
-{
-	size_t size = sizeof(struct naive) + cap;
-	int fd = memfd_create("ringbench-naive", MFD_CLOEXEC);
-	struct naive *q;
-
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
-		die("memfd", -errno);
-	q = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (q == MAP_FAILED)
-		die("mmap", -errno);
-	close(fd);
-	q->cap = cap;
-	return q;
-}
-
-static void naive_free(struct naive *q)
-{
-	munmap(q, sizeof(struct naive) + q->cap);
-}
-
-/* Returns false when asked to stop while waiting. */
-static bool naive_put(struct naive *q, const unsigned char *src, size_t len, uint64_t *head_cache)
-{
-	uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed), off;
-
-	while (tail + len - *head_cache > q->cap) {
-		/* Acquire: pairs with the consumer's release of head (its copy is done). */
-		*head_cache = atomic_load_explicit(&q->head, memory_order_acquire);
-		if (tail + len - *head_cache <= q->cap)
-			break;
-		if (stopping())
-			return false;
-		cpu_relax();
-	}
-	off = tail % q->cap;
-	if (off + len <= q->cap) {
-		memcpy(q->data + off, src, len);
-	} else {
-		memcpy(q->data + off, src, q->cap - off);
-		memcpy(q->data, src + (q->cap - off), len - (q->cap - off));
-	}
-	/* Release: pairs with the consumer's acquire of tail. */
-	atomic_store_explicit(&q->tail, tail + len, memory_order_release);
-	return true;
-}
-
-static bool naive_get(struct naive *q, unsigned char *dst, size_t len, uint64_t *tail_cache)
-{
-	uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed), off;
-
-	while (*tail_cache - head < len) {
-		*tail_cache = atomic_load_explicit(&q->tail, memory_order_acquire);
-		if (*tail_cache - head >= len)
-			break;
-		if (stopping())
-			return false;
-		cpu_relax();
-	}
-	off = head % q->cap;
-	if (off + len <= q->cap) {
-		memcpy(dst, q->data + off, len);
-	} else {
-		memcpy(dst, q->data + off, q->cap - off);
-		memcpy(dst + (q->cap - off), q->data, len - (q->cap - off));
-	}
-	atomic_store_explicit(&q->head, head + len, memory_order_release);
-	return true;
-}
-
-static void naive_stream_worker(struct worker *w)
-{
-	struct naive *q = w->tp;
-	size_t size = w->c->size;
-	unsigned char *buf = malloc(size + 8);
-	uint64_t seq = 0, cache = 0, sum = 0;
-
-	memset(buf, 0x5a, size + 8);
-	ready_and_wait_go();
-	if (w->role == 0) {
-		for (;; seq++) {
-			if (size >= 8)
-				memcpy(buf, &seq, 8);
-			if (!naive_put(q, buf, size, &cache) || stopping())
-				break;
-		}
-	} else {
-		while (naive_get(q, buf, size, &cache)) {
-			sum += touch(buf, size);
-			atomic_store_explicit(&ctl->count[w->index].n,
-					      atomic_load_explicit(&ctl->count[w->index].n,
-								   memory_order_relaxed) + 1,
-					      memory_order_relaxed);
-			if (stopping())
-				break;
-		}
-	}
-	atomic_fetch_add(&ctl->sink, sum);
-	free(buf);
-}
-
-static int naive_stream(const struct cfg *c, struct result *res)
-{
-	struct naive *q = naive_new((size_t)c->nodes * c->size);
-	struct worker ws[2];
-	int i;
-
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct worker){ .c = c, .index = i, .role = i, .fn = naive_stream_worker,
-					 .tp = q };
-	run(c, ws, 2, res, NULL);
-	res->syscalls_per_msg = 0;
-	naive_free(q);
-	return 0;
-}
-
-struct naive_pp {
-	struct naive *q[2];
-	uint64_t cache[2];
-};
-
-static bool naive_rt(struct worker *w, unsigned char *buf)
-{
-	struct naive_pp *pp = w->tp;
-
-	return naive_put(pp->q[0], buf, w->c->size, &pp->cache[0]) &&
-	       naive_get(pp->q[1], buf, w->c->size, &pp->cache[1]);
-}
-
-static void naive_pp_worker(struct worker *w)
-{
-	struct naive **qs = w->tp;
-	struct naive_pp pp = { { qs[w->role], qs[1 - w->role] }, { 0, 0 } };
-	unsigned char *buf = malloc(w->c->size + 8);
-
-	memset(buf, 0x33, w->c->size + 8);
-	ready_and_wait_go();
-	if (w->role == 0) {
-		struct worker me = *w;
-
-		me.tp = &pp;
-		pinger_loop(&me, naive_rt, buf);
-	} else {
-		while (naive_get(pp.q[1], buf, w->c->size, &pp.cache[1]) &&
-		       naive_put(pp.q[0], buf, w->c->size, &pp.cache[0]))
-			;
-	}
-	free(buf);
-}
-
-static int naive_pingpong(const struct cfg *c, struct result *res)
-{
-	struct naive *qs[2] = { naive_new((size_t)c->nodes * c->size),
-				naive_new((size_t)c->nodes * c->size) };
-	struct worker ws[2];
-	int i;
-
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct worker){ .c = c, .index = i, .role = i, .fn = naive_pp_worker,
-					 .tp = qs };
-	run(c, ws, 2, res, NULL);
-	rtt_result(c, res);
-	res->syscalls_per_msg = 0;
-	naive_free(qs[0]);
-	naive_free(qs[1]);
-	return 0;
-}
-
-/* ---- pipe and unix: byte streams through the kernel ------------------------------------ */
-
-struct fdpair {
-	int wr, rd;		/* stream: writer's and reader's ends */
-	int fds[4];		/* pingpong: a->b write/read, b->a write/read */
-	bool sock;		/* pingpong: fds are the two ends of one socketpair */
-};
-
-/* Close every fd of the pingpong set except @keep1 and @keep2 (each fd once). */
-static void fd_close_others(struct fdpair *fp, int keep1, int keep2)
-{
-	int i, j;
-
-	for (i = 0; i < 4; i++) {
-		bool seen = false;
-
-		for (j = 0; j < i; j++)
-			seen |= fp->fds[j] == fp->fds[i];
-		if (!seen && fp->fds[i] != keep1 && fp->fds[i] != keep2)
-			close(fp->fds[i]);
-	}
-}
-
-static bool full_write(int fd, const unsigned char *p, size_t len, uint64_t *calls)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		++*calls;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return false;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool full_read(int fd, unsigned char *p, size_t len, uint64_t *calls)
-{
-	while (len) {
-		ssize_t n = read(fd, p, len);
-
-		++*calls;
-		if (n <= 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			return false;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static void fd_stream_worker(struct worker *w)
-{
-	struct fdpair *fp = w->tp;
-	size_t size = w->c->size;
-	unsigned char *buf = malloc(size + 8);
-	uint64_t seq = 0, calls = 0, sum = 0;
-
-	memset(buf, 0x5a, size + 8);
-	if (!w->c->threads)	/* our own copies of the other side's end */
-		close(w->role == 0 ? fp->rd : fp->wr);
-	ready_and_wait_go();
-	if (w->role == 0) {
-		for (; !stopping(); seq++) {
-			if (size >= 8)
-				memcpy(buf, &seq, 8);
-			if (!full_write(fp->wr, buf, size, &calls))
-				break;
-		}
-		close(fp->wr);	/* EOF tells the reader */
-	} else {
-		while (full_read(fp->rd, buf, size, &calls)) {
-			sum += touch(buf, size);
-			atomic_store_explicit(&ctl->count[w->index].n,
-					      atomic_load_explicit(&ctl->count[w->index].n,
-								   memory_order_relaxed) + 1,
-					      memory_order_relaxed);
-		}
-		close(fp->rd);
-		atomic_fetch_add(&ctl->total, atomic_load(&ctl->count[w->index].n));
-	}
-	atomic_fetch_add(&ctl->syscalls, calls);
-	atomic_fetch_add(&ctl->sink, sum);
-	free(buf);
-}
-
-static void fd_close_parent(struct worker *ws, int n)
-{
-	struct fdpair *fp = ws[0].tp;
-
-	(void)n;
-	if (!ws[0].c->threads) {
-		close(fp->wr);
-		close(fp->rd);
-	}
-}
-
-static int fd_stream(const struct cfg *c, struct result *res, bool sock)
-{
-	struct fdpair fp;
-	struct worker ws[2];
-	int fds[2], i, sz = (int)((size_t)c->nodes * c->size);
-
-	if (sock) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
-			die("socketpair", -errno);
-		setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-		setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-		fp.wr = fds[0];
-		fp.rd = fds[1];
-	} else {
-		if (pipe2(fds, O_CLOEXEC) < 0)
-			die("pipe", -errno);
-		fcntl(fds[1], F_SETPIPE_SZ, sz < (1 << 20) ? sz : (1 << 20));	/* best effort */
-		fp.wr = fds[1];
-		fp.rd = fds[0];
-	}
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct worker){ .c = c, .index = i, .role = i, .fn = fd_stream_worker,
-					 .tp = &fp };
-	/* processes: the parent drops its ends once the children have theirs (EOF works) */
-	run(c, ws, 2, res, c->threads ? NULL : fd_close_parent);
-	res->syscalls_per_msg = atomic_load(&ctl->total) ?
-		(double)atomic_load(&ctl->syscalls) / (double)atomic_load(&ctl->total) : -1;
-	return 0;
-}
-
-static int pipe_stream(const struct cfg *c, struct result *res)
-{
-	return fd_stream(c, res, false);
-}
-
-static int unix_stream(const struct cfg *c, struct result *res)
-{
-	return fd_stream(c, res, true);
-}
-
-struct fd_pp {
-	int out, in;
-	uint64_t calls;
-};
-
-static bool fd_rt(struct worker *w, unsigned char *buf)
-{
-	struct fd_pp *pp = w->tp;
-
-	return full_write(pp->out, buf, w->c->size, &pp->calls) &&
-	       full_read(pp->in, buf, w->c->size, &pp->calls);
-}
-
-static void fd_pp_worker(struct worker *w)
-{
-	struct fdpair *fp = w->tp;
-	/* fds: 0 = a->b write end, 1 = a->b read end, 2 = b->a write end, 3 = b->a read end */
-	struct fd_pp pp = w->role == 0 ? (struct fd_pp){ fp->fds[0], fp->fds[3], 0 }
-				       : (struct fd_pp){ fp->fds[2], fp->fds[1], 0 };
-	unsigned char *buf = malloc(w->c->size + 8);
-
-	memset(buf, 0x33, w->c->size + 8);
-	if (!w->c->threads)	/* only our two ends, so that EOF reaches the ponger */
-		fd_close_others(fp, pp.out, pp.in);
-	ready_and_wait_go();
-	if (w->role == 0) {
-		struct worker me = *w;
-
-		me.tp = &pp;
-		pinger_loop(&me, fd_rt, buf);
-		/* unblock the ponger: it sees EOF on its next read */
-		if (fp->sock)
-			shutdown(pp.out, SHUT_WR);
-		else
-			close(pp.out);
-	} else {
-		while (full_read(pp.in, buf, w->c->size, &pp.calls) &&
-		       full_write(pp.out, buf, w->c->size, &pp.calls))
-			;
-	}
-	atomic_fetch_add(&ctl->syscalls, pp.calls);
-	free(buf);
-}
-
-static void fd_pp_close_parent(struct worker *ws, int n)
-{
-	(void)n;
-	fd_close_others(ws[0].tp, -1, -1);
-}
-
-static int fd_pingpong(const struct cfg *c, struct result *res, bool sock)
-{
-	struct fdpair fp;
-	struct worker ws[2];
-	int i, a[2], b[2];
-
-	if (sock) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a) < 0)
-			die("socketpair", -errno);
-		fp.fds[0] = a[0];
-		fp.fds[3] = a[0];
-		fp.fds[1] = a[1];
-		fp.fds[2] = a[1];
-	} else {
-		if (pipe2(a, O_CLOEXEC) < 0 || pipe2(b, O_CLOEXEC) < 0)
-			die("pipe", -errno);
-		fp.fds[0] = a[1];
-		fp.fds[1] = a[0];
-		fp.fds[2] = b[1];
-		fp.fds[3] = b[0];
-	}
-	fp.sock = sock;
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct worker){ .c = c, .index = i, .role = i, .fn = fd_pp_worker,
-					 .tp = &fp };
-	run(c, ws, 2, res, c->threads ? NULL : fd_pp_close_parent);
-	rtt_result(c, res);
-	res->syscalls_per_msg = ctl->nsamples ?
-		(double)atomic_load(&ctl->syscalls) / (2.0 * (double)ctl->nsamples) : -1;
-	/* threads: the pinger closed the a->b write end of a pipe pair itself */
-	if (c->threads)
-		fd_close_others(&fp, sock ? -1 : fp.fds[0], -1);
-	return 0;
-}
-
-static int pipe_pingpong(const struct cfg *c, struct result *res)
-{
-	return fd_pingpong(c, res, false);
-}
-
-static int unix_pingpong(const struct cfg *c, struct result *res)
-{
-	return fd_pingpong(c, res, true);
-}
-
-/* ---- futex: a raw futex ping-pong (the floor for a sleeping round trip) ------------------ */
-
-struct futex_pp {
-	_Atomic uint32_t turn;		/* 0: pinger's turn, 1: ponger's, 2: stop */
-	char pad[60];
-	_Atomic uint64_t calls;
-	unsigned char buf[];
-};
-
-static bool futex_rt(struct worker *w, unsigned char *buf)
-{
-	struct futex_pp *f = w->tp;
-	uint64_t calls = 0;
-
-	memcpy(f->buf, buf, w->c->size);
-	/* Release: pairs with the ponger's acquire of turn (the buffer is written). */
-	atomic_store_explicit(&f->turn, 1, memory_order_release);
-	futex(&f->turn, FUTEX_WAKE, 1);
-	calls++;
-	while (atomic_load_explicit(&f->turn, memory_order_acquire) == 1) {
-		futex(&f->turn, FUTEX_WAIT, 1);
-		calls++;
-	}
-	memcpy(buf, f->buf, w->c->size);
-	atomic_fetch_add_explicit(&f->calls, calls, memory_order_relaxed);
-	return true;
-}
-
-static void futex_pp_worker(struct worker *w)
-{
-	struct futex_pp *f = w->tp;
-	unsigned char *buf = malloc(w->c->size + 8);
-
-	memset(buf, 0x33, w->c->size + 8);
-	ready_and_wait_go();
-	if (w->role == 0) {
-		pinger_loop(w, futex_rt, buf);
-		atomic_store(&f->turn, 2);
-		futex(&f->turn, FUTEX_WAKE, 1);
-	} else {
-		uint64_t calls = 0;
-		uint32_t t;
-
-		for (;;) {
-			while ((t = atomic_load_explicit(&f->turn, memory_order_acquire)) == 0) {
-				futex(&f->turn, FUTEX_WAIT, 0);
-				calls++;
-			}
-			if (t == 2)
-				break;
-			memcpy(buf, f->buf, w->c->size);
-			memcpy(f->buf, buf, w->c->size);
-			atomic_store_explicit(&f->turn, 0, memory_order_release);
-			futex(&f->turn, FUTEX_WAKE, 1);
-			calls++;
-		}
-		atomic_fetch_add(&f->calls, calls);
-	}
-	free(buf);
-}
-
-static int futex_pingpong(const struct cfg *c, struct result *res)
-{
-	struct futex_pp *f = shared_map(sizeof(*f) + c->size);
-	struct worker ws[2];
-	int i;
-
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct worker){ .c = c, .index = i, .role = i, .fn = futex_pp_worker,
-					 .tp = f };
-	run(c, ws, 2, res, NULL);
-	rtt_result(c, res);
-	res->syscalls_per_msg = ctl->nsamples ?
-		(double)atomic_load(&f->calls) / (2.0 * (double)ctl->nsamples) : -1;
-	munmap(f, sizeof(*f) + c->size);
-	return 0;
-}
-
-/* ---- the table of transports --------------------------------------------------------------- */
+#include "ringbench.h"
 
 struct transport {
 	const char *name;
-	int (*stream)(const struct cfg *c, struct result *res);	/* NULL: not this bench */
-	int (*pingpong)(const struct cfg *c, struct result *res);
-	bool baseline;		/* run by --compare */
-	bool spsc;		/* stream only with one writer and one reader */
+	rb_bench_fn stream, pingpong, rpc;	/* NULL: not this bench */
+	const char *peer;			/* a peer program instead */
+	bool baseline;				/* run by --compare */
 };
 
+/* rpc-mode baselines are request/response ping-pongs (reply 8 bytes) */
 static const struct transport transports[] = {
-	{ "smem", smem_stream, smem_pingpong, false, false },
-	{ "naive", naive_stream, naive_pingpong, true, true },
-	{ "pipe", pipe_stream, pipe_pingpong, true, true },
-	{ "unix", unix_stream, unix_pingpong, true, true },
-	{ "futex", NULL, futex_pingpong, true, true },
+	{ "smem", rb_smem_stream, rb_smem_pingpong, rb_smem_rpc, NULL, false },
+	{ "naive", rb_naive_stream, rb_naive_pingpong, rb_naive_pingpong, NULL, true },
+	{ "futex", NULL, rb_futex_pingpong, rb_futex_pingpong, NULL, true },
+	{ "eventfd", NULL, rb_eventfd_pingpong, rb_eventfd_pingpong, NULL, true },
+	{ "pipe", rb_pipe_stream, rb_pipe_pingpong, rb_pipe_pingpong, NULL, true },
+	{ "unix", rb_unix_stream, rb_unix_pingpong, rb_unix_pingpong, NULL, true },
+	{ "seqpacket", rb_seqpacket_stream, rb_seqpacket_pingpong, rb_seqpacket_pingpong, NULL,
+	  true },
+	{ "boost_mq", NULL, NULL, NULL, "boost_mq", true },
+	{ "zmq_ipc", NULL, NULL, NULL, "zmq_ipc", true },
 };
+#define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
 
-static void print_num(double v, int decimals)
+static const char *const bench_names[] = { "stream", "pingpong", "rpc" };
+static bool header_done;
+
+static void json_num(const char *key, double v, int decimals)
 {
 	if (v < 0)
-		fputs("null", stdout);
+		printf(",\"%s\":null", key);
+	else if (decimals < 0)
+		printf(",\"%s\":%.4g", key, v);
 	else
-		printf("%.*f", decimals, v);
+		printf(",\"%s\":%.*f", key, decimals, v);
 }
 
-static void report(const struct cfg *c, const char *transport, const struct result *r,
-		   const struct result *ref)
+static void report_json(const struct rb_cfg *c, const char *name, const struct rb_result *r,
+			double mn, double mx, const struct rb_result *ref)
 {
-	const char *bench = c->pingpong ? "pingpong" : "stream";
+	int i;
 
-	if (c->json) {
-		printf("{\"bench\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"nodes\":%u,"
-		       "\"writers\":%d,\"readers\":%d,\"msgs_per_s\":", bench, transport, c->size,
-		       c->nodes, c->writers, c->readers);
-		print_num(r->msgs_per_s, 0);
-		fputs(",\"gb_per_s\":", stdout);
-		print_num(r->gb_per_s, 4);
-		fputs(",\"rtt_ns_p50\":", stdout);
-		print_num(r->rtt_p50, 0);
-		fputs(",\"rtt_ns_p99\":", stdout);
-		print_num(r->rtt_p99, 0);
-		fputs(",\"syscalls_per_msg\":", stdout);
-		print_num(r->syscalls_per_msg, 5);
-		printf(",\"wait\":\"%s\",\"mode\":\"%s\",\"seconds\":%g}\n", wait_names[c->wait],
-		       c->threads ? "threads" : "processes", c->seconds);
-	} else {
-		printf("%-8s %-6s size=%-8zu nodes=%-3u w=%d r=%d  %12.0f msgs/s %8.3f GB/s",
-		       bench, transport, c->size, c->nodes, c->writers, c->readers, r->msgs_per_s,
-		       r->gb_per_s);
-		if (r->rtt_p50 >= 0)
-			printf("  rtt p50 %.0f ns p99 %.0f ns", r->rtt_p50, r->rtt_p99);
-		if (r->syscalls_per_msg >= 0)
-			printf("  %.4f syscalls/msg", r->syscalls_per_msg);
-		if (ref && ref != r && r->msgs_per_s > 0)
-			printf("  (smem/this: %.2fx msgs/s%s)", ref->msgs_per_s / r->msgs_per_s,
-			       "");
-		if (ref && ref != r && r->rtt_p50 > 0)
-			printf(" (smem/this rtt p50: %.2fx)", ref->rtt_p50 / r->rtt_p50);
-		putchar('\n');
+	printf("{\"bench\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"nodes\":%u,"
+	       "\"writers\":%d,\"readers\":%d", bench_names[c->bench], name, c->size, c->nodes,
+	       c->bench == RB_STREAM ? c->writers : 1, c->bench == RB_STREAM ? c->readers : 1);
+	json_num("msgs_per_s", r->msgs_per_s, 0);
+	json_num("msgs_per_s_min", mn, 0);
+	json_num("msgs_per_s_max", mx, 0);
+	json_num("gb_per_s", r->gb_per_s, 4);
+	json_num("rtt_ns_p50", r->rtt_p50, 0);
+	json_num("rtt_ns_p99", r->rtt_p99, 0);
+	json_num("rtt_ns_p999", r->rtt_p999, 0);
+	json_num("p999", r->rtt_p999, 0);
+	json_num("syscalls_per_msg", r->syscalls_per_msg, -1);
+	if (r->syscalls_per_msg >= 0)
+		printf(",\"syscalls_src\":\"%s\"", r->syscalls_perf ? "perf" : "counted");
+	json_num("cswitch_per_msg", r->cswitch_per_msg, -1);
+	json_num("cpu_s_per_msg", r->cpu_s_per_msg, -1);
+	printf(",\"reps\":%d,\"seconds\":%g,\"count\":%llu,\"warmup\":%g,\"wait\":\"%s\","
+	       "\"mode\":\"%s\",\"cpus\":\"", c->reps, c->seconds, (unsigned long long)c->count,
+	       c->warmup, r->wait ? r->wait : "", c->threads ? "threads" : "processes");
+	for (i = 0; i < c->ncpus; i++)
+		printf("%s%d", i ? "," : "", c->cpus[i]);
+	putchar('"');
+	if (c->bench == RB_RPC) {
+		printf(",\"inflight\":%d,\"channels\":%d", c->inflight, c->channels);
+		if (!strcmp(name, "smem"))
+			printf(",\"backend\":%d", r->backend);
 	}
-	fflush(stdout);
+	if (ref && ref != r) {
+		json_num("ratio_to_smem", ref->msgs_per_s > 0 ? r->msgs_per_s / ref->msgs_per_s : -1,
+			 -1);
+		if (c->bench != RB_STREAM)
+			json_num("rtt_ratio_to_smem",
+				 ref->rtt_p50 > 0 && r->rtt_p50 > 0 ? r->rtt_p50 / ref->rtt_p50 : -1,
+				 -1);
+	}
+	puts("}");
+}
+
+static void fmt_rate(char *buf, size_t n, double v)
+{
+	if (v < 0)
+		snprintf(buf, n, "-");
+	else if (v >= 1e6)
+		snprintf(buf, n, "%.2fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(buf, n, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, n, "%.0f", v);
+}
+
+static void fmt_us(char *buf, size_t n, double ns)
+{
+	if (ns < 0)
+		snprintf(buf, n, "-");
+	else
+		snprintf(buf, n, "%.2f", ns / 1000.0);
+}
+
+static void report_table(const struct rb_cfg *c, const char *name, const struct rb_result *r,
+			 double mn, double mx, const struct rb_result *ref)
+{
+	char rate[16], lo[16], hi[16], p50[16], p99[16], p999[16], sys[16], cpu[16], ratio[32];
+
+	if (!header_done) {
+		printf("%-8s %-9s %8s %5s %3s %5s %10s %17s %8s %9s %9s %9s %9s %8s  %s\n", "bench",
+		       "transport", "size", "nodes", "w/r", "wait", "msgs/s", "(min..max)", "GB/s",
+		       "p50 us", "p99 us", "p99.9 us", "sys/msg", "cpu us", "vs smem");
+		header_done = true;
+	}
+	if (r->skip) {
+		printf("%-8s %-9s %8zu  skipped: %s\n", bench_names[c->bench], name, c->size,
+		       r->skip);
+		return;
+	}
+	fmt_rate(rate, sizeof(rate), r->msgs_per_s);
+	fmt_rate(lo, sizeof(lo), mn);
+	fmt_rate(hi, sizeof(hi), mx);
+	fmt_us(p50, sizeof(p50), r->rtt_p50);
+	fmt_us(p99, sizeof(p99), r->rtt_p99);
+	fmt_us(p999, sizeof(p999), r->rtt_p999);
+	if (r->syscalls_per_msg < 0)
+		snprintf(sys, sizeof(sys), "-");
+	else
+		snprintf(sys, sizeof(sys), "%.3g%s", r->syscalls_per_msg,
+			 r->syscalls_perf ? "" : "*");
+	fmt_us(cpu, sizeof(cpu), r->cpu_s_per_msg < 0 ? -1 : r->cpu_s_per_msg * 1e9);
+	ratio[0] = 0;
+	if (ref && ref != r && ref->msgs_per_s > 0)
+		snprintf(ratio, sizeof(ratio), "%.2fx", r->msgs_per_s / ref->msgs_per_s);
+	if (ref && ref != r && c->bench != RB_STREAM && ref->rtt_p50 > 0 && r->rtt_p50 > 0)
+		snprintf(ratio + strlen(ratio), sizeof(ratio) - strlen(ratio), " (rtt %.2fx)",
+			 r->rtt_p50 / ref->rtt_p50);
+	printf("%-8s %-9s %8zu %5u %1d/%-1d %5s %10s %8s..%-8s %8.3f %9s %9s %9s %9s %8s  %s\n",
+	       bench_names[c->bench], name, c->size, c->nodes,
+	       c->bench == RB_STREAM ? c->writers : 1, c->bench == RB_STREAM ? c->readers : 1,
+	       r->wait ? r->wait : "", rate, lo, hi, r->gb_per_s, p50, p99, p999, sys, cpu, ratio);
 }
 
 static int cmp_rate(const void *a, const void *b)
 {
-	double x = ((const struct result *)a)->msgs_per_s, y = ((const struct result *)b)->msgs_per_s;
+	const struct rb_result *x = a, *y = b;
 
-	return x < y ? -1 : x > y;
+	return x->msgs_per_s < y->msgs_per_s ? -1 : x->msgs_per_s > y->msgs_per_s;
 }
 
-/* The run with the median message rate (its other figures come with it). */
-static struct result median(struct result *runs, int n)
+/* One repetition of one transport. */
+static void measure_once(const struct rb_cfg *c, const struct transport *t, int rep,
+			 struct rb_result *out)
+{
+	rb_bench_fn fn = c->bench == RB_STREAM ? t->stream :
+			 c->bench == RB_PINGPONG ? t->pingpong : t->rpc;
+
+	snprintf(rb_label, sizeof(rb_label), "%s %s size %zu, rep %d/%d", bench_names[c->bench],
+		 t->name, c->size, rep + 1, c->reps);
+	*out = (struct rb_result){ .msgs_per_s = -1 };
+	if (!t->peer && c->bench == RB_STREAM && strcmp(t->name, "smem") &&
+	    (c->writers != 1 || c->readers != 1))
+		out->skip = "1 writer and 1 reader only";
+	else if (t->peer)
+		rb_peer(c, t->peer, out);
+	else
+		fn(c, out);
+}
+
+/* The repetition with the median msgs_per_s (its other figures come with it); min, max. */
+static struct rb_result median(struct rb_result *runs, int n, double *mn, double *mx)
 {
 	qsort(runs, (size_t)n, sizeof(*runs), cmp_rate);
-	return runs[n / 2];
+	*mn = runs[0].msgs_per_s;
+	*mx = runs[n - 1].msgs_per_s;
+	return runs[(n - 1) / 2];
 }
 
 static void usage(FILE *f)
 {
-	fputs("usage: ringbench stream|pingpong --size BYTES [--nodes N] [--writers W]\n"
-	      "         [--readers R] [--seconds S] [--threads] [--wait spin|block|auto]\n"
-	      "         [--cpus A,B,...] [--json] [--compare] [--transport NAME] [--repeat N]\n"
-	      "transports: smem naive pipe unix futex (pingpong)\n", f);
+	fputs("usage: ringbench stream|pingpong|rpc [options]\n"
+	      "  --size BYTES        message (rpc: request) size, K/M suffixes (1024)\n"
+	      "  --nodes N           ring nodes (20); baselines get the same capacity\n"
+	      "  --writers W --readers R   stream: writers and readers (1 and 1)\n"
+	      "  --inflight K --channels C rpc: calls in flight over C channels (1 and 1)\n"
+	      "  --seconds S | --count N   window: time (2) or messages/round trips/calls\n"
+	      "  --warmup S          seconds before the window opens (0.2)\n"
+	      "  --reps N            repetitions; report median, min, max (1)\n"
+	      "  --threads           workers are threads (default: processes)\n"
+	      "  --cpus A,B,...      pin worker i to CPU list[i % n]\n"
+	      "  --wait spin|block|auto    how smem waits (auto)\n"
+	      "  --syscalls auto|perf|counted  how system calls are counted (auto: perf if it can)\n"
+	      "  --compare           add the baselines and peers; --transport T,T: only these\n"
+	      "  --peers DIR         where the peer programs are (../peers next to ringbench)\n"
+	      "  --json              JSON lines instead of a table\n"
+	      "  --progress | --quiet  progress line on stderr (default: when it is a terminal)\n"
+	      "transports: smem naive futex eventfd pipe unix seqpacket boost_mq zmq_ipc\n", f);
 }
 
 static size_t parse_size(const char *s)
@@ -1073,6 +254,36 @@ static size_t parse_size(const char *s)
 	return (size_t)v;
 }
 
+static bool selected(const struct rb_cfg *c, const char *name, bool baseline)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	if (!c->only)
+		return !baseline || c->compare;
+	for (p = c->only; (p = strstr(p, name)); p += n)
+		if ((p == c->only || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+			return true;
+	return false;
+}
+
+static char *default_peers(const char *argv0)
+{
+	static char dir[4096];
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 16);
+	char *slash;
+
+	(void)argv0;
+	if (n <= 0)
+		return NULL;
+	dir[n] = 0;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return NULL;
+	strcpy(slash, "/../peers");
+	return dir;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1081,22 +292,30 @@ int main(int argc, char **argv)
 		{ "writers", required_argument, NULL, 'w' },
 		{ "readers", required_argument, NULL, 'r' },
 		{ "seconds", required_argument, NULL, 'S' },
+		{ "count", required_argument, NULL, 'N' },
+		{ "warmup", required_argument, NULL, 'u' },
+		{ "reps", required_argument, NULL, 'R' },
+		{ "repeat", required_argument, NULL, 'R' },	/* the first version's name */
 		{ "threads", no_argument, NULL, 't' },
 		{ "wait", required_argument, NULL, 'W' },
+		{ "syscalls", required_argument, NULL, 'Y' },
 		{ "cpus", required_argument, NULL, 'c' },
+		{ "inflight", required_argument, NULL, 'i' },
+		{ "channels", required_argument, NULL, 'H' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "compare", no_argument, NULL, 'C' },
 		{ "transport", required_argument, NULL, 'T' },
-		{ "repeat", required_argument, NULL, 'R' },
+		{ "peers", required_argument, NULL, 'P' },
+		{ "progress", no_argument, NULL, 'p' },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cfg c = { .size = 1024, .nodes = 20, .writers = 1, .readers = 1, .seconds = 2,
-			 .repeat = 1 };
-	enum { NT = sizeof(transports) / sizeof(transports[0]), MAX_REPEAT = 99 };
-	static struct result runs[NT][MAX_REPEAT];
-	struct result res[NT], *ref = NULL;
-	bool sel[NT];
+	struct rb_cfg c = { .size = 1024, .nodes = 20, .writers = 1, .readers = 1, .seconds = 2,
+			    .warmup = 0.2, .reps = 1, .inflight = 1, .channels = 1 };
+	struct rb_result res[NTRANSPORTS], *runs[NTRANSPORTS], *ref = NULL;
+	bool sel[NTRANSPORTS];
+	int progress = -1;
 	unsigned i;
 	int o, k;
 
@@ -1104,11 +323,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
 	if (!strcmp(argv[1], "pingpong"))
-		c.pingpong = true;
+		c.bench = RB_PINGPONG;
+	else if (!strcmp(argv[1], "rpc"))
+		c.bench = RB_RPC;
 	else if (strcmp(argv[1], "stream")) {
-		usage(strcmp(argv[1], "--help") ? stderr : stdout);
-		return strcmp(argv[1], "--help") ? 2 : 0;
+		usage(stderr);
+		return 2;
 	}
 	optind = 2;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1118,79 +343,115 @@ int main(int argc, char **argv)
 		case 'w': c.writers = atoi(optarg); break;
 		case 'r': c.readers = atoi(optarg); break;
 		case 'S': c.seconds = atof(optarg); break;
+		case 'N': c.count = strtoull(optarg, NULL, 0); break;
+		case 'u': c.warmup = atof(optarg); break;
+		case 'R': c.reps = atoi(optarg); break;
 		case 't': c.threads = true; break;
+		case 'i': c.inflight = atoi(optarg); break;
+		case 'H': c.channels = atoi(optarg); break;
 		case 'j': c.json = true; break;
 		case 'C': c.compare = true; break;
 		case 'T': c.only = optarg; break;
-		case 'R': c.repeat = atoi(optarg); break;
+		case 'P': c.peers_dir = optarg; break;
+		case 'p': progress = 1; break;
+		case 'q': progress = 0; break;
 		case 'W':
 			if (!strcmp(optarg, "spin"))
-				c.wait = WAIT_SPIN;
+				c.wait = RB_WAIT_SPIN;
 			else if (!strcmp(optarg, "block"))
-				c.wait = WAIT_BLOCK;
+				c.wait = RB_WAIT_BLOCK;
 			else if (!strcmp(optarg, "auto"))
-				c.wait = WAIT_AUTO;
-			else {
-				usage(stderr);
-				return 2;
-			}
+				c.wait = RB_WAIT_AUTO;
+			else
+				goto bad;
+			break;
+		case 'Y':
+			if (!strcmp(optarg, "perf"))
+				c.syscalls = RB_SYS_PERF;
+			else if (!strcmp(optarg, "counted"))
+				c.syscalls = RB_SYS_COUNTED;
+			else if (!strcmp(optarg, "auto"))
+				c.syscalls = RB_SYS_AUTO;
+			else
+				goto bad;
 			break;
 		case 'c': {
 			char *s = optarg, *end;
 
-			while (*s && c.ncpus < MAX_WORKERS) {
-				c.cpus[c.ncpus++] = (int)strtol(s, &end, 10);
+			c.ncpus = 0;
+			while (*s && c.ncpus < RB_MAX_WORKERS) {
+				long v = strtol(s, &end, 10);
+
+				if (end == s || v < 0 || v >= CPU_SETSIZE)
+					goto bad;
+				c.cpus[c.ncpus++] = (int)v;
 				s = *end == ',' ? end + 1 : end;
-				if (end == s && *s)
-					break;
 			}
 			break;
 		}
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default: goto bad;
 		}
 	}
-	if (c.pingpong)
+	if (optind != argc)
+		goto bad;
+	if (c.bench != RB_STREAM)
 		c.writers = c.readers = 1;
-	if (!c.size || c.size > UINT32_MAX - 64 || c.nodes < 2 || c.writers < 1 ||
-	    c.repeat < 1 || c.repeat > MAX_REPEAT ||
-	    c.readers < 1 || c.writers + c.readers > MAX_WORKERS || c.seconds <= 0) {
-		usage(stderr);
-		return 2;
-	}
+	c.reply = c.bench == RB_PINGPONG ? c.size : c.bench == RB_RPC ? 8 : 0;
+	if (!c.size || c.size > (1u << 30) || c.nodes < 2 || c.nodes > (1u << 20) ||
+	    c.writers < 1 || c.readers < 1 || c.writers + c.readers > RB_MAX_WORKERS ||
+	    (c.seconds <= 0 && !c.count) || c.warmup < 0 || c.reps < 1 || c.reps > 1000 ||
+	    c.inflight < 1 || c.inflight > 1024 || c.channels < 1 || c.channels > 32 ||
+	    c.channels > c.inflight)
+		goto bad;
+	if (!c.peers_dir)
+		c.peers_dir = default_peers(argv[0]);
+	c.progress = progress < 0 ? isatty(2) : progress;
 	snprintf(c.name, sizeof(c.name), "ringbench-%d", (int)getpid());
-	ctl_size = sizeof(struct ctl) + (c.pingpong ? MAX_SAMPLES * sizeof(uint64_t) : 0);
-	ctl = shared_map(ctl_size);
+	rb_ctl = rb_shared_map(sizeof(struct rb_ctl) +
+			       (c.bench == RB_STREAM ? 0 : RB_MAX_SAMPLES * sizeof(uint64_t)));
 	signal(SIGPIPE, SIG_IGN);
 
-	/* which transports run */
-	for (i = 0; i < NT; i++) {
+	/*
+	 * Repetitions are interleaved (every transport once, then again), so that a burst of
+	 * load from elsewhere hits all transports alike rather than one of them.
+	 */
+	for (i = 0; i < NTRANSPORTS; i++) {
 		const struct transport *t = &transports[i];
+		rb_bench_fn fn = c.bench == RB_STREAM ? t->stream :
+				 c.bench == RB_PINGPONG ? t->pingpong : t->rpc;
 
-		sel[i] = c.pingpong ? t->pingpong != NULL : t->stream != NULL;
-		if (c.only ? strcmp(c.only, t->name) != 0 : (t->baseline && !c.compare))
-			sel[i] = false;
-		if (sel[i] && t->spsc && !c.pingpong && (c.writers != 1 || c.readers != 1)) {
-			if (!c.json)
-				printf("%-8s %-6s n/a with %d writers and %d readers\n", "stream",
-				       t->name, c.writers, c.readers);
-			sel[i] = false;
-		}
+		sel[i] = (fn || t->peer) && selected(&c, t->name, t->baseline);
+		if (sel[i] && !(runs[i] = calloc((size_t)c.reps, sizeof(struct rb_result))))
+			rb_die("calloc", -ENOMEM);
 	}
-	/* rounds interleave the transports, so that a noisy moment hits them all alike */
-	for (k = 0; k < c.repeat; k++)
-		for (i = 0; i < NT; i++)
-			if (sel[i])
-				(c.pingpong ? transports[i].pingpong : transports[i].stream)(&c,
-											&runs[i][k]);
-	for (i = 0; i < NT; i++) {
+	for (k = 0; k < c.reps; k++)
+		for (i = 0; i < NTRANSPORTS; i++)
+			if (sel[i] && !(k && runs[i][0].skip))
+				measure_once(&c, &transports[i], k, &runs[i][k]);
+	for (i = 0; i < NTRANSPORTS; i++) {
+		double mn = -1, mx = -1;
+
 		if (!sel[i])
 			continue;
-		res[i] = median(runs[i], c.repeat);
+		res[i] = runs[i][0].skip ? runs[i][0] : median(runs[i], c.reps, &mn, &mx);
+		free(runs[i]);
 		if (!strcmp(transports[i].name, "smem"))
 			ref = &res[i];
-		report(&c, transports[i].name, &res[i], ref);
+		if (res[i].skip && c.json)
+			fprintf(stderr, "ringbench: %s %s: skipped: %s\n", bench_names[c.bench],
+				transports[i].name, res[i].skip);
+		else if (c.json)
+			report_json(&c, transports[i].name, &res[i], mn, mx, ref);
+		else
+			report_table(&c, transports[i].name, &res[i], mn, mx, ref);
+		fflush(stdout);
 	}
-	munmap(ctl, ctl_size);
-	return 0;
+	if (!c.json && header_done)
+		puts("(sys/msg: * = counted by ringbench itself, else perf counted every system "
+		     "call; cpu us: CPU time of all workers per message; vs smem: msgs/s ratio)");
+	return rb_failed ? 1 : 0;
+bad:
+	usage(stderr);
+	return 2;
 }
