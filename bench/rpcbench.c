@@ -5,11 +5,23 @@
  * command line is ringbench's "rpc" mode, so it can move into tools/ringbench.c as a mode:
  *
  *   rpcbench rpc --size BYTES [--wait spin|block] [--inflight K] [--channels C]
- *                [--seconds S] [--json]
+ *                [--seconds S] [--node-size B] [--nodes N] [--json]
+ *   rpcbench inproc --size BYTES [--iters N] [--node-size B] [--nodes N]
  *
  * The client (CPU 0) keeps K calls in flight spread over C channels, waiting for them with
  * smem_rpc_wait(ANY) in one thread; the server (CPU 1) serves all C channels in one
  * smem_rpc_serve() loop. Requests carry BYTES, responses are empty (the seed's RpcTest).
+ * Payloads are touched honestly: the client writes every byte of each request before its
+ * call (a byte pattern that changes per call), the handler reads every byte and checks it
+ * (a mismatch fails the call with -EBADMSG, which stops the run).
+ *
+ * Geometry: by default one packet per call up to 1 MiB (node size BYTES + 64, 64 nodes; 8
+ * nodes above 64 KiB); --node-size 0 --nodes 0 uses the library's defaults.
+ *
+ * "inproc" runs both ends in one thread, one call at a time (call_async, dispatch on the
+ * serving end, wait on the calling end, all with timeout 0): no spinning, no sleeping, so
+ * instruction counts per call (valgrind --tool=callgrind, perf stat -e instructions) measure
+ * the library's own work on both sides and do not depend on the machine's load.
  * rtt_ns_* is a call's round trip (call_async to its completion being seen); msgs_per_s is
  * completed calls per second; enters_per_call is io_uring_enter (or futex_waitv) calls made
  * by the client per completed call.
@@ -18,6 +30,7 @@
  *       -luring -o /tmp/rpcbench
  *   SMEM_BROKER=/tmp/rb/broker.sock /tmp/rpcbench rpc --size 1024 --wait spin --json
  */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -32,6 +45,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "rpc_int.h"
 #include "uring.h"
 
 #define MAX_INFLIGHT 1024
@@ -40,6 +54,8 @@
 static size_t opt_size = 1024;
 static int opt_spin = 1, opt_inflight = 1, opt_channels = 1, opt_json;
 static double opt_seconds = 2.0;
+static long opt_node_size = -1, opt_nodes = -1, opt_iters = 200000;
+static int opt_inproc;
 
 static void pin(int cpu)
 {
@@ -165,18 +181,37 @@ static uint64_t unix_rr(int iters, size_t size, double *per_s)
 
 /* ---- the RPC run ----------------------------------------------------------------------------- */
 
-static int h_empty(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *rep)
+/* The client's side of honesty: every byte of the request written for this call. */
+static void fill_request(char *req, size_t size, uint64_t seq)
 {
+	memset(req, (int)(seq * 0x9d & 0xff) | 1, size);
+}
+
+/* The handler's side: read every byte, and check they all agree. */
+static int h_check(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *rep)
+{
+	const unsigned char *p = req->data;
+	uint64_t want, bad = 0, w;
+	size_t i;
+
 	(void)arg;
-	(void)req;
 	(void)rep;
-	return 0;
+	if (req->len == 0)
+		return 0;
+	want = 0x0101010101010101ull * p[0];
+	for (i = 0; i + 8 <= req->len; i += 8) {
+		memcpy(&w, p + i, 8);
+		bad |= w ^ want;
+	}
+	for (; i < req->len; i++)
+		bad |= p[i] ^ p[0];
+	return bad ? -EBADMSG : 0;
 }
 
 static int server(char names[][64], int go_fd)
 {
 	struct smem_rpc_opts o = {
-		.handler = h_empty, .service = SMEM_RPC_SERVICE_DISPATCH,
+		.handler = h_check, .service = SMEM_RPC_SERVICE_DISPATCH,
 		.spin_ns = opt_spin ? 200000000u : SMEM_RPC_NO_SPIN,
 	};
 	struct smem_rpc *chs[MAX_CHANNELS];
@@ -196,14 +231,63 @@ static int server(char names[][64], int go_fd)
 	return 0;
 }
 
+/* Both ends in this thread, one call at a time, nothing waits: the library's work per call. */
+static int inproc(const struct smem_rpc_opts *copts)
+{
+	struct smem_rpc_opts so = {
+		.handler = h_check, .service = SMEM_RPC_SERVICE_DISPATCH,
+	};
+	struct smem_rpc *c, *s;
+	struct smem_rpc_call *call;
+	char name[64], *req = calloc(1, opt_size + 1);
+	uint64_t t0, t1;
+	long i;
+	int rc;
+
+	snprintf(name, sizeof(name), "rpcbench-inproc-%d", (int)getpid());
+	if ((rc = smem_rpc_open(name, copts, &c)) || (rc = smem_rpc_open(name, &so, &s))) {
+		fprintf(stderr, "open: %s\n", smem_strerror(rc));
+		return 1;
+	}
+	t0 = smem__now_ns();
+	for (i = 0; i < opt_iters; i++) {
+		fill_request(req, opt_size, (uint64_t)i);
+		rc = smem_rpc_call_async(c, req, opt_size, 10000, &call);
+		if (rc == 0) {
+			/* Until the whole request (maybe several packets) is served. */
+			do
+				rc = smem_rpc_dispatch(s, 0);
+			while (rc == 0 && !smem_rpc_call_done(call) &&
+			       smem_rpc_wait(&call, 1, SMEM_RPC_WAIT_ALL, 0) < 0);
+			rc = smem_rpc_wait(&call, 1, SMEM_RPC_WAIT_ALL, 0);
+			rc = rc < 0 ? rc : smem_rpc_call_result(call, NULL, NULL);
+			smem_rpc_call_free(call);
+		}
+		if (rc) {
+			fprintf(stderr, "call %ld: %s\n", i, smem_strerror(rc));
+			return 1;
+		}
+	}
+	t1 = smem__now_ns();
+	printf("{\"mode\":\"inproc\",\"size\":%zu,\"node_size\":%u,\"nodes\":%u,"
+	       "\"calls\":%ld,\"ns_per_call\":%.0f}\n", opt_size,
+	       smem_ring_node_size(smem__rpc_tx(c)), smem_ring_node_count(smem__rpc_tx(c)),
+	       opt_iters, (double)(t1 - t0) / (double)opt_iters);
+	smem_rpc_close(s);
+	smem_rpc_close(c);
+	free(req);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct smem_rpc_opts o = { .node_count = 64 };
 	static char names[MAX_CHANNELS][64];
 	struct smem_rpc_call *calls[MAX_INFLIGHT];
 	uint64_t started[MAX_INFLIGHT], *rtt, nrtt = 0, cap, t_start, t_end, done = 0;
-	uint64_t sys0, sys1, futex_p50 = 0, unix_p50;
+	uint64_t sys0, sys1, futex_p50 = 0, unix_p50, seq = 1;
 	struct smem_rpc *chs[MAX_CHANNELS];
+	unsigned node_size, node_count;
 	double unix_per_s, secs;
 	char *req;
 	int go[2], i, k, rc;
@@ -222,11 +306,22 @@ int main(int argc, char **argv)
 			opt_channels = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
 			opt_seconds = atof(argv[++i]);
+		else if (!strcmp(argv[i], "inproc"))
+			opt_inproc = 1;
+		else if (!strcmp(argv[i], "--node-size") && i + 1 < argc)
+			opt_node_size = strtol(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
+			opt_nodes = strtol(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--iters") && i + 1 < argc)
+			opt_iters = strtol(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--json"))
 			opt_json = 1;
 		else {
 			fprintf(stderr, "usage: rpcbench rpc --size BYTES [--wait spin|block] "
-					"[--inflight K] [--channels C] [--seconds S] [--json]\n");
+					"[--inflight K] [--channels C] [--seconds S] [--node-size B]\n"
+					"               [--nodes N] [--json]\n"
+					"       rpcbench inproc --size BYTES [--iters N] "
+					"[--node-size B] [--nodes N]\n");
 			return 2;
 		}
 	}
@@ -238,9 +333,15 @@ int main(int argc, char **argv)
 	if (o.node_size < 256)
 		o.node_size = 256;
 	o.node_count = opt_size > 65536 ? 8 : 64;
+	if (opt_node_size >= 0)
+		o.node_size = (uint32_t)opt_node_size;
+	if (opt_nodes >= 0)
+		o.node_count = (uint32_t)opt_nodes;
 	o.spin_ns = opt_spin ? 200000000u : SMEM_RPC_NO_SPIN;
 	o.service = SMEM_RPC_SERVICE_DISPATCH;	/* the client only calls: no thread needed */
 
+	if (opt_inproc)
+		return inproc(&o);
 	if (!opt_spin)
 		futex_p50 = futex_pingpong(20000);
 	unix_p50 = unix_rr(opt_size > 65536 ? 2000 : 20000, opt_size, &unix_per_s);
@@ -267,7 +368,7 @@ int main(int argc, char **argv)
 		return 1;
 	close(go[1]);
 	req = calloc(1, opt_size + 1);
-	req[0] = 3;
+	fill_request(req, opt_size, 0);
 	/* warm up (and wait for the server to attach) */
 	for (i = 0; i < opt_channels; i++)
 		while (smem_rpc_call(chs[i], req, opt_size, NULL, NULL, 5000) != 0)
@@ -276,6 +377,7 @@ int main(int argc, char **argv)
 	rtt = malloc(cap * sizeof(*rtt));
 	for (k = 0; k < opt_inflight; k++) {
 		started[k] = smem__now_ns();
+		fill_request(req, opt_size, seq++);
 		rc = smem_rpc_call_async(chs[k % opt_channels], req, opt_size, 10000, &calls[k]);
 		if (rc)
 			return 1;
@@ -306,6 +408,7 @@ int main(int argc, char **argv)
 			done++;
 			started[k] = smem__now_ns();
 			if (now < t_end) {
+				fill_request(req, opt_size, seq++);
 				rc = smem_rpc_call_async(chs[k % opt_channels], req, opt_size, 10000,
 							 &calls[k]);
 				if (rc)
@@ -333,6 +436,8 @@ int main(int argc, char **argv)
 	}
 	secs = (double)(smem__now_ns() - t_start) / 1e9;
 	sys1 = smem__wait_syscalls();
+	node_size = smem_ring_node_size(smem__rpc_tx(chs[0]));
+	node_count = smem_ring_node_count(smem__rpc_tx(chs[0]));
 	for (i = 0; i < opt_channels; i++)
 		smem_rpc_close(chs[i]);
 	waitpid(pid, NULL, 0);
@@ -343,11 +448,13 @@ int main(int argc, char **argv)
 
 		if (opt_json) {
 			printf("{\"mode\":\"rpc\",\"size\":%zu,\"wait\":\"%s\",\"inflight\":%d,"
-			       "\"channels\":%d,\"seconds\":%.2f,\"backend\":%d,\"msgs_per_s\":%.0f,"
+			       "\"channels\":%d,\"node_size\":%u,\"nodes\":%u,\"seconds\":%.2f,"
+			       "\"backend\":%d,\"msgs_per_s\":%.0f,"
 			       "\"rtt_ns_p50\":%llu,\"rtt_ns_p99\":%llu,\"enters_per_call\":%.4f,"
 			       "\"baseline_futex_rtt_ns_p50\":%llu,\"baseline_unix_rtt_ns_p50\":%llu,"
 			       "\"baseline_unix_msgs_per_s\":%.0f}\n",
-			       opt_size, opt_spin ? "spin" : "block", opt_inflight, opt_channels, secs,
+			       opt_size, opt_spin ? "spin" : "block", opt_inflight, opt_channels,
+			       node_size, node_count, secs,
 			       (int)smem__wait_backend(), per_s, (unsigned long long)p50,
 			       (unsigned long long)p99, enters, (unsigned long long)futex_p50,
 			       (unsigned long long)unix_p50, unix_per_s);
