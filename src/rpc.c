@@ -108,8 +108,8 @@ static void adopt_session(struct smem_rpc *ch, uint32_t s)
 	if (ch->peer_pidfd >= 0)
 		close(ch->peer_pidfd);
 	ch->peer_pidfd = -1;
-	ch->peer_id = 0;
-	ch->peer_max = 0;
+	atomic_store_explicit(&ch->peer_max, 0, memory_order_relaxed);
+	atomic_store_explicit(&ch->peer_id, 0, memory_order_relaxed);
 	atomic_store_explicit(&ch->session, s, memory_order_release);
 	atomic_store_explicit(&ch->state, 0, memory_order_release);
 	pthread_mutex_unlock(&ch->lock);
@@ -153,22 +153,33 @@ int smem__rpc_refresh(struct smem_rpc *ch, bool force)
 		smem__rpc_fail(ch, -ESHUTDOWN);
 		return -ESHUTDOWN;
 	}
-	now = smem__now_ns();
-	pthread_mutex_lock(&ch->lock);
-	if (pid != ch->peer_id) {
-		if (ch->peer_pidfd >= 0)
-			close(ch->peer_pidfd);
-		ch->peer_pidfd = peer_pidfd_open(peer);
-		ch->peer_id = pid;
-		ch->peer_max = peer->max_message;
+	/*
+	 * The fast path (every look of a polling waiter) takes no lock and reads only the
+	 * coarse clock: the peer is known and was found alive less than live_every_ns ago.
+	 * Acquire: pairs with the release store of peer_id below (peer_max is then current).
+	 */
+	now = smem__rpc_coarse_ns();
+	if (pid != atomic_load_explicit(&ch->peer_id, memory_order_acquire)) {
+		pthread_mutex_lock(&ch->lock);
+		if (pid != atomic_load_explicit(&ch->peer_id, memory_order_relaxed)) {
+			if (ch->peer_pidfd >= 0)
+				close(ch->peer_pidfd);
+			ch->peer_pidfd = peer_pidfd_open(peer);
+			atomic_store_explicit(&ch->live_every_ns, ch->peer_pidfd >= 0 ?
+					      LIVE_RECHECK_NS : LIVE_POLL_NS, memory_order_relaxed);
+			atomic_store_explicit(&ch->peer_max, peer->max_message,
+					      memory_order_relaxed);
+			atomic_store_explicit(&ch->peer_id, pid, memory_order_release);
+		}
+		pthread_mutex_unlock(&ch->lock);
 		force = true;
 	}
-	if (!force && now < ch->next_live_check) {
-		pthread_mutex_unlock(&ch->lock);
+	if (!force && now < atomic_load_explicit(&ch->next_live_check, memory_order_relaxed))
 		return 0;
-	}
-	ch->next_live_check = now + (ch->peer_pidfd >= 0 ? LIVE_RECHECK_NS : LIVE_POLL_NS);
-	pthread_mutex_unlock(&ch->lock);
+	/* Racing threads may both check: one fcntl more, no harm. */
+	atomic_store_explicit(&ch->next_live_check,
+			      now + atomic_load_explicit(&ch->live_every_ns, memory_order_relaxed),
+			      memory_order_relaxed);
 	if (!smem__live_alive(ch->reg, pid)) {
 		/* Closed cleanly just now, or died? The flag is set before the slot is left. */
 		if (atomic_load_explicit(&peer->flags, memory_order_acquire) & SMEM_RPC_END_CLOSED)
@@ -309,6 +320,10 @@ static void channel_free(struct smem_rpc *ch)
 	smem_region_close(ch->reg);
 	smem__rpc_queue_free(ch->q_head);
 	smem__rpc_asm_clear(ch);
+	free(atomic_load_explicit(&ch->spare_call, memory_order_acquire));
+	free(atomic_load_explicit(&ch->spare_req, memory_order_acquire));
+	for (unsigned i = 0; i < SPARE_BUFS; i++)
+		free(ch->spare_buf[i].p);
 	if (ch->peer_pidfd >= 0)
 		close(ch->peer_pidfd);
 	pthread_mutex_destroy(&ch->lock);
@@ -340,6 +355,7 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	pthread_mutex_init(&ch->pump, NULL);
 	ch->peer_pidfd = -1;
 	ch->next_id = 1;
+	ch->live_every_ns = LIVE_POLL_NS;
 	ch->max_message = o && o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
 	ch->reply_timeout_ms = o && o->reply_timeout_ms ? o->reply_timeout_ms : DEFAULT_REPLY_MS;
 	ch->handler = o ? o->handler : NULL;

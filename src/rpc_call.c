@@ -95,25 +95,26 @@ bool smem__rpc_call_pending(struct smem_rpc *ch, uint64_t id)
 	return found;
 }
 
-bool smem__rpc_call_resolve(struct smem_rpc *ch, struct smem__rpc_asm *a)
+bool smem__rpc_call_resolve(struct smem_rpc *ch, uint8_t type, uint64_t response_to,
+			    int32_t error, void **buf, size_t len)
 {
 	struct smem_rpc_call *c;
 
 	pthread_mutex_lock(&ch->lock);
-	c = call_find(ch, a->response_to);
+	c = call_find(ch, response_to);
 	if (c) {
-		if (a->type == SMEM_RPC_RESPONSE) {
-			c->resp = a->buf;
-			c->resp_len = (size_t)a->total;
-			a->buf = NULL;
+		if (type == SMEM_RPC_RESPONSE) {
+			c->resp = *buf;
+			c->resp_len = len;
+			*buf = NULL;
 			call_complete(ch, c, 0);
 		} else {
-			size_t n = min_u64(a->total, sizeof(c->msg) - 1);
+			size_t n = min_u64(len, sizeof(c->msg) - 1);
 
 			if (n)
-				memcpy(c->msg, a->buf, n);
+				memcpy(c->msg, *buf, n);
 			c->msg[n] = '\0';
-			call_complete(ch, c, a->error);
+			call_complete(ch, c, error);
 		}
 	}
 	pthread_mutex_unlock(&ch->lock);
@@ -124,36 +125,56 @@ bool smem__rpc_call_resolve(struct smem_rpc *ch, struct smem__rpc_asm *a)
 
 /* ---- sending -------------------------------------------------------------------------------- */
 
-/* Reserve a node of the send ring by @deadline, pumping the receive ring while we wait. */
-static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64_t deadline)
+/*
+ * Reserve a node of the send ring by *deadline (SMEM__RPC_REPLY_DEADLINE: reply_timeout_ms
+ * from the first time the ring is found full), pumping the receive ring while we wait. A full
+ * ring is polled for spin_ns first: a busy peer frees a node within microseconds, and then
+ * nobody makes a system call.
+ */
+static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64_t *deadline)
 {
-	uint64_t t0 = 0;
+	uint64_t t0 = 0, now, spin_until = 0;
 	struct smem__rpc_ws ws;
+	unsigned spins;
 	uint32_t v;
 	int rc;
 
-	for (;;) {
+	for (spins = 0;; spins++) {
 		v = atomic_load(&ch->ev);
 		rc = smem_ring_reserve_write(ch->tx, slot, 0);
 		if (rc == 0)
 			break;
 		if (rc != -ETIMEDOUT && rc != -EAGAIN)
 			return rc == -ESHUTDOWN ? (smem__rpc_refresh(ch, true) ?: -ESHUTDOWN) : rc;
-		if (!t0)
-			t0 = smem__now_ns();
+		if (t0 && (spins & 7) && now < spin_until) {
+			smem__rpc_try_pump(ch);	/* polling: the clock every 8th look only */
+			cpu_relax();
+			continue;
+		}
+		now = smem__now_ns();
+		if (!t0) {
+			t0 = now;
+			spin_until = now + ch->spin_ns;
+			if (*deadline == SMEM__RPC_REPLY_DEADLINE)
+				*deadline = now + (uint64_t)ch->reply_timeout_ms * 1000000ull;
+		}
 		rc = smem__rpc_refresh(ch, false);
 		if (rc)
 			return rc;
-		if (smem__remaining_ns(deadline) == 0)
+		if (*deadline != UINT64_MAX && now >= *deadline)
 			return -ETIMEDOUT;
 		smem__rpc_try_pump(ch);
+		if (now < spin_until) {
+			cpu_relax();
+			continue;
+		}
 		smem__rpc_ws_init(&ws);
 		smem__rpc_ws_ring(&ws, ch->tx, true);
 		smem__rpc_ws_ev(&ws, ch, v);
 		smem__rpc_ws_rx(&ws, ch);
 		smem__rpc_ws_peer(&ws, ch);
-		smem__rpc_ws_sleep(&ws, NULL, min_u64(smem__remaining_ns(deadline),
-							 smem__rpc_peer_poll_bound(ch)));
+		smem__rpc_ws_sleep(&ws, NULL, min_u64(smem__remaining_ns(*deadline),
+						      smem__rpc_peer_poll_bound(ch)));
 	}
 	if (t0)
 		stat_max(&ch->st.max_wait_write_ns, smem__now_ns() - t0);
@@ -161,24 +182,26 @@ static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64
 }
 
 int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
-			int32_t error, const void *data, size_t len, uint64_t deadline)
+		   int32_t error, const void *data, size_t len, uint64_t deadline)
 {
-	uint32_t count = smem__rpc_packet_count(len, ch->per), i, chunk;
+	uint32_t count = smem__rpc_packet_count(len, ch->per), i, chunk = 0;
 	uint32_t session = my_session(ch);
 	struct smem_rpc_pkt_hdr h;
 	struct smem_ring_slot slot;
-	int rc;
+	int rc = 0;
 
 	if (count == 0 || len > SMEM_RPC_MAX_MESSAGE)
 		return -EMSGSIZE;
 	for (i = 0; i < count; i++) {
-		rc = reserve_room(ch, &slot, deadline);
+		rc = reserve_room(ch, &slot, &deadline);
 		if (rc)
-			return rc;	/* a partial message is dropped by the receiver's checks */
+			break;
 		if (slot.cap < SMEM_RPC_HDR_SIZE + (size_t)ch->per) {
 			smem_ring_abort(ch->tx, &slot);
-			return -EPROTO;
+			rc = -EPROTO;
+			break;
 		}
+		/* Straight into the node: the payload is copied once, by this memcpy. */
 		chunk = smem__rpc_chunk_len(len, ch->per, i);
 		smem__rpc_pkt_fill(&h, type, session, id, response_to, len, i, count, chunk, error);
 		memcpy(slot.data, &h, sizeof(h));
@@ -187,23 +210,84 @@ int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t resp
 			       (const uint8_t *)data + (size_t)i * ch->per, chunk);
 		rc = smem_ring_commit(ch->tx, &slot, SMEM_RPC_HDR_SIZE + chunk);
 		if (rc)
-			return rc;
-		STAT_ADD(ch, packets_sent, 1);
-		STAT_ADD(ch, bytes_sent, chunk);
-		stat_max(&ch->st.max_packet_sent, chunk);
-		STAT_SET(ch, last_packet_sent, (int64_t)chunk);
+			break;
 	}
+	/* Counted once per message: packets 0..i-1 left (all full but maybe the last). */
+	if (i) {
+		STAT_ADD(ch, packets_sent, i);
+		STAT_ADD(ch, bytes_sent, rc ? (uint64_t)i * ch->per : len);
+		stat_max(&ch->st.max_packet_sent, i > 1 ? ch->per : chunk);
+		STAT_SET(ch, last_packet_sent, (int64_t)(rc ? ch->per : chunk));
+	}
+	if (rc)
+		return rc;	/* a partial message is dropped by the receiver's checks */
 	STAT_SET(ch, last_message_sent, (int64_t)len);
 	return 0;
 }
 
 /* ---- calls ---------------------------------------------------------------------------------- */
 
-static int call_start(struct smem_rpc *ch, const void *req, size_t len, int timeout_ms,
-		      struct smem_rpc_call **ret)
+/* A call object: the channel's spare if it has one (a steady stream allocates nothing). */
+static struct smem_rpc_call *call_new(struct smem_rpc *ch)
 {
-	struct smem_rpc_call *c;
+	/* Acquire: pairs with the exchange in call_release(); the spare is ours alone. */
+	struct smem_rpc_call *c = atomic_exchange_explicit(&ch->spare_call, NULL,
+							    memory_order_acquire);
+
+	return c ? c : malloc(sizeof(*c));
+}
+
+static void call_init(struct smem_rpc_call *c, struct smem_rpc *ch, uint64_t deadline,
+		      bool on_stack)
+{
+	c->ch = ch;
+	c->deadline = deadline;
+	atomic_store_explicit(&c->done, 0, memory_order_relaxed);	/* not shared yet */
+	c->status = 0;
+	c->resp = NULL;
+	c->resp_len = 0;
+	c->in_table = false;
+	c->on_stack = on_stack;
+	c->next = NULL;
+	c->msg[0] = '\0';
+}
+
+static bool call_is_done(const struct smem_rpc_call *c)
+{
+	/* Acquire: pairs with the release in call_complete(). */
+	return atomic_load_explicit(&c->done, memory_order_acquire) != 0;
+}
+
+/*
+ * Forget a call: out of the table (a response that comes later is discarded and counted), its
+ * response freed, the object kept as the channel's spare (or freed). A completed call left the
+ * table under the lock before its done flag was set, so it needs no lock here.
+ */
+static void call_release(struct smem_rpc_call *c)
+{
+	struct smem_rpc *ch = c->ch;
+	struct smem_rpc_call *old;
+
+	if (!call_is_done(c)) {
+		pthread_mutex_lock(&ch->lock);
+		call_remove(ch, c);
+		pthread_mutex_unlock(&ch->lock);
+	}
+	free(c->resp);
+	c->resp = NULL;
+	if (c->on_stack)
+		return;
+	/* Release: our writes to *c happen before the next owner's (call_new's acquire). */
+	old = atomic_exchange_explicit(&ch->spare_call, c, memory_order_acq_rel);
+	free(old);
+}
+
+/* Send a request as call @c (the caller's object, or NULL to allocate one). */
+static int call_start(struct smem_rpc *ch, const void *req, size_t len, int timeout_ms,
+		      struct smem_rpc_call *c, struct smem_rpc_call **ret)
+{
 	uint64_t peer_max;
+	bool on_stack = c != NULL;
 	int rc;
 
 	if (!ch || (!req && len) || !ret)
@@ -211,36 +295,26 @@ static int call_start(struct smem_rpc *ch, const void *req, size_t len, int time
 	rc = smem__rpc_refresh(ch, false);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&ch->lock);
-	peer_max = ch->peer_max;
-	pthread_mutex_unlock(&ch->lock);
+	peer_max = atomic_load_explicit(&ch->peer_max, memory_order_relaxed);
 	if (len > SMEM_RPC_MAX_MESSAGE || (peer_max && len > peer_max))
 		return -EMSGSIZE;
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c && !(c = call_new(ch)))
 		return -ENOMEM;
-	c->ch = ch;
-	c->deadline = smem__deadline(timeout_ms);
-	c->id = atomic_fetch_add(&ch->next_id, 1);
+	call_init(c, ch, smem__deadline(timeout_ms), on_stack);
+	/* Relaxed: ids need only be unique. */
+	c->id = atomic_fetch_add_explicit(&ch->next_id, 1, memory_order_relaxed);
 	/* In the table before the request leaves: the response may beat us back. */
 	pthread_mutex_lock(&ch->lock);
 	rc = atomic_load_explicit(&ch->state, memory_order_relaxed);
 	if (rc == 0)
 		call_insert(ch, c);
 	pthread_mutex_unlock(&ch->lock);
+	if (rc == 0)
+		rc = smem__rpc_send(ch, SMEM_RPC_REQUEST, c->id, 0, 0, req, len, c->deadline);
 	if (rc) {
-		free(c);
-		return rc;
-	}
-	rc = smem__rpc_send(ch, SMEM_RPC_REQUEST, c->id, 0, 0, req, len, c->deadline);
-	if (rc) {
-		pthread_mutex_lock(&ch->lock);
-		call_remove(ch, c);
-		pthread_mutex_unlock(&ch->lock);
-		if (atomic_load_explicit(&c->done, memory_order_acquire) && c->status)
+		if (call_is_done(c) && c->status)
 			rc = c->status;	/* failed meanwhile: the channel's reason is better */
-		free(c->resp);
-		free(c);
+		call_release(c);
 		if (rc == -ETIMEDOUT)
 			STAT_ADD(ch, timeouts, 1);
 		return rc;
@@ -248,12 +322,6 @@ static int call_start(struct smem_rpc *ch, const void *req, size_t len, int time
 	STAT_ADD(ch, requests_sent, 1);
 	*ret = c;
 	return 0;
-}
-
-static bool call_is_done(const struct smem_rpc_call *c)
-{
-	/* Acquire: pairs with the release in call_complete(). */
-	return atomic_load_explicit(&c->done, memory_order_acquire) != 0;
 }
 
 /* Time out @c if its deadline passed. */
@@ -282,6 +350,7 @@ static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 	unsigned nch = 0, i, k, done;
 	struct smem__rpc_ws ws;
 	uint64_t now, bound, spin_until;
+	unsigned spins;
 
 	for (i = 0; i < n; i++) {
 		for (k = 0; k < nch && chs[k] != calls[i]->ch; k++)
@@ -293,10 +362,19 @@ static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 		}
 	}
 	spin_until = 0;
-	for (;;) {
+	for (spins = 0;; spins++) {
 		for (k = 0; k < nch; k++) {
 			evs[k] = atomic_load(&chs[k]->ev);
 			smem__rpc_progress(chs[k]);
+		}
+		for (i = done = 0; i < n; i++)
+			done += call_is_done(calls[i]);
+		if (done == n || (!all && done > 0))
+			return (int)done;
+		/* Polling: the clock (deadlines, the end of the spin) every 8th look only. */
+		if (spin_until && (spins & 7)) {
+			cpu_relax();
+			continue;
 		}
 		now = smem__now_ns();
 		if (!spin_until)
@@ -330,7 +408,7 @@ static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 int smem_rpc_call_async(struct smem_rpc *ch, const void *req, size_t len, int timeout_ms,
 			struct smem_rpc_call **ret)
 {
-	return call_start(ch, req, len, timeout_ms, ret);
+	return call_start(ch, req, len, timeout_ms, NULL, ret);
 }
 
 bool smem_rpc_call_done(const struct smem_rpc_call *call)
@@ -361,16 +439,8 @@ int smem_rpc_call_result(struct smem_rpc_call *call, void **resp, size_t *resp_l
 
 void smem_rpc_call_free(struct smem_rpc_call *call)
 {
-	struct smem_rpc *ch;
-
-	if (!call)
-		return;
-	ch = call->ch;
-	pthread_mutex_lock(&ch->lock);
-	call_remove(ch, call);	/* a response that comes now is discarded and counted */
-	pthread_mutex_unlock(&ch->lock);
-	free(call->resp);
-	free(call);
+	if (call)
+		call_release(call);
 }
 
 int smem_rpc_wait(struct smem_rpc_call *const *calls, unsigned n, unsigned flags,
@@ -389,11 +459,11 @@ int smem_rpc_wait(struct smem_rpc_call *const *calls, unsigned n, unsigned flags
 int smem_rpc_call(struct smem_rpc *ch, const void *req, size_t len, void **resp,
 		  size_t *resp_len, int timeout_ms)
 {
-	struct smem_rpc_call *c;
+	struct smem_rpc_call call, *c;	/* a synchronous call allocates nothing */
 	int rc;
 
 	tl_errmsg[0] = '\0';
-	rc = call_start(ch, req, len, timeout_ms, &c);
+	rc = call_start(ch, req, len, timeout_ms, &call, &c);
 	if (rc)
 		return rc;
 	rc = wait_calls(&c, 1, true, c->deadline);
@@ -402,7 +472,7 @@ int smem_rpc_call(struct smem_rpc *ch, const void *req, size_t len, void **resp,
 		call_expire(c, c->deadline);
 	}
 	rc = smem_rpc_call_result(c, resp, resp_len);
-	smem_rpc_call_free(c);
+	call_release(c);
 	return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <smem/rpc.h>
 #include <smem/ring.h>
@@ -108,22 +109,28 @@ struct smem_rpc_call {
 	int status;
 	void *resp;
 	size_t resp_len;
-	bool in_table;
+	bool in_table;			/* under ch->lock; false for good once done is set */
+	bool on_stack;			/* a synchronous call's: never freed or recycled */
 	struct smem_rpc_call *next;	/* hash chain, under ch->lock */
 	char msg[SMEM_RPC_ERRMSG_MAX];
 };
 
+/* A received request waiting for a thread that may run it. */
 struct inreq {
 	struct inreq *next;
 	uint64_t id;
 	uint32_t session;
+	uint32_t cap;			/* bytes of room[] (0: data is a separate malloc) */
 	uint8_t *data;
 	size_t len;
+	size_t bufcap;			/* cap == 0: the malloc'd size of data */
+	uint8_t room[];			/* one packet's payload, for requests of one packet */
 };
 
 struct assembly {
 	struct assembly *next;
 	bool discard;			/* a response nobody waits for: consume, do not copy */
+	size_t bufcap;			/* malloc'd size of a.buf */
 	struct smem__rpc_asm a;
 };
 
@@ -134,10 +141,16 @@ struct smem_rpc_reply {
 	char msg[SMEM_RPC_ERRMSG_MAX];
 };
 
+/*
+ * Counters. The receive side's (marked R) are written only by the pump lock's holder, one
+ * thread at a time, so they are bumped with a relaxed load and store (STAT_BUMP), not a
+ * locked read-modify-write; the others may be bumped by several threads at once (STAT_ADD).
+ */
 struct stats {
 	_Atomic uint64_t requests_sent, responses_sent, errors_sent;
-	_Atomic uint64_t requests_received, responses_received, errors_received;
-	_Atomic uint64_t packets_sent, packets_received, bytes_sent, bytes_received;
+	_Atomic uint64_t requests_received, responses_received, errors_received;	/* R */
+	_Atomic uint64_t packets_sent, bytes_sent;
+	_Atomic uint64_t packets_received, bytes_received;				/* R */
 	_Atomic uint64_t max_packet_sent, max_packet_received;
 	_Atomic int64_t last_packet_sent, last_packet_received;
 	_Atomic int64_t last_message_sent, last_message_received;
@@ -145,6 +158,9 @@ struct stats {
 	_Atomic uint64_t protocol_errors, stale_packets, peer_resets;
 	_Atomic uint64_t max_wait_write_ns, max_wait_read_ns, sleeps;
 };
+
+#define SPARE_BUFS		4u
+#define SPARE_BUF_MAX		(16u << 20)
 
 struct smem_rpc {
 	struct smem_region *reg;	/* the control region */
@@ -163,12 +179,26 @@ struct smem_rpc {
 	pthread_mutex_t lock;		/* calls, queue, peer state */
 	struct smem_rpc_call *calls[CALL_BUCKETS];
 	struct inreq *q_head, *q_tail;
+	_Atomic unsigned qlen;		/* written under lock; read without it as a hint */
 	_Atomic int state;		/* 0, or the error every call gets (-ECONNRESET...) */
-	uint32_t peer_id;
-	uint64_t peer_max;
-	int peer_pidfd;
-	uint64_t next_live_check;
+	/* The peer as last seen: written under lock, read without it (relaxed) on fast paths. */
+	_Atomic uint32_t peer_id;
+	_Atomic uint64_t peer_max;
+	int peer_pidfd;			/* under lock */
+	_Atomic uint64_t next_live_check;	/* coarse clock */
+	_Atomic uint64_t live_every_ns;	/* how often the peer's liveness is checked */
 	_Atomic uint64_t next_id;
+
+	/* One spare of each, so a steady stream of calls allocates nothing (exchanged). */
+	_Atomic(struct smem_rpc_call *) spare_call;
+	_Atomic(struct inreq *) spare_req;
+	/* Spare buffers for reassembling large requests (under lock): no mmap/munmap and page
+	 * faults for every large message. At most SPARE_BUFS, SPARE_BUF_MAX bytes in all. */
+	struct {
+		void *p;
+		size_t cap;
+	} spare_buf[SPARE_BUFS];
+	size_t spare_buf_bytes;
 
 	pthread_mutex_t pump;		/* trylock only: receive ring and assemblies */
 	_Atomic bool pumping;
@@ -186,12 +216,14 @@ struct smem_rpc {
 	struct stats st;
 };
 
-
 extern _Thread_local const struct smem_rpc *smem__rpc_tl_service;	/* a service thread's channel */
 extern _Thread_local int smem__rpc_tl_depth;	/* handlers running on this thread */
 
 #define STAT_ADD(ch, f, n) atomic_fetch_add_explicit(&(ch)->st.f, (n), memory_order_relaxed)
 #define STAT_SET(ch, f, v) atomic_store_explicit(&(ch)->st.f, (v), memory_order_relaxed)
+/* For the counters only the pump lock's holder writes (see struct stats). */
+#define STAT_BUMP(ch, f, n) \
+	STAT_SET(ch, f, atomic_load_explicit(&(ch)->st.f, memory_order_relaxed) + (n))
 
 static inline void stat_max(_Atomic uint64_t *m, uint64_t v)
 {
@@ -205,6 +237,15 @@ static inline void stat_max(_Atomic uint64_t *m, uint64_t v)
 static inline uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
+}
+
+/* CLOCK_MONOTONIC_COARSE: for rate limits and expiry, where a few ms of error do not matter. */
+static inline uint64_t smem__rpc_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static inline uint32_t my_session(const struct smem_rpc *ch)
@@ -225,9 +266,18 @@ void smem__rpc_fail(struct smem_rpc *ch, int err);
 unsigned smem__rpc_calls_fail(struct smem_rpc *ch, int err);
 /* Is a call with this id pending? (takes ch->lock) */
 bool smem__rpc_call_pending(struct smem_rpc *ch, uint64_t id);
-/* A complete response or error for call @a->response_to (takes ch->lock); owns a->buf. */
-bool smem__rpc_call_resolve(struct smem_rpc *ch, struct smem__rpc_asm *a);
-/* Send one message, split into packets, waiting for room until @deadline. */
+/*
+ * A complete response or error for the call @response_to (takes ch->lock). A response's
+ * payload *buf (malloc'd, @len bytes) moves to the call (*buf set to NULL); an error's message
+ * is copied from *buf. Returns false when no such call is pending (late or abandoned).
+ */
+bool smem__rpc_call_resolve(struct smem_rpc *ch, uint8_t type, uint64_t response_to,
+			    int32_t error, void **buf, size_t len);
+/*
+ * Send one message, split into packets, waiting for room until @deadline (or, with
+ * SMEM__RPC_REPLY_DEADLINE, reply_timeout_ms from when the ring is first found full).
+ */
+#define SMEM__RPC_REPLY_DEADLINE 0
 int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
 		   int32_t error, const void *data, size_t len, uint64_t deadline);
 
@@ -235,6 +285,8 @@ int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t resp
 
 /* Drain the receive ring unless another thread does. Packets consumed, or -EBUSY. */
 int smem__rpc_try_pump(struct smem_rpc *ch);
+/* Give back a large request's buffer (@cap bytes, malloc'd): kept as the spare, or freed. */
+void smem__rpc_buf_put(struct smem_rpc *ch, void *buf, size_t cap);
 /* Drop every partial message (the pump lock held, or the channel being freed). */
 void smem__rpc_asm_clear(struct smem_rpc *ch);
 
@@ -242,7 +294,7 @@ void smem__rpc_asm_clear(struct smem_rpc *ch);
 
 /* Queue a received request (takes ownership) and wake whoever may run it. */
 void smem__rpc_queue_push(struct smem_rpc *ch, struct inreq *q);
-/* Free a list of queued requests. */
+/* Free a list of queued requests (not recycled). */
 void smem__rpc_queue_free(struct inreq *q);
 /* Everything a waiting thread does for a channel without sleeping. Returns requests run. */
 int smem__rpc_progress(struct smem_rpc *ch);

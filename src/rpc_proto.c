@@ -19,8 +19,8 @@ uint32_t smem__rpc_packet_count(uint64_t total, uint32_t per)
 
 	if (per == 0)
 		return 0;
-	if (total == 0)
-		return 1;
+	if (total <= per)
+		return 1;	/* the common case, without a division */
 	n = total / per + (total % per != 0);
 	return n > UINT32_MAX ? 0 : (uint32_t)n;
 }
@@ -55,18 +55,16 @@ int smem__rpc_pkt_parse(const void *pkt, size_t len, uint32_t per, uint64_t max_
 			struct smem_rpc_pkt_hdr *out)
 {
 	struct smem_rpc_pkt_hdr h;
+	uint64_t rsv[2];
 	uint32_t count;
-	size_t i;
 
 	if (len < SMEM_RPC_HDR_SIZE || per == 0)
 		return -EPROTO;
 	/* One private copy: the peer may rewrite the node while we look at it. */
 	memcpy(&h, pkt, sizeof(h));
-	if (h.version != SMEM_RPC_VERSION || h.flags != 0)
+	memcpy(rsv, h.reserved, sizeof(rsv));
+	if (h.version != SMEM_RPC_VERSION || h.flags != 0 || (rsv[0] | rsv[1]) != 0)
 		return -EPROTO;
-	for (i = 0; i < sizeof(h.reserved); i++)
-		if (h.reserved[i])
-			return -EPROTO;
 	switch (h.type) {
 	case SMEM_RPC_REQUEST:
 		if (h.response_to != 0 || h.error != 0)
@@ -86,12 +84,19 @@ int smem__rpc_pkt_parse(const void *pkt, size_t len, uint32_t per, uint64_t max_
 	}
 	if (h.msg_id == 0 || h.total_size > max_message)
 		return -EPROTO;
+	if (len - SMEM_RPC_HDR_SIZE != h.chunk)
+		return -EPROTO;
+	if (h.total_size <= per) {
+		/* One packet (the common case): no division. */
+		if (h.count != 1 || h.index != 0 || h.chunk != h.total_size)
+			return -EPROTO;
+		*out = h;
+		return 0;
+	}
 	count = smem__rpc_packet_count(h.total_size, per);
 	if (count == 0 || h.count != count || h.index >= count)
 		return -EPROTO;
 	if (h.chunk != smem__rpc_chunk_len(h.total_size, per, h.index))
-		return -EPROTO;
-	if (len - SMEM_RPC_HDR_SIZE != h.chunk)
 		return -EPROTO;
 	*out = h;
 	return 0;
@@ -99,10 +104,18 @@ int smem__rpc_pkt_parse(const void *pkt, size_t len, uint32_t per, uint64_t max_
 
 int smem__rpc_asm_start(struct smem__rpc_asm *a, const struct smem_rpc_pkt_hdr *h)
 {
+	return smem__rpc_asm_start_into(a, h, NULL);
+}
+
+int smem__rpc_asm_start_into(struct smem__rpc_asm *a, const struct smem_rpc_pkt_hdr *h,
+			     void *buf)
+{
 	memset(a, 0, sizeof(*a));
 	if (h->index != 0)
 		return -EPROTO;	/* a message must start with its first packet */
-	if (h->total_size > 0) {
+	if (buf) {
+		a->buf = buf;
+	} else if (h->total_size > 0) {
 		if (h->total_size > SIZE_MAX)
 			return -ENOMEM;
 		a->buf = malloc((size_t)h->total_size);

@@ -96,6 +96,10 @@ struct smem__rpc_asm {
 };
 
 int smem__rpc_asm_start(struct smem__rpc_asm *a, const struct smem_rpc_pkt_hdr *h);
+/* The same, into @buf (malloc'd, at least total_size bytes; owned by @a on success) if not
+ * NULL. */
+int smem__rpc_asm_start_into(struct smem__rpc_asm *a, const struct smem_rpc_pkt_hdr *h,
+			     void *buf);
 int smem__rpc_asm_add(struct smem__rpc_asm *a, const struct smem_rpc_pkt_hdr *h,
 		      const void *payload, uint32_t per);
 void smem__rpc_asm_free(struct smem__rpc_asm *a);

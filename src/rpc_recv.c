@@ -3,12 +3,18 @@
  * The RPC receive pump. Every thread that waits on a channel (a caller, the service thread, a
  * dispatch loop) makes progress itself: whoever wins the channel's pump lock (trylock, never
  * held across a sleep, a send or a handler) drains the receive ring. Each packet's header is
- * copied out of shared memory and checked (rpc_proto.c); responses are reassembled and handed
- * to their pending call, requests are reassembled and queued for a thread that may serve.
+ * copied out of shared memory and checked (rpc_proto.c); its payload is copied once, straight
+ * from the ring node into private memory, and the node is released at once.
+ *
+ * A message of one packet (the common case) needs no reassembly: a request is copied into a
+ * queue entry (the channel's spare when it has one: a steady stream allocates nothing) and
+ * queued for a thread that may serve; a response is copied into the buffer its caller will
+ * own and handed to its pending call.
  *
  * Partial messages (the first packets of a multi-packet message) wait in a list of assemblies
- * keyed by type and id, at most MAX_ASSEMBLIES; packets of an earlier session are dropped and
- * counted, never delivered.
+ * keyed by type and id, at most MAX_ASSEMBLIES. Large requests are reassembled into spare buffers kept by the channel,
+ * so a stream of them does not map, fault in and unmap fresh memory for every message.
+ * Packets of an earlier session are dropped and counted, never delivered.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +22,9 @@
 #include "internal.h"
 #include "ring_int.h"
 #include "rpc_int.h"
+
+/* Responses above this size are looked up before they are copied (one lock more). */
+#define LOOKUP_FIRST_BYTES	4096u
 
 static struct assembly *asm_find(struct smem_rpc *ch, uint8_t type, uint64_t key,
 				 struct assembly ***prevp)
@@ -52,46 +61,244 @@ void smem__rpc_asm_clear(struct smem_rpc *ch)
 		asm_drop(ch, &ch->asms);
 }
 
-/* A complete message. Takes ownership of a->buf. */
-/* A complete message. Takes ownership of a->buf. */
-static void deliver(struct smem_rpc *ch, struct smem__rpc_asm *a)
+/* A spare buffer that holds @len bytes (*cap set to its size); NULL: allocate one. */
+static void *buf_get(struct smem_rpc *ch, uint64_t len, size_t *cap)
 {
-	struct inreq *q;
+	void *buf = NULL;
+	unsigned i;
 
-	STAT_SET(ch, last_message_received, (int64_t)a->total);
-	if (a->type == SMEM_RPC_REQUEST) {
-		STAT_ADD(ch, requests_received, 1);
-		q = malloc(sizeof(*q));
-		if (!q) {
-			smem__rpc_asm_free(a);
-			return;	/* the caller times out: we could not even queue it */
+	pthread_mutex_lock(&ch->lock);
+	for (i = 0; i < SPARE_BUFS; i++)
+		if (ch->spare_buf[i].p && ch->spare_buf[i].cap >= len) {
+			buf = ch->spare_buf[i].p;
+			*cap = ch->spare_buf[i].cap;
+			ch->spare_buf[i].p = NULL;
+			ch->spare_buf_bytes -= *cap;
+			break;
 		}
-		q->next = NULL;
-		q->id = a->msg_id;
-		q->session = a->session;
-		q->data = a->buf;
-		q->len = (size_t)a->total;
-		a->buf = NULL;
-		smem__rpc_queue_push(ch, q);
+	pthread_mutex_unlock(&ch->lock);
+	return buf;
+}
+
+void smem__rpc_buf_put(struct smem_rpc *ch, void *buf, size_t cap)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&ch->lock);
+	if (cap <= SPARE_BUF_MAX - ch->spare_buf_bytes)
+		for (i = 0; i < SPARE_BUFS; i++)
+			if (!ch->spare_buf[i].p) {
+				ch->spare_buf[i].p = buf;
+				ch->spare_buf[i].cap = cap;
+				ch->spare_buf_bytes += cap;
+				buf = NULL;
+				break;
+			}
+	pthread_mutex_unlock(&ch->lock);
+	free(buf);
+}
+
+/* A queue entry for a request of @len bytes: the spare if it fits, else a new one. */
+static struct inreq *req_new(struct smem_rpc *ch, size_t len)
+{
+	struct inreq *q = NULL;
+
+	if (len <= ch->per) {
+		/* Acquire: pairs with the exchange in smem__rpc_req_free(). */
+		q = atomic_exchange_explicit(&ch->spare_req, NULL, memory_order_acquire);
+		if (!q && (q = malloc(sizeof(*q) + ch->per)))
+			q->cap = ch->per;
+		if (q)
+			q->data = q->room;
+	} else if ((q = malloc(sizeof(*q)))) {
+		q->cap = 0;
+		q->data = NULL;	/* set by the caller */
+	}
+	return q;
+}
+
+/*
+ * A complete request, its payload in @data: copied, or with @bufcap != 0 a malloc'd buffer of
+ * that size that moves to the request.
+ */
+static void deliver_request(struct smem_rpc *ch, uint64_t id, uint32_t session,
+			    const void *data, size_t len, size_t bufcap)
+{
+	bool owned = bufcap != 0;
+	struct inreq *q = req_new(ch, owned ? SIZE_MAX : len);
+
+	STAT_BUMP(ch, requests_received, 1);
+	STAT_SET(ch, last_message_received, (int64_t)len);
+	if (!q) {
+		if (owned)
+			free((void *)data);
+		STAT_ADD(ch, protocol_errors, 1);	/* no memory: the caller times out */
 		return;
 	}
-	if (a->type == SMEM_RPC_RESPONSE)
-		STAT_ADD(ch, responses_received, 1);
+	q->next = NULL;
+	q->id = id;
+	q->session = session;
+	q->len = len;
+	q->bufcap = bufcap;
+	if (owned)
+		q->data = (uint8_t *)data;
+	else if (len)
+		memcpy(q->data, data, len);
+	smem__rpc_queue_push(ch, q);
+}
+
+/* A complete response or error; @buf (malloc'd, or NULL) is consumed. */
+static void deliver_reply(struct smem_rpc *ch, uint8_t type, uint64_t response_to,
+			  int32_t error, void *buf, size_t len)
+{
+	if (type == SMEM_RPC_RESPONSE)
+		STAT_BUMP(ch, responses_received, 1);
 	else
-		STAT_ADD(ch, errors_received, 1);
-	if (!smem__rpc_call_resolve(ch, a)) {
+		STAT_BUMP(ch, errors_received, 1);
+	STAT_SET(ch, last_message_received, (int64_t)len);
+	if (!smem__rpc_call_resolve(ch, type, response_to, error, &buf, len)) {
 		STAT_ADD(ch, discarded_responses, 1);
-		STAT_SET(ch, last_discarded_id, a->response_to);
+		STAT_SET(ch, last_discarded_id, response_to);
 	}
-	smem__rpc_asm_free(a);
+	free(buf);
+}
+
+static void discard_reply(struct smem_rpc *ch, uint64_t response_to)
+{
+	STAT_ADD(ch, discarded_responses, 1);
+	STAT_SET(ch, last_discarded_id, response_to);
+}
+
+/* A message of one packet: no assembly, one copy out of the node. */
+static void on_single(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
+		      const uint8_t *payload)
+{
+	void *buf = NULL;
+
+	if (h->type == SMEM_RPC_REQUEST) {
+		deliver_request(ch, h->msg_id, h->session, payload, h->chunk, 0);
+		return;
+	}
+	if (h->chunk > LOOKUP_FIRST_BYTES && !smem__rpc_call_pending(ch, h->response_to)) {
+		discard_reply(ch, h->response_to);	/* nobody waits: do not even copy it */
+		return;
+	}
+	if (h->chunk) {
+		buf = malloc(h->chunk);
+		if (!buf) {
+			STAT_ADD(ch, protocol_errors, 1);
+			return;
+		}
+		memcpy(buf, payload, h->chunk);
+	}
+	deliver_reply(ch, h->type, h->response_to, h->error, buf, h->chunk);
+}
+
+/* The first packet of a message of several: a new assembly (or a discarding one). */
+static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
+		     const uint8_t *payload)
+{
+	bool discard = h->type != SMEM_RPC_REQUEST && !smem__rpc_call_pending(ch, h->response_to);
+	struct assembly *a, **pp;
+
+	if (discard)
+		discard_reply(ch, h->response_to);
+	while (ch->nasm >= MAX_ASSEMBLIES) {
+		/* Bounded: evict the oldest (last in the list). */
+		for (pp = &ch->asms; (*pp)->next; pp = &(*pp)->next)
+			;
+		STAT_ADD(ch, protocol_errors, 1);
+		asm_drop(ch, pp);
+	}
+	a = calloc(1, sizeof(*a));
+	if (a && !discard) {
+		void *buf = NULL;
+
+		a->bufcap = h->total_size;
+		if (h->type == SMEM_RPC_REQUEST)
+			buf = buf_get(ch, h->total_size, &a->bufcap);
+		if (smem__rpc_asm_start_into(&a->a, h, buf) < 0) {
+			free(buf);
+			free(a);
+			a = NULL;
+		}
+	}
+	if (!a) {
+		STAT_ADD(ch, protocol_errors, 1);	/* no memory for it */
+		return;
+	}
+	a->discard = discard;
+	a->next = ch->asms;
+	ch->asms = a;
+	ch->nasm++;
+	if (discard) {
+		/* Only what is needed to follow the packets; nothing is copied. */
+		a->a.msg_id = h->msg_id;
+		a->a.response_to = h->response_to;
+		a->a.total = h->total_size;
+		a->a.count = h->count;
+		a->a.type = h->type;
+		a->a.error = h->error;
+		a->a.session = h->session;
+		a->a.next = 1;
+		a->a.filled = h->chunk;
+		return;
+	}
+	if (smem__rpc_asm_add(&a->a, h, payload, ch->per) != 0) {
+		STAT_ADD(ch, protocol_errors, 1);	/* parse() and start() agree: never */
+		asm_drop(ch, &ch->asms);
+	}
+}
+
+/* A later packet of a message of several. */
+static void on_next(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
+		    const uint8_t *payload, uint64_t key)
+{
+	struct assembly *a, **pp;
+	int rc;
+
+	a = asm_find(ch, h->type, key, &pp);
+	if (!a) {
+		STAT_ADD(ch, protocol_errors, 1);	/* continuation of nothing */
+		return;
+	}
+	if (a->discard) {
+		if (h->index != a->a.next || h->msg_id != a->a.msg_id) {
+			STAT_ADD(ch, protocol_errors, 1);
+			asm_drop(ch, pp);
+			return;
+		}
+		if (++a->a.next == a->a.count)
+			asm_drop(ch, pp);
+		return;
+	}
+	rc = smem__rpc_asm_add(&a->a, h, payload, ch->per);
+	if (rc == 0)
+		return;
+	if (rc == 1) {
+		struct smem__rpc_asm done = a->a;
+		size_t a_bufcap = a->bufcap;
+
+		a->a.buf = NULL;
+		asm_drop(ch, pp);
+		if (done.type == SMEM_RPC_REQUEST)
+			deliver_request(ch, done.msg_id, done.session, done.buf,
+					(size_t)done.total, a_bufcap);
+		else
+			deliver_reply(ch, done.type, done.response_to, done.error, done.buf,
+				      (size_t)done.total);
+		return;
+	}
+	STAT_ADD(ch, protocol_errors, 1);	/* out of order or inconsistent: drop it */
+	asm_drop(ch, pp);
 }
 
 static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 {
+	const uint8_t *payload = (const uint8_t *)pkt + SMEM_RPC_HDR_SIZE;
 	struct smem_rpc_pkt_hdr h;
-	struct assembly *a, **pp;
+	struct assembly **pp;
 	uint64_t key;
-	int rc;
 
 	if (smem__rpc_pkt_parse(pkt, len, ch->per, ch->max_message, &h) < 0) {
 		STAT_ADD(ch, protocol_errors, 1);
@@ -108,102 +315,23 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 		smem__rpc_asm_clear(ch);	/* partial messages of an earlier session never complete */
 		ch->asm_session = h.session;
 	}
-	STAT_ADD(ch, packets_received, 1);
-	STAT_ADD(ch, bytes_received, h.chunk);
-	stat_max(&ch->st.max_packet_received, h.chunk);
+	STAT_BUMP(ch, packets_received, 1);
+	STAT_BUMP(ch, bytes_received, h.chunk);
+	if (h.chunk > atomic_load_explicit(&ch->st.max_packet_received, memory_order_relaxed))
+		STAT_SET(ch, max_packet_received, h.chunk);
 	STAT_SET(ch, last_packet_received, (int64_t)h.chunk);
 
 	key = h.type == SMEM_RPC_REQUEST ? h.msg_id : h.response_to;
-	if (h.index == 0) {
-		struct smem__rpc_asm one;
-		bool discard = h.type != SMEM_RPC_REQUEST && !smem__rpc_call_pending(ch, h.response_to);
-
-		if ((a = asm_find(ch, h.type, key, &pp))) {
-			STAT_ADD(ch, protocol_errors, 1);	/* restarted: the old one is broken */
-			asm_drop(ch, pp);
-		}
-		if (discard) {
-			STAT_ADD(ch, discarded_responses, 1);
-			STAT_SET(ch, last_discarded_id, h.response_to);
-			if (h.count == 1)
-				return;
-			memset(&one, 0, sizeof(one));
-		} else if (smem__rpc_asm_start(&one, &h) < 0) {
-			STAT_ADD(ch, protocol_errors, 1);	/* no memory for it */
-			return;
-		}
-		if (!discard && h.count == 1) {
-			/* The common case: one packet, no table. */
-			if (smem__rpc_asm_add(&one, &h, (const uint8_t *)pkt + SMEM_RPC_HDR_SIZE,
-					      ch->per) == 1)
-				deliver(ch, &one);
-			else
-				smem__rpc_asm_free(&one);
-			return;
-		}
-		while (ch->nasm >= MAX_ASSEMBLIES) {
-			/* Bounded: evict the oldest (last in the list). */
-			for (pp = &ch->asms; (*pp)->next; pp = &(*pp)->next)
-				;
-			STAT_ADD(ch, protocol_errors, 1);
-			asm_drop(ch, pp);
-		}
-		a = calloc(1, sizeof(*a));
-		if (!a) {
-			smem__rpc_asm_free(&one);
-			STAT_ADD(ch, protocol_errors, 1);
-			return;
-		}
-		a->a = one;
-		a->discard = discard;
-		if (discard) {
-			/* Only what is needed to follow the packets; nothing is copied. */
-			a->a.msg_id = h.msg_id;
-			a->a.response_to = h.response_to;
-			a->a.total = h.total_size;
-			a->a.count = h.count;
-			a->a.type = h.type;
-			a->a.error = h.error;
-			a->a.session = h.session;
-			a->a.next = 1;
-			a->a.filled = h.chunk;
-		}
-		a->next = ch->asms;
-		ch->asms = a;
-		ch->nasm++;
-		if (discard)
-			return;
-		pp = &ch->asms;
-	} else {
-		a = asm_find(ch, h.type, key, &pp);
-		if (!a) {
-			STAT_ADD(ch, protocol_errors, 1);	/* continuation of nothing */
-			return;
-		}
-		if (a->discard) {
-			if (h.index != a->a.next || h.msg_id != a->a.msg_id) {
-				STAT_ADD(ch, protocol_errors, 1);
-				asm_drop(ch, pp);
-				return;
-			}
-			if (++a->a.next == a->a.count)
-				asm_drop(ch, pp);
-			return;
-		}
-	}
-	rc = smem__rpc_asm_add(&a->a, &h, (const uint8_t *)pkt + SMEM_RPC_HDR_SIZE, ch->per);
-	if (rc == 0)
-		return;
-	if (rc == 1) {
-		struct smem__rpc_asm done = a->a;
-
-		a->a.buf = NULL;
+	if (h.index == 0 && ch->asms && asm_find(ch, h.type, key, &pp)) {
+		STAT_ADD(ch, protocol_errors, 1);	/* restarted: the old one is broken */
 		asm_drop(ch, pp);
-		deliver(ch, &done);
-		return;
 	}
-	STAT_ADD(ch, protocol_errors, 1);	/* out of order or inconsistent: drop it */
-	asm_drop(ch, pp);
+	if (h.count == 1)
+		on_single(ch, &h, payload);
+	else if (h.index == 0)
+		on_first(ch, &h, payload);
+	else
+		on_next(ch, &h, payload, key);
 }
 
 /* Drain the receive ring. Caller holds ch->pump. Returns packets consumed. */
@@ -240,7 +368,12 @@ int smem__rpc_try_pump(struct smem_rpc *ch)
 	n = pump_locked(ch);
 	atomic_store(&ch->pumping, false);	/* seq_cst: see smem__rpc_ws_rx() */
 	pthread_mutex_unlock(&ch->pump);
-	if (atomic_exchange(&ch->pump_skipped, false))
+	/*
+	 * seq_cst load first: if it reads false, a waiter's store of true comes later in the
+	 * total order, so its load of pumping sees our false and it sleeps on the ring itself.
+	 */
+	if (atomic_load(&ch->pump_skipped) && atomic_exchange(&ch->pump_skipped, false))
 		smem__rpc_ev_bump(ch);
 	return (int)n;
 }
+

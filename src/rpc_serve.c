@@ -36,8 +36,18 @@ void smem__rpc_queue_push(struct smem_rpc *ch, struct inreq *q)
 	else
 		ch->q_head = q;
 	ch->q_tail = q;
+	/* Relaxed: a hint for lock-free looks; the ev bump below is what wakes anybody. */
+	atomic_store_explicit(&ch->qlen, atomic_load_explicit(&ch->qlen, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 	pthread_mutex_unlock(&ch->lock);
 	smem__rpc_ev_bump(ch);
+}
+
+static void req_destroy(struct inreq *q)
+{
+	if (q->cap == 0)
+		free(q->data);
+	free(q);
 }
 
 void smem__rpc_queue_free(struct inreq *q)
@@ -46,9 +56,23 @@ void smem__rpc_queue_free(struct inreq *q)
 
 	for (; q; q = next) {
 		next = q->next;
-		free(q->data);
-		free(q);
+		req_destroy(q);
 	}
+}
+
+/* A handled request: kept as the channel's spare when it is one packet's size. */
+static void req_free(struct smem_rpc *ch, struct inreq *q)
+{
+	if (q->cap == 0 && q->data) {
+		smem__rpc_buf_put(ch, q->data, q->bufcap);
+		q->data = NULL;
+	} else if (q->cap == ch->per) {
+		/* Release: our use of *q happens before the pump's (req_new's acquire). */
+		q = atomic_exchange_explicit(&ch->spare_req, q, memory_order_acq_rel);
+		if (!q)
+			return;
+	}
+	req_destroy(q);
 }
 
 /* ---- serving -------------------------------------------------------------------------------- */
@@ -95,10 +119,15 @@ static void handle_request(struct smem_rpc *ch, struct inreq *q)
 	struct smem_rpc_request req = {
 		.channel = ch, .id = q->id, .data = q->len ? q->data : NULL, .len = q->len,
 	};
-	struct smem_rpc_reply reply = { .max = ch->peer_max ? ch->peer_max : ch->max_message };
-	uint64_t deadline = smem__deadline(ch->reply_timeout_ms);
+	uint64_t peer_max = atomic_load_explicit(&ch->peer_max, memory_order_relaxed);
+	struct smem_rpc_reply reply;
+	uint64_t id;
 	int rc;
 
+	reply.data = NULL;
+	reply.len = 0;
+	reply.max = peer_max ? peer_max : ch->max_message;
+	reply.msg[0] = '\0';
 	if (q->session != my_session(ch))
 		return;	/* its sender is gone: nobody to answer */
 	if (!ch->handler) {
@@ -112,14 +141,16 @@ static void handle_request(struct smem_rpc *ch, struct inreq *q)
 		if (rc < -4095)
 			rc = -EPROTO;
 	}
+	/* Relaxed: ids need only be unique. */
+	id = atomic_fetch_add_explicit(&ch->next_id, 1, memory_order_relaxed);
 	if (rc == 0) {
-		rc = smem__rpc_send(ch, SMEM_RPC_RESPONSE, atomic_fetch_add(&ch->next_id, 1), q->id,
-				  0, reply.data, reply.len, deadline);
+		rc = smem__rpc_send(ch, SMEM_RPC_RESPONSE, id, q->id, 0, reply.data, reply.len,
+				    SMEM__RPC_REPLY_DEADLINE);
 		if (rc == 0)
 			STAT_ADD(ch, responses_sent, 1);
 	} else {
-		rc = smem__rpc_send(ch, SMEM_RPC_ERROR, atomic_fetch_add(&ch->next_id, 1), q->id,
-				  rc, reply.msg, strlen(reply.msg), deadline);
+		rc = smem__rpc_send(ch, SMEM_RPC_ERROR, id, q->id, rc, reply.msg,
+				    strlen(reply.msg), SMEM__RPC_REPLY_DEADLINE);
 		if (rc == 0)
 			STAT_ADD(ch, errors_sent, 1);
 	}
@@ -134,20 +165,23 @@ static int run_queue(struct smem_rpc *ch)
 	struct inreq *q;
 	int n = 0;
 
-	while (may_serve(ch)) {
+	/* An empty queue costs one load; a request queued after it bumps ev (no lost wakeup). */
+	while (atomic_load_explicit(&ch->qlen, memory_order_relaxed) && may_serve(ch)) {
 		pthread_mutex_lock(&ch->lock);
 		q = ch->q_head;
 		if (q) {
 			ch->q_head = q->next;
 			if (!ch->q_head)
 				ch->q_tail = NULL;
+			atomic_store_explicit(&ch->qlen,
+					      atomic_load_explicit(&ch->qlen, memory_order_relaxed) - 1,
+					      memory_order_relaxed);
 		}
 		pthread_mutex_unlock(&ch->lock);
 		if (!q)
 			break;
 		handle_request(ch, q);
-		free(q->data);
-		free(q);
+		req_free(ch, q);
 		n++;
 	}
 	return n;
@@ -157,6 +191,8 @@ static bool queue_nonempty(struct smem_rpc *ch)
 {
 	bool r;
 
+	if (!atomic_load_explicit(&ch->qlen, memory_order_relaxed))
+		return false;
 	pthread_mutex_lock(&ch->lock);
 	r = ch->q_head != NULL;
 	pthread_mutex_unlock(&ch->lock);
@@ -187,8 +223,9 @@ uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint
 void *smem__rpc_service_main(void *arg)
 {
 	struct smem_rpc *ch = arg;
-	uint64_t bound, idle_since = 0, now;
+	uint64_t bound, idle_since = 0, now = 0;
 	struct smem__rpc_ws ws;
+	unsigned spins = 0;
 	uint32_t v;
 
 	smem__rpc_tl_service = ch;	/* handlers (and nested calls) on this thread may serve ch */
@@ -199,6 +236,10 @@ void *smem__rpc_service_main(void *arg)
 			idle_since = 0;
 		if (atomic_load_explicit(&ch->stopping, memory_order_acquire))
 			break;
+		if (idle_since && (++spins & 7)) {
+			cpu_relax();	/* polling: the clock every 8th look only */
+			continue;
+		}
 		now = smem__now_ns();
 		if (!idle_since)
 			idle_since = now;
@@ -220,10 +261,10 @@ void *smem__rpc_service_main(void *arg)
 
 int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 {
-	uint64_t deadline = smem__deadline(timeout_ms), bound, spin_until;
+	uint64_t deadline = smem__deadline(timeout_ms), bound, spin_until, now;
 	uint32_t evs[MAX_WAIT_CHANNELS];
 	struct smem__rpc_ws ws;
-	unsigned k, live;
+	unsigned k, live, spins;
 	int handled;
 
 	if (!chs || n == 0 || n > MAX_WAIT_CHANNELS)
@@ -232,7 +273,7 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 		if (!chs[k] || chs[k]->service != SMEM_RPC_SERVICE_DISPATCH)
 			return -EINVAL;
 	spin_until = smem__now_ns() + chs[0]->spin_ns;
-	for (;;) {
+	for (spins = 0;; spins++) {
 		handled = 0;
 		live = 0;
 		for (k = 0; k < n; k++) {
@@ -246,10 +287,15 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 			return handled;
 		if (!live)
 			return atomic_load(&chs[0]->state);	/* every channel failed */
-		bound = smem__remaining_ns(deadline);
+		if (spins & 7) {
+			cpu_relax();	/* polling: the clock every 8th look only */
+			continue;
+		}
+		now = smem__now_ns();
+		bound = deadline == UINT64_MAX ? UINT64_MAX : deadline > now ? deadline - now : 0;
 		if (bound == 0)
 			return 0;
-		if (smem__now_ns() < spin_until) {
+		if (now < spin_until) {
 			cpu_relax();
 			continue;
 		}

@@ -108,7 +108,7 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch)
 	bool pidfd;
 
 	pthread_mutex_lock(&ch->lock);
-	pidfd = ch->peer_pidfd >= 0 || ch->peer_id == 0;
+	pidfd = ch->peer_pidfd >= 0 || atomic_load_explicit(&ch->peer_id, memory_order_relaxed) == 0;
 	pthread_mutex_unlock(&ch->lock);
 	return pidfd ? MAX_SLEEP_NS : LIVE_POLL_NS;
 }
