@@ -356,6 +356,7 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	ch->peer_pidfd = -1;
 	ch->next_id = 1;
 	ch->live_every_ns = LIVE_POLL_NS;
+	ch->partial_expiry_ns = PARTIAL_EXPIRY_NS;
 	ch->max_message = o && o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
 	ch->reply_timeout_ms = o && o->reply_timeout_ms ? o->reply_timeout_ms : DEFAULT_REPLY_MS;
 	ch->handler = o ? o->handler : NULL;
@@ -456,6 +457,13 @@ struct smem_ring *smem__rpc_tx(const struct smem_rpc *ch)
 struct smem_ring *smem__rpc_rx(const struct smem_rpc *ch)
 {
 	return ch->rx;
+}
+
+void smem__rpc_set_partial_expiry(struct smem_rpc *ch, uint64_t ns)
+{
+	pthread_mutex_lock(&ch->pump);	/* read by the pump's holder */
+	ch->partial_expiry_ns = ns;
+	pthread_mutex_unlock(&ch->pump);
 }
 
 uint32_t smem__rpc_session(const struct smem_rpc *ch)

@@ -181,6 +181,67 @@ static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64
 	return 0;
 }
 
+/* Write the CANCEL packet of an abandoned message if the ring has room now. 0 or -EAGAIN. */
+static int write_cancel(struct smem_rpc *ch, uint64_t id, uint64_t response_to,
+			uint32_t session)
+{
+	struct smem_rpc_pkt_hdr h;
+	struct smem_ring_slot slot;
+
+	if (smem_ring_reserve_write(ch->tx, &slot, 0) != 0)
+		return -EAGAIN;
+	if (slot.cap < SMEM_RPC_HDR_SIZE) {
+		smem_ring_abort(ch->tx, &slot);
+		return -EAGAIN;
+	}
+	smem__rpc_pkt_fill(&h, SMEM_RPC_CANCEL, session, id, response_to, 0, 0, 1, 0, 0);
+	memcpy(slot.data, &h, sizeof(h));
+	if (smem_ring_commit(ch->tx, &slot, SMEM_RPC_HDR_SIZE) != 0)
+		return -EAGAIN;
+	STAT_ADD(ch, packets_sent, 1);
+	return 0;
+}
+
+/* A message was abandoned after some of its packets left: cancel it now or when room comes. */
+static void cancel_message(struct smem_rpc *ch, uint64_t id, uint64_t response_to,
+			   uint32_t session)
+{
+	unsigned n;
+
+	if (write_cancel(ch, id, response_to, session) == 0)
+		return;
+	pthread_mutex_lock(&ch->lock);
+	n = atomic_load_explicit(&ch->ncancels, memory_order_relaxed);
+	if (n == MAX_CANCELS) {
+		/* The oldest is left to the receiver's expiry of stale partial messages. */
+		memmove(&ch->cancels[0], &ch->cancels[1], sizeof(ch->cancels[0]) * (n - 1));
+		n--;
+	}
+	ch->cancels[n].msg_id = id;
+	ch->cancels[n].response_to = response_to;
+	ch->cancels[n].session = session;
+	atomic_store_explicit(&ch->ncancels, n + 1, memory_order_relaxed);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void smem__rpc_flush_cancels(struct smem_rpc *ch)
+{
+	unsigned n, i = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	n = atomic_load_explicit(&ch->ncancels, memory_order_relaxed);
+	for (; i < n; i++) {
+		/* Packets of an ended session are dropped by the receiver anyway. */
+		if (ch->cancels[i].session == my_session(ch) &&
+		    write_cancel(ch, ch->cancels[i].msg_id, ch->cancels[i].response_to,
+				 ch->cancels[i].session) != 0)
+			break;
+	}
+	memmove(&ch->cancels[0], &ch->cancels[i], sizeof(ch->cancels[0]) * (n - i));
+	atomic_store_explicit(&ch->ncancels, n - i, memory_order_relaxed);
+	pthread_mutex_unlock(&ch->lock);
+}
+
 int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
 		   int32_t error, const void *data, size_t len, uint64_t deadline)
 {
@@ -192,6 +253,8 @@ int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t resp
 
 	if (count == 0 || len > SMEM_RPC_MAX_MESSAGE)
 		return -EMSGSIZE;
+	if (atomic_load_explicit(&ch->ncancels, memory_order_relaxed))
+		smem__rpc_flush_cancels(ch);
 	for (i = 0; i < count; i++) {
 		rc = reserve_room(ch, &slot, &deadline);
 		if (rc)
@@ -219,8 +282,11 @@ int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t resp
 		stat_max(&ch->st.max_packet_sent, i > 1 ? ch->per : chunk);
 		STAT_SET(ch, last_packet_sent, (int64_t)(rc ? ch->per : chunk));
 	}
-	if (rc)
-		return rc;	/* a partial message is dropped by the receiver's checks */
+	if (rc) {
+		if (i > 0)
+			cancel_message(ch, id, response_to, session);
+		return rc;
+	}
 	STAT_SET(ch, last_message_sent, (int64_t)len);
 	return 0;
 }

@@ -130,6 +130,7 @@ struct inreq {
 struct assembly {
 	struct assembly *next;
 	bool discard;			/* a response nobody waits for: consume, do not copy */
+	uint64_t touched_ns;		/* when its last packet came */
 	size_t bufcap;			/* malloc'd size of a.buf */
 	struct smem__rpc_asm a;
 };
@@ -161,6 +162,8 @@ struct stats {
 
 #define SPARE_BUFS		4u
 #define SPARE_BUF_MAX		(16u << 20)
+#define MAX_CANCELS		16u	/* abandoned messages whose CANCEL still waits for room */
+#define PARTIAL_EXPIRY_NS	(30ull * 1000 * 1000 * 1000)
 
 struct smem_rpc {
 	struct smem_region *reg;	/* the control region */
@@ -175,8 +178,9 @@ struct smem_rpc {
 	void *handler_arg;
 	uint32_t service;
 	uint32_t spin_ns;
+	uint64_t partial_expiry_ns;
 
-	pthread_mutex_t lock;		/* calls, queue, peer state */
+	pthread_mutex_t lock;		/* calls, queue, peer state, cancels */
 	struct smem_rpc_call *calls[CALL_BUCKETS];
 	struct inreq *q_head, *q_tail;
 	_Atomic unsigned qlen;		/* written under lock; read without it as a hint */
@@ -188,6 +192,12 @@ struct smem_rpc {
 	_Atomic uint64_t next_live_check;	/* coarse clock */
 	_Atomic uint64_t live_every_ns;	/* how often the peer's liveness is checked */
 	_Atomic uint64_t next_id;
+	/* Messages abandoned partway whose CANCEL found no room yet (under lock). */
+	struct {
+		uint64_t msg_id, response_to;
+		uint32_t session;
+	} cancels[MAX_CANCELS];
+	_Atomic unsigned ncancels;
 
 	/* One spare of each, so a steady stream of calls allocates nothing (exchanged). */
 	_Atomic(struct smem_rpc_call *) spare_call;
@@ -275,11 +285,14 @@ bool smem__rpc_call_resolve(struct smem_rpc *ch, uint8_t type, uint64_t response
 			    int32_t error, void **buf, size_t len);
 /*
  * Send one message, split into packets, waiting for room until @deadline (or, with
- * SMEM__RPC_REPLY_DEADLINE, reply_timeout_ms from when the ring is first found full).
+ * SMEM__RPC_REPLY_DEADLINE, reply_timeout_ms from when the ring is first found full). A
+ * message abandoned partway is cancelled (rpc_proto.h), at once or when room comes.
  */
 #define SMEM__RPC_REPLY_DEADLINE 0
 int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
 		   int32_t error, const void *data, size_t len, uint64_t deadline);
+/* Write the CANCEL packets that found no room before (takes ch->lock; never waits). */
+void smem__rpc_flush_cancels(struct smem_rpc *ch);
 
 /* ---- rpc_recv.c: the receive pump -------------------------------------------------------- */
 
@@ -333,6 +346,10 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
 void smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
 
 /* ---- for tests ---------------------------------------------------------------------------- */
+
+/* For tests: partial messages held in reassembly, and the expiry of stale ones. */
+unsigned smem__rpc_partials(struct smem_rpc *ch);
+void smem__rpc_set_partial_expiry(struct smem_rpc *ch, uint64_t ns);
 
 /* For tests: the ring this endpoint writes to / reads from, and its current session. */
 struct smem_ring *smem__rpc_tx(const struct smem_rpc *ch);

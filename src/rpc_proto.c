@@ -79,6 +79,11 @@ int smem__rpc_pkt_parse(const void *pkt, size_t len, uint32_t per, uint64_t max_
 		if (h.response_to == 0 || h.error >= 0 || h.error < -4095)
 			return -EPROTO;
 		break;
+	case SMEM_RPC_CANCEL:
+		/* Names a message of either kind; carries nothing itself. */
+		if (h.error != 0 || h.total_size != 0)
+			return -EPROTO;
+		break;
 	default:
 		return -EPROTO;
 	}

@@ -7,6 +7,12 @@
  * message arrive in order (one sender thread writes them, the ring is FIFO per producer) but
  * may interleave with other messages' packets.
  *
+ * A sender that gives up partway through a message (its deadline passed while it waited for
+ * ring room) writes a CANCEL packet as soon as there is room: msg_id and response_to are the
+ * abandoned message's, total_size 0, index 0, count 1, chunk 0, error 0. The receiver drops
+ * the partial message it names (if it still has it); a partial message that sees no packet
+ * for a long time while the ring is drained is dropped too (rpc_recv.c).
+ *
  * Everything in a received header is untrusted: smem__rpc_pkt_parse() copies it out of shared
  * memory once and checks it against the receiver's private geometry before anything uses it.
  */
@@ -25,6 +31,7 @@ enum smem_rpc_type {
 	SMEM_RPC_REQUEST = 1,
 	SMEM_RPC_RESPONSE = 2,
 	SMEM_RPC_ERROR = 3,	/* payload: the error message (no NUL), code in .error */
+	SMEM_RPC_CANCEL = 4,	/* the sender abandons message msg_id (see below); no payload */
 };
 
 struct smem_rpc_pkt_hdr {
@@ -71,7 +78,8 @@ void smem__rpc_pkt_fill(struct smem_rpc_pkt_hdr *h, uint8_t type, uint32_t sessi
  * it against the receiver's geometry: @per payload bytes per packet, @max_message. Returns 0,
  * or -EPROTO (short packet, unknown version or type, flags or reserved bytes set, index/count/
  * chunk inconsistent with total_size, length != 64 + chunk, total over max_message, message id
- * 0, response without response_to, error code not a negative errno).
+ * 0, response without response_to, error code not a negative errno, a cancel with a payload
+ * or an error code).
  */
 int smem__rpc_pkt_parse(const void *pkt, size_t len, uint32_t per, uint64_t max_message,
 			struct smem_rpc_pkt_hdr *out);

@@ -12,7 +12,10 @@
  * own and handed to its pending call.
  *
  * Partial messages (the first packets of a multi-packet message) wait in a list of assemblies
- * keyed by type and id, at most MAX_ASSEMBLIES. Large requests are reassembled into spare buffers kept by the channel,
+ * keyed by type and id, at most MAX_ASSEMBLIES. One is dropped when its sender cancels it (a
+ * CANCEL packet: the sender gave up partway), or when it has seen no packet for
+ * partial_expiry_ns while this side kept the ring drained (its sender stopped, or its CANCEL
+ * never found room). Large requests are reassembled into spare buffers kept by the channel,
  * so a stream of them does not map, fault in and unmap fresh memory for every message.
  * Packets of an earlier session are dropped and counted, never delivered.
  */
@@ -194,6 +197,18 @@ static void on_single(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 	deliver_reply(ch, h->type, h->response_to, h->error, buf, h->chunk);
 }
 
+/* The sender gave up on a message partway: drop what we have of it. */
+static void on_cancel(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h)
+{
+	bool req = h->response_to == 0;
+	struct assembly *a, **pp;
+
+	a = asm_find(ch, req ? SMEM_RPC_REQUEST : SMEM_RPC_RESPONSE,
+		     req ? h->msg_id : h->response_to, &pp);
+	if (a && a->a.msg_id == h->msg_id)
+		asm_drop(ch, pp);
+}
+
 /* The first packet of a message of several: a new assembly (or a discarding one). */
 static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 		     const uint8_t *payload)
@@ -228,6 +243,7 @@ static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 		return;
 	}
 	a->discard = discard;
+	a->touched_ns = smem__rpc_coarse_ns();
 	a->next = ch->asms;
 	ch->asms = a;
 	ch->nasm++;
@@ -262,6 +278,7 @@ static void on_next(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 		STAT_ADD(ch, protocol_errors, 1);	/* continuation of nothing */
 		return;
 	}
+	a->touched_ns = smem__rpc_coarse_ns();
 	if (a->discard) {
 		if (h->index != a->a.next || h->msg_id != a->a.msg_id) {
 			STAT_ADD(ch, protocol_errors, 1);
@@ -321,6 +338,10 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 		STAT_SET(ch, max_packet_received, h.chunk);
 	STAT_SET(ch, last_packet_received, (int64_t)h.chunk);
 
+	if (h.type == SMEM_RPC_CANCEL) {
+		on_cancel(ch, &h);
+		return;
+	}
 	key = h.type == SMEM_RPC_REQUEST ? h.msg_id : h.response_to;
 	if (h.index == 0 && ch->asms && asm_find(ch, h.type, key, &pp)) {
 		STAT_ADD(ch, protocol_errors, 1);	/* restarted: the old one is broken */
@@ -334,6 +355,20 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 		on_next(ch, &h, payload, key);
 }
 
+/* Drop partial messages that have seen no packet for partial_expiry_ns (the ring is empty). */
+static void expire_partials(struct smem_rpc *ch)
+{
+	uint64_t now = smem__rpc_coarse_ns();
+	struct assembly **pp = &ch->asms;
+
+	while (*pp) {
+		if (now - (*pp)->touched_ns > ch->partial_expiry_ns)
+			asm_drop(ch, pp);
+		else
+			pp = &(*pp)->next;
+	}
+}
+
 /* Drain the receive ring. Caller holds ch->pump. Returns packets consumed. */
 static unsigned pump_locked(struct smem_rpc *ch)
 {
@@ -343,8 +378,12 @@ static unsigned pump_locked(struct smem_rpc *ch)
 
 	for (n = 0; n < PUMP_BUDGET; n++) {
 		rc = smem_ring_reserve_read(ch->rx, &slot, 0);
-		if (rc == -ETIMEDOUT || rc == -EAGAIN)
+		if (rc == -ETIMEDOUT || rc == -EAGAIN) {
+			/* Drained: a partial message that is not moving now is stuck. */
+			if (ch->asms)
+				expire_partials(ch);
 			break;
+		}
 		if (rc < 0) {
 			if (rc == -ESHUTDOWN)
 				smem__rpc_fail(ch, -ESHUTDOWN);	/* the master closed */
@@ -377,3 +416,12 @@ int smem__rpc_try_pump(struct smem_rpc *ch)
 	return (int)n;
 }
 
+unsigned smem__rpc_partials(struct smem_rpc *ch)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&ch->pump);
+	n = ch->nasm;
+	pthread_mutex_unlock(&ch->pump);
+	return n;
+}

@@ -204,6 +204,8 @@ int smem__rpc_progress(struct smem_rpc *ch)
 {
 	smem__rpc_refresh(ch, false);
 	smem__rpc_try_pump(ch);
+	if (atomic_load_explicit(&ch->ncancels, memory_order_relaxed))
+		smem__rpc_flush_cancels(ch);
 	return run_queue(ch);
 }
 

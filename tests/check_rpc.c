@@ -173,7 +173,8 @@ START_TEST(packet_parse_rejects_every_malformed_header)
 		ck_assert_int_eq(smem__rpc_pkt_parse(pkt, 64 + 50, per, 1000, &out), -EPROTO); \
 	} while (0)
 	BAD(version, 2);
-	BAD(type, 4);
+	BAD(type, 5);
+	BAD(type, SMEM_RPC_CANCEL);	/* a cancel carries nothing */
 	BAD(type, 0);
 	BAD(flags, 1);
 	BAD(msg_id, 0);
@@ -196,6 +197,20 @@ START_TEST(packet_parse_rejects_every_malformed_header)
 	smem__rpc_pkt_fill(&h, SMEM_RPC_RESPONSE, 1, 8, 0, 0, 0, 1, 0, 0);
 	memcpy(pkt, &h, sizeof(h));
 	ck_assert_int_eq(smem__rpc_pkt_parse(pkt, 64, per, 1000, &out), -EPROTO);
+	/* a cancel names a request (response_to 0) or a reply, and carries nothing */
+	smem__rpc_pkt_fill(&h, SMEM_RPC_CANCEL, 1, 8, 0, 0, 0, 1, 0, 0);
+	memcpy(pkt, &h, sizeof(h));
+	ck_assert_int_eq(smem__rpc_pkt_parse(pkt, 64, per, 1000, &out), 0);
+	smem__rpc_pkt_fill(&h, SMEM_RPC_CANCEL, 1, 8, 3, 0, 0, 1, 0, 0);
+	memcpy(pkt, &h, sizeof(h));
+	ck_assert_int_eq(smem__rpc_pkt_parse(pkt, 64, per, 1000, &out), 0);
+	ck_assert_uint_eq(out.response_to, 3);
+	smem__rpc_pkt_fill(&h, SMEM_RPC_CANCEL, 1, 8, 0, 0, 0, 1, 0, -ETIMEDOUT);
+	memcpy(pkt, &h, sizeof(h));
+	ck_assert_int_eq(smem__rpc_pkt_parse(pkt, 64, per, 1000, &out), -EPROTO);
+	smem__rpc_pkt_fill(&h, SMEM_RPC_CANCEL, 1, 8, 0, 5, 0, 1, 5, 0);
+	memcpy(pkt, &h, sizeof(h));
+	ck_assert_int_eq(smem__rpc_pkt_parse(pkt, 64 + 5, per, 1000, &out), -EPROTO);
 }
 END_TEST
 
@@ -1025,6 +1040,117 @@ START_TEST(rpc_hostile_packets_are_counted_and_dropped)
 }
 END_TEST
 
+/* ---- partial messages ------------------------------------------------------------------------ */
+
+START_TEST(rpc_sender_timing_out_mid_message_cancels_the_partial_message)
+{
+	/* 4 nodes of 192 payload bytes: a 10-packet request cannot fit while nobody reads. */
+	struct smem_rpc_opts om = {
+		.node_size = 256, .node_count = 4, .service = SMEM_RPC_SERVICE_DISPATCH,
+		.spin_ns = SMEM_RPC_NO_SPIN,
+	};
+	struct smem_rpc_opts os = { .handler = h_echo, .service = SMEM_RPC_SERVICE_DISPATCH };
+	struct smem_rpc_stats ms, ss;
+	struct smem_rpc_call *c;
+	struct smem_rpc *m, *s;
+	uint8_t big[192 * 10];
+	void *resp;
+	size_t len;
+	long long t0;
+	T_NAME(name, "rpc");
+
+	check_backend();
+	m = open_ch_opts(name, &om);
+	s = open_ch_opts(name, &os);
+	fill(big, sizeof(big), 3);
+	/* The slave does not read (dispatch mode, nobody dispatching): the send times out
+	 * after 4 packets, and the ring is still full, so the CANCEL has to wait. */
+	t0 = t_now_ms();
+	ck_assert_int_eq(smem_rpc_call_async(m, big, sizeof(big), 100, &c), -ETIMEDOUT);
+	ck_assert_int_lt(t_now_ms() - t0, 1000);
+	ck_assert_int_eq(smem_rpc_dispatch(s, 0), 0);	/* reads the 4 packets */
+	ck_assert_uint_eq(smem__rpc_partials(s), 1);
+	ck_assert_int_eq(smem_rpc_dispatch(s, 0), 0);	/* not stale: nothing expires yet */
+	ck_assert_uint_eq(smem__rpc_partials(s), 1);
+
+	/* The next message goes after the pending CANCEL, which drops the partial one. */
+	ck_assert_int_eq(smem_rpc_call_async(m, "hi", 2, 5000, &c), 0);
+	ck_assert_int_eq(smem_rpc_dispatch(s, 0), 1);
+	ck_assert_uint_eq(smem__rpc_partials(s), 0);
+	ck_assert_int_eq(smem_rpc_wait(&c, 1, SMEM_RPC_WAIT_ALL, 5000), 1);
+	ck_assert_int_eq(smem_rpc_call_result(c, &resp, &len), 0);
+	ck_assert_uint_eq(len, 2);
+	ck_assert_mem_eq(resp, "hi", 2);
+	smem_rpc_free_response(resp);
+	smem_rpc_call_free(c);
+
+	smem_rpc_stats(m, &ms);
+	smem_rpc_stats(s, &ss);
+	ck_assert_uint_eq(ms.timeouts, 1);
+	ck_assert_uint_eq(ms.packets_sent, 4 + 1 + 1);	/* partial, cancel, request */
+	ck_assert_uint_eq(ss.packets_received, 6);
+	ck_assert_uint_eq(ss.requests_received, 1);	/* the abandoned one never arrives */
+	ck_assert_uint_eq(ss.protocol_errors, 0);	/* a cancel is no error */
+	smem_rpc_close(s);
+	smem_rpc_close(m);
+}
+END_TEST
+
+START_TEST(rpc_partial_message_of_a_stopped_sender_expires)
+{
+	struct smem_rpc_opts om = {
+		.node_size = 512, .node_count = 8, .service = SMEM_RPC_SERVICE_DISPATCH,
+	};
+	struct smem_rpc_opts os = { .handler = h_echo, .service = SMEM_RPC_SERVICE_DISPATCH };
+	const uint32_t per = 512 - 64;
+	struct smem_rpc_pkt_hdr h;
+	struct smem_rpc_stats ms;
+	struct smem_rpc_call *c;
+	struct smem_rpc *m, *s;
+	struct smem_ring *evil;
+	uint32_t ses;
+	T_NAME(name, "rpc");
+
+	check_backend();
+	m = open_ch_opts(name, &om);
+	s = open_ch_opts(name, &os);
+	evil = smem__rpc_tx(s);	/* a sender that writes the first packet and stops */
+	ses = smem__rpc_session(s);
+	smem__rpc_set_partial_expiry(m, 50ull * 1000 * 1000);
+
+	smem__rpc_pkt_fill(&h, SMEM_RPC_REQUEST, ses, 6, 0, 3 * per, 0, 3, per, 0);
+	raw(evil, &h, per);
+	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
+	ck_assert_uint_eq(smem__rpc_partials(m), 1);
+	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
+	ck_assert_uint_eq(smem__rpc_partials(m), 1);	/* younger than the expiry */
+	usleep(150 * 1000);
+	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
+	ck_assert_uint_eq(smem__rpc_partials(m), 0);	/* no packet for 150 ms, ring empty */
+	/* Its sender wakes up: the rest is a continuation of nothing. */
+	smem__rpc_pkt_fill(&h, SMEM_RPC_REQUEST, ses, 6, 0, 3 * per, 1, 3, per, 0);
+	raw(evil, &h, per);
+	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
+	smem_rpc_stats(m, &ms);
+	ck_assert_uint_eq(ms.protocol_errors, 1);
+	ck_assert_uint_eq(ms.requests_received, 0);
+	/* A cancel for a message we no longer have is harmless. */
+	smem__rpc_pkt_fill(&h, SMEM_RPC_CANCEL, ses, 6, 0, 0, 0, 1, 0, 0);
+	raw(evil, &h, 0);
+	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
+	smem_rpc_stats(m, &ms);
+	ck_assert_uint_eq(ms.protocol_errors, 1);
+	/* and the channel still works */
+	ck_assert_int_eq(smem_rpc_call_async(m, "ab", 2, 5000, &c), 0);
+	ck_assert_int_eq(smem_rpc_dispatch(s, 0), 1);
+	ck_assert_int_eq(smem_rpc_wait(&c, 1, SMEM_RPC_WAIT_ALL, 5000), 1);
+	ck_assert_int_eq(smem_rpc_call_result(c, NULL, NULL), 0);
+	smem_rpc_call_free(c);
+	smem_rpc_close(s);
+	smem_rpc_close(m);
+}
+END_TEST
+
 /* ---- batched waits ---------------------------------------------------------------------------- */
 
 #define NCH 8
@@ -1212,6 +1338,8 @@ static void add_channel_tests(TCase *tc)
 	tcase_add_test(tc, rpc_one_thread_waits_for_64_calls_across_8_channels);
 	tcase_add_test(tc, rpc_full_ring_makes_senders_wait_never_drop);
 	tcase_add_test(tc, rpc_dispatch_mode_runs_handlers_in_the_callers_loop);
+	tcase_add_test(tc, rpc_sender_timing_out_mid_message_cancels_the_partial_message);
+	tcase_add_test(tc, rpc_partial_message_of_a_stopped_sender_expires);
 }
 
 static Suite *rpc_suite(void)
