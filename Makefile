@@ -86,7 +86,7 @@ HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
-.PHONY: all lib tools examples tests deps check run install uninstall clean bench stress \
+.PHONY: all lib tools examples tests deps check run install uninstall clean bench bench-peers stress \
 	fuzz fuzz-build crash load valgrind
 .DEFAULT_GOAL := all
 
@@ -228,6 +228,17 @@ valgrind: all
 
 run: all
 	@BUILD=$(BUILD) ./examples/run-examples $(RUN_EXAMPLES)
+
+# Benchmarks (bench/run): the seed's chart matrix, the ring and RPC comparisons and the
+# latency table, with baselines from the same runs; JSON, a markdown summary and PNG charts
+# in bench/results/. QUICK=1: a short run. bench-peers installs (apt-get as root, else prints
+# the command) and builds the Boost.Interprocess and ZeroMQ peers.
+QUICK ?= 0
+bench: all
+	@BUILD=$(BUILD) QUICK=$(QUICK) ./bench/run
+
+bench-peers: all
+	@BUILD=$(BUILD) ./bench/run peers
 
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR)/smem $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)

@@ -9,7 +9,8 @@
  *   ringbench rpc      [--size B] [--inflight K] [--channels C]               RPC calls
  *   common: [--seconds S | --count N] [--warmup S] [--reps N] [--threads] [--cpus A,B,...]
  *           [--wait spin|block|auto] [--syscalls auto|perf|counted] [--compare]
- *           [--transport T[,T...]] [--peers DIR] [--json] [--progress|--quiet]
+ *           [--transport T[,T...]] [--peers DIR] [--json] [--cdf FILE]
+ *           [--progress|--quiet]
  *
  * stream: W writers and R readers move messages of B bytes through one ring; every message
  *   is written in full (each cache line of the source changes per message) and read in full
@@ -202,6 +203,8 @@ static void measure_once(const struct rb_cfg *c, const struct transport *t, int 
 
 	snprintf(rb_label, sizeof(rb_label), "%s %s size %zu, rep %d/%d", bench_names[c->bench],
 		 t->name, c->size, rep + 1, c->reps);
+	rb_transport = t->name;
+	rb_rep = rep;
 	*out = (struct rb_result){ .msgs_per_s = -1 };
 	if (!t->peer && c->bench == RB_STREAM && strcmp(t->name, "smem") &&
 	    (c->writers != 1 || c->readers != 1))
@@ -238,6 +241,7 @@ static void usage(FILE *f)
 	      "  --compare           add the baselines and peers; --transport T,T: only these\n"
 	      "  --peers DIR         where the peer programs are (../peers next to ringbench)\n"
 	      "  --json              JSON lines instead of a table\n"
+	      "  --cdf FILE          append round-trip quantiles (last repetition) to FILE\n"
 	      "  --progress | --quiet  progress line on stderr (default: when it is a terminal)\n"
 	      "transports: smem naive futex eventfd pipe unix seqpacket boost_mq zmq_ipc\n", f);
 }
@@ -306,6 +310,7 @@ int main(int argc, char **argv)
 		{ "compare", no_argument, NULL, 'C' },
 		{ "transport", required_argument, NULL, 'T' },
 		{ "peers", required_argument, NULL, 'P' },
+		{ "cdf", required_argument, NULL, 'F' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -353,6 +358,7 @@ int main(int argc, char **argv)
 		case 'C': c.compare = true; break;
 		case 'T': c.only = optarg; break;
 		case 'P': c.peers_dir = optarg; break;
+		case 'F': c.cdf = optarg; break;
 		case 'p': progress = 1; break;
 		case 'q': progress = 0; break;
 		case 'W':

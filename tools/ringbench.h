@@ -48,6 +48,7 @@ struct rb_cfg {
 	bool json, compare, progress;
 	const char *only;	/* --transport */
 	const char *peers_dir;	/* peer programs (boost_mq, zmq_ipc) */
+	const char *cdf;	/* append round-trip quantiles here (--cdf) */
 	int cpus[RB_MAX_WORKERS];
 	int ncpus;
 	int inflight, channels;	/* rpc */
@@ -89,6 +90,8 @@ struct rb_ctl {
 extern struct rb_ctl *rb_ctl;
 extern char rb_label[128];	/* what runs now, for messages */
 extern int rb_failed;		/* a run had worker errors */
+extern const char *rb_transport;	/* the transport running now */
+extern int rb_rep;			/* its repetition, from 0 */
 
 struct rb_worker;
 typedef void (*rb_worker_fn)(struct rb_worker *w);

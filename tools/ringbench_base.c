@@ -217,8 +217,8 @@ int rb_naive_pingpong(const struct rb_cfg *c, struct rb_result *res)
 		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = naive_pp_worker,
 					    .tp = qs };
 	rb_run(c, ws, 2, res, NULL);
-	rb_rtt_result(c, res);
 	res->wait = "spin";
+	rb_rtt_result(c, res);
 	naive_free(qs[0]);
 	naive_free(qs[1]);
 	return 0;
@@ -528,8 +528,8 @@ static int fd_pingpong(const struct rb_cfg *c, struct rb_result *res, enum fd_ki
 		rb_run(c, ws, 2, res, c->threads ? NULL : fd_parent_close);
 		if (c->threads)
 			fd_parent_close(ws, 2);
-		rb_rtt_result(c, res);
 		res->wait = "block";
+		rb_rtt_result(c, res);
 	}
 	munmap(t, sizeof(*t));
 	return 0;
@@ -631,8 +631,8 @@ int rb_futex_pingpong(const struct rb_cfg *c, struct rb_result *res)
 		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = futex_pp_worker,
 					    .tp = s };
 	rb_run(c, ws, 2, res, NULL);
-	rb_rtt_result(c, res);
 	res->wait = "block";
+	rb_rtt_result(c, res);
 	munmap(s, len);
 	return 0;
 }
@@ -705,8 +705,8 @@ int rb_eventfd_pingpong(const struct rb_cfg *c, struct rb_result *res)
 		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = efd_pp_worker,
 					    .tp = s };
 	rb_run(c, ws, 2, res, NULL);
-	rb_rtt_result(c, res);
 	res->wait = "block";
+	rb_rtt_result(c, res);
 	close(s->efd[0]);
 	close(s->efd[1]);
 	munmap(s, len);

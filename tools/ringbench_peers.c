@@ -84,6 +84,10 @@ int rb_peer(const struct rb_cfg *c, const char *prog, struct rb_result *res)
 		argv[n++] = "--cpus";
 		argv[n++] = cpus;
 	}
+	if (c->cdf && c->bench != RB_STREAM && rb_rep == c->reps - 1) {
+		argv[n++] = "--cdf";
+		argv[n++] = c->cdf;
+	}
 	argv[n] = NULL;
 
 	if (pipe2(p, O_CLOEXEC))

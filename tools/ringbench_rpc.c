@@ -117,6 +117,7 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 	struct smem_rpc *chs[RPC_MAX_CHANNELS];
 	struct smem_rpc_call *calls[RPC_MAX_INFLIGHT];
 	uint64_t started[RPC_MAX_INFLIGHT], sys0, seq = 0, sum = 0;
+	int chan[RPC_MAX_INFLIGHT];
 	struct smem_rpc_opts o;
 	unsigned char *req = malloc(c->size + 8);
 	int i, k, err, live;
@@ -141,36 +142,40 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 				rb_die("first call", err);
 	for (k = 0; k < c->inflight; k++) {
 		rb_stamp(req, c->size, seq++);
+		chan[k] = k % c->channels;
 		started[k] = rb_now_ns();
-		if ((err = start(chs[k % c->channels], req, c->size, &calls[k])))
+		if ((err = start(chs[chan[k]], req, c->size, &calls[k])))
 			rb_die("smem_rpc_call_async", err);
 	}
+	/* calls[0..live) are pending (smem_rpc_wait takes no NULL entries); a finished call is
+	 * restarted in place, or after stop swapped out with the last one */
 	live = c->inflight;
 	while (live) {
-		err = smem_rpc_wait(calls, (unsigned)c->inflight, SMEM_RPC_WAIT_ANY, 100);
+		err = smem_rpc_wait(calls, (unsigned)live, SMEM_RPC_WAIT_ANY, 100);
 		if (err < 0 && err != -ETIMEDOUT) {
 			fprintf(stderr, "ringbench: rpc wait: %s\n", smem_strerror(err));
 			atomic_fetch_add(&rb_ctl->errors, 1);
 			break;
 		}
-		for (k = 0; k < c->inflight; k++) {
+		for (k = 0; k < live;) {
 			void *resp;
 			size_t len;
 			uint64_t now;
 
-			if (!calls[k] || !smem_rpc_call_done(calls[k]))
+			if (!smem_rpc_call_done(calls[k])) {
+				k++;
 				continue;
+			}
 			now = rb_now_ns();
 			err = smem_rpc_call_result(calls[k], &resp, &len);
 			smem_rpc_call_free(calls[k]);
-			calls[k] = NULL;
 			if (err || len != c->reply) {
 				fprintf(stderr, "ringbench: rpc call: %s (%zu bytes back)\n",
 					smem_strerror(err), err ? 0 : len);
 				atomic_fetch_add(&rb_ctl->errors, 1);
 				smem_rpc_free_response(resp);
-				live = 0;
-				break;
+				calls[k] = NULL;
+				goto out;
 			}
 			sum += rb_touch(resp, len);
 			smem_rpc_free_response(resp);
@@ -178,18 +183,24 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 			rb_count(w);
 			if (rb_stopping()) {
 				live--;
+				calls[k] = calls[live];
+				started[k] = started[live];
+				chan[k] = chan[live];
+				calls[live] = NULL;
 				continue;
 			}
 			rb_stamp(req, c->size, seq++);
 			started[k] = rb_now_ns();
-			if ((err = start(chs[k % c->channels], req, c->size, &calls[k]))) {
+			if ((err = start(chs[chan[k]], req, c->size, &calls[k]))) {
 				fprintf(stderr, "ringbench: rpc call: %s\n", smem_strerror(err));
 				atomic_fetch_add(&rb_ctl->errors, 1);
-				live = 0;
-				break;
+				calls[k] = NULL;
+				goto out;
 			}
+			k++;
 		}
 	}
+out:
 	rb_account(w, atomic_load(&rb_ctl->count[w->index].n), smem__wait_syscalls() - sys0);
 	atomic_store(&rb_ctl->aux, 2);	/* the server may stop serving */
 	atomic_store(&rb_ctl->backend, (int)smem__wait_backend());
@@ -227,8 +238,8 @@ int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res)
 		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = rpc_worker,
 					    .tp = b };
 	rb_run(c, ws, 2, res, NULL);
-	rb_rtt_result(c, res);
 	res->wait = wait_names[c->wait];
+	rb_rtt_result(c, res);
 	res->backend = atomic_load(&rb_ctl->backend);
 	munmap(b, sizeof(*b));
 	return 0;

@@ -41,6 +41,8 @@
 struct rb_ctl *rb_ctl;
 char rb_label[128];
 int rb_failed;
+const char *rb_transport = "";
+int rb_rep;
 static long tracepoint_id = -2;		/* -2: not looked up yet, -1: unavailable */
 
 uint64_t rb_now_ns(void)
@@ -420,17 +422,48 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static double quantile(uint64_t n, double q)
+{
+	return (double)rb_ctl->samples[(uint64_t)((double)(n - 1) * q)];
+}
+
+/*
+ * --cdf: the round-trip distribution of the last repetition as quantile lines
+ * "bench transport size wait quantile ns" (100 even steps, then the tail to 0.9999), for
+ * bench/plot/latency.gp.
+ */
+static void write_cdf(const struct rb_cfg *c, const char *wait, uint64_t n)
+{
+	static const double tail[] = { 0.995, 0.999, 0.9995, 0.9999, 1.0 };
+	static const char *const names[] = { "stream", "pingpong", "rpc" };
+	FILE *f = fopen(c->cdf, "ae");
+	unsigned i;
+
+	if (!f) {
+		fprintf(stderr, "ringbench: %s: %s\n", c->cdf, strerror(errno));
+		return;
+	}
+	for (i = 0; i < 100 + sizeof(tail) / sizeof(tail[0]); i++) {
+		double q = i < 100 ? (double)i / 100.0 : tail[i - 100];
+
+		fprintf(f, "%s %s %zu %s %.4f %.0f\n", names[c->bench], rb_transport, c->size, wait,
+			q, quantile(n, q));
+	}
+	fclose(f);
+}
+
 void rb_rtt_result(const struct rb_cfg *c, struct rb_result *res)
 {
 	uint64_t n = atomic_load(&rb_ctl->nsamples);
 
-	(void)c;
 	if (!n)
 		return;
 	qsort(rb_ctl->samples, n, sizeof(uint64_t), cmp_u64);
-	res->rtt_p50 = (double)rb_ctl->samples[(n - 1) / 2];
-	res->rtt_p99 = (double)rb_ctl->samples[(uint64_t)((double)(n - 1) * 0.99)];
-	res->rtt_p999 = (double)rb_ctl->samples[(uint64_t)((double)(n - 1) * 0.999)];
+	res->rtt_p50 = quantile(n, 0.5);
+	res->rtt_p99 = quantile(n, 0.99);
+	res->rtt_p999 = quantile(n, 0.999);
+	if (c->cdf && rb_rep == c->reps - 1)
+		write_cdf(c, res->wait ? res->wait : "", n);
 }
 
 void rb_pinger(struct rb_worker *w, bool (*rt)(struct rb_worker *w, void *buf), void *buf)

@@ -205,8 +205,8 @@ int rb_smem_pingpong(const struct rb_cfg *c, struct rb_result *res)
 		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = pp_worker,
 					    .tp = &pp };
 	rb_run(c, ws, 2, res, NULL);
-	rb_rtt_result(c, res);
 	res->wait = wait_names[c->wait];
+	rb_rtt_result(c, res);
 	smem_ring_close(a);
 	smem_ring_close(b);
 	return 0;
