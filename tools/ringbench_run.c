@@ -38,6 +38,19 @@
 
 #include "ringbench.h"
 
+/*
+ * The parent holds names (the broker client runs a helper thread) and forks the workers, as
+ * the test suites do: under TSan (make SANITIZE=thread) keep the children alive. They only use
+ * smem and libc after the fork.
+ */
+#if defined(__SANITIZE_THREAD__)
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void)
+{
+	return "die_after_fork=0";
+}
+#endif
+
 struct rb_ctl *rb_ctl;
 char rb_label[128];
 int rb_failed;
