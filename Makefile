@@ -221,7 +221,7 @@ load: all
 	@BUILD=$(BUILD) $(BUILD)/tests/load/load
 
 # Memcheck over the suites: every process under valgrind, a log each in $(BUILD)/valgrind/.
-# VALGRIND_SUITES=check_ring limits it (default: all; about 20 minutes on 2 cores).
+# VALGRIND_SUITES=check_ring limits it (default: all; about 8 minutes on 2 cores).
 VALGRIND_SUITES ?= $(notdir $(TESTS))
 valgrind: all
 	@BUILD=$(BUILD) ./tests/valgrind/run-valgrind $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES))

@@ -233,6 +233,38 @@ START_TEST(ring_aborts_that_lap_the_readers_leave_the_ring_readable)
 }
 END_TEST
 
+/*
+ * Found by `make crash` (rpc, trial 1842 of seed 20261127: "rpc server open: name already
+ * taken"). A candidate master creates its rings, named by the session it is about to publish,
+ * before it publishes it. If it dies in between, or the broker has not yet seen it die, the
+ * next candidate computes the same session and its ring create fails with -EEXIST, which
+ * smem_rpc_open() returns: the channel cannot be re-established until the broker catches up.
+ * Here the leftover is a ring this test holds under that name. Pending a fix in src/rpc.c
+ * (elect(): take a generation nobody used, e.g. retry the next one on -EEXIST); run it with
+ * SMEM_HARDENING_PENDING=1.
+ */
+START_TEST(rpc_leftover_rings_of_a_dead_candidate_do_not_block_the_next_master)
+{
+	struct smem_rpc *m, *s, *m2 = NULL;
+	struct smem_ring *leftover;
+	char rn[SMEM_NAME_MAX + 32];
+	T_NAME(name, "hard-rpc");
+
+	ck_assert_int_eq(smem_rpc_open(name, NULL, &m), 0);
+	ck_assert(smem_rpc_is_master(m));
+	ck_assert_int_eq(smem_rpc_open(name, NULL, &s), 0);	/* holds the channel's name */
+	ck_assert(!smem_rpc_is_master(s));
+	snprintf(rn, sizeof(rn), "%s.2.m2s", name);	/* the next session's ring */
+	ck_assert_int_eq(smem_ring_create(rn, 4, 256, NULL, &leftover), 0);
+	smem_rpc_close(m);
+	ck_assert_int_eq(smem_rpc_open(name, NULL, &m2), 0);
+	ck_assert(smem_rpc_is_master(m2));
+	smem_rpc_close(m2);
+	smem_rpc_close(s);
+	smem_ring_close(leftover);
+}
+END_TEST
+
 /* ---- a short crash campaign (`make crash` runs the long one) ------------------------------ */
 
 /*
@@ -286,10 +318,16 @@ static Suite *hardening_suite(void)
 	tcase_add_test(tc, broker_step_sees_a_hangup_and_releases_the_holds);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("fuzz_regressions");
+	tc = tcase_create("regressions");
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, ring_aborts_that_lap_the_readers_leave_the_ring_readable);
+	if (getenv("SMEM_HARDENING_PENDING"))
+		tcase_add_test(tc, rpc_leftover_rings_of_a_dead_candidate_do_not_block_the_next_master);
+	else
+		fprintf(stderr, "hardening: rpc_leftover_rings_of_a_dead_candidate_do_not_block_"
+				"the_next_master pending a fix in src/rpc.c "
+				"(SMEM_HARDENING_PENDING=1 runs it)\n");
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("crash");
