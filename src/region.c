@@ -150,6 +150,8 @@ int smem__region_validate(const struct smem_region_hdr *hdr, size_t file_size, u
 {
 	uint64_t total, off, size;
 
+	if (file_size < SMEM_HDR_SIZE)
+		return -EPROTO;
 	/* Acquire: pairs with the creator's release of the magic. */
 	if (atomic_load_explicit(&hdr->magic, memory_order_acquire) != SMEM_MAGIC)
 		return -EPROTO;

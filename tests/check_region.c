@@ -13,6 +13,7 @@
 #include "util/testutil.h"
 
 static const char *self_exe;
+static char self_path[4096];	/* resolved once: under valgrind /proc/self/exe is valgrind */
 
 /* exec'd child: open @name, check the pattern, write its answer at offset 4096. */
 static int child_open_main(const char *name)
@@ -54,7 +55,7 @@ START_TEST(region_created_here_is_seen_by_an_exec_child)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		execl("/proc/self/exe", self_exe, "child-open", name, (char *)NULL);
+		execl(self_path, self_exe, "child-open", name, (char *)NULL);
 		_exit(127);
 	}
 	ck_assert_int_eq(t_wait(pid), 0);
@@ -223,10 +224,14 @@ static int join_fork_and_die(void *arg)
 		/* Lives on after its parent, holding whatever it inherited. */
 		if (r->live_fd != -1 || r->live_id != 0)
 			_exit(3);
+		/* Past the atfork handlers: from here on only the parent's own copy counts. */
+		__atomic_store_n(&shared[2], 1, __ATOMIC_RELEASE);
 		for (;;)
 			pause();
 	}
 	shared[1] = (uint32_t)grandchild;
+	while (!__atomic_load_n(&shared[2], __ATOMIC_ACQUIRE))
+		usleep(100);
 	/* Release: the parent reads the id only after seeing it published. */
 	__atomic_store_n(&shared[0], r->live_id, __ATOMIC_RELEASE);
 	for (;;)
@@ -288,6 +293,8 @@ static Suite *region_suite(void)
 int main(int argc, char **argv)
 {
 	self_exe = argv[0];
+	if (readlink("/proc/self/exe", self_path, sizeof(self_path) - 1) < 0)
+		snprintf(self_path, sizeof(self_path), "%s", argv[0]);
 	if (argc == 3 && strcmp(argv[1], "child-open") == 0)
 		return child_open_main(argv[2]);
 	return t_run_suite(region_suite());
