@@ -86,7 +86,7 @@ HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
-.PHONY: all lib tools examples tests deps check run install uninstall clean bench bench-peers stress \
+.PHONY: all lib tools examples tests deps check run install uninstall clean bench bench-peers stress fuzz-deps \
 	fuzz fuzz-build crash load valgrind
 .DEFAULT_GOAL := all
 
@@ -204,6 +204,21 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	$(if $(Q),@echo "  FUZZLD  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LIBS)
 
+# clang and its libFuzzer runtime, installed like `deps` (apt-get as root), else the command.
+fuzz-deps:
+	@if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' | \
+		$(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "fuzz-deps: installing clang and libclang-rt-dev"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-dev \
+				|| { echo "fuzz-deps: apt-get failed; run: apt-get install -y clang libclang-rt-dev"; exit 1; }; \
+		else \
+			echo "fuzz-deps: $(FUZZ_CC) cannot build libFuzzer targets. Run: sudo apt-get install -y clang libclang-rt-dev"; \
+			exit 1; \
+		fi; \
+	fi
+
+$(FUZZ_LIB_OBJS) $(FUZZ_BINS): | fuzz-deps
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	@./tests/fuzz/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BINS)
