@@ -310,6 +310,7 @@ static int geometry(struct smem_rpc *ch)
 	if (a != b || a < MIN_NODE_SIZE || a > MAX_NODE_SIZE)
 		return -EPROTO;
 	ch->per = a - SMEM_RPC_HDR_SIZE;
+	ch->req_room = ch->per < REQ_ROOM_MAX ? ch->per : REQ_ROOM_MAX;
 	return 0;
 }
 

@@ -124,7 +124,7 @@ struct inreq {
 	uint8_t *data;
 	size_t len;
 	size_t bufcap;			/* cap == 0: the malloc'd size of data */
-	uint8_t room[];			/* one packet's payload, for requests of one packet */
+	uint8_t room[];			/* req_room bytes: the payload of a small request */
 };
 
 struct assembly {
@@ -160,6 +160,7 @@ struct stats {
 	_Atomic uint64_t max_wait_write_ns, max_wait_read_ns, sleeps;
 };
 
+#define REQ_ROOM_MAX		4096u
 #define SPARE_BUFS		4u
 #define SPARE_BUF_MAX		(16u << 20)
 #define MAX_CANCELS		16u	/* abandoned messages whose CANCEL still waits for room */
@@ -172,6 +173,7 @@ struct smem_rpc {
 	int role;
 	_Atomic uint32_t session;
 	uint32_t per;			/* payload bytes per packet (private geometry) */
+	uint32_t req_room;		/* requests up to this size travel inside their entry */
 	uint64_t max_message;
 	int reply_timeout_ms;
 	smem_rpc_handler_fn handler;
@@ -202,8 +204,8 @@ struct smem_rpc {
 	/* One spare of each, so a steady stream of calls allocates nothing (exchanged). */
 	_Atomic(struct smem_rpc_call *) spare_call;
 	_Atomic(struct inreq *) spare_req;
-	/* Spare buffers for reassembling large requests (under lock): no mmap/munmap and page
-	 * faults for every large message. At most SPARE_BUFS, SPARE_BUF_MAX bytes in all. */
+	/* Spare buffers for large requests (under lock): no mmap/munmap and page faults for every
+	 * large message. At most SPARE_BUFS, SPARE_BUF_MAX bytes in all. */
 	struct {
 		void *p;
 		size_t cap;

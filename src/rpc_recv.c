@@ -6,10 +6,10 @@
  * copied out of shared memory and checked (rpc_proto.c); its payload is copied once, straight
  * from the ring node into private memory, and the node is released at once.
  *
- * A message of one packet (the common case) needs no reassembly: a request is copied into a
- * queue entry (the channel's spare when it has one: a steady stream allocates nothing) and
- * queued for a thread that may serve; a response is copied into the buffer its caller will
- * own and handed to its pending call.
+ * A message of one packet (the common case) needs no reassembly: a small request is copied
+ * into its queue entry (the channel's spare entry when it has one: a steady stream allocates
+ * nothing), a larger one into a spare buffer, and queued for a thread that may serve; a
+ * response is copied into the buffer its caller will own and handed to its pending call.
  *
  * Partial messages (the first packets of a multi-packet message) wait in a list of assemblies
  * keyed by type and id, at most MAX_ASSEMBLIES. One is dropped when its sender cancels it (a
@@ -101,22 +101,39 @@ void smem__rpc_buf_put(struct smem_rpc *ch, void *buf, size_t cap)
 	free(buf);
 }
 
-/* A queue entry for a request of @len bytes: the spare if it fits, else a new one. */
-static struct inreq *req_new(struct smem_rpc *ch, size_t len)
+/*
+ * A queue entry for a request of @len bytes. Small ones carry the payload in the entry itself
+ * (the channel's spare entry when it has one); larger ones in a buffer from the spares or
+ * malloc (q->data set, q->bufcap its size). With @buf (malloc'd, @bufcap bytes), the entry
+ * takes that buffer.
+ */
+static struct inreq *req_new(struct smem_rpc *ch, size_t len, void *buf, size_t bufcap)
 {
-	struct inreq *q = NULL;
+	struct inreq *q;
 
-	if (len <= ch->per) {
-		/* Acquire: pairs with the exchange in smem__rpc_req_free(). */
+	if (!buf && len <= ch->req_room) {
+		/* Acquire: pairs with the exchange in req_free() (rpc_serve.c). */
 		q = atomic_exchange_explicit(&ch->spare_req, NULL, memory_order_acquire);
-		if (!q && (q = malloc(sizeof(*q) + ch->per)))
-			q->cap = ch->per;
+		if (!q && (q = malloc(sizeof(*q) + ch->req_room)))
+			q->cap = ch->req_room;
 		if (q)
 			q->data = q->room;
-	} else if ((q = malloc(sizeof(*q)))) {
-		q->cap = 0;
-		q->data = NULL;	/* set by the caller */
+		return q;
 	}
+	q = malloc(sizeof(*q));
+	if (!q)
+		return NULL;
+	q->cap = 0;
+	if (!buf && !(buf = buf_get(ch, len, &bufcap))) {
+		bufcap = len;
+		buf = malloc(len);
+		if (!buf) {
+			free(q);
+			return NULL;
+		}
+	}
+	q->data = buf;
+	q->bufcap = bufcap;
 	return q;
 }
 
@@ -128,7 +145,7 @@ static void deliver_request(struct smem_rpc *ch, uint64_t id, uint32_t session,
 			    const void *data, size_t len, size_t bufcap)
 {
 	bool owned = bufcap != 0;
-	struct inreq *q = req_new(ch, owned ? SIZE_MAX : len);
+	struct inreq *q = req_new(ch, len, owned ? (void *)data : NULL, bufcap);
 
 	STAT_BUMP(ch, requests_received, 1);
 	STAT_SET(ch, last_message_received, (int64_t)len);
@@ -142,10 +159,7 @@ static void deliver_request(struct smem_rpc *ch, uint64_t id, uint32_t session,
 	q->id = id;
 	q->session = session;
 	q->len = len;
-	q->bufcap = bufcap;
-	if (owned)
-		q->data = (uint8_t *)data;
-	else if (len)
+	if (!owned && len)
 		memcpy(q->data, data, len);
 	smem__rpc_queue_push(ch, q);
 }

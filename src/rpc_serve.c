@@ -60,19 +60,18 @@ void smem__rpc_queue_free(struct inreq *q)
 	}
 }
 
-/* A handled request: kept as the channel's spare when it is one packet's size. */
+/* A handled request: its entry or its buffer kept as a spare (or freed). */
 static void req_free(struct smem_rpc *ch, struct inreq *q)
 {
-	if (q->cap == 0 && q->data) {
+	if (q->cap == 0) {
 		smem__rpc_buf_put(ch, q->data, q->bufcap);
-		q->data = NULL;
-	} else if (q->cap == ch->per) {
-		/* Release: our use of *q happens before the pump's (req_new's acquire). */
-		q = atomic_exchange_explicit(&ch->spare_req, q, memory_order_acq_rel);
-		if (!q)
-			return;
+		free(q);
+		return;
 	}
-	req_destroy(q);
+	/* Release: our use of *q happens before the pump's (req_new()'s acquire). */
+	q = atomic_exchange_explicit(&ch->spare_req, q, memory_order_acq_rel);
+	if (q)
+		req_destroy(q);
 }
 
 /* ---- serving -------------------------------------------------------------------------------- */
