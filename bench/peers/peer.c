@@ -181,7 +181,8 @@ static void sleep_s(double s)
 static void write_cdf(const char *path, const char *bench, const char *name, size_t size,
 		      uint64_t n)
 {
-	static const double tail[] = { 0.995, 0.999, 0.9995, 0.9999, 1.0 };
+	static const double tail[] = { 0.991, 0.992, 0.993, 0.994, 0.995, 0.996, 0.997, 0.998,
+					0.999, 0.9992, 0.9994, 0.9996, 0.9998, 0.9999, 1.0 };
 	FILE *f = fopen(path, "ae");
 	unsigned i;
 
