@@ -348,7 +348,7 @@ static void progress(const struct rb_cfg *c, uint64_t t0, uint64_t m0, bool done
 		fputs("\r\033[K", stderr);
 		return;
 	}
-	if (now - last < 1000000000ull)
+	if (now - last < 1000000000ull || el < 1)
 		return;
 	last = now;
 	fprintf(stderr, "\r\033[K[ringbench] %s: %.0f s, %.0f msgs/s", rb_label, el,
