@@ -69,15 +69,15 @@ END {
 	print ""
 
 	# ---- latency ----
-	print "### Round trips (ping-pong, cross-core processes): µs"
+	print "### Round trips (ping-pong between processes on two cores; \"1 core\": both on CPU 0): µs"
 	print ""
 	print "| size | transport | wait | p50 | p99 | p99.9 | round trips/s | syscalls/rt | CPU µs/rt | × smem p50 |"
 	print "|---|---|---|---|---|---|---|---|---|---|"
 	for (i = 1; i <= n; i++) {
-		if (suite[i] != "latency") continue
+		if (suite[i] != "latency" && suite[i] != "samecore") continue
 		r = row[i]
-		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sz(get(r, "size")),
-			get(r, "transport"), get(r, "wait"), us(get(r, "rtt_ns_p50")),
+		printf "| %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sz(get(r, "size")),
+			get(r, "transport"), suite[i] == "samecore" ? ", 1 core" : "", get(r, "wait"), us(get(r, "rtt_ns_p50")),
 			us(get(r, "rtt_ns_p99")), us(get(r, "rtt_ns_p999")), rate(get(r, "msgs_per_s")),
 			g(get(r, "syscalls_per_msg"), "%.3g"), cpu_us(get(r, "cpu_s_per_msg")),
 			g(get(r, "rtt_ratio_to_smem"), "%.3g")
