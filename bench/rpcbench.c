@@ -5,7 +5,7 @@
  * command line is ringbench's "rpc" mode, so it can move into tools/ringbench.c as a mode:
  *
  *   rpcbench rpc --size BYTES [--wait spin|block] [--inflight K] [--channels C]
- *                [--seconds S] [--node-size B] [--nodes N] [--json]
+ *                [--seconds S] [--node-size B] [--nodes N] [--no-baselines] [--json]
  *   rpcbench inproc --size BYTES [--iters N] [--node-size B] [--nodes N]
  *
  * The client (CPU 0) keeps K calls in flight spread over C channels, waiting for them with
@@ -14,6 +14,9 @@
  * Payloads are touched honestly: the client writes every byte of each request before its
  * call (a byte pattern that changes per call), the handler reads every byte and checks it
  * (a mismatch fails the call with -EBADMSG, which stops the run).
+ *
+ * --no-baselines skips the futex and UNIX-socket runs (their fields are 0), so that
+ * "perf stat -e task-clock" over the whole run counts the RPC's CPU time alone.
  *
  * Geometry: by default one packet per call up to 1 MiB (node size BYTES + 64, 64 nodes; 8
  * nodes above 64 KiB); --node-size 0 --nodes 0 uses the library's defaults.
@@ -55,7 +58,7 @@ static size_t opt_size = 1024;
 static int opt_spin = 1, opt_inflight = 1, opt_channels = 1, opt_json;
 static double opt_seconds = 2.0;
 static long opt_node_size = -1, opt_nodes = -1, opt_iters = 200000;
-static int opt_inproc;
+static int opt_inproc, opt_baselines = 1;
 
 static void pin(int cpu)
 {
@@ -306,6 +309,8 @@ int main(int argc, char **argv)
 			opt_channels = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
 			opt_seconds = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--no-baselines"))
+			opt_baselines = 0;
 		else if (!strcmp(argv[i], "inproc"))
 			opt_inproc = 1;
 		else if (!strcmp(argv[i], "--node-size") && i + 1 < argc)
@@ -319,7 +324,7 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: rpcbench rpc --size BYTES [--wait spin|block] "
 					"[--inflight K] [--channels C] [--seconds S] [--node-size B]\n"
-					"               [--nodes N] [--json]\n"
+					"               [--nodes N] [--no-baselines] [--json]\n"
 					"       rpcbench inproc --size BYTES [--iters N] "
 					"[--node-size B] [--nodes N]\n");
 			return 2;
@@ -342,9 +347,12 @@ int main(int argc, char **argv)
 
 	if (opt_inproc)
 		return inproc(&o);
-	if (!opt_spin)
+	unix_p50 = 0;
+	unix_per_s = 0;
+	if (!opt_spin && opt_baselines)
 		futex_p50 = futex_pingpong(20000);
-	unix_p50 = unix_rr(opt_size > 65536 ? 2000 : 20000, opt_size, &unix_per_s);
+	if (opt_baselines)
+		unix_p50 = unix_rr(opt_size > 65536 ? 2000 : 20000, opt_size, &unix_per_s);
 
 	for (i = 0; i < opt_channels; i++)
 		snprintf(names[i], sizeof(names[i]), "rpcbench-%d-%d", (int)getpid(), i);
