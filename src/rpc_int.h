@@ -216,7 +216,7 @@ struct smem_rpc {
 	_Atomic bool pumping;
 	_Atomic bool pump_skipped;
 	struct assembly *asms;
-	unsigned nasm;
+	_Atomic unsigned nasm;		/* written by the pump's holder; read as a hint */
 	uint32_t asm_session;
 
 	_Atomic uint32_t ev;
