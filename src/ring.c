@@ -121,6 +121,7 @@ struct smem_ring {
 	pthread_mutex_t fd_lock;
 	int efd;
 	bool bridge_on;
+	pid_t bridge_pid;		/* the process the bridge thread runs in */
 	_Atomic bool bridge_stop;
 	pthread_t bridge;
 };
@@ -865,6 +866,7 @@ int smem_ring_fd(struct smem_ring *r)
 			return -ret;
 		}
 		r->bridge_on = true;
+		r->bridge_pid = getpid();
 	}
 	ret = r->efd;
 	pthread_mutex_unlock(&r->fd_lock);
@@ -1015,9 +1017,17 @@ int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_r
 
 void smem_ring_close(struct smem_ring *r)
 {
+	pid_t me;
+
 	if (!r)
 		return;
-	if (r->bridge_on) {
+	/*
+	 * A forked child closing the handle it inherited: the bridge thread runs in the parent
+	 * only (joining its stale copy would be undefined), and the owner is the parent, so the
+	 * child's close is not the owner going away (as smem_region_close decides).
+	 */
+	me = getpid();
+	if (r->bridge_on && r->bridge_pid == me) {
 		/* Release: pairs with the bridge's acquire load. */
 		atomic_store_explicit(&r->bridge_stop, true, memory_order_release);
 		wake(r, &r->shm->data_seq);
@@ -1025,7 +1035,7 @@ void smem_ring_close(struct smem_ring *r)
 	}
 	if (r->efd >= 0)
 		close(r->efd);
-	if (r->reg->owner) {
+	if (r->reg->owner && r->reg->pid == me) {
 		/* Release: pairs with is_shutdown(); then every waiter wakes and sees it. */
 		atomic_store_explicit(r->shutdown, 1, memory_order_release);
 		wake(r, &r->shm->data_seq);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1367,6 +1368,67 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------------- */
 
+/* ---- handles inherited across fork ---------------------------------------------------------- */
+
+/* Wait up to @ms for @pid; kill -9 it if it is still running then. The exit status, or -1. */
+static int wait_within(pid_t pid, long long ms)
+{
+	long long t0 = t_now_ms();
+	int st;
+
+	while (t_now_ms() - t0 < ms) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		if (w == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(2000);
+	}
+	t_kill9(pid);
+	return -1;
+}
+
+static int close_inherited_child(void *p)
+{
+	smem_ring_close(p);	/* the parent's handle, inherited */
+	return 0;
+}
+
+START_TEST(ring_child_closing_inherited_owner_handle_leaves_ring_running)
+{
+	char name[128], b;
+	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8);
+	pid_t pid;
+
+	pid = t_fork(close_inherited_child, r);
+	ck_assert_int_eq(wait_within(pid, 2000), 0);
+	ck_assert(!smem_region_shutting_down(smem__ring_region(r)));
+	ck_assert_int_eq(smem_ring_write(r, "a", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_read(r, &b, 1, 0), 1);
+	smem_ring_close(r);
+}
+END_TEST
+
+START_TEST(ring_child_closing_inherited_handle_with_eventfd_returns_promptly)
+{
+	char name[128], b;
+	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8), *o = ring_open(name);
+	struct pollfd pfd;
+	pid_t pid;
+
+	pfd.fd = smem_ring_fd(o);
+	pfd.events = POLLIN;
+	ck_assert_int_ge(pfd.fd, 0);
+	pid = t_fork(close_inherited_child, o);
+	ck_assert_int_eq(wait_within(pid, 2000), 0);
+	/* the parent's bridge still runs */
+	ck_assert_int_eq(smem_ring_write(r, "a", 1, 0), 0);
+	ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+	ck_assert_int_eq(smem_ring_read(o, &b, 1, 0), 1);
+	smem_ring_close(o);
+	smem_ring_close(r);
+}
+END_TEST
+
 static TCase *tcase(Suite *s, const char *name, int timeout)
 {
 	TCase *tc = tcase_create(name);
@@ -1438,6 +1500,10 @@ static Suite *ring_suite(void)
 	add_fork_test(tc, ring_writer_killed_holding_a_node_loses_only_its_message);
 	add_fork_test(tc, ring_reader_killed_holding_a_node_gives_it_back);
 	add_fork_test(tc, ring_kill9_matrix_loses_only_claimed_messages_and_keeps_flowing);
+
+	tc = tcase(s, "fork", 20);
+	add_fork_test(tc, ring_child_closing_inherited_owner_handle_leaves_ring_running);
+	add_fork_test(tc, ring_child_closing_inherited_handle_with_eventfd_returns_promptly);
 
 	tc = tcase(s, "hostile", 30);
 	tcase_add_test(tc, ring_corrupt_length_gives_eproto_and_ring_keeps_flowing);
