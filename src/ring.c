@@ -113,7 +113,8 @@ struct smem_ring {
 	/* private copies of the geometry, validated once */
 	uint32_t n, size, stride;
 	uint64_t mask;			/* n - 1 when n is a power of two, else 0 */
-	uint32_t id;			/* our owner id */
+	uint32_t id;			/* our owner id (a forked child takes its own, see fork) */
+	_Atomic unsigned fork_gen;	/* the process generation id belongs to */
 	_Atomic uint32_t spin_ns;
 	struct stuck wstuck, rstuck;
 	_Atomic uint64_t written, nread, full_waits, empty_waits, sleeps, wakes;
@@ -206,6 +207,76 @@ static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
 	atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
 	smem__futex_wake(seq, INT_MAX);
 	stat_inc(&r->wakes);
+}
+
+/* ---- fork ------------------------------------------------------------------------------ */
+
+/*
+ * A forked child inherits the handle but not its participation: live.c's atfork handler drops
+ * the child's copy of the liveness description. Claiming with the parent's owner id would let
+ * others "recover" the child's live claims once the parent's handle goes away (a torn or lost
+ * message), and keep a dead child's claims looking alive while the parent lives (a wedged
+ * ring). So before its first claim, a child joins under an id of its own, as lock.c does.
+ */
+static pthread_mutex_t fork_mutex = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic unsigned fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&fork_mutex);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&fork_mutex);
+}
+
+static void atfork_child(void)
+{
+	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&fork_mutex);
+}
+
+/*
+ * Registered on first attach, so after live.c's constructor: our prepare handler runs first,
+ * and fork_mutex is taken before live.c's joined_lock, the order rejoin() takes them in.
+ */
+static void atfork_register(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static int __attribute__((noinline)) rejoin(struct smem_ring *r, unsigned gen)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&fork_mutex);
+	if (atomic_load_explicit(&r->fork_gen, memory_order_relaxed) != gen) {
+		smem__live_leave(r->reg);	/* no-op: the atfork handler did it */
+		err = smem__live_join(r->reg);
+		if (!err) {
+			r->id = r->reg->live_id;
+			/* The parent's bridge thread does not exist here; smem_ring_fd starts ours. */
+			r->bridge_on = false;
+			pthread_mutex_init(&r->fd_lock, NULL);	/* a parent thread may have held it */
+			/* Release: pairs with the acquire in check_fork(); r->id is visible. */
+			atomic_store_explicit(&r->fork_gen, gen, memory_order_release);
+		}
+	}
+	pthread_mutex_unlock(&fork_mutex);
+	return err;
+}
+
+/* 0, or the error of joining under an id of our own in a forked child (-EUSERS). */
+static inline int check_fork(struct smem_ring *r)
+{
+	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+
+	/* Acquire: pairs with the release in rejoin(), so r->id is the one for this process. */
+	if (smem__likely(atomic_load_explicit(&r->fork_gen, memory_order_acquire) == gen))
+		return 0;
+	return rejoin(r, gen);
 }
 
 /* ---- one attempt, never a system call ------------------------------------------------ */
@@ -432,6 +503,9 @@ static int wait_op(struct smem_ring *r, struct op *op, int timeout_ms)
 	unsigned i;
 	int ret;
 
+	ret = check_fork(r);
+	if (smem__unlikely(ret))
+		return ret;
 	ret = try_op(r, op, &ob);
 	if (smem__likely(ret != -EAGAIN))
 		return ret;
@@ -752,6 +826,9 @@ int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_
 
 	if (is_shutdown(r))
 		return -ESHUTDOWN;
+	ret = check_fork(r);
+	if (ret)
+		return ret;	/* the caller's operation reports it */
 	atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
 	/* As in wait_op: pairs with the committers' seq_cst CAS + waiters load. */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -846,9 +923,14 @@ int smem_ring_fd(struct smem_ring *r)
 
 	if (!r)
 		return -EINVAL;
+	ret = check_fork(r);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&r->fd_lock);
-	if (r->efd < 0) {
-		r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!r->bridge_on) {
+		/* In a forked child, the inherited eventfd (shared with the parent) is kept. */
+		if (r->efd < 0)
+			r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (r->efd < 0) {
 			ret = -errno;
 			pthread_mutex_unlock(&r->fd_lock);
@@ -955,6 +1037,9 @@ int smem__ring_attach(struct smem_region *reg, struct smem_ring **ret)
 	r->shutdown = &reg->hdr->shutdown;
 	r->id = reg->live_id;
 	r->efd = -1;
+	pthread_once(&atfork_once, atfork_register);
+	atomic_store_explicit(&r->fork_gen, atomic_load_explicit(&fork_gen, memory_order_relaxed),
+			      memory_order_relaxed);
 	atomic_store_explicit(&r->spin_ns, SMEM_RING_SPIN_DEFAULT_NS, memory_order_relaxed);
 	pthread_mutex_init(&r->fd_lock, NULL);
 	*ret = r;

@@ -1429,6 +1429,90 @@ START_TEST(ring_child_closing_inherited_handle_with_eventfd_returns_promptly)
 }
 END_TEST
 
+struct inh {
+	struct smem_ring *h;
+	int go[2], ready[2];
+};
+
+/* Reserves with the inherited handle, commits when told: a live but slow writer. */
+static int inherited_writer_child(void *p)
+{
+	struct inh *a = p;
+	struct smem_ring_slot s;
+	char c;
+
+	if (smem_ring_reserve_write(a->h, &s, 1000))
+		return 10;
+	memcpy(s.data, "child", 5);
+	if (write(a->ready[1], "k", 1) != 1 || read(a->go[0], &c, 1) != 1)
+		return 11;
+	return smem_ring_commit(a->h, &s, 5) == 0 ? 0 : 12;
+}
+
+START_TEST(ring_child_claim_through_inherited_handle_survives_parent_closing_it)
+{
+	char name[128], got[8], c;
+	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8);
+	struct inh a = { .h = ring_open(name) };
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(a.go), 0);
+	ck_assert_int_eq(pipe(a.ready), 0);
+	pid = t_fork(inherited_writer_child, &a);
+	ck_assert_int_eq(read(a.ready[0], &c, 1), 1);
+	/* The handle's parent-side participant goes away; the child that uses it lives on. */
+	smem_ring_close(a.h);
+	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 100), -ETIMEDOUT);
+	ck_assert_uint_eq(stats_of(r).drops_recovered, 0);
+	ck_assert_int_eq(write(a.go[1], "g", 1), 1);
+	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 2000), 5);
+	ck_assert_mem_eq(got, "child", 5);
+	ck_assert_int_eq(wait_within(pid, 2000), 0);
+	close(a.go[0]);
+	close(a.go[1]);
+	close(a.ready[0]);
+	close(a.ready[1]);
+	smem_ring_close(r);
+}
+END_TEST
+
+/* Reads with the inherited handle and is killed holding the node. */
+static int inherited_reader_child(void *p)
+{
+	struct inh *a = p;
+	struct smem_ring_slot s;
+
+	if (smem_ring_reserve_read(a->h, &s, 1000))
+		return 10;
+	if (write(a->ready[1], "k", 1) != 1)
+		return 11;
+	pause();
+	return 0;
+}
+
+START_TEST(ring_child_killed_holding_a_node_through_inherited_handle_gives_it_back)
+{
+	char name[128], got[8], c;
+	struct inh a = { .h = ring_new(name, sizeof(name), 2, 8) };
+	pid_t pid;
+
+	ck_assert_int_eq(smem_ring_write(a.h, "A", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_write(a.h, "B", 1, 0), 0);
+	ck_assert_int_eq(pipe(a.ready), 0);
+	pid = t_fork(inherited_reader_child, &a);
+	ck_assert_int_eq(read(a.ready[0], &c, 1), 1);
+	t_kill9(pid);
+	/* The parent, whose handle the child used, lives on: the child's claim is still dead. */
+	ck_assert_int_eq(smem_ring_write(a.h, "C", 1, 2000), 0);
+	ck_assert_uint_eq(stats_of(a.h).nodes_reclaimed, 1);
+	ck_assert_int_eq(smem_ring_read(a.h, got, sizeof(got), 0), 1);
+	ck_assert_int_eq(got[0], 'B');
+	close(a.ready[0]);
+	close(a.ready[1]);
+	smem_ring_close(a.h);
+}
+END_TEST
+
 static TCase *tcase(Suite *s, const char *name, int timeout)
 {
 	TCase *tc = tcase_create(name);
@@ -1504,6 +1588,8 @@ static Suite *ring_suite(void)
 	tc = tcase(s, "fork", 20);
 	add_fork_test(tc, ring_child_closing_inherited_owner_handle_leaves_ring_running);
 	add_fork_test(tc, ring_child_closing_inherited_handle_with_eventfd_returns_promptly);
+	add_fork_test(tc, ring_child_claim_through_inherited_handle_survives_parent_closing_it);
+	add_fork_test(tc, ring_child_killed_holding_a_node_through_inherited_handle_gives_it_back);
 
 	tc = tcase(s, "hostile", 30);
 	tcase_add_test(tc, ring_corrupt_length_gives_eproto_and_ring_keeps_flowing);

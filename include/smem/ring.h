@@ -8,6 +8,12 @@
  * Concurrency: every call may run concurrently with any other on the same or other handles,
  * except smem_ring_close() (no call on that handle may be in progress). A zero-copy slot
  * belongs to the thread that reserved it until commit/abort/release.
+ *
+ * fork: a child may use a handle it inherited; before its first read or write it takes part
+ * under an owner id of its own (so its claims die with it, not with the parent), which fails
+ * with -EUSERS when all 256 participant slots are taken. A child's close of an inherited
+ * creator handle does not shut the ring down. smem_ring_fd() in a child keeps the inherited
+ * eventfd (shared with the parent) and starts the child's own helper thread.
  */
 #ifndef SMEM_RING_H
 #define SMEM_RING_H
