@@ -203,8 +203,13 @@ static inline void advance(_Atomic uint64_t *cursor, uint64_t pos)
 
 static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
 {
-	/* Relaxed: the kernel compares the word under its own lock; the waiter re-checks. */
-	atomic_fetch_add_explicit(seq, 1, memory_order_relaxed);
+	/*
+	 * Release: pairs with the waiter's acquire load of the word before its re-check. A
+	 * waiter that loads the bumped value must also see the state change (commit, release,
+	 * recovery, shutdown) that led to this wake, or it would sleep on a value nobody bumps
+	 * again (until its bounded timeout).
+	 */
+	atomic_fetch_add_explicit(seq, 1, memory_order_release);
 	smem__futex_wake(seq, INT_MAX);
 	stat_inc(&r->wakes);
 }
