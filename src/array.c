@@ -115,34 +115,35 @@ int smem_array_find(struct smem_array *a, const void *value, size_t from, size_t
 	return ret;
 }
 
+/* The accessors take NULL and answer NULL, 0, false (or -EINVAL for the timeout). */
 size_t smem_array_length(const struct smem_array *a)
 {
-	return CA(a)->length;
+	return a ? CA(a)->length : 0;
 }
 
 size_t smem_array_elem_size(const struct smem_array *a)
 {
-	return CA(a)->elem_size;
+	return a ? CA(a)->elem_size : 0;
 }
 
 void *smem_array_data(const struct smem_array *a)
 {
-	return CA(a)->data;
+	return a ? CA(a)->data : NULL;
 }
 
 const char *smem_array_name(const struct smem_array *a)
 {
-	return smem_region_name(CA(a)->r);
+	return a ? smem_region_name(CA(a)->r) : NULL;
 }
 
 bool smem_array_is_owner(const struct smem_array *a)
 {
-	return smem_region_is_owner(CA(a)->r);
+	return a && smem_region_is_owner(CA(a)->r);
 }
 
 bool smem_array_shutting_down(const struct smem_array *a)
 {
-	return smem_region_shutting_down(CA(a)->r);
+	return a && smem_region_shutting_down(CA(a)->r);
 }
 
 int smem_array_lock_read(struct smem_array *a, int timeout_ms)
@@ -167,5 +168,5 @@ int smem_array_set_timeout(struct smem_array *a, int timeout_ms)
 
 int smem_array_timeout(const struct smem_array *a)
 {
-	return CA(a)->timeout_ms;
+	return a ? CA(a)->timeout_ms : -EINVAL;
 }

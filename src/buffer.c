@@ -292,29 +292,30 @@ int smem_buffer_read(struct smem_buffer *b, size_t off, void *dst, size_t len)
 	return smem__blob_copy(B(b), off, dst, len, false);
 }
 
+/* The accessors take NULL and answer NULL, 0, false (or -EINVAL for the timeout). */
 void *smem_buffer_data(const struct smem_buffer *b)
 {
-	return CB(b)->data;
+	return b ? CB(b)->data : NULL;
 }
 
 size_t smem_buffer_size(const struct smem_buffer *b)
 {
-	return CB(b)->size;
+	return b ? CB(b)->size : 0;
 }
 
 const char *smem_buffer_name(const struct smem_buffer *b)
 {
-	return smem_region_name(CB(b)->r);
+	return b ? smem_region_name(CB(b)->r) : NULL;
 }
 
 bool smem_buffer_is_owner(const struct smem_buffer *b)
 {
-	return smem_region_is_owner(CB(b)->r);
+	return b && smem_region_is_owner(CB(b)->r);
 }
 
 bool smem_buffer_shutting_down(const struct smem_buffer *b)
 {
-	return smem_region_shutting_down(CB(b)->r);
+	return b && smem_region_shutting_down(CB(b)->r);
 }
 
 int smem_buffer_lock_read(struct smem_buffer *b, int timeout_ms)
@@ -339,5 +340,5 @@ int smem_buffer_set_timeout(struct smem_buffer *b, int timeout_ms)
 
 int smem_buffer_timeout(const struct smem_buffer *b)
 {
-	return CB(b)->timeout_ms;
+	return b ? CB(b)->timeout_ms : -EINVAL;
 }

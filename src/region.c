@@ -258,27 +258,29 @@ void smem_region_close(struct smem_region *r)
 	region_free(r);
 }
 
+/* The accessors take NULL (a handle whose create failed) and answer NULL, 0 or false. */
 void *smem_region_data(const struct smem_region *r)
 {
-	return r->obj;
+	return r ? r->obj : NULL;
 }
 
 size_t smem_region_size(const struct smem_region *r)
 {
-	return r->obj_size;
+	return r ? r->obj_size : 0;
 }
 
 const char *smem_region_name(const struct smem_region *r)
 {
-	return r->name;
+	return r ? r->name : NULL;
 }
 
 bool smem_region_is_owner(const struct smem_region *r)
 {
-	return r->owner;
+	return r && r->owner;
 }
 
 bool smem_region_shutting_down(const struct smem_region *r)
 {
-	return atomic_load_explicit(&r->hdr->shutdown, memory_order_acquire) != 0;
+	/* Acquire: pairs with the release store of the owner's close. */
+	return r && atomic_load_explicit(&r->hdr->shutdown, memory_order_acquire) != 0;
 }

@@ -448,6 +448,54 @@ START_TEST(array_corrupt_header_is_refused_and_private_geometry_rules)
 }
 END_TEST
 
+START_TEST(array_every_call_refuses_bad_arguments_without_crashing)
+{
+	struct smem_array *a = NULL;
+	char name[128], buf[8] = { 0 };
+	size_t idx = 77;
+
+	t_name(name, sizeof(name), "arr-bad");
+	ck_assert_int_eq(smem_array_create(NULL, 8, 8, NULL, &a), -EINVAL);
+	ck_assert_int_eq(smem_array_create(name, 0, 8, NULL, &a), -EINVAL);
+	ck_assert_int_eq(smem_array_create(name, 8, 0, NULL, &a), -EINVAL);
+	ck_assert_int_eq(smem_array_create(name, SIZE_MAX, 2, NULL, &a), -EINVAL);
+	ck_assert_int_eq(smem_array_create(name, 8, 8, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(smem_array_open(NULL, 8, NULL, &a), -EINVAL);
+	ck_assert_ptr_null(a);
+	ck_assert_int_eq(smem_array_create(name, 8, 8, NULL, &a), 0);
+	ck_assert_int_eq(smem_array_open(name, 8, NULL, NULL), -EINVAL);
+
+	ck_assert_int_eq(smem_array_get(NULL, 0, buf), -EINVAL);
+	ck_assert_int_eq(smem_array_get(a, 0, NULL), -EINVAL);
+	ck_assert_int_eq(smem_array_get(a, SIZE_MAX, buf), -ERANGE);
+	ck_assert_int_eq(smem_array_set(NULL, 0, buf), -EINVAL);
+	ck_assert_int_eq(smem_array_set(a, 0, NULL), -EINVAL);
+	ck_assert_int_eq(smem_array_read_range(NULL, 0, buf, 1), -EINVAL);
+	ck_assert_int_eq(smem_array_read_range(a, 0, NULL, 1), -EINVAL);
+	ck_assert_int_eq(smem_array_read_range(a, 1, buf, SIZE_MAX), -ERANGE);
+	ck_assert_int_eq(smem_array_write_range(NULL, 0, buf, 1), -EINVAL);
+	ck_assert_int_eq(smem_array_write_range(a, 0, NULL, 1), -EINVAL);
+	ck_assert_int_eq(smem_array_write_range(a, SIZE_MAX / 4, buf, SIZE_MAX / 4 * 3), -ERANGE);
+	ck_assert_int_eq(smem_array_find(NULL, buf, 0, &idx), -EINVAL);
+	ck_assert_int_eq(smem_array_find(a, NULL, 0, &idx), -EINVAL);
+	ck_assert_int_eq(smem_array_find(a, buf, 0, NULL), -EINVAL);
+	ck_assert_uint_eq(idx, 77);
+	ck_assert_int_eq(smem_array_lock_read(NULL, 0), -EINVAL);
+	ck_assert_int_eq(smem_array_lock_write(NULL, 0), -EINVAL);
+	ck_assert_int_eq(smem_array_unlock(NULL), -EINVAL);
+	ck_assert_int_eq(smem_array_set_timeout(NULL, 1), -EINVAL);
+	ck_assert_int_eq(smem_array_timeout(NULL), -EINVAL);
+	ck_assert_uint_eq(smem_array_length(NULL), 0);
+	ck_assert_uint_eq(smem_array_elem_size(NULL), 0);
+	ck_assert_ptr_null(smem_array_data(NULL));
+	ck_assert_ptr_null(smem_array_name(NULL));
+	ck_assert(!smem_array_is_owner(NULL));
+	ck_assert(!smem_array_shutting_down(NULL));
+	smem_array_close(NULL);
+	smem_array_close(a);
+}
+END_TEST
+
 static Suite *array_suite(void)
 {
 	Suite *s = suite_create("array");
@@ -472,6 +520,7 @@ static Suite *array_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, array_open_with_another_element_size_is_eproto);
 	tcase_add_test(tc, array_bad_creation_arguments_are_einval);
+	tcase_add_test(tc, array_every_call_refuses_bad_arguments_without_crashing);
 	tcase_add_test(tc, array_ranges_are_all_or_nothing);
 	suite_add_tcase(s, tc);
 

@@ -431,6 +431,45 @@ START_TEST(buffer_corrupt_lock_word_gives_errors_or_recovery_never_a_hang)
 }
 END_TEST
 
+START_TEST(buffer_every_call_refuses_bad_arguments_without_crashing)
+{
+	struct smem_buffer *b = NULL;
+	char name[128], buf[8] = { 0 };
+
+	t_name(name, sizeof(name), "buf-bad");
+	ck_assert_int_eq(smem_buffer_create(NULL, 64, NULL, &b), -EINVAL);
+	ck_assert_int_eq(smem_buffer_create(name, 0, NULL, &b), -EINVAL);
+	ck_assert_int_eq(smem_buffer_create(name, SIZE_MAX, NULL, &b), -EINVAL);
+	ck_assert_int_eq(smem_buffer_create(name, 64, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(smem_buffer_open(NULL, NULL, &b), -EINVAL);
+	ck_assert_ptr_null(b);
+	ck_assert_int_eq(smem_buffer_create(name, 64, NULL, &b), 0);
+	ck_assert_int_eq(smem_buffer_open(name, NULL, NULL), -EINVAL);
+
+	ck_assert_int_eq(smem_buffer_write(NULL, 0, buf, 1), -EINVAL);
+	ck_assert_int_eq(smem_buffer_write(b, 0, NULL, 1), -EINVAL);
+	ck_assert_int_eq(smem_buffer_write(b, 1, buf, SIZE_MAX), -ERANGE);
+	ck_assert_int_eq(smem_buffer_write(b, SIZE_MAX, buf, 1), -ERANGE);
+	ck_assert_int_eq(smem_buffer_read(NULL, 0, buf, 1), -EINVAL);
+	ck_assert_int_eq(smem_buffer_read(b, 0, NULL, 1), -EINVAL);
+	ck_assert_int_eq(smem_buffer_read(b, 1, buf, SIZE_MAX), -ERANGE);
+	ck_assert_int_eq(smem_buffer_lock_read(NULL, 0), -EINVAL);
+	ck_assert_int_eq(smem_buffer_lock_write(NULL, 0), -EINVAL);
+	ck_assert_int_eq(smem_buffer_unlock(NULL), -EINVAL);
+	ck_assert_int_eq(smem_buffer_unlock(b), -EPERM);
+	ck_assert_int_eq(smem_buffer_set_timeout(NULL, 1), -EINVAL);
+	ck_assert_int_eq(smem_buffer_set_timeout(b, -5), -EINVAL);
+	ck_assert_int_eq(smem_buffer_timeout(NULL), -EINVAL);
+	ck_assert_ptr_null(smem_buffer_data(NULL));
+	ck_assert_uint_eq(smem_buffer_size(NULL), 0);
+	ck_assert_ptr_null(smem_buffer_name(NULL));
+	ck_assert(!smem_buffer_is_owner(NULL));
+	ck_assert(!smem_buffer_shutting_down(NULL));
+	smem_buffer_close(NULL);
+	smem_buffer_close(b);
+}
+END_TEST
+
 static Suite *buffer_suite(void)
 {
 	Suite *s = suite_create("buffer");
@@ -450,6 +489,7 @@ static Suite *buffer_suite(void)
 	tcase_add_test(tc, buffer_structs_and_arrays_of_structs_round_trip);
 	tcase_add_test(tc, buffer_out_of_range_gives_erange_and_writes_nothing);
 	tcase_add_test(tc, buffer_bad_creation_arguments_are_einval);
+	tcase_add_test(tc, buffer_every_call_refuses_bad_arguments_without_crashing);
 	tcase_add_test(tc, buffer_open_of_a_missing_name_is_enoent);
 	tcase_add_test(tc, buffer_open_of_an_array_name_is_eproto);
 	tcase_add_test(tc, buffer_name_in_use_is_eexist);

@@ -269,6 +269,31 @@ START_TEST(region_strerror_names_smem_errors)
 }
 END_TEST
 
+START_TEST(region_every_call_refuses_bad_arguments_without_crashing)
+{
+	struct smem_region *r = NULL, *keep = (struct smem_region *)&r;
+
+	ck_assert_int_eq(smem_region_create(NULL, 64, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create("r-bad", 0, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create("r-bad", SIZE_MAX, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_create("r-bad", 64, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(smem_region_open(NULL, NULL, &r), -EINVAL);
+	ck_assert_int_eq(smem_region_open("r-bad", NULL, NULL), -EINVAL);
+	ck_assert_ptr_null(r);	/* out-parameter untouched */
+	r = keep;
+	ck_assert_int_eq(smem_region_open("", NULL, &r), -EINVAL);
+	ck_assert_ptr_eq(r, keep);
+	smem_region_close(NULL);
+	ck_assert_ptr_null(smem_region_data(NULL));
+	ck_assert_uint_eq(smem_region_size(NULL), 0);
+	ck_assert_ptr_null(smem_region_name(NULL));
+	ck_assert(!smem_region_is_owner(NULL));
+	ck_assert(!smem_region_shutting_down(NULL));
+	ck_assert_int_eq(smem_unlink(NULL, NULL), -EINVAL);
+	ck_assert_int_eq(smem_unlink("", NULL), -EINVAL);
+}
+END_TEST
+
 static Suite *region_suite(void)
 {
 	Suite *s = suite_create("region");
@@ -280,6 +305,7 @@ static Suite *region_suite(void)
 	tcase_add_test(tc, region_open_of_missing_name_is_enoent);
 	tcase_add_test(tc, region_create_of_taken_name_is_eexist);
 	tcase_add_test(tc, region_rejects_bad_names_and_sizes);
+	tcase_add_test(tc, region_every_call_refuses_bad_arguments_without_crashing);
 	tcase_add_test(tc, region_leaves_nothing_in_dev_shm);
 	tcase_add_test(tc, region_rdonly_open_maps_without_write_access);
 	tcase_add_test(tc, region_owner_close_sets_shutting_down);

@@ -74,7 +74,7 @@ int smem_array_write_range(struct smem_array *a, size_t start, const void *src, 
  */
 int smem_array_find(struct smem_array *a, const void *value, size_t from, size_t *index);
 
-/* Geometry (private copies), data pointer and state. Never fail. */
+/* Geometry (private copies), data pointer and state. Never fail; NULL gives NULL, 0, false. */
 size_t smem_array_length(const struct smem_array *a);
 size_t smem_array_elem_size(const struct smem_array *a);
 void *smem_array_data(const struct smem_array *a);

@@ -91,7 +91,11 @@ int smem_buffer_lock_write(struct smem_buffer *b, int timeout_ms);
 /* Release what the calling thread holds. 0, -EPERM (nothing held), -EPROTO (see lock.c). */
 int smem_buffer_unlock(struct smem_buffer *b);
 
-/* Timeout of plain read/write calls on this handle: -1, 0 or positive ms. 0 or -EINVAL. */
+/*
+ * Timeout of plain read/write calls on this handle: -1, 0 or positive ms. 0 or -EINVAL.
+ * smem_buffer_timeout() gives it, or -EINVAL for a NULL handle; the accessors above give
+ * NULL, 0 or false for a NULL handle.
+ */
 int smem_buffer_set_timeout(struct smem_buffer *b, int timeout_ms);
 int smem_buffer_timeout(const struct smem_buffer *b);
 

@@ -40,7 +40,10 @@ int smem_region_open(const char *name, const struct smem_opts *opts, struct smem
  */
 void smem_region_close(struct smem_region *r);
 
-/* Accessors: never fail, never block, safe from any thread while the handle is open. */
+/*
+ * Accessors: never fail, never block, safe from any thread while the handle is open. A NULL
+ * handle gives NULL, 0 or false.
+ */
 void *smem_region_data(const struct smem_region *r);
 size_t smem_region_size(const struct smem_region *r);
 const char *smem_region_name(const struct smem_region *r);
