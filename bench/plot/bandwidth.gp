@@ -1,7 +1,7 @@
 # The seed's bandwidth chart, redone: ring GB/s against node count, 1 KiB and 1 MiB nodes,
 # 1/1, 2/2 and 4/4 writers/readers, with the naive spinning ring (1/1) from the same run.
 # gnuplot -e "dir='DATA'; out='FILE.png'" bench/plot/bandwidth.gp   (data: extract.awk)
-set terminal pngcairo size 1200,520 font "sans,10"
+set terminal pngcairo size 1200,560 font "sans,10"
 set output out
 set multiplot layout 1,2 title "smem ring bandwidth between processes on two cores (one way; every byte written and read)"
 set logscale x
@@ -11,7 +11,8 @@ set xlabel "nodes in the ring"
 set ylabel "GB/s"
 set yrange [0:*]
 set grid
-set key top left opaque box
+set key outside below horizontal maxrows 2 spacing 1.2
+set bmargin 7
 set style data linespoints
 do for [s in "1024 1048576"] {
 	set title (s eq "1024" ? "1 KiB nodes (messages)" : "1 MiB nodes (messages)")
