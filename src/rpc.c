@@ -204,6 +204,9 @@ static int ctl_init(void *obj, size_t size, void *arg)
 	return 0;
 }
 
+/* Generations a new master tries when leftover rings hold the names (see elect()). */
+#define ELECT_GEN_TRIES 64
+
 static int elect_lock(struct smem_rpc *ch, bool lock)
 {
 	struct flock fl = {
@@ -260,20 +263,39 @@ static int elect(struct smem_rpc *ch, const char *name, const struct smem_rpc_op
 	int rc;
 
 	if (!end_ok(ch, m, s)) {
+		unsigned tries;
+
 		ns = s + 1 ? s + 1 : 1;
-		ring_name(n1, sizeof(n1), name, ns, true);
-		ring_name(n2, sizeof(n2), name, ns, false);
-		rc = smem_ring_create(n1, node_count, node_size, base, &ch->tx);
-		if (rc)
-			return rc;
-		rc = smem_ring_create(n2, node_count, node_size, base, &ch->rx);
+		/*
+		 * Rings of generation ns may exist already: a candidate that died between
+		 * creating them and publishing its session (or whose death the broker has not
+		 * processed yet) left them behind under a name we cannot reuse. Their generation
+		 * was never published, so nobody uses them: step to the next one.
+		 */
+		gen = ns;
+		for (tries = 0; tries < ELECT_GEN_TRIES; tries++, gen = gen + 1 ? gen + 1 : 1) {
+			ring_name(n1, sizeof(n1), name, gen, true);
+			ring_name(n2, sizeof(n2), name, gen, false);
+			rc = smem_ring_create(n1, node_count, node_size, base, &ch->tx);
+			if (rc == -EEXIST)
+				continue;
+			if (rc)
+				return rc;
+			rc = smem_ring_create(n2, node_count, node_size, base, &ch->rx);
+			if (rc == 0)
+				break;
+			smem_ring_close(ch->tx);
+			ch->tx = NULL;
+			if (rc != -EEXIST)
+				return rc;
+		}
 		if (rc)
 			return rc;
 		ch->role = SMEM_RPC_MASTER;
 		end_fill(ch, m, ns);
 		atomic_store_explicit(&sl->live_id, 0, memory_order_relaxed);
 		atomic_store_explicit(&sl->session, 0, memory_order_relaxed);
-		atomic_store_explicit(&ctl->ring_gen, ns, memory_order_relaxed);
+		atomic_store_explicit(&ctl->ring_gen, gen, memory_order_relaxed);
 	} else {
 		uint32_t sid = atomic_load_explicit(&sl->live_id, memory_order_relaxed);
 

@@ -239,9 +239,8 @@ END_TEST
  * before it publishes it. If it dies in between, or the broker has not yet seen it die, the
  * next candidate computes the same session and its ring create fails with -EEXIST, which
  * smem_rpc_open() returns: the channel cannot be re-established until the broker catches up.
- * Here the leftover is a ring this test holds under that name. Pending a fix in src/rpc.c
- * (elect(): take a generation nobody used, e.g. retry the next one on -EEXIST); run it with
- * SMEM_HARDENING_PENDING=1.
+ * Here the leftover is a ring this test holds under that name. elect() now steps to the next
+ * ring generation on -EEXIST.
  */
 START_TEST(rpc_leftover_rings_of_a_dead_candidate_do_not_block_the_next_master)
 {
@@ -322,12 +321,7 @@ static Suite *hardening_suite(void)
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, ring_aborts_that_lap_the_readers_leave_the_ring_readable);
-	if (getenv("SMEM_HARDENING_PENDING"))
-		tcase_add_test(tc, rpc_leftover_rings_of_a_dead_candidate_do_not_block_the_next_master);
-	else
-		fprintf(stderr, "hardening: rpc_leftover_rings_of_a_dead_candidate_do_not_block_"
-				"the_next_master pending a fix in src/rpc.c "
-				"(SMEM_HARDENING_PENDING=1 runs it)\n");
+	tcase_add_test(tc, rpc_leftover_rings_of_a_dead_candidate_do_not_block_the_next_master);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("crash");
