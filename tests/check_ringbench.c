@@ -262,7 +262,9 @@ START_TEST(stream_prints_a_json_row_for_smem_and_each_baseline)
 {
 	static struct run r;
 	static const char *const args[] = { "stream", "--size", "1000", "--nodes", "8",
-					     "--compare", "--json", "--cpus", "0,1", SHORT, NULL };
+					     "--compare", "--transport",
+					     "smem,naive,pipe,unix,seqpacket", "--json", "--cpus",
+					     "0,1", SHORT, NULL };
 	int i;
 
 	ringbench(&r, true, args);
@@ -273,6 +275,7 @@ START_TEST(stream_prints_a_json_row_for_smem_and_each_baseline)
 		ck_assert(num(&r.obj[i], "writers") == 1 && num(&r.obj[i], "readers") == 1);
 	}
 	check_ratios(&r);
+	ck_assert_int_eq(r.nlines, 5);
 	ck_assert(has_transport(&r, "naive") && has_transport(&r, "pipe") &&
 		  has_transport(&r, "unix") && has_transport(&r, "seqpacket"));
 }
@@ -298,7 +301,9 @@ END_TEST
 START_TEST(pingpong_prints_ordered_round_trip_percentiles_for_each_transport)
 {
 	static struct run r;
-	static const char *const args[] = { "pingpong", "--size", "256", "--compare", "--json",
+	static const char *const args[] = { "pingpong", "--size", "256", "--compare",
+					     "--transport",
+					     "smem,naive,futex,eventfd,pipe,unix,seqpacket", "--json",
 					     "--wait", "block", SHORT, NULL };
 	int i;
 
@@ -307,6 +312,7 @@ START_TEST(pingpong_prints_ordered_round_trip_percentiles_for_each_transport)
 	for (i = 0; i < r.nlines; i++)
 		check_row(&r.obj[i], "pingpong", 256);
 	check_ratios(&r);
+	ck_assert_int_eq(r.nlines, 7);
 	ck_assert(has_transport(&r, "futex") && has_transport(&r, "eventfd") &&
 		  has_transport(&r, "naive") && has_transport(&r, "pipe"));
 }
