@@ -90,7 +90,8 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 	int i;
 
 	printf("{\"bench\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"nodes\":%u,"
-	       "\"writers\":%d,\"readers\":%d", bench_names[c->bench], name, c->size, c->nodes,
+	       "\"writers\":%d,\"readers\":%d", bench_names[c->bench], name, c->size,
+	       r->nodes ? r->nodes : c->nodes,
 	       c->bench == RB_STREAM ? c->writers : 1, c->bench == RB_STREAM ? c->readers : 1);
 	json_num("msgs_per_s", r->msgs_per_s, 0);
 	json_num("msgs_per_s_min", mn, 0);
@@ -182,7 +183,7 @@ static void report_table(const struct rb_cfg *c, const char *name, const struct 
 		snprintf(ratio + strlen(ratio), sizeof(ratio) - strlen(ratio), " (rtt %.2fx)",
 			 r->rtt_p50 / ref->rtt_p50);
 	printf("%-8s %-9s %8zu %5u %1d/%-1d %5s %10s %8s..%-8s %8.3f %9s %9s %9s %9s %8s  %s\n",
-	       bench_names[c->bench], name, c->size, c->nodes,
+	       bench_names[c->bench], name, c->size, r->nodes ? r->nodes : c->nodes,
 	       c->bench == RB_STREAM ? c->writers : 1, c->bench == RB_STREAM ? c->readers : 1,
 	       r->wait ? r->wait : "", rate, lo, hi, r->gb_per_s, p50, p99, p999, sys, cpu, ratio);
 }

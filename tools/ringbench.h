@@ -65,6 +65,7 @@ struct rb_result {
 	bool syscalls_perf;	/* counted by perf (all system calls) or by our own code */
 	const char *wait;	/* the transport's own waiting: "spin", "block", smem's mode */
 	int backend;		/* rpc: the wait backend (1 io_uring, 2 futex_waitv, 3 futex) */
+	uint32_t nodes;		/* nodes per ring when not --nodes (smem rpc sizes its own) */
 	const char *skip;	/* not run: why */
 };
 

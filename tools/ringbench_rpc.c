@@ -13,7 +13,9 @@
  * (futex wakes are not in that count; --syscalls perf counts everything).
  *
  * --wait spin: waiters poll 200 ms before sleeping (both sides busy); block: they sleep at
- * once (SMEM_RPC_NO_SPIN); auto: the library default.
+ * once (SMEM_RPC_NO_SPIN); auto: the library default. Each ring has 64 nodes of size + 64
+ * bytes (one packet per call) up to 64 KiB requests, 8 nodes above (at most 1 MiB each):
+ * --nodes is for the baselines; the smem row reports the node count it used.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -241,6 +243,12 @@ int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res)
 	res->wait = wait_names[c->wait];
 	rb_rtt_result(c, res);
 	res->backend = atomic_load(&rb_ctl->backend);
+	{
+		struct smem_rpc_opts o;
+
+		opts_for(c, &o);
+		res->nodes = o.node_count;
+	}
 	munmap(b, sizeof(*b));
 	return 0;
 }
