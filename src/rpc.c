@@ -442,6 +442,7 @@ void smem_rpc_close(struct smem_rpc *ch)
 		return;
 	atomic_store_explicit(&ch->stopping, true, memory_order_release);
 	smem__rpc_ev_bump(ch);
+	smem__rpc_sev_bump(ch);
 	if (ch->has_thread)
 		pthread_join(ch->thread, NULL);
 	/* Tell the peer we left cleanly, before our liveness slot goes. */

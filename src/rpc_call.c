@@ -131,7 +131,24 @@ bool smem__rpc_call_resolve(struct smem_rpc *ch, uint8_t type, uint64_t response
  * ring is polled for spin_ns first: a busy peer frees a node within microseconds, and then
  * nobody makes a system call.
  */
+static int reserve_room_wait(struct smem_rpc *ch, struct smem_ring_slot *slot,
+			     uint64_t *deadline);
+
 static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64_t *deadline)
+{
+	int rc = smem_ring_reserve_write(ch->tx, slot, 0);
+
+	if (rc != -ETIMEDOUT && rc != -EAGAIN)
+		return rc == -ESHUTDOWN ? (smem__rpc_refresh(ch, true) ?: -ESHUTDOWN) : rc;
+	/* Full: wait, pumping (so the service thread need not watch the ring meanwhile). */
+	smem__rpc_poll_enter(ch);
+	rc = reserve_room_wait(ch, slot, deadline);
+	smem__rpc_poll_leave(ch);
+	return rc;
+}
+
+static int reserve_room_wait(struct smem_rpc *ch, struct smem_ring_slot *slot,
+			     uint64_t *deadline)
 {
 	uint64_t t0 = 0, now, spin_until = 0;
 	struct smem__rpc_ws ws;
@@ -408,25 +425,15 @@ static void call_expire(struct smem_rpc_call *c, uint64_t now)
 		STAT_ADD(ch, timeouts, 1);
 }
 
-static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
-		      uint64_t deadline)
+static int wait_loop(struct smem_rpc_call *const *calls, unsigned n, bool all,
+		     uint64_t deadline, struct smem_rpc *const *chs, unsigned nch)
 {
-	struct smem_rpc *chs[MAX_WAIT_CHANNELS];
 	uint32_t evs[MAX_WAIT_CHANNELS];
-	unsigned nch = 0, i, k, done;
+	unsigned i, k, done;
 	struct smem__rpc_ws ws;
 	uint64_t now, bound, spin_until;
 	unsigned spins;
 
-	for (i = 0; i < n; i++) {
-		for (k = 0; k < nch && chs[k] != calls[i]->ch; k++)
-			;
-		if (k == nch) {
-			if (nch == MAX_WAIT_CHANNELS)
-				return -EINVAL;
-			chs[nch++] = calls[i]->ch;
-		}
-	}
 	spin_until = 0;
 	for (spins = 0;; spins++) {
 		for (k = 0; k < nch; k++) {
@@ -469,6 +476,31 @@ static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 			bound = min_u64(bound, smem__rpc_ws_channel(&ws, chs[k], evs[k]));
 		smem__rpc_ws_sleep(&ws, chs[0], bound);
 	}
+}
+
+/* Wait for calls, possibly of several channels; this thread pumps them all meanwhile. */
+static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
+		      uint64_t deadline)
+{
+	struct smem_rpc *chs[MAX_WAIT_CHANNELS] = { NULL };
+	unsigned nch = 0, i, k;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < nch && chs[k] != calls[i]->ch; k++)
+			;
+		if (k == nch) {
+			if (nch == MAX_WAIT_CHANNELS)
+				return -EINVAL;
+			chs[nch++] = calls[i]->ch;
+		}
+	}
+	for (k = 0; k < nch; k++)
+		smem__rpc_poll_enter(chs[k]);
+	rc = wait_loop(calls, n, all, deadline, chs, nch);
+	for (k = 0; k < nch; k++)
+		smem__rpc_poll_leave(chs[k]);
+	return rc;
 }
 
 int smem_rpc_call_async(struct smem_rpc *ch, const void *req, size_t len, int timeout_ms,

@@ -91,6 +91,7 @@ _Static_assert(offsetof(struct smem_rpc_ctl, end) == 64, "layout");
 #define MAX_NESTING		32
 #define MAX_WAIT_CHANNELS	32u
 #define DEFAULT_SPIN_NS		20000u
+#define POLLER_RECHECK_NS	(1000ull * 1000)	/* service thread beside a poller */
 
 static inline void cpu_relax(void)
 {
@@ -221,6 +222,11 @@ struct smem_rpc {
 
 	_Atomic uint32_t ev;
 	_Atomic uint32_t ev_sleepers;
+	/* The service thread's own event word: requests queued by other threads, stopping. */
+	_Atomic uint32_t sev;
+	_Atomic uint32_t sev_sleepers;
+	/* Threads inside a waiting loop on this channel (they pump its ring themselves). */
+	_Atomic unsigned pollers;
 
 	pthread_t thread;
 	bool has_thread;
@@ -315,6 +321,7 @@ void smem__rpc_queue_free(struct inreq *q);
 int smem__rpc_progress(struct smem_rpc *ch);
 void *smem__rpc_service_main(void *arg);
 struct smem__rpc_ws;
+bool smem__rpc_may_run_queue(struct smem_rpc *ch);
 /* What a thread waiting on @ch sleeps on (event, rx ring, peer); longest it may sleep. */
 uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
 
@@ -328,7 +335,7 @@ struct smem__rpc_ws {
 		bool wr;
 	} prep[SMEM__WAIT_MAX];
 	unsigned np;
-	struct smem_rpc *evch[SMEM__WAIT_MAX];
+	_Atomic uint32_t *evsl[SMEM__WAIT_MAX];	/* sleeper counts to drop after the sleep */
 	unsigned nev;
 	struct smem_rpc *pidch[SMEM__WAIT_MAX];
 	unsigned pidbase[SMEM__WAIT_MAX];
@@ -336,11 +343,24 @@ struct smem__rpc_ws {
 	bool ready;			/* some condition already holds: do not sleep */
 };
 
-/* Bump the channel's event word, waking its sleepers (if any). */
+/* Bump the channel's event word (service event word), waking its sleepers (if any). */
 void smem__rpc_ev_bump(struct smem_rpc *ch);
+void smem__rpc_sev_bump(struct smem_rpc *ch);
+/* A thread enters / leaves a waiting loop on @ch (see smem__rpc_service_main()). */
+static inline void smem__rpc_poll_enter(struct smem_rpc *ch)
+{
+	atomic_fetch_add_explicit(&ch->pollers, 1, memory_order_relaxed);	/* a hint */
+}
+
+static inline void smem__rpc_poll_leave(struct smem_rpc *ch)
+{
+	atomic_fetch_sub_explicit(&ch->pollers, 1, memory_order_relaxed);
+}
+
 void smem__rpc_ws_init(struct smem__rpc_ws *ws);
 void smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v);
 void smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+void smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
 void smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr);
 void smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 void smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);

@@ -41,6 +41,8 @@ void smem__rpc_queue_push(struct smem_rpc *ch, struct inreq *q)
 			      memory_order_relaxed);
 	pthread_mutex_unlock(&ch->lock);
 	smem__rpc_ev_bump(ch);
+	if (ch->service == SMEM_RPC_SERVICE_THREAD && smem__rpc_tl_service != ch)
+		smem__rpc_sev_bump(ch);	/* a poller pumped it: the service thread runs it */
 }
 
 static void req_destroy(struct inreq *q)
@@ -208,6 +210,12 @@ int smem__rpc_progress(struct smem_rpc *ch)
 	return run_queue(ch);
 }
 
+/* Are there queued requests this thread may run? */
+bool smem__rpc_may_run_queue(struct smem_rpc *ch)
+{
+	return may_serve(ch) && queue_nonempty(ch);
+}
+
 /* Add what a thread waiting on @ch sleeps on; returns the longest it may sleep. */
 uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
@@ -216,7 +224,7 @@ uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint
 	    ch->role == SMEM_RPC_MASTER)
 		smem__rpc_ws_rx(ws, ch);
 	smem__rpc_ws_peer(ws, ch);
-	if (may_serve(ch) && queue_nonempty(ch))
+	if (smem__rpc_may_run_queue(ch))
 		ws->ready = true;
 	return smem__rpc_peer_poll_bound(ch);
 }
@@ -227,16 +235,36 @@ void *smem__rpc_service_main(void *arg)
 	uint64_t bound, idle_since = 0, now = 0;
 	struct smem__rpc_ws ws;
 	unsigned spins = 0;
-	uint32_t v;
+	uint32_t v, sv;
 
 	smem__rpc_tl_service = ch;	/* handlers (and nested calls) on this thread may serve ch */
 
 	while (!atomic_load_explicit(&ch->stopping, memory_order_acquire)) {
 		v = atomic_load(&ch->ev);
+		sv = atomic_load(&ch->sev);
 		if (smem__rpc_progress(ch) > 0)
 			idle_since = 0;
 		if (atomic_load_explicit(&ch->stopping, memory_order_acquire))
 			break;
+		if (atomic_load_explicit(&ch->pollers, memory_order_relaxed)) {
+			/*
+			 * Another thread of ours waits on this channel (a caller): it pumps the
+			 * ring, answers what needs no handler, and bumps sev for requests only
+			 * this thread may run. Polling or watching the ring beside it would
+			 * only cost the peer a futex wake per message and us a wakeup: sleep on
+			 * sev, and look again every POLLER_RECHECK_NS since pollers leave
+			 * without waking us.
+			 */
+			smem__rpc_ws_init(&ws);
+			smem__rpc_ws_sev(&ws, ch, sv);
+			smem__rpc_ws_word(&ws, &ch->ctl->event, atomic_load(&ch->ctl->event));
+			smem__rpc_ws_peer(&ws, ch);
+			if (smem__rpc_may_run_queue(ch))
+				ws.ready = true;
+			smem__rpc_ws_sleep(&ws, ch, POLLER_RECHECK_NS);
+			idle_since = 0;
+			continue;
+		}
 		if (idle_since && (++spins & 7)) {
 			cpu_relax();	/* polling: the clock every 8th look only */
 			continue;

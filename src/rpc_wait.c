@@ -10,7 +10,10 @@
  * receive rings' data words (when nobody is pumping them), the peers' pidfds, and its
  * deadline. The ev protocol: the waker increments ev then reads ev_sleepers (seq_cst); the
  * waiter increments ev_sleepers then sleeps on (ev, snapshot), so either the waker sees a
- * sleeper or the futex sees a changed value.
+ * sleeper or the futex sees a changed value. A second word of the same kind, sev, is the
+ * service thread's alone (requests other threads queued for it, stopping): while a thread of
+ * the process waits on the channel itself (pollers > 0), the service thread sleeps on sev
+ * only, so that neither call completions nor the peer's commits wake it for nothing.
  */
 #include <limits.h>
 #include <poll.h>
@@ -19,12 +22,22 @@
 #include "ring_int.h"
 #include "rpc_int.h"
 
+static void bump(_Atomic uint32_t *word, _Atomic uint32_t *sleepers)
+{
+	/* seq_cst: pairs with the sleepers++ in ws_event() before the sleep. */
+	atomic_fetch_add(word, 1);
+	if (atomic_load(sleepers))
+		smem__futex_wake(word, INT_MAX);
+}
+
 void smem__rpc_ev_bump(struct smem_rpc *ch)
 {
-	/* seq_cst: pairs with ev_sleepers++ in smem__rpc_ws_ev() before the sleep. */
-	atomic_fetch_add(&ch->ev, 1);
-	if (atomic_load(&ch->ev_sleepers))
-		smem__futex_wake(&ch->ev, INT_MAX);
+	bump(&ch->ev, &ch->ev_sleepers);
+}
+
+void smem__rpc_sev_bump(struct smem_rpc *ch)
+{
+	bump(&ch->sev, &ch->sev_sleepers);
 }
 
 void smem__rpc_ws_init(struct smem__rpc_ws *ws)
@@ -44,14 +57,26 @@ void smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v)
 	ws->n++;
 }
 
-/* Sleep on the channel's event word, from snapshot @v. */
-void smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
+static void ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
+		     _Atomic uint32_t *sleepers, uint32_t v)
 {
 	if (ws->n >= SMEM__WAIT_MAX || ws->nev >= SMEM__WAIT_MAX)
 		return;
-	atomic_fetch_add(&ch->ev_sleepers, 1);	/* seq_cst: see smem__rpc_ev_bump() */
-	ws->evch[ws->nev++] = ch;
-	smem__rpc_ws_word(ws, &ch->ev, v);
+	atomic_fetch_add(sleepers, 1);	/* seq_cst: see bump() */
+	ws->evsl[ws->nev++] = sleepers;
+	smem__rpc_ws_word(ws, word, v);
+}
+
+/* Sleep on the channel's event word, from snapshot @v. */
+void smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
+{
+	ws_event(ws, &ch->ev, &ch->ev_sleepers, v);
+}
+
+/* Sleep on the service thread's event word, from snapshot @v. */
+void smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
+{
+	ws_event(ws, &ch->sev, &ch->sev_sleepers, v);
 }
 
 void smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
@@ -130,7 +155,7 @@ void smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint6
 	for (i = 0; i < ws->np; i++)
 		smem__ring_wait_done(ws->prep[i].r, ws->prep[i].wr);
 	for (i = 0; i < ws->nev; i++)
-		atomic_fetch_sub(&ws->evch[i]->ev_sleepers, 1);
+		atomic_fetch_sub(ws->evsl[i], 1);
 	/* A peer's pidfd fired: look at its liveness now. */
 	for (i = 0; i < ws->npid; i++)
 		if (ws->it[ws->pidbase[i]].fired)
