@@ -5,7 +5,8 @@
  * command line is ringbench's "rpc" mode, so it can move into tools/ringbench.c as a mode:
  *
  *   rpcbench rpc --size BYTES [--wait spin|block] [--inflight K] [--channels C]
- *                [--seconds S] [--node-size B] [--nodes N] [--no-baselines] [--json]
+ *                [--seconds S] [--node-size B] [--nodes N] [--service dispatch|thread]
+ *                [--no-baselines] [--json]
  *   rpcbench inproc --size BYTES [--iters N] [--node-size B] [--nodes N]
  *
  * The client (CPU 0) keeps K calls in flight spread over C channels, waiting for them with
@@ -14,6 +15,9 @@
  * Payloads are touched honestly: the client writes every byte of each request before its
  * call (a byte pattern that changes per call), the handler reads every byte and checks it
  * (a mismatch fails the call with -EBADMSG, which stops the run).
+ *
+ * --service thread measures the library's default instead: both ends open with a service
+ * thread (handlers run there; the client's waits in smem_rpc_wait as before).
  *
  * --no-baselines skips the futex and UNIX-socket runs (their fields are 0), so that
  * "perf stat -e task-clock" over the whole run counts the RPC's CPU time alone.
@@ -58,7 +62,7 @@ static size_t opt_size = 1024;
 static int opt_spin = 1, opt_inflight = 1, opt_channels = 1, opt_json;
 static double opt_seconds = 2.0;
 static long opt_node_size = -1, opt_nodes = -1, opt_iters = 200000;
-static int opt_inproc, opt_baselines = 1;
+static int opt_inproc, opt_baselines = 1, opt_thread;
 
 static void pin(int cpu)
 {
@@ -214,7 +218,8 @@ static int h_check(void *arg, const struct smem_rpc_request *req, struct smem_rp
 static int server(char names[][64], int go_fd)
 {
 	struct smem_rpc_opts o = {
-		.handler = h_check, .service = SMEM_RPC_SERVICE_DISPATCH,
+		.handler = h_check,
+		.service = opt_thread ? SMEM_RPC_SERVICE_THREAD : SMEM_RPC_SERVICE_DISPATCH,
 		.spin_ns = opt_spin ? 200000000u : SMEM_RPC_NO_SPIN,
 	};
 	struct smem_rpc *chs[MAX_CHANNELS];
@@ -227,8 +232,14 @@ static int server(char names[][64], int go_fd)
 	for (i = 0; i < opt_channels; i++)
 		if (smem_rpc_open(names[i], &o, &chs[i]))
 			return 2;
-	while ((rc = smem_rpc_serve(chs, (unsigned)opt_channels, 1000)) >= 0)
-		;
+	if (opt_thread) {
+		/* The service threads serve; wait for the client to finish (EOF). */
+		while (read(go_fd, &c, 1) > 0)
+			;
+	} else {
+		while ((rc = smem_rpc_serve(chs, (unsigned)opt_channels, 1000)) >= 0)
+			;
+	}
 	for (i = 0; i < opt_channels; i++)
 		smem_rpc_close(chs[i]);
 	return 0;
@@ -309,6 +320,8 @@ int main(int argc, char **argv)
 			opt_channels = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
 			opt_seconds = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--service") && i + 1 < argc)
+			opt_thread = !strcmp(argv[++i], "thread");
 		else if (!strcmp(argv[i], "--no-baselines"))
 			opt_baselines = 0;
 		else if (!strcmp(argv[i], "inproc"))
@@ -324,7 +337,8 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: rpcbench rpc --size BYTES [--wait spin|block] "
 					"[--inflight K] [--channels C] [--seconds S] [--node-size B]\n"
-					"               [--nodes N] [--no-baselines] [--json]\n"
+					"               [--nodes N] [--service dispatch|thread] "
+					"[--no-baselines] [--json]\n"
 					"       rpcbench inproc --size BYTES [--iters N] "
 					"[--node-size B] [--nodes N]\n");
 			return 2;
@@ -343,7 +357,8 @@ int main(int argc, char **argv)
 	if (opt_nodes >= 0)
 		o.node_count = (uint32_t)opt_nodes;
 	o.spin_ns = opt_spin ? 200000000u : SMEM_RPC_NO_SPIN;
-	o.service = SMEM_RPC_SERVICE_DISPATCH;	/* the client only calls: no thread needed */
+	/* The client only calls: no thread needed, unless the library's default is measured. */
+	o.service = opt_thread ? SMEM_RPC_SERVICE_THREAD : SMEM_RPC_SERVICE_DISPATCH;
 
 	if (opt_inproc)
 		return inproc(&o);
@@ -374,7 +389,6 @@ int main(int argc, char **argv)
 	}
 	if (write(go[1], "g", 1) != 1)
 		return 1;
-	close(go[1]);
 	req = calloc(1, opt_size + 1);
 	fill_request(req, opt_size, 0);
 	/* warm up (and wait for the server to attach) */
@@ -448,6 +462,7 @@ int main(int argc, char **argv)
 	node_count = smem_ring_node_count(smem__rpc_tx(chs[0]));
 	for (i = 0; i < opt_channels; i++)
 		smem_rpc_close(chs[i]);
+	close(go[1]);	/* --service thread: the server waits for this EOF */
 	waitpid(pid, NULL, 0);
 	{
 		double per_s = (double)done / secs;
@@ -455,13 +470,15 @@ int main(int argc, char **argv)
 		uint64_t p50 = pct(rtt, nrtt, 0.5), p99 = pct(rtt, nrtt, 0.99);
 
 		if (opt_json) {
-			printf("{\"mode\":\"rpc\",\"size\":%zu,\"wait\":\"%s\",\"inflight\":%d,"
+			printf("{\"mode\":\"rpc\",\"service\":\"%s\",\"size\":%zu,\"wait\":\"%s\","
+			       "\"inflight\":%d,"
 			       "\"channels\":%d,\"node_size\":%u,\"nodes\":%u,\"seconds\":%.2f,"
 			       "\"backend\":%d,\"msgs_per_s\":%.0f,"
 			       "\"rtt_ns_p50\":%llu,\"rtt_ns_p99\":%llu,\"enters_per_call\":%.4f,"
 			       "\"baseline_futex_rtt_ns_p50\":%llu,\"baseline_unix_rtt_ns_p50\":%llu,"
 			       "\"baseline_unix_msgs_per_s\":%.0f}\n",
-			       opt_size, opt_spin ? "spin" : "block", opt_inflight, opt_channels,
+			       opt_thread ? "thread" : "dispatch", opt_size, opt_spin ? "spin" : "block",
+			       opt_inflight, opt_channels,
 			       node_size, node_count, secs,
 			       (int)smem__wait_backend(), per_s, (unsigned long long)p50,
 			       (unsigned long long)p99, enters, (unsigned long long)futex_p50,
