@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's state, shared by its three files: broker_state.c (names, quotas, holds,
+ * connections), broker_request.c (one message in, one reply out) and broker_server.c (the
+ * event loop, accepting connections, and the request path without the loop). The design is
+ * described at the top of broker_server.c; the wire is in proto.h.
+ */
+#ifndef SMEM_BROKER_SERVER_H
+#define SMEM_BROKER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "broker.h"
+
+#define REQUIRED_SEALS		(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#define HASH_BUCKETS		4096u
+#define MAX_RX_FDS		8
+#define MAX_GROUPS		64
+#define DEFAULT_MAX_NAMES	4096u
+#define DEFAULT_MAX_BYTES	(64ull << 30)
+
+struct entry {
+	struct entry *hnext;		/* hash chain */
+	struct entry *prev, *next;	/* id order */
+	uint64_t id, size, ctime_ns;
+	uint32_t kind, mode, uid, gid, flags;
+	uint32_t holders;
+	int fd;				/* O_RDWR unless rw_lost */
+	int ro_fd;			/* O_RDONLY description, made on first read-only open; -1 */
+	bool rw_lost;			/* re-registered from a read-only fd that could not be reopened */
+	bool linked;			/* in the table (the name resolves to it) */
+	dev_t dev;
+	ino_t ino;
+	uint16_t name_len;
+	char name[SMEM_NAME_MAX + 1];
+};
+
+struct hold {
+	struct entry *e;
+	uint32_t count;
+};
+
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	int ngroups;
+	gid_t groups[MAX_GROUPS];
+	bool hello;
+	struct hold *holds;
+	size_t nholds, cap;
+};
+
+struct quota {
+	struct quota *next;
+	uid_t uid;
+	uint32_t names;
+	uint64_t bytes;
+};
+
+struct broker {
+	const struct smem__broker_config *cfg;
+	int epfd, lfd, sigfd;
+	struct conn *conns;
+	unsigned nconns;
+	struct entry *table[HASH_BUCKETS];
+	struct entry *first, *last;	/* id order, linked entries only */
+	unsigned nentries;
+	uint64_t next_id;
+	struct quota *quotas;
+	uint32_t max_names;
+	uint64_t max_bytes;
+	bool stop;
+	/* The request being handled and its reply. */
+	_Alignas(8) unsigned char rx[SMEM_PROTO_MAX_REQ];
+	_Alignas(8) unsigned char tx[SMEM_PROTO_MAX_REPLY];
+};
+
+/* ---- broker_state.c ---------------------------------------------------------------------- */
+
+/* Fill a zeroed @b for @cfg: limits from @cfg or the defaults, no fds yet (-1). */
+void smem__srv_init(struct broker *b, const struct smem__broker_config *cfg);
+/* The entry named @name (@len bytes, no NUL), or NULL. */
+struct entry *smem__srv_lookup(struct broker *b, const char *name, size_t len);
+/* @uid's quota record, made (zeroed) if @make and missing; NULL if none or out of memory. */
+struct quota *smem__srv_quota(struct broker *b, uid_t uid, bool make);
+/* Put @e in the table under its name and charge @q. */
+void smem__srv_link(struct broker *b, struct entry *e, struct quota *q);
+/* Take @e out of the table (the name no longer resolves) and give its quota back. */
+void smem__srv_unlink(struct broker *b, struct entry *e);
+/* One more hold of @c on @e. 0 or -ENOMEM. */
+int smem__srv_hold_add(struct conn *c, struct entry *e);
+/* Drop one hold of @c on the entry with @id. 0 or -ENOENT. */
+int smem__srv_hold_drop(struct broker *b, struct conn *c, uint64_t id);
+/* Add @c to the broker's connections. */
+void smem__srv_conn_link(struct broker *b, struct conn *c);
+/* Close @c, releasing every hold it had, and free it. */
+void smem__srv_conn_close(struct broker *b, struct conn *c);
+/* Close every connection (releasing its holds), then every name, then the broker's own fds. */
+void smem__srv_destroy(struct broker *b);
+
+/* ---- broker_request.c -------------------------------------------------------------------- */
+
+/*
+ * Read one message from @c and answer it. Returns true if there may be more to read: a
+ * message was handled and @c is still open (false also means @c may have been freed).
+ */
+bool smem__srv_handle(struct broker *b, struct conn *c, uint32_t events);
+
+#endif
