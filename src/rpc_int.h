@@ -225,8 +225,12 @@ struct smem_rpc {
 	/* The service thread's own event word: requests queued by other threads, stopping. */
 	_Atomic uint32_t sev;
 	_Atomic uint32_t sev_sleepers;
-	/* Threads inside a waiting loop on this channel (they pump its ring themselves). */
-	_Atomic unsigned pollers;
+	/*
+	 * Threads inside a waiting loop on this channel (they pump its ring themselves): the low
+	 * 16 bits count them, the high 16 bits count entries, so that a caller making call after
+	 * call is seen even between two calls.
+	 */
+	_Atomic uint32_t pollers;
 
 	pthread_t thread;
 	bool has_thread;
@@ -347,9 +351,12 @@ struct smem__rpc_ws {
 void smem__rpc_ev_bump(struct smem_rpc *ch);
 void smem__rpc_sev_bump(struct smem_rpc *ch);
 /* A thread enters / leaves a waiting loop on @ch (see smem__rpc_service_main()). */
+#define POLLERS_ACTIVE(w)	((w) & 0xffffu)
+#define POLLERS_ENTRIES(w)	((w) >> 16)
+
 static inline void smem__rpc_poll_enter(struct smem_rpc *ch)
 {
-	atomic_fetch_add_explicit(&ch->pollers, 1, memory_order_relaxed);	/* a hint */
+	atomic_fetch_add_explicit(&ch->pollers, 0x10001u, memory_order_relaxed);	/* a hint */
 }
 
 static inline void smem__rpc_poll_leave(struct smem_rpc *ch)

@@ -235,7 +235,7 @@ void *smem__rpc_service_main(void *arg)
 	uint64_t bound, idle_since = 0, now = 0;
 	struct smem__rpc_ws ws;
 	unsigned spins = 0;
-	uint32_t v, sv;
+	uint32_t v, sv, pw, entries = 0;
 
 	smem__rpc_tl_service = ch;	/* handlers (and nested calls) on this thread may serve ch */
 
@@ -246,19 +246,26 @@ void *smem__rpc_service_main(void *arg)
 			idle_since = 0;
 		if (atomic_load_explicit(&ch->stopping, memory_order_acquire))
 			break;
-		if (atomic_load_explicit(&ch->pollers, memory_order_relaxed)) {
+		pw = atomic_load_explicit(&ch->pollers, memory_order_relaxed);
+		if (POLLERS_ACTIVE(pw) || POLLERS_ENTRIES(pw) != entries) {
 			/*
-			 * Another thread of ours waits on this channel (a caller): it pumps the
-			 * ring, answers what needs no handler, and bumps sev for requests only
-			 * this thread may run. Polling or watching the ring beside it would
-			 * only cost the peer a futex wake per message and us a wakeup: sleep on
-			 * sev, and look again every POLLER_RECHECK_NS since pollers leave
-			 * without waking us.
+			 * Another thread of ours waits on this channel (a caller), or did within
+			 * the last POLLER_RECHECK_NS: it pumps the ring, answers what needs no
+			 * handler, and bumps sev for requests only this thread may run. Polling
+			 * or watching the ring beside it would cost the peer a futex wake per
+			 * message and us a wakeup (and, pinned to its core, time the caller
+			 * needs): sleep on sev, without spinning, for POLLER_RECHECK_NS at most,
+			 * since pollers leave without waking us. Between two of its calls
+			 * (none active), also watch the ring as usual, in case it was the last.
 			 */
+			entries = POLLERS_ENTRIES(pw);
 			smem__rpc_ws_init(&ws);
 			smem__rpc_ws_sev(&ws, ch, sv);
+			if (!POLLERS_ACTIVE(pw))
+				(void)smem__rpc_ws_channel(&ws, ch, v);
+			else
+				smem__rpc_ws_peer(&ws, ch);
 			smem__rpc_ws_word(&ws, &ch->ctl->event, atomic_load(&ch->ctl->event));
-			smem__rpc_ws_peer(&ws, ch);
 			if (smem__rpc_may_run_queue(ch))
 				ws.ready = true;
 			smem__rpc_ws_sleep(&ws, ch, POLLER_RECHECK_NS);

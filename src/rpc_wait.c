@@ -12,8 +12,8 @@
  * waiter increments ev_sleepers then sleeps on (ev, snapshot), so either the waker sees a
  * sleeper or the futex sees a changed value. A second word of the same kind, sev, is the
  * service thread's alone (requests other threads queued for it, stopping): while a thread of
- * the process waits on the channel itself (pollers > 0), the service thread sleeps on sev
- * only, so that neither call completions nor the peer's commits wake it for nothing.
+ * the process waits on the channel itself (pollers), the service thread sleeps on sev only,
+ * so that neither call completions nor the peer's commits wake it for nothing.
  */
 #include <limits.h>
 #include <poll.h>
