@@ -70,71 +70,18 @@
  * any copy; sequence differences outside the possible ones, and node states more than a lap
  * ahead of the cursors, are corruption: -EPROTO and the ring-wide corruptions counter. A node whose
  * length is corrupt is consumed (released) so the ring keeps flowing.
+ *
+ * FILES. This file holds the protocol: claims, commits, releases, recovery and the ring's own
+ * waits. ring_wait.c: waiting from outside (the contract with rpc.c, the eventfd bridge);
+ * ring_open.c: create, open, close, fork and the accessors; ring_priv.h: what they share.
  */
 #include <limits.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
-#include "ring_int.h"
+#include "ring_priv.h"
 
 #define STUCK_NS	2000000ull	/* a claim unchanged this long gets a liveness check */
-#define RECHECK_NS	((uint64_t)SMEM__RING_RECHECK_MS * 1000000ull)
-#define IDLE_SLEEP_NS	50000000ull	/* longest sleep: notices peers dying while holding */
 #define MAX_TRIES	(1u << 16)	/* CAS retries in one attempt before reporting "busy" */
-
-enum { SLOT_NONE = 0, SLOT_WRITE = 0x5752u, SLOT_READ = 0x5244u };
-
-/* A claim by somebody else that blocks us, and what to do if its owner is dead. */
-struct obs {
-	bool held;
-	bool drop;		/* fix drops a writer's message (else frees a reader's node) */
-	uint64_t pos;		/* position whose node we looked at */
-	uint64_t state;		/* what we saw */
-	uint64_t fix;		/* state to install if the owner is dead */
-};
-
-/* Last claim seen blocking this handle, per direction (racy between threads: harmless). */
-struct stuck {
-	_Atomic uint64_t state;
-	_Atomic uint64_t pos;
-	_Atomic uint64_t since;
-};
-
-struct smem_ring {
-	struct smem_region *reg;
-	struct smem_ring_shm *shm;
-	struct smem_ring_node *nodes;
-	unsigned char *data;
-	_Atomic uint32_t *shutdown;	/* the region header's shutdown word */
-	/* private copies of the geometry, validated once */
-	uint32_t n, size, stride;
-	uint64_t mask;			/* n - 1 when n is a power of two, else 0 */
-	uint32_t id;			/* our owner id (a forked child takes its own, see fork) */
-	_Atomic unsigned fork_gen;	/* the process generation id belongs to */
-	_Atomic uint32_t spin_ns;
-	struct stuck wstuck, rstuck;
-	_Atomic uint64_t written, nread, full_waits, empty_waits, sleeps, wakes;
-	/* the eventfd bridge (smem_ring_fd) */
-	pthread_mutex_t fd_lock;
-	int efd;
-	bool bridge_on;
-	pid_t bridge_pid;		/* the process the bridge thread runs in */
-	_Atomic bool bridge_stop;
-	pthread_t bridge;
-};
-
-struct op {
-	bool write;
-	bool peek;		/* read: only report the next length */
-	size_t cap;		/* read: -EMSGSIZE above this, nothing consumed */
-	uint64_t pos;		/* out: the position claimed */
-	uint32_t idx;		/* out: its node (pos % node_count, computed once) */
-	ssize_t len;		/* out (peek): the length */
-};
 
 static inline void cpu_relax(void)
 {
@@ -143,47 +90,6 @@ static inline void cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
-}
-
-static inline uint64_t mkst(uint64_t seq, uint32_t owner)
-{
-	return (uint64_t)(uint32_t)seq << 32 | owner;
-}
-
-static inline uint32_t st_seq(uint64_t s)
-{
-	return (uint32_t)(s >> 32);
-}
-
-static inline uint32_t st_owner(uint64_t s)
-{
-	return (uint32_t)s;
-}
-
-static inline uint32_t idx_of(const struct smem_ring *r, uint64_t pos)
-{
-	return (uint32_t)(r->mask ? pos & r->mask : pos % r->n);
-}
-
-static inline struct smem_ring_node *node_at(const struct smem_ring *r, uint64_t pos)
-{
-	return &r->nodes[idx_of(r, pos)];
-}
-
-static inline unsigned char *payload(const struct smem_ring *r, uint32_t idx)
-{
-	return r->data + (size_t)idx * r->stride;
-}
-
-static inline void stat_inc(_Atomic uint64_t *c)
-{
-	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
-
-static inline bool is_shutdown(const struct smem_ring *r)
-{
-	/* Acquire: pairs with the release store of the owner's close. */
-	return atomic_load_explicit(r->shutdown, memory_order_acquire) != 0;
 }
 
 static int corrupt(struct smem_ring *r)
@@ -212,76 +118,6 @@ static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
 	atomic_fetch_add_explicit(seq, 1, memory_order_release);
 	smem__futex_wake(seq, INT_MAX);
 	stat_inc(&r->wakes);
-}
-
-/* ---- fork ------------------------------------------------------------------------------ */
-
-/*
- * A forked child inherits the handle but not its participation: live.c's atfork handler drops
- * the child's copy of the liveness description. Claiming with the parent's owner id would let
- * others "recover" the child's live claims once the parent's handle goes away (a torn or lost
- * message), and keep a dead child's claims looking alive while the parent lives (a wedged
- * ring). So before its first claim, a child joins under an id of its own, as lock.c does.
- */
-static pthread_mutex_t fork_mutex = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic unsigned fork_gen;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void atfork_prepare(void)
-{
-	pthread_mutex_lock(&fork_mutex);
-}
-
-static void atfork_parent(void)
-{
-	pthread_mutex_unlock(&fork_mutex);
-}
-
-static void atfork_child(void)
-{
-	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&fork_mutex);
-}
-
-/*
- * Registered on first attach, so after live.c's constructor: our prepare handler runs first,
- * and fork_mutex is taken before live.c's joined_lock, the order rejoin() takes them in.
- */
-static void atfork_register(void)
-{
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
-
-static int __attribute__((noinline)) rejoin(struct smem_ring *r, unsigned gen)
-{
-	int err = 0;
-
-	pthread_mutex_lock(&fork_mutex);
-	if (atomic_load_explicit(&r->fork_gen, memory_order_relaxed) != gen) {
-		smem__live_leave(r->reg);	/* no-op: the atfork handler did it */
-		err = smem__live_join(r->reg);
-		if (!err) {
-			r->id = r->reg->live_id;
-			/* The parent's bridge thread does not exist here; smem_ring_fd starts ours. */
-			r->bridge_on = false;
-			pthread_mutex_init(&r->fd_lock, NULL);	/* a parent thread may have held it */
-			/* Release: pairs with the acquire in check_fork(); r->id is visible. */
-			atomic_store_explicit(&r->fork_gen, gen, memory_order_release);
-		}
-	}
-	pthread_mutex_unlock(&fork_mutex);
-	return err;
-}
-
-/* 0, or the error of joining under an id of our own in a forked child (-EUSERS). */
-static inline int check_fork(struct smem_ring *r)
-{
-	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
-
-	/* Acquire: pairs with the release in rejoin(), so r->id is the one for this process. */
-	if (smem__likely(atomic_load_explicit(&r->fork_gen, memory_order_acquire) == gen))
-		return 0;
-	return rejoin(r, gen);
 }
 
 /* ---- one attempt, never a system call ------------------------------------------------ */
@@ -548,11 +384,7 @@ static int wait_op(struct smem_ring *r, struct op *op, int timeout_ms)
 		uint64_t rem, cap;
 		uint32_t v;
 
-		atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-		/* Pairs with the seq_cst state CAS + waiters load of committers/releasers. */
-		atomic_thread_fence(memory_order_seq_cst);
-		/* Acquire: the ring re-check below cannot move before this load. */
-		v = atomic_load_explicit(seqw, memory_order_acquire);
+		v = smem__ring_announce(waiters, seqw);
 		ret = try_op(r, op, &ob);
 		if (ret == -EAGAIN && ob.held && stuck_recover(r, st, &ob))
 			ret = try_op(r, op, &ob);
@@ -587,7 +419,7 @@ static int commit_at(struct smem_ring *r, uint64_t pos, uint32_t idx, uint32_t l
 	/*
 	 * seq_cst: the release half pairs with the readers' acquire load of the state (len and
 	 * payload visible); the full barrier orders it before the data_waiters load (Dekker with
-	 * the waiter's fetch_add + fence in wait_op).
+	 * the waiter's fetch_add + fence in smem__ring_announce()).
 	 */
 	if (!atomic_compare_exchange_strong_explicit(&nd->state, &e, mkst(pos + 1, 0),
 						     memory_order_seq_cst, memory_order_relaxed))
@@ -780,358 +612,19 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot)
 	return ret;
 }
 
-uint32_t smem_ring_node_count(const struct smem_ring *r)
+/* ---- for ring_wait.c and ring_open.c (ring_priv.h) ---------------------------------------- */
+
+int smem__ring_try(struct smem_ring *r, struct op *op, struct obs *ob)
 {
-	return r ? r->n : 0;
+	return try_op(r, op, ob);
 }
 
-uint32_t smem_ring_node_size(const struct smem_ring *r)
+bool smem__ring_recover(struct smem_ring *r, struct stuck *st, const struct obs *ob)
 {
-	return r ? r->size : 0;
+	return stuck_recover(r, st, ob);
 }
 
-void smem_ring_set_spin(struct smem_ring *r, uint32_t spin_ns)
+void smem__ring_wake(struct smem_ring *r, _Atomic uint32_t *seq)
 {
-	if (r)
-		atomic_store_explicit(&r->spin_ns, spin_ns, memory_order_relaxed);
-}
-
-int smem_ring_stats(const struct smem_ring *r, struct smem_ring_stats *out)
-{
-	struct smem_ring_stats s;
-
-	if (!r || !out)
-		return -EINVAL;
-	memset(&s, 0, sizeof(s));
-	s.written = atomic_load_explicit(&r->written, memory_order_relaxed);
-	s.read = atomic_load_explicit(&r->nread, memory_order_relaxed);
-	s.full_waits = atomic_load_explicit(&r->full_waits, memory_order_relaxed);
-	s.empty_waits = atomic_load_explicit(&r->empty_waits, memory_order_relaxed);
-	s.sleeps = atomic_load_explicit(&r->sleeps, memory_order_relaxed);
-	s.wakes = atomic_load_explicit(&r->wakes, memory_order_relaxed);
-	s.drops_recovered = atomic_load_explicit(&r->shm->drops_recovered, memory_order_relaxed);
-	s.nodes_reclaimed = atomic_load_explicit(&r->shm->nodes_reclaimed, memory_order_relaxed);
-	s.corruptions = atomic_load_explicit(&r->shm->corruptions, memory_order_relaxed);
-	*out = s;
-	return 0;
-}
-
-/* ---- the internal contract (ring_int.h) ------------------------------------------------- */
-
-int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
-			    uint32_t *val)
-{
-	struct smem_ring_shm *shm = r->shm;
-	_Atomic uint32_t *seqw = for_write ? &shm->room_seq : &shm->data_seq;
-	_Atomic uint32_t *waiters = for_write ? &shm->room_waiters : &shm->data_waiters;
-	struct op op = { .write = for_write, .peek = true };
-	struct obs ob;
-	uint32_t v;
-	int ret;
-
-	if (is_shutdown(r))
-		return -ESHUTDOWN;
-	ret = check_fork(r);
-	if (ret)
-		return ret;	/* the caller's operation reports it */
-	atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-	/* As in wait_op: pairs with the committers' seq_cst CAS + waiters load. */
-	atomic_thread_fence(memory_order_seq_cst);
-	v = atomic_load_explicit(seqw, memory_order_acquire);
-	ret = try_op(r, &op, &ob);
-	/* A recovered node may have made the condition true: look again rather than sleep. */
-	if (ret == -EAGAIN && ob.held &&
-	    stuck_recover(r, for_write ? &r->wstuck : &r->rstuck, &ob))
-		ret = 0;
-	if (ret != -EAGAIN || is_shutdown(r)) {
-		atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
-		/* -EPROTO and the like: something is there; the caller's read reports it. */
-		return ret == -EAGAIN ? -ESHUTDOWN : -EAGAIN;
-	}
-	*word = seqw;
-	*val = v;
-	return 0;
-}
-
-void smem__ring_wait_done(struct smem_ring *r, bool for_write)
-{
-	struct smem_ring_shm *shm = r->shm;
-
-	atomic_fetch_sub_explicit(for_write ? &shm->room_waiters : &shm->data_waiters, 1,
-				  memory_order_relaxed);
-	stat_inc(&r->sleeps);
-}
-
-struct smem_region *smem__ring_region(const struct smem_ring *r)
-{
-	return r->reg;
-}
-
-struct smem_ring_shm *smem__ring_shm(const struct smem_ring *r)
-{
-	return r->shm;
-}
-
-uint32_t smem__ring_owner_id(const struct smem_ring *r)
-{
-	return r->id;
-}
-
-/* ---- the eventfd bridge ------------------------------------------------------------------ */
-
-/*
- * smem_ring_fd() starts this thread on first use; until then the ring pays nothing for it.
- * It sleeps on the ring's data event count like any reader (so committers wake it only while
- * it sleeps) and writes the eventfd when a message is available that it has not signalled
- * yet (the tail moved since the last signal): edge-triggered, one signal per batch of
- * arrivals. It never consumes anything. Stopped by smem_ring_close().
- */
-static void *bridge_main(void *arg)
-{
-	struct smem_ring *r = arg;
-	struct smem_ring_shm *shm = r->shm;
-	uint64_t last_tail = UINT64_MAX, one = 1, tail;
-	bool shut_signalled = false;
-
-	/* Acquire: pairs with the release store of close. */
-	while (!atomic_load_explicit(&r->bridge_stop, memory_order_acquire)) {
-		struct op op = { .peek = true };
-		struct obs ob;
-		uint32_t v;
-		int ret;
-
-		atomic_fetch_add_explicit(&shm->data_waiters, 1, memory_order_seq_cst);
-		/* As in wait_op: pairs with the committers' seq_cst CAS + waiters load. */
-		atomic_thread_fence(memory_order_seq_cst);
-		v = atomic_load_explicit(&shm->data_seq, memory_order_acquire);
-		tail = atomic_load_explicit(&shm->tail, memory_order_acquire);
-		ret = try_read(r, &op, &ob);
-		if (ret == -EAGAIN && ob.held)
-			stuck_recover(r, &r->rstuck, &ob);
-		if ((ret != -EAGAIN && tail != last_tail) || (is_shutdown(r) && !shut_signalled)) {
-			if (write(r->efd, &one, sizeof(one)) < 0) {
-				/* EAGAIN: the counter is at its maximum, readable anyway. */
-			}
-			last_tail = tail;
-			shut_signalled = is_shutdown(r);
-		}
-		smem__futex_wait(&shm->data_seq, v, ob.held ? RECHECK_NS : IDLE_SLEEP_NS);
-		atomic_fetch_sub_explicit(&shm->data_waiters, 1, memory_order_relaxed);
-	}
-	return NULL;
-}
-
-int smem_ring_fd(struct smem_ring *r)
-{
-	sigset_t all, old;
-	int ret;
-
-	if (!r)
-		return -EINVAL;
-	ret = check_fork(r);
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&r->fd_lock);
-	if (!r->bridge_on) {
-		/* In a forked child, the inherited eventfd (shared with the parent) is kept. */
-		if (r->efd < 0)
-			r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (r->efd < 0) {
-			ret = -errno;
-			pthread_mutex_unlock(&r->fd_lock);
-			return ret;
-		}
-		/* The bridge takes no signals: they belong to the application's threads. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		ret = pthread_create(&r->bridge, NULL, bridge_main, r);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (ret) {
-			close(r->efd);
-			r->efd = -1;
-			pthread_mutex_unlock(&r->fd_lock);
-			return -ret;
-		}
-		r->bridge_on = true;
-		r->bridge_pid = getpid();
-	}
-	ret = r->efd;
-	pthread_mutex_unlock(&r->fd_lock);
-	return ret;
-}
-
-/* ---- create, open, close ------------------------------------------------------------------ */
-
-size_t smem__ring_obj_size(uint32_t node_count, uint32_t node_size)
-{
-	uint64_t stride;
-
-	if (node_count < 2 || node_count > SMEM_RING_MAX_NODES || node_size == 0 ||
-	    node_size > SMEM_RING_MAX_NODE_SIZE)
-		return 0;
-	stride = ((uint64_t)node_size + 63) & ~63ull;
-	/* At most 512 + 2^30 + 2^24 * 2^32: no overflow in 64 bits. */
-	return (size_t)(SMEM_RING_HDR_SIZE + (uint64_t)SMEM_RING_NODE_SIZE * node_count +
-			stride * node_count);
-}
-
-int smem__ring_format(void *obj, size_t obj_size, uint32_t node_count, uint32_t node_size)
-{
-	struct smem_ring_shm *shm = obj;
-	struct smem_ring_node *nodes;
-	size_t need = smem__ring_obj_size(node_count, node_size);
-	uint32_t i;
-
-	if (!need || obj_size < need)
-		return -EINVAL;
-	shm->magic = SMEM_RING_MAGIC;
-	shm->version = SMEM_RING_VERSION;
-	shm->node_count = node_count;
-	shm->node_size = node_size;
-	shm->node_stride = (node_size + 63) & ~63u;
-	shm->nodes_off = SMEM_RING_HDR_SIZE;
-	shm->data_off = SMEM_RING_HDR_SIZE + (uint64_t)SMEM_RING_NODE_SIZE * node_count;
-	shm->obj_size = need;
-	atomic_store_explicit(&shm->tail, 0, memory_order_relaxed);
-	atomic_store_explicit(&shm->head, 0, memory_order_relaxed);
-	nodes = (struct smem_ring_node *)((char *)obj + SMEM_RING_HDR_SIZE);
-	/* Node i waits for position i. Published by the region's release of its magic. */
-	for (i = 0; i < node_count; i++)
-		atomic_store_explicit(&nodes[i].state, mkst(i, 0), memory_order_relaxed);
-	return 0;
-}
-
-int smem__ring_attach(struct smem_region *reg, struct smem_ring **ret)
-{
-	struct smem_ring_shm geo, *shm;
-	struct smem_ring *r;
-	size_t need;
-	int err;
-
-	if (!reg || !ret || reg->rdonly)
-		return -EINVAL;
-	if (reg->obj_size < SMEM_RING_HDR_SIZE)
-		return -EPROTO;
-	shm = reg->obj;
-	/* One private copy of the geometry line; the shared one is never used for bounds. */
-	memcpy(&geo, shm, 64);
-	need = smem__ring_obj_size(geo.node_count, geo.node_size);
-	if (geo.magic != SMEM_RING_MAGIC || geo.version != SMEM_RING_VERSION || !need ||
-	    geo.node_stride != ((geo.node_size + 63) & ~63u) ||
-	    geo.nodes_off != SMEM_RING_HDR_SIZE ||
-	    geo.data_off != SMEM_RING_HDR_SIZE + (uint64_t)SMEM_RING_NODE_SIZE * geo.node_count ||
-	    geo.obj_size != need || need > reg->obj_size)
-		return -EPROTO;
-
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	err = smem__live_join(reg);
-	if (err) {
-		free(r);
-		return err;
-	}
-	r->reg = reg;
-	r->shm = shm;
-	r->n = geo.node_count;
-	r->size = geo.node_size;
-	r->stride = geo.node_stride;
-	r->mask = (r->n & (r->n - 1)) == 0 ? r->n - 1 : 0;
-	r->nodes = (struct smem_ring_node *)((char *)reg->obj + SMEM_RING_HDR_SIZE);
-	r->data = (unsigned char *)reg->obj + geo.data_off;
-	r->shutdown = &reg->hdr->shutdown;
-	r->id = reg->live_id;
-	r->efd = -1;
-	pthread_once(&atfork_once, atfork_register);
-	atomic_store_explicit(&r->fork_gen, atomic_load_explicit(&fork_gen, memory_order_relaxed),
-			      memory_order_relaxed);
-	atomic_store_explicit(&r->spin_ns, SMEM_RING_SPIN_DEFAULT_NS, memory_order_relaxed);
-	pthread_mutex_init(&r->fd_lock, NULL);
-	*ret = r;
-	return 0;
-}
-
-struct geom {
-	uint32_t count, size;
-};
-
-static int ring_init(void *obj, size_t obj_size, void *arg)
-{
-	const struct geom *g = arg;
-
-	return smem__ring_format(obj, obj_size, g->count, g->size);
-}
-
-int smem_ring_create(const char *name, uint32_t node_count, uint32_t node_size,
-		     const struct smem_opts *opts, struct smem_ring **ret)
-{
-	struct geom g = { node_count, node_size };
-	struct smem_region *reg;
-	size_t size;
-	int err;
-
-	err = smem__name_check(name);
-	if (err)
-		return err;
-	size = smem__ring_obj_size(node_count, node_size);
-	if (!ret || !size || (opts && (opts->flags & SMEM_RDONLY)))
-		return -EINVAL;
-	err = smem__region_create(name, SMEM_KIND_RING, size, ring_init, &g, opts, &reg);
-	if (err)
-		return err;
-	err = smem__ring_attach(reg, ret);
-	if (err)
-		smem_region_close(reg);
-	return err;
-}
-
-int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_ring **ret)
-{
-	struct smem_region *reg;
-	int err;
-
-	err = smem__name_check(name);
-	if (err)
-		return err;
-	/* A ring participant writes node states: there is no read-only ring handle. */
-	if (!ret || (opts && (opts->flags & SMEM_RDONLY)))
-		return -EINVAL;
-	err = smem__region_open(name, SMEM_KIND_RING, opts, &reg);
-	if (err)
-		return err;
-	err = smem__ring_attach(reg, ret);
-	if (err)
-		smem_region_close(reg);
-	return err;
-}
-
-void smem_ring_close(struct smem_ring *r)
-{
-	pid_t me;
-
-	if (!r)
-		return;
-	/*
-	 * A forked child closing the handle it inherited: the bridge thread runs in the parent
-	 * only (joining its stale copy would be undefined), and the owner is the parent, so the
-	 * child's close is not the owner going away (as smem_region_close decides).
-	 */
-	me = getpid();
-	if (r->bridge_on && r->bridge_pid == me) {
-		/* Release: pairs with the bridge's acquire load. */
-		atomic_store_explicit(&r->bridge_stop, true, memory_order_release);
-		wake(r, &r->shm->data_seq);
-		pthread_join(r->bridge, NULL);
-	}
-	if (r->efd >= 0)
-		close(r->efd);
-	if (r->reg->owner && r->reg->pid == me) {
-		/* Release: pairs with is_shutdown(); then every waiter wakes and sees it. */
-		atomic_store_explicit(r->shutdown, 1, memory_order_release);
-		wake(r, &r->shm->data_seq);
-		wake(r, &r->shm->room_seq);
-	}
-	pthread_mutex_destroy(&r->fd_lock);
-	smem_region_close(r->reg);	/* leaves our participant slot: claims we hold are dead */
-	free(r);
+	wake(r, seq);
 }

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the ring's own files share: the private handle, the claim-state helpers and the fork
+ * check. ring.c holds the protocol (its block comment is the reference for everything here),
+ * ring_wait.c waiting from outside the ring's calls (the contract with rpc, the eventfd
+ * bridge), ring_open.c the handle's life (create, open, close, fork) and its accessors.
+ * The shared layout and the contract with other modules are in ring_int.h.
+ */
+#ifndef SMEM_RING_PRIV_H
+#define SMEM_RING_PRIV_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "ring_int.h"
+
+#define RECHECK_NS	((uint64_t)SMEM__RING_RECHECK_MS * 1000000ull)
+#define IDLE_SLEEP_NS	50000000ull	/* longest sleep: notices peers dying while holding */
+
+enum { SLOT_NONE = 0, SLOT_WRITE = 0x5752u, SLOT_READ = 0x5244u };
+
+/* A claim by somebody else that blocks us, and what to do if its owner is dead. */
+struct obs {
+	bool held;
+	bool drop;		/* fix drops a writer's message (else frees a reader's node) */
+	uint64_t pos;		/* position whose node we looked at */
+	uint64_t state;		/* what we saw */
+	uint64_t fix;		/* state to install if the owner is dead */
+};
+
+/* Last claim seen blocking this handle, per direction (racy between threads: harmless). */
+struct stuck {
+	_Atomic uint64_t state;
+	_Atomic uint64_t pos;
+	_Atomic uint64_t since;
+};
+
+struct smem_ring {
+	struct smem_region *reg;
+	struct smem_ring_shm *shm;
+	struct smem_ring_node *nodes;
+	unsigned char *data;
+	_Atomic uint32_t *shutdown;	/* the region header's shutdown word */
+	/* private copies of the geometry, validated once */
+	uint32_t n, size, stride;
+	uint64_t mask;			/* n - 1 when n is a power of two, else 0 */
+	uint32_t id;			/* our owner id (a forked child takes its own, see fork) */
+	_Atomic unsigned fork_gen;	/* the process generation id belongs to */
+	_Atomic uint32_t spin_ns;
+	struct stuck wstuck, rstuck;
+	_Atomic uint64_t written, nread, full_waits, empty_waits, sleeps, wakes;
+	/* the eventfd bridge (smem_ring_fd) */
+	pthread_mutex_t fd_lock;
+	int efd;
+	bool bridge_on;
+	pid_t bridge_pid;		/* the process the bridge thread runs in */
+	_Atomic bool bridge_stop;
+	pthread_t bridge;
+};
+
+struct op {
+	bool write;
+	bool peek;		/* read: only report the next length */
+	size_t cap;		/* read: -EMSGSIZE above this, nothing consumed */
+	uint64_t pos;		/* out: the position claimed */
+	uint32_t idx;		/* out: its node (pos % node_count, computed once) */
+	ssize_t len;		/* out (peek): the length */
+};
+
+static inline uint64_t mkst(uint64_t seq, uint32_t owner)
+{
+	return (uint64_t)(uint32_t)seq << 32 | owner;
+}
+
+static inline uint32_t st_seq(uint64_t s)
+{
+	return (uint32_t)(s >> 32);
+}
+
+static inline uint32_t st_owner(uint64_t s)
+{
+	return (uint32_t)s;
+}
+
+static inline uint32_t idx_of(const struct smem_ring *r, uint64_t pos)
+{
+	return (uint32_t)(r->mask ? pos & r->mask : pos % r->n);
+}
+
+static inline struct smem_ring_node *node_at(const struct smem_ring *r, uint64_t pos)
+{
+	return &r->nodes[idx_of(r, pos)];
+}
+
+static inline unsigned char *payload(const struct smem_ring *r, uint32_t idx)
+{
+	return r->data + (size_t)idx * r->stride;
+}
+
+static inline void stat_inc(_Atomic uint64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static inline bool is_shutdown(const struct smem_ring *r)
+{
+	/* Acquire: pairs with the release store of the owner's close. */
+	return atomic_load_explicit(r->shutdown, memory_order_acquire) != 0;
+}
+
+/* ---- fork (ring_open.c) ------------------------------------------------------------------ */
+
+/* Bumped in every forked child: a handle made in another generation must rejoin. */
+extern _Atomic unsigned smem__ring_fork_gen;
+/* Join under an id of our own in a forked child (generation @gen). 0 or -EUSERS. */
+int smem__ring_rejoin(struct smem_ring *r, unsigned gen);
+
+/* 0, or the error of joining under an id of our own in a forked child (-EUSERS). */
+static inline int check_fork(struct smem_ring *r)
+{
+	unsigned gen = atomic_load_explicit(&smem__ring_fork_gen, memory_order_relaxed);
+
+	/* Acquire: pairs with the release in smem__ring_rejoin(): r->id is this process's. */
+	if (smem__likely(atomic_load_explicit(&r->fork_gen, memory_order_acquire) == gen))
+		return 0;
+	return smem__ring_rejoin(r, gen);
+}
+
+/* ---- the protocol (ring.c), for ring_wait.c and ring_open.c ----------------------------- */
+
+/* One attempt at @op, never a system call: 0, -EAGAIN (with *ob telling who blocks), -EPROTO. */
+int smem__ring_try(struct smem_ring *r, struct op *op, struct obs *ob);
+/* Recover the claim in *ob if its owner has been dead a while; true when the node changed. */
+bool smem__ring_recover(struct smem_ring *r, struct stuck *st, const struct obs *ob);
+/* Bump the event count @seq and wake its sleepers. */
+void smem__ring_wake(struct smem_ring *r, _Atomic uint32_t *seq);
+
+/*
+ * A waiter announces itself on @waiters and returns the value of @seqw to sleep on; the ring
+ * is re-checked after this (the WAITING part of the protocol).
+ */
+static inline uint32_t smem__ring_announce(_Atomic uint32_t *waiters, _Atomic uint32_t *seqw)
+{
+	atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
+	/* Pairs with the seq_cst state CAS + waiters load of committers/releasers. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/*
+	 * Acquire: pairs with wake()'s release bump, and the ring re-check after this cannot
+	 * move before the load.
+	 */
+	return atomic_load_explicit(seqw, memory_order_acquire);
+}
+
+#endif

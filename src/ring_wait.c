@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Waiting on a ring from outside its own calls: the wait_prepare/wait_done contract that lets
+ * rpc.c sleep on a ring's event count in io_uring or futex_waitv, and the eventfd bridge
+ * thread behind smem_ring_fd(). Both follow the WAITING part of the protocol at the top of
+ * ring.c; see ring_priv.h for the other ring files.
+ */
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ring_priv.h"
+
+int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
+			    uint32_t *val)
+{
+	struct smem_ring_shm *shm = r->shm;
+	_Atomic uint32_t *seqw = for_write ? &shm->room_seq : &shm->data_seq;
+	_Atomic uint32_t *waiters = for_write ? &shm->room_waiters : &shm->data_waiters;
+	struct op op = { .write = for_write, .peek = true };
+	struct obs ob;
+	uint32_t v;
+	int ret;
+
+	if (is_shutdown(r))
+		return -ESHUTDOWN;
+	ret = check_fork(r);
+	if (ret)
+		return ret;	/* the caller's operation reports it */
+	v = smem__ring_announce(waiters, seqw);
+	ret = smem__ring_try(r, &op, &ob);
+	/* A recovered node may have made the condition true: look again rather than sleep. */
+	if (ret == -EAGAIN && ob.held &&
+	    smem__ring_recover(r, for_write ? &r->wstuck : &r->rstuck, &ob))
+		ret = 0;
+	if (ret != -EAGAIN || is_shutdown(r)) {
+		atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
+		/* -EPROTO and the like: something is there; the caller's read reports it. */
+		return ret == -EAGAIN ? -ESHUTDOWN : -EAGAIN;
+	}
+	*word = seqw;
+	*val = v;
+	return 0;
+}
+
+void smem__ring_wait_done(struct smem_ring *r, bool for_write)
+{
+	struct smem_ring_shm *shm = r->shm;
+
+	atomic_fetch_sub_explicit(for_write ? &shm->room_waiters : &shm->data_waiters, 1,
+				  memory_order_relaxed);
+	stat_inc(&r->sleeps);
+}
+
+/* ---- the eventfd bridge ------------------------------------------------------------------ */
+
+/*
+ * smem_ring_fd() starts this thread on first use; until then the ring pays nothing for it.
+ * It sleeps on the ring's data event count like any reader (so committers wake it only while
+ * it sleeps) and writes the eventfd when a message is available that it has not signalled
+ * yet (the tail moved since the last signal): edge-triggered, one signal per batch of
+ * arrivals. It never consumes anything. Stopped by smem_ring_close().
+ */
+static void *bridge_main(void *arg)
+{
+	struct smem_ring *r = arg;
+	struct smem_ring_shm *shm = r->shm;
+	uint64_t last_tail = UINT64_MAX, one = 1, tail;
+	bool shut_signalled = false;
+
+	/* Acquire: pairs with the release store of close. */
+	while (!atomic_load_explicit(&r->bridge_stop, memory_order_acquire)) {
+		struct op op = { .peek = true };
+		struct obs ob;
+		uint32_t v;
+		int ret;
+
+		v = smem__ring_announce(&shm->data_waiters, &shm->data_seq);
+		tail = atomic_load_explicit(&shm->tail, memory_order_acquire);
+		ret = smem__ring_try(r, &op, &ob);
+		if (ret == -EAGAIN && ob.held)
+			smem__ring_recover(r, &r->rstuck, &ob);
+		if ((ret != -EAGAIN && tail != last_tail) || (is_shutdown(r) && !shut_signalled)) {
+			if (write(r->efd, &one, sizeof(one)) < 0) {
+				/* EAGAIN: the counter is at its maximum, readable anyway. */
+			}
+			last_tail = tail;
+			shut_signalled = is_shutdown(r);
+		}
+		smem__futex_wait(&shm->data_seq, v, ob.held ? RECHECK_NS : IDLE_SLEEP_NS);
+		atomic_fetch_sub_explicit(&shm->data_waiters, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+int smem_ring_fd(struct smem_ring *r)
+{
+	sigset_t all, old;
+	int ret;
+
+	if (!r)
+		return -EINVAL;
+	ret = check_fork(r);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&r->fd_lock);
+	if (!r->bridge_on) {
+		/* In a forked child, the inherited eventfd (shared with the parent) is kept. */
+		if (r->efd < 0)
+			r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (r->efd < 0) {
+			ret = -errno;
+			pthread_mutex_unlock(&r->fd_lock);
+			return ret;
+		}
+		/* The bridge takes no signals: they belong to the application's threads. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		ret = pthread_create(&r->bridge, NULL, bridge_main, r);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (ret) {
+			close(r->efd);
+			r->efd = -1;
+			pthread_mutex_unlock(&r->fd_lock);
+			return -ret;
+		}
+		r->bridge_on = true;
+		r->bridge_pid = getpid();
+	}
+	ret = r->efd;
+	pthread_mutex_unlock(&r->fd_lock);
+	return ret;
+}
