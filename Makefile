@@ -176,7 +176,7 @@ check: all
 RING_STRESS_MSGS ?= 100000000
 stress: all
 	@RING_STRESS_MSGS=$(RING_STRESS_MSGS) CK_RUN_CASE=exactly_once SUITE_TIMEOUT=86400 \
-		BUILD=$(BUILD) ./tests/run-suites $(BUILD)/tests/check_ring
+		BUILD=$(BUILD) ./tests/run-suites $(BUILD)/tests/check_ring_stress
 
 # Fuzzing (libFuzzer, clang): one target per tests/fuzz/fuzz_<name>.c, the library built with
 # coverage and ASan/UBSan in build/fuzz. `make fuzz` runs each target FUZZ_SECONDS over its

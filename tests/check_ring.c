@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smem_ring: the seed's CircularBuffer tests ported, plus exactly-once stress (threads and
- * processes), a kill -9 crash matrix, shutdown, the eventfd, and hostile shared memory.
- *
- * RING_STRESS_MSGS=N makes the exactly-once cases move N messages (make stress).
+ * smem_ring: the seed's CircularBuffer tests ported, the API's semantics beyond the seed
+ * (full, oversized, timeouts, abort, shutdown, the eventfd) and handles inherited across fork.
+ * Exactly-once stress, crashes and hostile shared memory are in check_ring_stress.c.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -11,52 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ring_int.h"
+#include "util/ringutil.h"
 #include "util/testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static struct smem_ring *ring_new(char *name, size_t len, uint32_t n, uint32_t size)
-{
-	struct smem_ring *r = NULL;
-	int err;
-
-	t_name(name, len, "ring");
-	err = smem_ring_create(name, n, size, NULL, &r);
-	ck_assert_msg(err == 0, "create: %s", smem_strerror(err));
-	return r;
-}
-
-static struct smem_ring *ring_open(const char *name)
-{
-	struct smem_ring *r = NULL;
-	int err = smem_ring_open(name, NULL, &r);
-
-	ck_assert_msg(err == 0, "open: %s", smem_strerror(err));
-	return r;
-}
-
-static void *shared_alloc(size_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	ck_assert_ptr_ne(p, MAP_FAILED);
-	return p;
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-	/* xorshift64*: deterministic per seed */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ull;
-}
 
 static void fill_random(void *buf, size_t len, uint64_t seed)
 {
@@ -64,24 +26,9 @@ static void fill_random(void *buf, size_t len, uint64_t seed)
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		p[i] = (unsigned char)(rng_next(&seed) >> 56);
+		p[i] = (unsigned char)(t_rng_next(&seed) >> 56);
 }
 
-static void spin_us(unsigned us)
-{
-	long long end = (long long)smem__now_ns() + (long long)us * 1000;
-
-	while ((long long)smem__now_ns() < end)
-		;
-}
-
-static struct smem_ring_stats stats_of(struct smem_ring *r)
-{
-	struct smem_ring_stats s;
-
-	ck_assert_int_eq(smem_ring_stats(r, &s), 0);
-	return s;
-}
 
 /* ---- construction (seed tests 1-12) ------------------------------------------------------ */
 
@@ -112,7 +59,7 @@ END_TEST
 START_TEST(ring_create_two_nodes_of_one_byte_succeeds)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 1);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 1);
 
 	ck_assert_uint_eq(smem_ring_node_count(r), 2);
 	ck_assert_uint_eq(smem_ring_node_size(r), 1);
@@ -134,7 +81,7 @@ END_TEST
 START_TEST(ring_duplicate_create_gives_eexist)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 1), *r2 = NULL;
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 1), *r2 = NULL;
 
 	ck_assert_int_eq(smem_ring_create(name, 2, 1, NULL, &r2), -EEXIST);
 	ck_assert_ptr_null(r2);
@@ -145,7 +92,7 @@ END_TEST
 START_TEST(ring_open_reads_geometry_from_shared_memory)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 5, 100), *o = ring_open(name);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 5, 100), *o = t_ring_open(name);
 
 	ck_assert_uint_eq(smem_ring_node_count(o), 5);
 	ck_assert_uint_eq(smem_ring_node_size(o), 100);
@@ -171,7 +118,7 @@ END_TEST
 START_TEST(ring_owner_close_sets_shutting_down)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 1), *o = ring_open(name);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 1), *o = t_ring_open(name);
 	char b = 1;
 
 	ck_assert(!smem_region_shutting_down(smem__ring_region(o)));
@@ -200,7 +147,7 @@ END_TEST
 START_TEST(ring_single_node_bytes_roundtrip)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 1024);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 1024);
 	struct smem_ring_shm *shm = smem__ring_shm(r);
 	unsigned char data[1024], got[1024];
 
@@ -217,7 +164,7 @@ END_TEST
 START_TEST(ring_zero_copy_positions_follow_reservation)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 1024);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 1024);
 	struct smem_ring_shm *shm = smem__ring_shm(r);
 	struct smem_ring_slot w, rd;
 	unsigned char data[1024];
@@ -254,8 +201,8 @@ struct my_test_struct {
 START_TEST(ring_struct_written_by_owner_is_read_by_opener)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, sizeof(struct my_test_struct));
-	struct smem_ring *o = ring_open(name);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, sizeof(struct my_test_struct));
+	struct smem_ring *o = t_ring_open(name);
 	struct my_test_struct obj = { 1, 2, 3, 4 }, got = { 0 };
 
 	ck_assert_int_eq(smem_ring_write(r, &obj, sizeof(obj), 1000), 0);
@@ -271,7 +218,7 @@ END_TEST
 START_TEST(ring_1000_messages_through_2_nodes_match)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 32);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 32);
 	unsigned char data[32], got[32];
 	int i;
 
@@ -281,8 +228,8 @@ START_TEST(ring_1000_messages_through_2_nodes_match)
 		ck_assert_int_eq(smem_ring_read(r, got, 32, 1000), 32);
 		ck_assert_mem_eq(data, got, 32);
 	}
-	ck_assert_uint_eq(stats_of(r).written, 1000);
-	ck_assert_uint_eq(stats_of(r).read, 1000);
+	ck_assert_uint_eq(t_ring_stats(r).written, 1000);
+	ck_assert_uint_eq(t_ring_stats(r).read, 1000);
 	smem_ring_close(r);
 }
 END_TEST
@@ -323,7 +270,7 @@ static void async_case(int count, int wr_timeout, int wr_delay_us, int rd_timeou
 		       long long limit_ms)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 32);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 32);
 	struct async_arg a = { name, count, wr_timeout, wr_delay_us };
 	unsigned char data[32], got[32];
 	long long t0 = t_now_ms();
@@ -370,7 +317,7 @@ END_TEST
 START_TEST(ring_nested_zero_copy_writes_become_visible_in_reservation_order)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 5, 1024);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 5, 1024);
 	struct smem_ring_shm *shm = smem__ring_shm(r);
 	struct smem_ring_slot w[3], rd[3];
 	int i;
@@ -414,7 +361,7 @@ struct pair {
 START_TEST(ring_struct_array_roundtrip)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 800);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 800);
 	struct pair data[100], got[100];
 
 	fill_random(data, sizeof(data), 21);
@@ -430,7 +377,7 @@ START_TEST(ring_partial_struct_arrays_take_thirty_messages)
 {
 	/* 88 structs of 8 bytes through 24-byte nodes: 3 per message, ceil(88 / 3) = 30 */
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 24);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 24);
 	struct pair data[88], got[88];
 	size_t total = 0, per = 24 / sizeof(struct pair);
 	int iterations = 0;
@@ -458,7 +405,7 @@ START_TEST(ring_zero_copy_callback_style_matches)
 {
 	/* seed test 24, without its off-by-one: byte i at node offset i */
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 32);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 32);
 	struct smem_ring_slot s;
 	unsigned char data[32], got[32];
 	size_t i;
@@ -490,7 +437,7 @@ START_TEST(ring_full_ring_accepts_exactly_node_count_messages)
 	for (k = 0; k < SMEM__ARRAY_SIZE(counts); k++) {
 		char name[128];
 		uint32_t n = counts[k], i;
-		struct smem_ring *r = ring_new(name, sizeof(name), n, 16);
+		struct smem_ring *r = t_ring_new(name, sizeof(name), n, 16);
 		uint32_t v;
 
 		for (i = 0; i < n; i++)
@@ -513,7 +460,7 @@ END_TEST
 START_TEST(ring_rejects_oversized_message_and_small_buffer_without_consuming)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 16);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 16);
 	char buf[17] = "0123456789abcdef", got[16];
 
 	ck_assert_int_eq(smem_ring_write(r, buf, 17, 0), -EMSGSIZE);
@@ -532,7 +479,7 @@ END_TEST
 START_TEST(ring_zero_length_message_differs_from_timeout)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 8);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 8);
 	char got[8];
 
 	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), -ETIMEDOUT);
@@ -547,7 +494,7 @@ END_TEST
 START_TEST(ring_timeouts_on_empty_and_full_expire)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 8);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 8);
 	long long t0;
 	char b = 0;
 
@@ -561,9 +508,9 @@ START_TEST(ring_timeouts_on_empty_and_full_expire)
 	ck_assert_int_eq(smem_ring_write(r, &b, 1, 60), -ETIMEDOUT);
 	ck_assert_int_ge(t_now_ms() - t0, 59);
 	ck_assert_int_lt(t_now_ms() - t0, 1000);
-	ck_assert_uint_eq(stats_of(r).full_waits, 1);
-	ck_assert_uint_eq(stats_of(r).empty_waits, 1);
-	ck_assert_uint_ge(stats_of(r).sleeps, 2);
+	ck_assert_uint_eq(t_ring_stats(r).full_waits, 1);
+	ck_assert_uint_eq(t_ring_stats(r).empty_waits, 1);
+	ck_assert_uint_ge(t_ring_stats(r).sleeps, 2);
 	smem_ring_close(r);
 }
 END_TEST
@@ -571,7 +518,7 @@ END_TEST
 START_TEST(ring_aborted_write_is_stepped_over)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 3, 8);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 3, 8);
 	struct smem_ring_slot a, b;
 	char got[8];
 
@@ -611,7 +558,7 @@ static int shutdown_child(void *p)
 START_TEST(ring_owner_close_wakes_blocked_reader_with_eshutdown)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 8);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 8);
 	struct smem_ring_shm *shm = smem__ring_shm(r);
 	long long t0;
 	pid_t pid;
@@ -640,7 +587,7 @@ static void *shutdown_thread(void *p)
 START_TEST(ring_owner_close_wakes_blocked_reader_thread_with_eshutdown)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 8), *o = ring_open(name);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 8), *o = t_ring_open(name);
 	struct smem_ring_shm *shm = smem__ring_shm(o);
 	pthread_t tid;
 	long long t0;
@@ -665,7 +612,7 @@ END_TEST
 START_TEST(ring_fd_becomes_readable_when_data_arrives)
 {
 	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8), *o = ring_open(name);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 8), *o = t_ring_open(name);
 	struct pollfd pfd;
 	uint64_t cnt;
 	char b;
@@ -693,680 +640,6 @@ START_TEST(ring_fd_becomes_readable_when_data_arrives)
 }
 END_TEST
 
-/* ---- exactly-once stress ----------------------------------------------------------------- */
-
-#define ST_WRITERS 4
-#define ST_READERS 4
-#define ST_NODE 96
-#define MSG_HDR 24
-
-struct st_shared {
-	_Atomic uint64_t received;
-	_Atomic uint64_t bad;		/* checksum, pattern or order failures */
-	_Atomic uint64_t dups;
-	_Atomic uint64_t errors;	/* unexpected return codes */
-	uint64_t per_writer;
-	_Atomic uint64_t bits[];	/* ST_WRITERS * per_writer bits */
-};
-
-struct st_arg {
-	struct st_shared *sh;
-	const char *name;
-	struct smem_ring *ring;		/* threads: a handle (shared or own); NULL: open one */
-	uint32_t id;
-};
-
-static uint64_t msg_sum(const unsigned char *m, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (i < 16 || i >= MSG_HDR)	/* everything but the sum itself */
-			h = (h ^ m[i]) * 1099511628211ull;
-	return h;
-}
-
-/* (producer, seq, checksum) + pattern; length varies with seq, 24..ST_NODE. */
-static size_t msg_make(unsigned char *m, uint32_t producer, uint64_t seq)
-{
-	uint32_t len = MSG_HDR + (uint32_t)((seq * 7 + producer) % (ST_NODE - MSG_HDR + 1));
-	uint64_t sum;
-	uint32_t i;
-
-	memcpy(m, &producer, 4);
-	memcpy(m + 4, &len, 4);
-	memcpy(m + 8, &seq, 8);
-	for (i = MSG_HDR; i < len; i++)
-		m[i] = (unsigned char)(producer * 31 + seq * 17 + i);
-	sum = msg_sum(m, len);
-	memcpy(m + 16, &sum, 8);
-	return len;
-}
-
-static bool msg_check(const unsigned char *m, size_t len, uint32_t *producer, uint64_t *seq)
-{
-	uint64_t sum;
-	uint32_t l;
-
-	if (len < MSG_HDR)
-		return false;
-	memcpy(producer, m, 4);
-	memcpy(&l, m + 4, 4);
-	memcpy(seq, m + 8, 8);
-	memcpy(&sum, m + 16, 8);
-	return l == len && sum == msg_sum(m, len);
-}
-
-static int st_writer(struct st_arg *a, struct smem_ring *r)
-{
-	unsigned char m[ST_NODE];
-	uint64_t seq;
-	int err;
-
-	for (seq = 0; seq < a->sh->per_writer; seq++) {
-		if (seq & 1) {
-			struct smem_ring_slot s;
-
-			err = smem_ring_reserve_write(r, &s, -1);
-			if (!err) {
-				size_t len = msg_make(m, a->id, seq);
-
-				memcpy(s.data, m, len);
-				err = smem_ring_commit(r, &s, len);
-			}
-		} else {
-			err = smem_ring_write(r, m, msg_make(m, a->id, seq), -1);
-		}
-		if (err) {
-			atomic_fetch_add(&a->sh->errors, 1);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-static void st_account(struct st_shared *sh, const unsigned char *m, size_t len,
-		       uint64_t *last)
-{
-	uint32_t p;
-	uint64_t seq, bit, old;
-
-	if (!msg_check(m, len, &p, &seq) || p >= ST_WRITERS || seq >= sh->per_writer) {
-		atomic_fetch_add(&sh->bad, 1);
-		return;
-	}
-	/* FIFO per producer, as seen by each reader */
-	if (last[p] != UINT64_MAX && seq <= last[p])
-		atomic_fetch_add(&sh->bad, 1);
-	last[p] = seq;
-	bit = p * sh->per_writer + seq;
-	old = atomic_fetch_or(&sh->bits[bit / 64], 1ull << (bit % 64));
-	if (old & (1ull << (bit % 64)))
-		atomic_fetch_add(&sh->dups, 1);
-}
-
-static int st_reader(struct st_arg *a, struct smem_ring *r)
-{
-	struct st_shared *sh = a->sh;
-	uint64_t total = sh->per_writer * ST_WRITERS, last[ST_WRITERS], i = 0;
-	unsigned char m[ST_NODE];
-
-	memset(last, 0xff, sizeof(last));
-	while (atomic_load(&sh->received) < total) {
-		ssize_t n;
-
-		if (++i & 1) {
-			struct smem_ring_slot s;
-
-			n = smem_ring_reserve_read(r, &s, 20);
-			if (n == 0) {
-				st_account(sh, s.data, s.len, last);
-				n = smem_ring_release(r, &s);
-			}
-		} else {
-			n = smem_ring_read(r, m, sizeof(m), 20);
-			if (n >= 0) {
-				st_account(sh, m, (size_t)n, last);
-				n = 0;
-			}
-		}
-		if (n == -ETIMEDOUT)
-			continue;
-		if (n < 0) {
-			atomic_fetch_add(&sh->errors, 1);
-			return 1;
-		}
-		atomic_fetch_add(&sh->received, 1);
-	}
-	return 0;
-}
-
-static int st_proc(void *p)
-{
-	struct st_arg *a = p;
-	struct smem_ring *r = NULL;
-	int ret;
-
-	if (smem_ring_open(a->name, NULL, &r))
-		return 10;
-	/* 8 processes on 2 cores: sleep early rather than spin against the peer we wait for */
-	smem_ring_set_spin(r, 2000);
-	ret = a->id < ST_WRITERS ? st_writer(a, r) : st_reader(a, r);
-	smem_ring_close(r);
-	return ret;
-}
-
-static void *st_thread(void *p)
-{
-	struct st_arg *a = p;
-	struct smem_ring *r = a->ring;
-	int ret;
-
-	if (!r && smem_ring_open(a->name, NULL, &r))
-		return (void *)10;
-	ret = a->id < ST_WRITERS ? st_writer(a, r) : st_reader(a, r);
-	if (!a->ring)
-		smem_ring_close(r);
-	return (void *)(intptr_t)ret;
-}
-
-static uint64_t stress_msgs(uint64_t dflt)
-{
-	const char *e = getenv("RING_STRESS_MSGS");
-
-	return e && *e ? strtoull(e, NULL, 0) : dflt;
-}
-
-static void stress_run(bool threads, uint64_t total)
-{
-	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 8, ST_NODE);
-	uint64_t per = total / ST_WRITERS, nbits, words, i, missing;
-	struct st_arg args[ST_WRITERS + ST_READERS];
-	pthread_t tids[ST_WRITERS + ST_READERS];
-	pid_t pids[ST_WRITERS + ST_READERS];
-	struct st_shared *sh;
-	size_t shsize;
-	unsigned k;
-
-	nbits = per * ST_WRITERS;
-	words = (nbits + 63) / 64;
-	shsize = sizeof(*sh) + words * 8;
-	sh = shared_alloc(shsize);
-	sh->per_writer = per;
-	for (k = 0; k < ST_WRITERS + ST_READERS; k++) {
-		args[k] = (struct st_arg){ sh, name, NULL, k };
-		/* threads: readers 4 and 5 share the owner's handle, the others open their own */
-		if (threads && (k == 4 || k == 5))
-			args[k].ring = r;
-		if (threads)
-			ck_assert_int_eq(pthread_create(&tids[k], NULL, st_thread, &args[k]), 0);
-		else
-			pids[k] = t_fork(st_proc, &args[k]);
-	}
-	for (k = 0; k < ST_WRITERS + ST_READERS; k++) {
-		if (threads) {
-			void *ret;
-
-			pthread_join(tids[k], &ret);
-			ck_assert_msg(ret == NULL, "worker %u returned %p", k, ret);
-		} else {
-			ck_assert_msg(t_wait(pids[k]) == 0, "worker %u failed", k);
-		}
-	}
-	ck_assert_uint_eq(atomic_load(&sh->errors), 0);
-	ck_assert_uint_eq(atomic_load(&sh->bad), 0);
-	ck_assert_uint_eq(atomic_load(&sh->dups), 0);
-	ck_assert_uint_eq(atomic_load(&sh->received), nbits);
-	for (i = 0, missing = 0; i < nbits; i++)
-		if (!(atomic_load(&sh->bits[i / 64]) & (1ull << (i % 64))))
-			missing++;
-	ck_assert_uint_eq(missing, 0);
-	ck_assert_uint_eq(stats_of(r).corruptions, 0);
-	ck_assert_uint_eq(stats_of(r).drops_recovered, 0);
-	ck_assert_int_eq(smem_ring_next_len(r), -EAGAIN);
-	munmap(sh, shsize);
-	smem_ring_close(r);
-}
-
-START_TEST(ring_4x4_processes_deliver_every_message_once_in_producer_order)
-{
-	stress_run(false, stress_msgs(200000));
-}
-END_TEST
-
-START_TEST(ring_4x4_threads_deliver_every_message_once_in_producer_order)
-{
-	stress_run(true, stress_msgs(200000));
-}
-END_TEST
-
-/* ---- crashes ------------------------------------------------------------------------------ */
-
-static int hold_write_child(void *p)
-{
-	int *pipefd = p;
-	struct smem_ring *r = NULL;
-	struct smem_ring_slot s;
-	char name[128];
-
-	if (read(pipefd[0], name, sizeof(name)) <= 0 || smem_ring_open(name, NULL, &r))
-		return 10;
-	if (smem_ring_reserve_write(r, &s, 1000))
-		return 11;
-	memset(s.data, 'X', 8);
-	if (write(pipefd[1], "k", 1) != 1)
-		return 12;
-	pause();	/* killed while holding the node */
-	return 0;
-}
-
-START_TEST(ring_writer_killed_holding_a_node_loses_only_its_message)
-{
-	char name[128], got[8];
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8);
-	int to_child[2], from_child[2], fds[2];
-	long long t0;
-	ssize_t n;
-	pid_t pid;
-	char k;
-
-	ck_assert_int_eq(pipe(to_child), 0);
-	ck_assert_int_eq(pipe(from_child), 0);
-	fds[0] = to_child[0];
-	fds[1] = from_child[1];
-	pid = t_fork(hold_write_child, fds);
-	ck_assert_int_eq(write(to_child[1], name, sizeof(name)), (ssize_t)sizeof(name));
-	ck_assert_int_eq(read(from_child[0], &k, 1), 1);
-	ck_assert_int_eq(smem_ring_write(r, "after", 5, 0), 0);	/* position 1 */
-	t_kill9(pid);
-	t0 = t_now_ms();
-	n = smem_ring_read(r, got, sizeof(got), 2000);
-	ck_assert_int_eq(n, 5);
-	ck_assert_mem_eq(got, "after", 5);
-	ck_assert_int_lt(t_now_ms() - t0, 1000);
-	ck_assert_uint_eq(stats_of(r).drops_recovered, 1);
-	ck_assert_uint_eq(stats_of(r).nodes_reclaimed, 0);
-	/* the ring is whole: all four nodes usable */
-	for (k = 0; k < 4; k++)
-		ck_assert_int_eq(smem_ring_write(r, &k, 1, 0), 0);
-	ck_assert_int_eq(smem_ring_write(r, &k, 1, 0), -ETIMEDOUT);
-	close(to_child[0]);
-	close(to_child[1]);
-	close(from_child[0]);
-	close(from_child[1]);
-	smem_ring_close(r);
-}
-END_TEST
-
-static int hold_read_child(void *p)
-{
-	int *pipefd = p;
-	struct smem_ring *r = NULL;
-	struct smem_ring_slot s;
-	char name[128];
-
-	if (read(pipefd[0], name, sizeof(name)) <= 0 || smem_ring_open(name, NULL, &r))
-		return 10;
-	if (smem_ring_reserve_read(r, &s, 1000))
-		return 11;
-	if (write(pipefd[1], "k", 1) != 1)
-		return 12;
-	pause();
-	return 0;
-}
-
-START_TEST(ring_reader_killed_holding_a_node_gives_it_back)
-{
-	char name[128], got[8];
-	struct smem_ring *r = ring_new(name, sizeof(name), 2, 8);
-	int to_child[2], from_child[2], fds[2];
-	long long t0;
-	pid_t pid;
-	char k;
-
-	ck_assert_int_eq(smem_ring_write(r, "A", 1, 0), 0);
-	ck_assert_int_eq(smem_ring_write(r, "B", 1, 0), 0);
-	ck_assert_int_eq(pipe(to_child), 0);
-	ck_assert_int_eq(pipe(from_child), 0);
-	fds[0] = to_child[0];
-	fds[1] = from_child[1];
-	pid = t_fork(hold_read_child, fds);
-	ck_assert_int_eq(write(to_child[1], name, sizeof(name)), (ssize_t)sizeof(name));
-	ck_assert_int_eq(read(from_child[0], &k, 1), 1);
-	t_kill9(pid);
-	/* full until the dead reader's node (A) is reclaimed */
-	t0 = t_now_ms();
-	ck_assert_int_eq(smem_ring_write(r, "C", 1, 2000), 0);
-	ck_assert_int_lt(t_now_ms() - t0, 1000);
-	ck_assert_uint_eq(stats_of(r).nodes_reclaimed, 1);
-	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), 1);
-	ck_assert_int_eq(got[0], 'B');
-	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), 1);
-	ck_assert_int_eq(got[0], 'C');
-	close(to_child[0]);
-	close(to_child[1]);
-	close(from_child[0]);
-	close(from_child[1]);
-	smem_ring_close(r);
-}
-END_TEST
-
-/*
- * The crash matrix: a survivor writer and a survivor reader keep the ring busy while victims
- * (alternately writers and readers, each with its own handle) are killed at random points,
- * mostly while they hold a node. Every message is (producer, seq); readers record receipt
- * while they still hold the node, writers record their count after commit.
- */
-#define CM_TRIALS 520
-#define CM_PRODUCERS (CM_TRIALS + 1)
-#define CM_SEQS 4096
-#define CM_SURVIVOR_SEQS (1u << 20)
-
-struct cm_shared {
-	_Atomic uint32_t stop;		/* 1: writer stops; 2: reader drains and stops */
-	_Atomic uint32_t ready[CM_PRODUCERS];
-	_Atomic uint64_t committed[CM_PRODUCERS];
-	_Atomic uint8_t recv0[CM_SURVIVOR_SEQS];
-	_Atomic uint8_t recv[CM_PRODUCERS][CM_SEQS];
-	_Atomic uint64_t bad;
-	_Atomic uint64_t survivor_reads;
-};
-
-struct cm_arg {
-	struct cm_shared *sh;
-	const char *name;
-	uint32_t producer;		/* 0: survivor writer */
-	uint64_t seed;
-	bool victim;
-};
-
-static _Atomic uint8_t *cm_slot(struct cm_shared *sh, uint32_t p, uint64_t seq)
-{
-	if (p == 0)
-		return seq < CM_SURVIVOR_SEQS ? &sh->recv0[seq] : NULL;
-	return p < CM_PRODUCERS && seq < CM_SEQS ? &sh->recv[p][seq] : NULL;
-}
-
-static int cm_writer(void *p)
-{
-	struct cm_arg *a = p;
-	uint64_t limit = a->producer ? CM_SEQS : CM_SURVIVOR_SEQS, seq, rng = a->seed;
-	struct smem_ring *r = NULL;
-
-	if (smem_ring_open(a->name, NULL, &r))
-		return 10;
-	smem_ring_set_spin(r, 1000);
-	atomic_store(&a->sh->ready[a->producer], 1);
-	for (seq = 0; seq < limit && !(a->producer == 0 && atomic_load(&a->sh->stop)); seq++) {
-		struct smem_ring_slot s;
-		int err;
-
-		do
-			err = smem_ring_reserve_write(r, &s, 100);
-		while (err == -ETIMEDOUT && !(a->producer == 0 && atomic_load(&a->sh->stop)));
-		if (err == -ETIMEDOUT)
-			break;
-		if (err)
-			return 11;
-		memcpy(s.data, &a->producer, 4);
-		memcpy((char *)s.data + 4, &seq, 8);
-		if (a->victim)
-			spin_us((unsigned)(rng_next(&rng) % 60));	/* mostly killed in here */
-		if (smem_ring_commit(r, &s, 12))
-			return 12;
-		atomic_store(&a->sh->committed[a->producer], seq + 1);
-		if (!a->victim)
-			usleep(50);	/* leave the 2 cores to the victims and the kill loop */
-	}
-	smem_ring_close(r);
-	return 0;
-}
-
-static int cm_reader(void *p)
-{
-	struct cm_arg *a = p;
-	struct cm_shared *sh = a->sh;
-	struct smem_ring *r = NULL;
-	uint64_t rng = a->seed;
-
-	if (smem_ring_open(a->name, NULL, &r))
-		return 10;
-	smem_ring_set_spin(r, 1000);
-	if (a->victim)
-		atomic_store(&sh->ready[a->producer], 1);
-	for (;;) {
-		struct smem_ring_slot s;
-		_Atomic uint8_t *slot;
-		uint32_t prod;
-		uint64_t seq;
-		int err = smem_ring_reserve_read(r, &s, 100);
-
-		if (err == -ETIMEDOUT) {
-			if (!a->victim && atomic_load(&sh->stop) == 2)
-				break;
-			continue;
-		}
-		if (err)
-			return 11;
-		memcpy(&prod, s.data, 4);
-		memcpy(&seq, (char *)s.data + 4, 8);
-		slot = cm_slot(sh, prod, seq);
-		if (s.len != 12 || !slot)
-			atomic_fetch_add(&sh->bad, 1);
-		else
-			atomic_fetch_add(slot, 1);
-		if (a->victim)
-			spin_us((unsigned)(rng_next(&rng) % 400));	/* mostly killed in here */
-		else
-			atomic_fetch_add(&sh->survivor_reads, 1);
-		if (smem_ring_release(r, &s))
-			return 12;
-	}
-	smem_ring_close(r);
-	return 0;
-}
-
-START_TEST(ring_kill9_matrix_loses_only_claimed_messages_and_keeps_flowing)
-{
-	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 16);
-	struct cm_shared *sh = shared_alloc(sizeof(*sh));
-	struct cm_arg sw = { sh, name, 0, 1, false }, sr = { sh, name, 0, 2, false };
-	uint64_t rng = 0x9e3779b97f4a7c15ull, lost = 0, writer_kills = 0, reader_kills = 0;
-	uint64_t dups = 0, phantoms = 0;
-	pid_t spw, spr;
-	uint32_t t, p;
-	struct smem_ring_stats st;
-
-	spr = t_fork(cm_reader, &sr);
-	spw = t_fork(cm_writer, &sw);
-	for (t = 0; t < CM_TRIALS; t++) {
-		/* victims use producer ids 1..CM_TRIALS (readers only for their ready flag) */
-		struct cm_arg va = { sh, name, t + 1, rng_next(&rng), true };
-		long long t0 = t_now_ms();
-		pid_t v;
-
-		v = t_fork(t % 2 ? cm_reader : cm_writer, &va);
-		while (!atomic_load(&sh->ready[t + 1]) && t_now_ms() - t0 < 2000)
-			usleep(20);
-		ck_assert_msg(atomic_load(&sh->ready[t + 1]), "victim %u never started", t);
-		usleep((useconds_t)(rng_next(&rng) % 1500));
-		t_kill9(v);
-		if (t % 2)
-			reader_kills++;
-		else
-			writer_kills++;
-	}
-	atomic_store(&sh->stop, 1);
-	ck_assert_int_eq(t_wait(spw), 0);
-	atomic_store(&sh->stop, 2);
-	ck_assert_int_eq(t_wait(spr), 0);
-
-	st = stats_of(r);
-	ck_assert_uint_eq(atomic_load(&sh->bad), 0);
-	/* plain loops: a ck_assert per message would cost a pipe write each in fork mode */
-	for (p = 0; p < CM_PRODUCERS; p++) {
-		uint64_t c = atomic_load(&sh->committed[p]), s;
-		uint64_t lim = p ? CM_SEQS : CM_SURVIVOR_SEQS;
-
-		for (s = 0; s < lim; s++) {
-			uint8_t got = atomic_load(cm_slot(sh, p, s));
-
-			if (got > 1)
-				dups++;
-			/* s == c: committed but killed before recording it */
-			if (got && s > c)
-				phantoms++;
-			if (s < c && !got)
-				lost++;
-		}
-	}
-	ck_assert_uint_eq(dups, 0);
-	ck_assert_uint_eq(phantoms, 0);
-	/* the survivor writer kept writing through all the kills */
-	ck_assert_uint_gt(atomic_load(&sh->committed[0]), CM_TRIALS);
-	/* losses: only messages claimed by killed readers, each counted as a reclaimed node */
-	ck_assert_uint_le(lost, st.nodes_reclaimed);
-	ck_assert_uint_le(st.nodes_reclaimed, reader_kills);
-	ck_assert_uint_le(st.drops_recovered, writer_kills);
-	ck_assert_uint_gt(st.nodes_reclaimed, 0);
-	ck_assert_uint_gt(st.drops_recovered, 0);
-	ck_assert_uint_eq(st.corruptions, 0);
-	fprintf(stderr, "crash matrix: %u kills, %llu drops recovered, %llu nodes reclaimed, "
-		"%llu lost, %llu survivor messages\n", CM_TRIALS,
-		(unsigned long long)st.drops_recovered, (unsigned long long)st.nodes_reclaimed,
-		(unsigned long long)lost, (unsigned long long)atomic_load(&sh->committed[0]));
-	munmap(sh, sizeof(*sh));
-	smem_ring_close(r);
-}
-END_TEST
-
-/* ---- hostile memory ----------------------------------------------------------------------- */
-
-START_TEST(ring_corrupt_length_gives_eproto_and_ring_keeps_flowing)
-{
-	char name[128], got[16];
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 16);
-	struct smem_ring_node *nodes = (void *)((char *)smem__ring_shm(r) + SMEM_RING_HDR_SIZE);
-	struct smem_ring_slot s;
-
-	ck_assert_int_eq(smem_ring_write(r, "one", 3, 0), 0);
-	ck_assert_int_eq(smem_ring_write(r, "two", 3, 0), 0);
-	ck_assert_int_eq(smem_ring_write(r, "three", 5, 0), 0);
-	atomic_store(&nodes[0].len, 17);
-	atomic_store(&nodes[1].len, UINT32_MAX);
-	ck_assert_int_eq(smem_ring_next_len(r), -EPROTO);
-	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), -EPROTO);
-	ck_assert_int_eq(smem_ring_reserve_read(r, &s, 0), -EPROTO);
-	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), 5);
-	ck_assert_mem_eq(got, "three", 5);
-	ck_assert_uint_ge(stats_of(r).corruptions, 2);
-	/* the consumed corrupt nodes are free again */
-	ck_assert_int_eq(smem_ring_write(r, "a", 1, 0), 0);
-	ck_assert_int_eq(smem_ring_write(r, "b", 1, 0), 0);
-	smem_ring_close(r);
-}
-END_TEST
-
-START_TEST(ring_corrupt_sequences_give_eproto)
-{
-	char name[128], got[16];
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 16);
-	struct smem_ring_shm *shm = smem__ring_shm(r);
-	struct smem_ring_node *nodes = (void *)((char *)shm + SMEM_RING_HDR_SIZE);
-
-	ck_assert_int_eq(smem_ring_write(r, "one", 3, 0), 0);
-	/* a sequence that no protocol step produces: two positions behind the head */
-	atomic_store(&nodes[0].state, (uint64_t)(uint32_t)-2 << 32);
-	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), -EPROTO);
-	/* far ahead of a cursor that does not move */
-	atomic_store(&nodes[0].state, (uint64_t)1000 << 32);
-	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), -EPROTO);
-	atomic_store(&shm->tail, 0);
-	ck_assert_int_eq(smem_ring_write(r, "x", 1, 0), -EPROTO);
-	ck_assert_uint_ge(stats_of(r).corruptions, 3);
-	smem_ring_close(r);
-}
-END_TEST
-
-START_TEST(ring_open_refuses_corrupt_geometry)
-{
-	static const size_t offs[] = { 0, 8, 12, 16, 20, 24, 32, 40 };
-	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 16), *o = NULL;
-	unsigned char *geo = (unsigned char *)smem__ring_shm(r), saved[64];
-	unsigned k;
-
-	memcpy(saved, geo, 64);
-	for (k = 0; k < SMEM__ARRAY_SIZE(offs); k++) {
-		geo[offs[k]] ^= 0x40;
-		ck_assert_int_eq(smem_ring_open(name, NULL, &o), -EPROTO);
-		ck_assert_ptr_null(o);
-		memcpy(geo, saved, 64);
-	}
-	/* a node count that would reach past the mapping */
-	((struct smem_ring_shm *)geo)->node_count = 1u << 20;
-	ck_assert_int_eq(smem_ring_open(name, NULL, &o), -EPROTO);
-	memcpy(geo, saved, 64);
-	o = ring_open(name);
-	smem_ring_close(o);
-	smem_ring_close(r);
-}
-END_TEST
-
-START_TEST(ring_random_scribbles_never_crash)
-{
-	char name[128];
-	struct smem_ring *r = ring_new(name, sizeof(name), 5, 24);
-	struct smem_ring_shm *shm = smem__ring_shm(r);
-	unsigned char *area = (unsigned char *)shm, got[24];
-	size_t ctrl = SMEM_RING_HDR_SIZE + 5 * SMEM_RING_NODE_SIZE;
-	uint64_t rng = 12345;
-	int i, j;
-
-	for (i = 0; i < 3000; i++) {
-		struct smem_ring_slot s;
-		int ret;
-
-		/* scribble the cursors, node states and lengths (not the geometry line) */
-		for (j = 0; j < 4; j++) {
-			size_t off = 64 + rng_next(&rng) % (ctrl - 64);
-
-			area[off] = (unsigned char)rng_next(&rng);
-		}
-		if (i % 7 == 0)
-			atomic_store(&shm->tail, rng_next(&rng));
-		if (i % 11 == 0)
-			atomic_store(&shm->head, rng_next(&rng));
-		ret = smem_ring_write(r, "abc", 3, 0);
-		ck_assert(ret == 0 || ret == -ETIMEDOUT || ret == -EPROTO);
-		ret = (int)smem_ring_read(r, got, sizeof(got), 0);
-		ck_assert(ret >= 0 || ret == -ETIMEDOUT || ret == -EPROTO || ret == -EMSGSIZE);
-		ck_assert_int_le(ret, 24);
-		ret = smem_ring_reserve_write(r, &s, 0);
-		if (ret == 0) {
-			ck_assert((unsigned char *)s.data >= area);
-			ck_assert((unsigned char *)s.data + s.cap <= area + smem__ring_obj_size(5, 24));
-			ret = smem_ring_commit(r, &s, 24);
-			ck_assert(ret == 0 || ret == -EPROTO);
-		}
-		ret = smem_ring_reserve_read(r, &s, 0);
-		if (ret == 0) {
-			ck_assert_uint_le(s.len, 24);
-			memcpy(got, s.data, s.len);
-			ret = smem_ring_release(r, &s);
-			ck_assert(ret == 0 || ret == -EPROTO);
-		}
-		ck_assert(smem_ring_next_len(r) <= 24);
-	}
-	ck_assert_uint_gt(stats_of(r).corruptions, 0);
-	smem_ring_close(r);
-}
-END_TEST
-
-/* ---- suite ------------------------------------------------------------------------------- */
 
 /* ---- handles inherited across fork ---------------------------------------------------------- */
 
@@ -1396,7 +669,7 @@ static int close_inherited_child(void *p)
 START_TEST(ring_child_closing_inherited_owner_handle_leaves_ring_running)
 {
 	char name[128], b;
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 8);
 	pid_t pid;
 
 	pid = t_fork(close_inherited_child, r);
@@ -1411,7 +684,7 @@ END_TEST
 START_TEST(ring_child_closing_inherited_handle_with_eventfd_returns_promptly)
 {
 	char name[128], b;
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8), *o = ring_open(name);
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 8), *o = t_ring_open(name);
 	struct pollfd pfd;
 	pid_t pid;
 
@@ -1452,8 +725,8 @@ static int inherited_writer_child(void *p)
 START_TEST(ring_child_claim_through_inherited_handle_survives_parent_closing_it)
 {
 	char name[128], got[8], c;
-	struct smem_ring *r = ring_new(name, sizeof(name), 4, 8);
-	struct inh a = { .h = ring_open(name) };
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 8);
+	struct inh a = { .h = t_ring_open(name) };
 	pid_t pid;
 
 	ck_assert_int_eq(pipe(a.go), 0);
@@ -1463,7 +736,7 @@ START_TEST(ring_child_claim_through_inherited_handle_survives_parent_closing_it)
 	/* The handle's parent-side participant goes away; the child that uses it lives on. */
 	smem_ring_close(a.h);
 	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 100), -ETIMEDOUT);
-	ck_assert_uint_eq(stats_of(r).drops_recovered, 0);
+	ck_assert_uint_eq(t_ring_stats(r).drops_recovered, 0);
 	ck_assert_int_eq(write(a.go[1], "g", 1), 1);
 	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 2000), 5);
 	ck_assert_mem_eq(got, "child", 5);
@@ -1493,7 +766,7 @@ static int inherited_reader_child(void *p)
 START_TEST(ring_child_killed_holding_a_node_through_inherited_handle_gives_it_back)
 {
 	char name[128], got[8], c;
-	struct inh a = { .h = ring_new(name, sizeof(name), 2, 8) };
+	struct inh a = { .h = t_ring_new(name, sizeof(name), 2, 8) };
 	pid_t pid;
 
 	ck_assert_int_eq(smem_ring_write(a.h, "A", 1, 0), 0);
@@ -1504,7 +777,7 @@ START_TEST(ring_child_killed_holding_a_node_through_inherited_handle_gives_it_ba
 	t_kill9(pid);
 	/* The parent, whose handle the child used, lives on: the child's claim is still dead. */
 	ck_assert_int_eq(smem_ring_write(a.h, "C", 1, 2000), 0);
-	ck_assert_uint_eq(stats_of(a.h).nodes_reclaimed, 1);
+	ck_assert_uint_eq(t_ring_stats(a.h).nodes_reclaimed, 1);
 	ck_assert_int_eq(smem_ring_read(a.h, got, sizeof(got), 0), 1);
 	ck_assert_int_eq(got[0], 'B');
 	close(a.ready[0]);
@@ -1513,36 +786,12 @@ START_TEST(ring_child_killed_holding_a_node_through_inherited_handle_gives_it_ba
 }
 END_TEST
 
-static TCase *tcase(Suite *s, const char *name, int timeout)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
-	tcase_set_timeout(tc, timeout);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
-/*
- * ThreadSanitizer cannot follow a process that forks while other threads run (the broker
- * client has one), so under TSan the multi-process tests are left out; the threaded ones are
- * what TSan is for. Everything runs in the plain and ASan builds.
- */
-#if defined(__SANITIZE_THREAD__)
-#define add_fork_test(tc, fn) do { \
-	(void)(tc); (void)(fn); \
-	fprintf(stderr, "ring: %s skipped under ThreadSanitizer (fork)\n", #fn); \
-} while (0)
-#else
-#define add_fork_test(tc, fn) tcase_add_test(tc, fn)
-#endif
-
 static Suite *ring_suite(void)
 {
 	Suite *s = suite_create("ring");
 	TCase *tc;
 
-	tc = tcase(s, "construction", 10);
+	tc = t_ring_tcase(s, "construction", 10);
 	tcase_add_test(tc, ring_create_rejects_bad_arguments);
 	tcase_add_test(tc, ring_create_two_nodes_of_one_byte_succeeds);
 	tcase_add_test(tc, ring_open_without_creator_gives_enoent);
@@ -1552,7 +801,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, ring_owner_close_sets_shutting_down);
 	tcase_add_test(tc, ring_layout_sizes_are_fixed);
 
-	tc = tcase(s, "readwrite", 20);
+	tc = t_ring_tcase(s, "readwrite", 20);
 	tcase_add_test(tc, ring_single_node_bytes_roundtrip);
 	tcase_add_test(tc, ring_zero_copy_positions_follow_reservation);
 	tcase_add_test(tc, ring_struct_written_by_owner_is_read_by_opener);
@@ -1565,7 +814,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, ring_partial_struct_arrays_take_thirty_messages);
 	tcase_add_test(tc, ring_zero_copy_callback_style_matches);
 
-	tc = tcase(s, "semantics", 20);
+	tc = t_ring_tcase(s, "semantics", 20);
 	tcase_add_test(tc, ring_full_ring_accepts_exactly_node_count_messages);
 	tcase_add_test(tc, ring_rejects_oversized_message_and_small_buffer_without_consuming);
 	tcase_add_test(tc, ring_zero_length_message_differs_from_timeout);
@@ -1575,27 +824,11 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, ring_owner_close_wakes_blocked_reader_thread_with_eshutdown);
 	tcase_add_test(tc, ring_fd_becomes_readable_when_data_arrives);
 
-	/* make stress: RING_STRESS_MSGS=1e8 CK_RUN_CASE=exactly_once */
-	tc = tcase(s, "exactly_once", getenv("RING_STRESS_MSGS") ? 86400 : 60);
-	add_fork_test(tc, ring_4x4_processes_deliver_every_message_once_in_producer_order);
-	tcase_add_test(tc, ring_4x4_threads_deliver_every_message_once_in_producer_order);
-
-	tc = tcase(s, "crash", 60);
-	add_fork_test(tc, ring_writer_killed_holding_a_node_loses_only_its_message);
-	add_fork_test(tc, ring_reader_killed_holding_a_node_gives_it_back);
-	add_fork_test(tc, ring_kill9_matrix_loses_only_claimed_messages_and_keeps_flowing);
-
-	tc = tcase(s, "fork", 20);
+	tc = t_ring_tcase(s, "fork", 20);
 	add_fork_test(tc, ring_child_closing_inherited_owner_handle_leaves_ring_running);
 	add_fork_test(tc, ring_child_closing_inherited_handle_with_eventfd_returns_promptly);
 	add_fork_test(tc, ring_child_claim_through_inherited_handle_survives_parent_closing_it);
 	add_fork_test(tc, ring_child_killed_holding_a_node_through_inherited_handle_gives_it_back);
-
-	tc = tcase(s, "hostile", 30);
-	tcase_add_test(tc, ring_corrupt_length_gives_eproto_and_ring_keeps_flowing);
-	tcase_add_test(tc, ring_corrupt_sequences_give_eproto);
-	tcase_add_test(tc, ring_open_refuses_corrupt_geometry);
-	tcase_add_test(tc, ring_random_scribbles_never_crash);
 	return s;
 }
 
