@@ -495,6 +495,19 @@ uint32_t smem__rpc_session(const struct smem_rpc *ch)
 	return my_session(ch);
 }
 
+/*
+ * struct smem_rpc_stats is ABI: 8 bytes of header, then 33 64-bit words. New counters take
+ * words from reserved[] at its front; nothing moves and the size stays.
+ */
+_Static_assert(sizeof(struct smem_rpc_stats) == 8 + 33 * 8, "smem_rpc_stats size");
+_Static_assert(offsetof(struct smem_rpc_stats, requests_sent) == 8, "smem_rpc_stats layout");
+_Static_assert(offsetof(struct smem_rpc_stats, sleeps) == 8 + 24 * 8, "smem_rpc_stats layout");
+_Static_assert(offsetof(struct smem_rpc_stats, partials_cancelled) == 8 + 25 * 8,
+	       "smem_rpc_stats layout");
+_Static_assert(offsetof(struct smem_rpc_stats, partials_expired) == 8 + 26 * 8,
+	       "smem_rpc_stats layout");
+_Static_assert(offsetof(struct smem_rpc_stats, reserved) == 8 + 27 * 8, "smem_rpc_stats layout");
+
 #define LOAD(f) atomic_load_explicit(&ch->st.f, memory_order_relaxed)
 
 int smem_rpc_stats(const struct smem_rpc *ch, struct smem_rpc_stats *out)
@@ -529,6 +542,8 @@ int smem_rpc_stats(const struct smem_rpc *ch, struct smem_rpc_stats *out)
 	out->max_wait_write_ns = LOAD(max_wait_write_ns);
 	out->max_wait_read_ns = LOAD(max_wait_read_ns);
 	out->sleeps = LOAD(sleeps);
+	out->partials_cancelled = LOAD(partials_cancelled);
+	out->partials_expired = LOAD(partials_expired);
 	return 0;
 }
 
@@ -561,4 +576,6 @@ void smem_rpc_stats_reset(struct smem_rpc *ch)
 	STAT_SET(ch, max_wait_write_ns, 0);
 	STAT_SET(ch, max_wait_read_ns, 0);
 	STAT_SET(ch, sleeps, 0);
+	STAT_SET(ch, partials_cancelled, 0);
+	STAT_SET(ch, partials_expired, 0);
 }

@@ -159,6 +159,7 @@ struct stats {
 	_Atomic uint64_t timeouts, discarded_responses, last_discarded_id;
 	_Atomic uint64_t protocol_errors, stale_packets, peer_resets;
 	_Atomic uint64_t max_wait_write_ns, max_wait_read_ns, sleeps;
+	_Atomic uint64_t partials_cancelled, partials_expired;			/* R */
 };
 
 #define REQ_ROOM_MAX		4096u

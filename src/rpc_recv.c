@@ -220,8 +220,10 @@ static void on_cancel(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h)
 
 	a = asm_find(ch, req ? SMEM_RPC_REQUEST : SMEM_RPC_RESPONSE,
 		     req ? h->msg_id : h->response_to, &pp);
-	if (a && a->a.msg_id == h->msg_id)
+	if (a && a->a.msg_id == h->msg_id) {
+		STAT_BUMP(ch, partials_cancelled, 1);
 		asm_drop(ch, pp);
+	}
 }
 
 /* The first packet of a message of several: a new assembly (or a discarding one). */
@@ -378,9 +380,10 @@ static void expire_partials(struct smem_rpc *ch)
 	struct assembly **pp = &ch->asms;
 
 	while (*pp) {
-		if (now - (*pp)->touched_ns > ch->partial_expiry_ns)
+		if (now - (*pp)->touched_ns > ch->partial_expiry_ns) {
+			STAT_BUMP(ch, partials_expired, 1);
 			asm_drop(ch, pp);
-		else
+		} else
 			pp = &(*pp)->next;
 	}
 }

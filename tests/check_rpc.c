@@ -1072,6 +1072,9 @@ START_TEST(rpc_sender_timing_out_mid_message_cancels_the_partial_message)
 	ck_assert_uint_eq(smem__rpc_partials(s), 1);
 	ck_assert_int_eq(smem_rpc_dispatch(s, 0), 0);	/* not stale: nothing expires yet */
 	ck_assert_uint_eq(smem__rpc_partials(s), 1);
+	smem_rpc_stats(s, &ss);
+	ck_assert_uint_eq(ss.partials_cancelled, 0);
+	ck_assert_uint_eq(ss.partials_expired, 0);
 
 	/* The next message goes after the pending CANCEL, which drops the partial one. */
 	ck_assert_int_eq(smem_rpc_call_async(m, "hi", 2, 5000, &c), 0);
@@ -1091,6 +1094,12 @@ START_TEST(rpc_sender_timing_out_mid_message_cancels_the_partial_message)
 	ck_assert_uint_eq(ss.packets_received, 6);
 	ck_assert_uint_eq(ss.requests_received, 1);	/* the abandoned one never arrives */
 	ck_assert_uint_eq(ss.protocol_errors, 0);	/* a cancel is no error */
+	ck_assert_uint_eq(ss.partials_cancelled, 1);	/* but counted */
+	ck_assert_uint_eq(ss.partials_expired, 0);
+	ck_assert_uint_eq(ms.partials_cancelled, 0);	/* the sender's end dropped nothing */
+	smem_rpc_stats_reset(s);
+	smem_rpc_stats(s, &ss);
+	ck_assert_uint_eq(ss.partials_cancelled, 0);
 	smem_rpc_close(s);
 	smem_rpc_close(m);
 }
@@ -1125,11 +1134,17 @@ START_TEST(rpc_partial_message_of_a_stopped_sender_expires)
 	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
 	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
 	/* Younger than the expiry (unless this process was stalled for 100 ms: then unknown). */
-	if (t_now_ms() - t0 < 100)
+	if (t_now_ms() - t0 < 100) {
 		ck_assert_uint_eq(smem__rpc_partials(m), 1);
+		smem_rpc_stats(m, &ms);
+		ck_assert_uint_eq(ms.partials_expired, 0);
+	}
 	usleep(300 * 1000);
 	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
 	ck_assert_uint_eq(smem__rpc_partials(m), 0);	/* no packet for 300 ms, ring empty */
+	smem_rpc_stats(m, &ms);
+	ck_assert_uint_eq(ms.partials_expired, 1);
+	ck_assert_uint_eq(ms.partials_cancelled, 0);
 	/* Its sender wakes up: the rest is a continuation of nothing. */
 	smem__rpc_pkt_fill(&h, SMEM_RPC_REQUEST, ses, 6, 0, 3 * per, 1, 3, per, 0);
 	raw(evil, &h, per);
@@ -1143,6 +1158,8 @@ START_TEST(rpc_partial_message_of_a_stopped_sender_expires)
 	ck_assert_int_eq(smem_rpc_dispatch(m, 0), 0);
 	smem_rpc_stats(m, &ms);
 	ck_assert_uint_eq(ms.protocol_errors, 1);
+	ck_assert_uint_eq(ms.partials_cancelled, 0);	/* nothing was dropped by it */
+	ck_assert_uint_eq(ms.partials_expired, 1);
 	/* and the channel still works */
 	ck_assert_int_eq(smem_rpc_call_async(m, "ab", 2, 5000, &c), 0);
 	ck_assert_int_eq(smem_rpc_dispatch(s, 0), 1);

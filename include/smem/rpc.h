@@ -69,10 +69,24 @@ void smem_rpc_reply_error(struct smem_rpc_reply *reply, const char *message);
 #define SMEM_RPC_ERRMSG_MAX	256
 #define SMEM_RPC_NO_SPIN	UINT32_MAX
 
+/*
+ * Geometry (node_count, node_size) is the master's; a slave gets the master's rings. Each ring
+ * holds node_count messages of up to node_size - 64 bytes (a 64-byte header per packet); a
+ * larger message is split into packets and reassembled, which costs a copy, a sender that can
+ * stall partway, and one header per packet. For large messages:
+ *   node_size  >= message size + 64   so that each message travels as one packet;
+ *   node_count >= 2 x calls in flight  so that the requests (and, on the other ring, the
+ *                                      responses) of every pending call fit with room to spare,
+ *                                      and a sender rarely waits for a reader to free a node.
+ * The rings take node_count x node_size bytes each (two per channel): with 1 MiB messages and
+ * 4 calls in flight, 8 nodes of 1 MiB + 64 bytes per ring.
+ */
 struct smem_rpc_opts {
 	struct smem_opts base;		/* broker, mode (rings and control region) */
-	uint32_t node_count;		/* master: nodes per ring, >= 2; 0 means 16 */
-	uint32_t node_size;		/* master: bytes per node, 256..64 MiB; 0 means 65536 */
+	uint32_t node_count;		/* master: nodes per ring, >= 2; 0 means 16. Large
+					 * messages: >= 2 x calls in flight (see above) */
+	uint32_t node_size;		/* master: bytes per node, 256..64 MiB; 0 means 65536.
+					 * Large messages: >= message size + 64 (see above) */
 	smem_rpc_handler_fn handler;	/* NULL: requests get -ENOSYS at once */
 	void *handler_arg;
 	uint32_t service;		/* enum smem_rpc_service */
@@ -203,7 +217,10 @@ struct smem_rpc_stats {
 	uint64_t max_wait_write_ns;	/* longest wait for ring room */
 	uint64_t max_wait_read_ns;	/* longest sleep waiting for data */
 	uint64_t sleeps;		/* waits that went to the kernel */
-	uint64_t reserved[8];
+	/* Partial messages (the first packets of a multi-packet message) this end dropped: */
+	uint64_t partials_cancelled;	/* its sender gave up partway and sent a CANCEL */
+	uint64_t partials_expired;	/* no packet for 30 s while the ring was drained */
+	uint64_t reserved[6];		/* zero; room for counters to come (the size stays) */
 };
 
 /* Snapshot. 0 or -EINVAL. Thread-safe. */
