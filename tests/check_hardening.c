@@ -16,32 +16,14 @@
 #include "internal.h"
 #include "ring_int.h"
 #include "proto.h"
+#include "util/msgutil.h"
 #include "util/testutil.h"
 
 /* ---- the broker's request path without its loop ----------------------------------------- */
 
 static void send_with_fd(int sock, const void *buf, size_t len, int fd)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(&cm, 0, sizeof(cm));
-		msg.msg_control = cm.buf;
-		msg.msg_controllen = sizeof(cm.buf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	ck_assert_int_eq(sendmsg(sock, &msg, MSG_NOSIGNAL), (ssize_t)len);
+	ck_assert_int_eq(t_send_fd(sock, buf, len, fd), (ssize_t)len);
 }
 
 /* Receive one reply; returns its status, sets *fd (or -1). */

@@ -38,6 +38,7 @@
 
 #include "internal.h"
 #include "proto.h"
+#include "util/msgutil.h"
 
 static int failures;
 static bool verbose;
@@ -159,28 +160,10 @@ static int raw_send(struct conn *c, uint16_t op, uint32_t seq, const void *paylo
 {
 	_Alignas(8) unsigned char buf[SMEM_PROTO_MAX_REQ];
 	struct smem_msg_hdr h = { SMEM_PROTO_VERSION, op, (uint32_t)len, seq, 0 };
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(h) + len };
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	memcpy(buf, &h, sizeof(h));
 	memcpy(buf + sizeof(h), payload, len);
-	if (fd >= 0) {
-		struct cmsghdr *cmsg;
-
-		memset(&cm, 0, sizeof(cm));
-		msg.msg_control = cm.buf;
-		msg.msg_controllen = sizeof(cm.buf);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	}
-	if (sendmsg(c->fd, &msg, MSG_NOSIGNAL) < 0)
+	if (t_send_fd(c->fd, buf, sizeof(h) + len, fd) < 0)
 		return -errno;
 	c->seq = seq;
 	c->op = op;
