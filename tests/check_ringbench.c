@@ -215,7 +215,8 @@ static void check_row(const struct jobj *o, const char *bench, double size)
 	ck_assert(num(o, "cswitch_per_msg") >= 0);
 	ck_assert(num(o, "reps") >= 1);
 	ck_assert(strlen(str(o, "wait")) > 0);
-	ck_assert(!strcmp(str(o, "mode"), "processes") || !strcmp(str(o, "mode"), "threads"));
+	ck_assert(!strcmp(str(o, "mode"), "processes") || !strcmp(str(o, "mode"), "threads") ||
+		  !strcmp(str(o, "mode"), "inproc"));
 	if (!strcmp(bench, "stream")) {
 		ck_assert(is_null(o, "rtt_ns_p50"));
 		ck_assert(is_null(o, "rtt_ns_p99"));
@@ -336,6 +337,91 @@ START_TEST(rpc_prints_calls_per_second_against_request_response_baselines)
 	}
 	check_ratios(&r);
 	ck_assert(num(&r.obj[0], "backend") >= 1 && num(&r.obj[0], "backend") <= 3);
+	/* by default one packet per call: nodes of the request's size + the 64-byte header */
+	ck_assert_str_eq(str(&r.obj[0], "service"), "dispatch");
+	ck_assert(num(&r.obj[0], "node_size") == 2048 + 64);
+	ck_assert(num(&r.obj[0], "nodes") == 64);
+	ck_assert(!get(&r.obj[1], "node_size") && !get(&r.obj[1], "service"));
+}
+END_TEST
+
+START_TEST(rpc_node_size_and_nodes_set_the_geometry_of_smems_rings)
+{
+	static struct run r;
+	/* 3000-byte requests in 1024-byte nodes: four packets each, reassembled */
+	static const char *const args[] = { "rpc", "--size", "3000", "--node-size", "1024",
+					     "--nodes", "12", "--inflight", "2", "--json",
+					     "--count", "200", "--warmup", "0.02", "--quiet", NULL };
+	static const char *const lib[] = { "rpc", "--size", "100", "--node-size", "0", "--nodes",
+					    "0", "--json", "--count", "200", "--warmup", "0.02",
+					    "--quiet", NULL };
+
+	ringbench(&r, true, args);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.nlines, 1);
+	check_row(&r.obj[0], "rpc", 3000);
+	ck_assert(num(&r.obj[0], "node_size") == 1024);
+	ck_assert(num(&r.obj[0], "nodes") == 12);
+	/* 0 and 0: the library's defaults (64 KiB nodes, 16 of them) */
+	ringbench(&r, true, lib);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.nlines, 1);
+	check_row(&r.obj[0], "rpc", 100);
+	ck_assert(num(&r.obj[0], "node_size") == 65536);
+	ck_assert(num(&r.obj[0], "nodes") == 16);
+}
+END_TEST
+
+START_TEST(rpc_service_thread_serves_calls_from_the_librarys_threads)
+{
+	static struct run r;
+	static const char *const args[] = { "rpc", "--service", "thread", "--size", "512",
+					     "--inflight", "3", "--wait", "block", "--json",
+					     "--count", "300", "--warmup", "0.02", "--quiet", NULL };
+
+	ringbench(&r, true, args);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.nlines, 1);
+	check_row(&r.obj[0], "rpc", 512);
+	ck_assert_str_eq(str(&r.obj[0], "service"), "thread");
+	ck_assert_str_eq(str(&r.obj[0], "mode"), "processes");
+	ck_assert(num(&r.obj[0], "inflight") == 3);
+}
+END_TEST
+
+START_TEST(rpc_inproc_runs_both_ends_in_one_thread_and_never_waits)
+{
+	static struct run r;
+	/* --compare: in one thread there is nothing to compare, so no baseline rows */
+	static const char *const args[] = { "rpc", "--inproc", "--size", "1000", "--compare",
+					     "--syscalls", "counted", "--json", "--count", "2000",
+					     "--warmup", "0", "--quiet", NULL };
+
+	ringbench(&r, true, args);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.nlines, 1);
+	check_row(&r.obj[0], "rpc", 1000);
+	ck_assert_str_eq(str(&r.obj[0], "transport"), "smem");
+	ck_assert_str_eq(str(&r.obj[0], "mode"), "inproc");
+	ck_assert(num(&r.obj[0], "inflight") == 1 && num(&r.obj[0], "channels") == 1);
+	ck_assert(num(&r.obj[0], "node_size") == 1000 + 64);
+	/* every wait has timeout 0: the library never goes to the kernel to sleep */
+	ck_assert_str_eq(str(&r.obj[0], "syscalls_src"), "counted");
+	ck_assert(num(&r.obj[0], "syscalls_per_msg") == 0);
+}
+END_TEST
+
+START_TEST(no_baselines_runs_smem_alone_whatever_compare_asks)
+{
+	static struct run r;
+	static const char *const args[] = { "pingpong", "--compare", "--transport", "smem,futex",
+					     "--no-baselines", "--json", SHORT, NULL };
+
+	ringbench(&r, true, args);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_int_eq(r.nlines, 1);
+	check_row(&r.obj[0], "pingpong", 1024);
+	ck_assert_str_eq(str(&r.obj[0], "transport"), "smem");
 }
 END_TEST
 
@@ -384,6 +470,12 @@ START_TEST(bad_options_exit_with_status_2)
 		{ "stream", "--wait", "sometimes", NULL },
 		{ "rpc", "--channels", "4", "--inflight", "2", NULL },
 		{ "stream", "--nodes", "1", NULL },
+		{ "rpc", "--node-size", "100", NULL },		/* under 256 */
+		{ "stream", "--node-size", "1024", NULL },	/* rpc only */
+		{ "rpc", "--service", "sometimes", NULL },
+		{ "rpc", "--service", "thread", "--threads", NULL },	/* CPU time unseen */
+		{ "rpc", "--inproc", "--inflight", "2", NULL },	/* one call at a time */
+		{ "pingpong", "--inproc", NULL },
 	};
 	unsigned i;
 
@@ -405,6 +497,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, stream_with_threads_runs_several_writers_and_readers);
 	tcase_add_test(tc, pingpong_prints_ordered_round_trip_percentiles_for_each_transport);
 	tcase_add_test(tc, rpc_prints_calls_per_second_against_request_response_baselines);
+	tcase_add_test(tc, rpc_node_size_and_nodes_set_the_geometry_of_smems_rings);
+	tcase_add_test(tc, rpc_service_thread_serves_calls_from_the_librarys_threads);
+	tcase_add_test(tc, rpc_inproc_runs_both_ends_in_one_thread_and_never_waits);
+	tcase_add_test(tc, no_baselines_runs_smem_alone_whatever_compare_asks);
 	tcase_add_test(tc, reps_report_the_median_between_min_and_max);
 	tcase_add_test(tc, default_output_is_a_table_with_a_row_per_transport);
 	tcase_add_test(tc, bad_options_exit_with_status_2);

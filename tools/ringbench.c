@@ -7,9 +7,11 @@
  *   ringbench stream   [--size B] [--nodes N] [--writers W] [--readers R]   one-way flow
  *   ringbench pingpong [--size B] [--nodes N]                                 round trips
  *   ringbench rpc      [--size B] [--inflight K] [--channels C]               RPC calls
+ *                      [--node-size B] [--nodes N] [--service dispatch|thread]
+ *   ringbench rpc --inproc [--size B] [--node-size B] [--nodes N]            one thread
  *   common: [--seconds S | --count N] [--warmup S] [--reps N] [--threads] [--cpus A,B,...]
  *           [--wait spin|block|auto] [--syscalls auto|perf|counted] [--compare]
- *           [--transport T[,T...]] [--peers DIR] [--json] [--cdf FILE]
+ *           [--transport T[,T...]] [--no-baselines] [--peers DIR] [--json] [--cdf FILE]
  *           [--progress|--quiet]
  *
  * stream: W writers and R readers move messages of B bytes through one ring; every message
@@ -19,6 +21,12 @@
  *   one round trip (two one-way hand-overs); msgs_per_s counts round trips.
  * rpc: calls of B bytes answered with 8 bytes (ringbench_rpc.c); rtt is a call's round trip,
  *   msgs_per_s completed calls. The baselines run as request/response ping-pongs of B and 8.
+ *   --node-size/--nodes size smem's RPC rings (default: one packet per call; --nodes sizes the
+ *   baselines too); --service thread measures the library's default (a service thread at
+ *   both ends) instead of dispatch loops. --inproc runs both ends in one thread, one call at
+ *   a time, nothing waiting: the library's own work per call, for instruction counts
+ *   (valgrind --tool=callgrind --trace-children=yes ringbench rpc --inproc --warmup 0
+ *   --count N), with no baselines.
  * Workers are processes (default) or threads, pinned round-robin to --cpus when given.
  * Each figure is the median of --reps repetitions (min and max given for msgs_per_s); the
  * other figures come from the repetition with the median msgs_per_s. Repetitions are
@@ -29,7 +37,8 @@
  * ringbench_run.c for what each covers. cswitch_per_msg: voluntary context switches (sleeps).
  *
  * --compare adds the baselines of ringbench_base.c and the peers of bench/peers (when built;
- * --peers DIR, default: ../peers next to this program). Every baseline row carries
+ * --peers DIR, default: ../peers next to this program); --no-baselines runs smem alone
+ * whatever else is asked (so that perf stat over the whole run counts smem's CPU alone). Every baseline row carries
  * ratio_to_smem = its msgs_per_s / smem's, and for round trips rtt_ratio_to_smem = its p50 /
  * smem's (so < 1 means the baseline was faster).
  *
@@ -108,14 +117,16 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 	json_num("cpu_s_per_msg", r->cpu_s_per_msg, -1);
 	printf(",\"reps\":%d,\"seconds\":%g,\"count\":%llu,\"warmup\":%g,\"wait\":\"%s\","
 	       "\"mode\":\"%s\",\"cpus\":\"", c->reps, c->seconds, (unsigned long long)c->count,
-	       c->warmup, r->wait ? r->wait : "", c->threads ? "threads" : "processes");
+	       c->warmup, r->wait ? r->wait : "",
+	       c->inproc ? "inproc" : c->threads ? "threads" : "processes");
 	for (i = 0; i < c->ncpus; i++)
 		printf("%s%d", i ? "," : "", c->cpus[i]);
 	putchar('"');
 	if (c->bench == RB_RPC) {
 		printf(",\"inflight\":%d,\"channels\":%d", c->inflight, c->channels);
 		if (!strcmp(name, "smem"))
-			printf(",\"backend\":%d", r->backend);
+			printf(",\"backend\":%d,\"node_size\":%u,\"service\":\"%s\"", r->backend,
+			       r->node_size, c->service_thread ? "thread" : "dispatch");
 	}
 	if (ref && ref != r) {
 		json_num("ratio_to_smem", ref->msgs_per_s > 0 ? r->msgs_per_s / ref->msgs_per_s : -1,
@@ -232,6 +243,10 @@ static void usage(FILE *f)
 	      "  --nodes N           ring nodes (20); baselines get the same capacity\n"
 	      "  --writers W --readers R   stream: writers and readers (1 and 1)\n"
 	      "  --inflight K --channels C rpc: calls in flight over C channels (1 and 1)\n"
+	      "  --node-size B       rpc: smem's ring nodes, 256..64M, 0: the library's (size+64)\n"
+	      "                      (--nodes: smem's too in rpc, 0: the library's; 64, 8 > 64K)\n"
+	      "  --service dispatch|thread  rpc: serve loops, or the library's service threads\n"
+	      "  --inproc            rpc: both ends in one thread, one call at a time\n"
 	      "  --seconds S | --count N   window: time (2) or messages/round trips/calls\n"
 	      "  --warmup S          seconds before the window opens (0.2)\n"
 	      "  --reps N            repetitions; report median, min, max (1)\n"
@@ -240,6 +255,7 @@ static void usage(FILE *f)
 	      "  --wait spin|block|auto    how smem waits (auto)\n"
 	      "  --syscalls auto|perf|counted  how system calls are counted (auto: perf if it can)\n"
 	      "  --compare           add the baselines and peers; --transport T,T: only these\n"
+	      "  --no-baselines      smem alone, whatever --compare or --transport say\n"
 	      "  --peers DIR         where the peer programs are (../peers next to ringbench)\n"
 	      "  --json              JSON lines instead of a table\n"
 	      "  --cdf FILE          append round-trip quantiles (last repetition) to FILE\n"
@@ -264,6 +280,8 @@ static bool selected(const struct rb_cfg *c, const char *name, bool baseline)
 	size_t n = strlen(name);
 	const char *p;
 
+	if (baseline && c->no_baselines)
+		return false;
 	if (!c->only)
 		return !baseline || c->compare;
 	for (p = c->only; (p = strstr(p, name)); p += n)
@@ -307,6 +325,10 @@ int main(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "inflight", required_argument, NULL, 'i' },
 		{ "channels", required_argument, NULL, 'H' },
+		{ "node-size", required_argument, NULL, 'Z' },
+		{ "service", required_argument, NULL, 'V' },
+		{ "inproc", no_argument, NULL, 'I' },
+		{ "no-baselines", no_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "compare", no_argument, NULL, 'C' },
 		{ "transport", required_argument, NULL, 'T' },
@@ -318,7 +340,9 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rb_cfg c = { .size = 1024, .nodes = 20, .writers = 1, .readers = 1, .seconds = 2,
-			    .warmup = 0.2, .reps = 1, .inflight = 1, .channels = 1 };
+			    .warmup = 0.2, .reps = 1, .inflight = 1, .channels = 1,
+			    .rpc_node_size = -1, .rpc_nodes = -1 };
+	long nodes = -1;
 	struct rb_result res[NTRANSPORTS], *runs[NTRANSPORTS], *ref = NULL;
 	bool sel[NTRANSPORTS];
 	int progress = -1;
@@ -345,7 +369,16 @@ int main(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': c.size = parse_size(optarg); break;
-		case 'n': c.nodes = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'n': nodes = strtol(optarg, NULL, 0); break;
+		case 'Z': c.rpc_node_size = (long)parse_size(optarg); break;
+		case 'I': c.inproc = true; break;
+		case 'B': c.no_baselines = true; break;
+		case 'V':
+			if (!strcmp(optarg, "thread"))
+				c.service_thread = true;
+			else if (strcmp(optarg, "dispatch"))
+				goto bad;
+			break;
 		case 'w': c.writers = atoi(optarg); break;
 		case 'r': c.readers = atoi(optarg); break;
 		case 'S': c.seconds = atof(optarg); break;
@@ -404,6 +437,22 @@ int main(int argc, char **argv)
 		goto bad;
 	if (c.bench != RB_STREAM)
 		c.writers = c.readers = 1;
+	/* rpc: --nodes sizes smem's rings too, 0 leaving them to the library (baselines: 20) */
+	if (nodes != -1) {
+		if (nodes < 0 || nodes > (1l << 20))
+			goto bad;
+		if (c.bench == RB_RPC)
+			c.rpc_nodes = nodes;
+		if (c.bench != RB_RPC || nodes != 0)
+			c.nodes = (uint32_t)nodes;	/* checked below: >= 2 */
+	}
+	/* rpc options: only in rpc; --inproc is one call at a time with nobody waiting */
+	if ((c.bench != RB_RPC && (c.rpc_node_size != -1 || c.service_thread || c.inproc)) ||
+	    (c.rpc_node_size != -1 && c.rpc_node_size != 0 &&
+	     (c.rpc_node_size < 256 || c.rpc_node_size > (64l << 20))) ||
+	    (c.inproc && (c.inflight != 1 || c.channels != 1 || c.service_thread)) ||
+	    (c.service_thread && c.threads))
+		goto bad;
 	c.reply = c.bench == RB_PINGPONG ? c.size : c.bench == RB_RPC ? 8 : 0;
 	if (!c.size || c.size > (1u << 30) || c.nodes < 2 || c.nodes > (1u << 20) ||
 	    c.writers < 1 || c.readers < 1 || c.writers + c.readers > RB_MAX_WORKERS ||
@@ -414,6 +463,8 @@ int main(int argc, char **argv)
 	if (!c.peers_dir)
 		c.peers_dir = default_peers(argv[0]);
 	c.progress = progress < 0 ? isatty(2) : progress;
+	if (c.inproc)
+		c.no_baselines = true;	/* in one thread, there is nothing to compare */
 	snprintf(c.name, sizeof(c.name), "ringbench-%d", (int)getpid());
 	rb_ctl = rb_shared_map(sizeof(struct rb_ctl) +
 			       (c.bench == RB_STREAM ? 0 : RB_MAX_SAMPLES * sizeof(uint64_t)));

@@ -45,13 +45,17 @@ struct rb_cfg {
 	bool threads;
 	enum rb_wait wait;
 	enum rb_syscalls syscalls;
-	bool json, compare, progress;
+	bool json, compare, no_baselines, progress;
 	const char *only;	/* --transport */
 	const char *peers_dir;	/* peer programs (boost_mq, zmq_ipc) */
 	const char *cdf;	/* append round-trip quantiles here (--cdf) */
 	int cpus[RB_MAX_WORKERS];
 	int ncpus;
 	int inflight, channels;	/* rpc */
+	long rpc_node_size, rpc_nodes;	/* rpc: smem's rings; -1: sized for the request, 0: the
+					 * library's default */
+	bool service_thread;	/* rpc: a library service thread at both ends */
+	bool inproc;		/* rpc: both ends in one thread, nothing waits */
 	char name[64];		/* a unique prefix for smem names */
 };
 
@@ -66,13 +70,14 @@ struct rb_result {
 	const char *wait;	/* the transport's own waiting: "spin", "block", smem's mode */
 	int backend;		/* rpc: the wait backend (1 io_uring, 2 futex_waitv, 3 futex) */
 	uint32_t nodes;		/* nodes per ring when not --nodes (smem rpc sizes its own) */
+	uint32_t node_size;	/* rpc: smem's ring node size (0: not reported) */
 	const char *skip;	/* not run: why */
 };
 
 /* Shared between the parent and the workers (MAP_SHARED, so processes see it too). */
 struct rb_ctl {
 	_Atomic int ready, go, measuring, stop, errors;
-	_Atomic int aux;			/* transport-specific handshakes */
+	_Atomic uint32_t aux;			/* transport-specific handshakes (a futex word) */
 	_Atomic uint64_t msgs;			/* messages moved between go and stop */
 	_Atomic uint64_t syscalls;		/* counted by our code (or perf) in go..stop */
 	_Atomic uint64_t perf_syscalls;

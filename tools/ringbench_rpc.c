@@ -12,12 +12,26 @@
  * Counted system calls: the library's io_uring_enter/futex_waitv calls in both processes
  * (futex wakes are not in that count; --syscalls perf counts everything).
  *
+ * --service thread measures the library's default instead: both ends open with a service
+ * thread (the server's handlers run there, the server worker itself sleeps; the client still
+ * waits in smem_rpc_wait). Worker processes only: a thread's CPU time would miss the
+ * service threads.
+ *
+ * --inproc: both ends in one worker thread, one call at a time (call_async, dispatch on the
+ * serving end, wait on the calling end, all with timeout 0): nothing spins or sleeps, so the
+ * CPU time and instruction counts per call (valgrind --tool=callgrind --trace-children=yes,
+ * or with --threads; perf stat -e instructions) are the library's own work on both sides and
+ * do not depend on the machine's load. rtt is then one call's work, end to end. A request
+ * must fit in its ring at once (nobody reads while it is sent).
+ *
  * --wait spin: waiters poll 200 ms before sleeping (both sides busy); block: they sleep at
- * once (SMEM_RPC_NO_SPIN); auto: the library default. Each ring has 64 nodes of size + 64
- * bytes (one packet per call) up to 64 KiB requests, 8 nodes above (at most 1 MiB each):
- * --nodes is for the baselines; the smem row reports the node count it used.
+ * once (SMEM_RPC_NO_SPIN); auto: the library default. Geometry of smem's rings: by default
+ * nodes of size + 64 bytes (one packet per call; at most 1 MiB, larger requests are split),
+ * 64 of them up to 64 KiB requests, 8 above; --node-size and --nodes set them (0: the
+ * library's default). The smem row reports the geometry the rings really have.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +40,7 @@
 #include <smem.h>
 
 #include "internal.h"
+#include "rpc_int.h"
 #include "uring.h"
 #include "ringbench.h"
 
@@ -34,8 +49,10 @@
 
 static const char *const wait_names[] = { "auto", "spin", "block" };
 
+/* Shared with the workers (MAP_SHARED). */
 struct rpc_bench {
 	char names[RPC_MAX_CHANNELS][96];
+	uint32_t node_size, nodes;	/* the rings' real geometry, from the client */
 };
 
 static void opts_for(const struct rb_cfg *c, struct smem_rpc_opts *o)
@@ -47,9 +64,13 @@ static void opts_for(const struct rb_cfg *c, struct smem_rpc_opts *o)
 	if (o->node_size < 256)
 		o->node_size = 256;
 	o->node_count = c->size > 65536 ? 8 : 64;
+	if (c->rpc_node_size >= 0)
+		o->node_size = (uint32_t)c->rpc_node_size;
+	if (c->rpc_nodes >= 0)
+		o->node_count = (uint32_t)c->rpc_nodes;
 	o->spin_ns = c->wait == RB_WAIT_SPIN ? 200000000u :
 		     c->wait == RB_WAIT_BLOCK ? SMEM_RPC_NO_SPIN : 0;
-	o->service = SMEM_RPC_SERVICE_DISPATCH;
+	o->service = c->service_thread ? SMEM_RPC_SERVICE_THREAD : SMEM_RPC_SERVICE_DISPATCH;
 }
 
 struct handler_state {
@@ -68,44 +89,93 @@ static int handler(void *arg, const struct smem_rpc_request *req, struct smem_rp
 	return smem_rpc_reply_set(rep, out, h->reply);
 }
 
+/* Open channel @i of the run: the client's end (master, it opens first) or the server's. */
+static struct smem_rpc *open_end(const struct rb_cfg *c, struct rpc_bench *b, int i,
+				 struct handler_state *hs)
+{
+	struct smem_rpc_opts o;
+	struct smem_rpc *ch;
+	int err;
+
+	opts_for(c, &o);
+	if (hs) {
+		o.handler = handler;
+		o.handler_arg = hs;
+	}
+	err = smem_rpc_open(b->names[i], &o, &ch);
+	if (err)
+		rb_die(hs ? "smem_rpc_open (server)" : "smem_rpc_open (client)", err);
+	if (!hs && i == 0) {
+		b->node_size = (uint32_t)smem_rpc_packet_payload(ch) + 64;
+		b->nodes = smem_ring_node_count(smem__rpc_tx(ch));
+	}
+	return ch;
+}
+
+/* A completed call: its response must be the `reply` bytes, which are read. 0 or an error. */
+static int collect(const struct rb_cfg *c, struct smem_rpc_call *call, uint64_t *sum)
+{
+	void *resp;
+	size_t len;
+	int err = smem_rpc_call_result(call, &resp, &len);
+
+	smem_rpc_call_free(call);
+	if (!err && len != c->reply) {
+		fprintf(stderr, "ringbench: rpc call: %zu bytes back, not %zu\n", len, c->reply);
+		err = -EBADMSG;
+	}
+	if (!err)
+		*sum += rb_touch(resp, len);
+	smem_rpc_free_response(resp);
+	return err;
+}
+
+static void fail(const char *what, int err)
+{
+	fprintf(stderr, "ringbench: %s: %s\n", what, smem_strerror(err));
+	atomic_fetch_add(&rb_ctl->errors, 1);
+}
+
+/* The client's last word (aux 2: the server may stop serving), and a wake for a server that
+ * sleeps on it (--service thread). */
+static void client_done(void)
+{
+	atomic_store(&rb_ctl->aux, 2);
+	rb_futex(&rb_ctl->aux, FUTEX_WAKE, 1);
+}
+
 static void server(struct rb_worker *w, struct rpc_bench *b)
 {
 	const struct rb_cfg *c = w->c;
 	struct handler_state hs = { c->reply < 64 ? c->reply : 64, 0, 0 };
 	struct smem_rpc *chs[RPC_MAX_CHANNELS];
-	struct smem_rpc_opts o;
 	uint64_t sys0;
+	uint32_t aux;
 	int i, err;
 
-	opts_for(c, &o);
-	o.handler = handler;
-	o.handler_arg = &hs;
 	/* Acquire: pairs with the client's release of aux (its channels exist: it is master). */
 	while (!atomic_load_explicit(&rb_ctl->aux, memory_order_acquire))
 		rb_relax();
-	for (i = 0; i < c->channels; i++) {
-		err = smem_rpc_open(b->names[i], &o, &chs[i]);
-		if (err)
-			rb_die("smem_rpc_open (server)", err);
-	}
+	for (i = 0; i < c->channels; i++)
+		chs[i] = open_end(c, b, i, &hs);
 	rb_ready(w);
 	sys0 = smem__wait_syscalls();
 	/* Serve until the client has collected its last call (aux 2), not just until stop. */
-	while (atomic_load_explicit(&rb_ctl->aux, memory_order_relaxed) != 2) {
+	while (c->service_thread && (aux = atomic_load(&rb_ctl->aux)) != 2)
+		rb_futex(&rb_ctl->aux, FUTEX_WAIT, aux);
+	while (!c->service_thread && atomic_load_explicit(&rb_ctl->aux, memory_order_relaxed) != 2) {
 		err = smem_rpc_serve(chs, (unsigned)c->channels, 100);
 		if (err < 0 && err != -ETIMEDOUT) {
-			if (!rb_stopping() && err != -ECONNRESET && err != -ESHUTDOWN) {
-				fprintf(stderr, "ringbench: serve: %s\n", smem_strerror(err));
-				atomic_fetch_add(&rb_ctl->errors, 1);
-			}
+			if (!rb_stopping() && err != -ECONNRESET && err != -ESHUTDOWN)
+				fail("serve", err);
 			break;
 		}
 	}
 	/* Threads share the process-wide counter: the client reports it for both. */
 	rb_account(w, 0, c->threads ? 0 : smem__wait_syscalls() - sys0);
-	atomic_fetch_add(&rb_ctl->sink, hs.sum);
 	for (i = 0; i < c->channels; i++)
-		smem_rpc_close(chs[i]);
+		smem_rpc_close(chs[i]);		/* joins a service thread: hs is final */
+	atomic_fetch_add(&rb_ctl->sink, hs.sum);
 }
 
 static int start(struct smem_rpc *ch, const void *req, size_t len, struct smem_rpc_call **call)
@@ -120,19 +190,14 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 	struct smem_rpc_call *calls[RPC_MAX_INFLIGHT];
 	uint64_t started[RPC_MAX_INFLIGHT], sys0, seq = 0, sum = 0;
 	int chan[RPC_MAX_INFLIGHT];
-	struct smem_rpc_opts o;
 	unsigned char *req = malloc(c->size + 8);
 	int i, k, err, live;
 
 	if (!req)
 		rb_die("malloc", -ENOMEM);
 	memset(req, 0x5a, c->size + 8);
-	opts_for(c, &o);
-	for (i = 0; i < c->channels; i++) {
-		err = smem_rpc_open(b->names[i], &o, &chs[i]);
-		if (err)
-			rb_die("smem_rpc_open (client)", err);
-	}
+	for (i = 0; i < c->channels; i++)
+		chs[i] = open_end(c, b, i, NULL);
 	/* Release: pairs with the server's acquire (open as slave only after us). */
 	atomic_store_explicit(&rb_ctl->aux, 1, memory_order_release);
 	rb_ready(w);
@@ -155,13 +220,10 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 	while (live) {
 		err = smem_rpc_wait(calls, (unsigned)live, SMEM_RPC_WAIT_ANY, 100);
 		if (err < 0 && err != -ETIMEDOUT) {
-			fprintf(stderr, "ringbench: rpc wait: %s\n", smem_strerror(err));
-			atomic_fetch_add(&rb_ctl->errors, 1);
+			fail("rpc wait", err);
 			break;
 		}
 		for (k = 0; k < live;) {
-			void *resp;
-			size_t len;
 			uint64_t now;
 
 			if (!smem_rpc_call_done(calls[k])) {
@@ -169,18 +231,12 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 				continue;
 			}
 			now = rb_now_ns();
-			err = smem_rpc_call_result(calls[k], &resp, &len);
-			smem_rpc_call_free(calls[k]);
-			if (err || len != c->reply) {
-				fprintf(stderr, "ringbench: rpc call: %s (%zu bytes back)\n",
-					smem_strerror(err), err ? 0 : len);
-				atomic_fetch_add(&rb_ctl->errors, 1);
-				smem_rpc_free_response(resp);
-				calls[k] = NULL;
+			err = collect(c, calls[k], &sum);
+			calls[k] = NULL;
+			if (err) {
+				fail("rpc call", err);
 				goto out;
 			}
-			sum += rb_touch(resp, len);
-			smem_rpc_free_response(resp);
 			rb_sample(now - started[k]);
 			rb_count(w);
 			if (rb_stopping()) {
@@ -194,8 +250,7 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 			rb_stamp(req, c->size, seq++);
 			started[k] = rb_now_ns();
 			if ((err = start(chs[chan[k]], req, c->size, &calls[k]))) {
-				fprintf(stderr, "ringbench: rpc call: %s\n", smem_strerror(err));
-				atomic_fetch_add(&rb_ctl->errors, 1);
+				fail("rpc call", err);
 				calls[k] = NULL;
 				goto out;
 			}
@@ -204,7 +259,7 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 	}
 out:
 	rb_account(w, atomic_load(&rb_ctl->count[w->index].n), smem__wait_syscalls() - sys0);
-	atomic_store(&rb_ctl->aux, 2);	/* the server may stop serving */
+	client_done();
 	atomic_store(&rb_ctl->backend, (int)smem__wait_backend());
 	atomic_fetch_add(&rb_ctl->sink, sum);
 	for (k = 0; k < c->inflight; k++)
@@ -217,9 +272,66 @@ out:
 	free(req);
 }
 
+/* One call with both ends here: send, serve it, see its response; nothing waits. */
+static int inproc_call(const struct rb_cfg *c, struct smem_rpc *cl, struct smem_rpc *sv,
+		       const void *req, uint64_t *sum)
+{
+	struct smem_rpc_call *call;
+	int err = smem_rpc_call_async(cl, req, c->size, 1000, &call);
+
+	if (err)
+		return err;
+	/* Until the whole request (maybe several packets) is served and its response seen. */
+	do
+		err = smem_rpc_dispatch(sv, 0);
+	while (err == 0 && !smem_rpc_call_done(call) &&
+	       smem_rpc_wait(&call, 1, SMEM_RPC_WAIT_ALL, 0) < 0);
+	if (err >= 0)
+		err = smem_rpc_wait(&call, 1, SMEM_RPC_WAIT_ALL, 0);
+	if (err < 0) {
+		smem_rpc_call_free(call);
+		return err;
+	}
+	return collect(c, call, sum);
+}
+
+static void inproc(struct rb_worker *w, struct rpc_bench *b)
+{
+	const struct rb_cfg *c = w->c;
+	struct handler_state hs = { c->reply < 64 ? c->reply : 64, 0, 0 };
+	struct smem_rpc *cl = open_end(c, b, 0, NULL), *sv = open_end(c, b, 0, &hs);
+	unsigned char *req = malloc(c->size + 8);
+	uint64_t sys0, seq = 0, sum = 0, t;
+	int err;
+
+	if (!req)
+		rb_die("malloc", -ENOMEM);
+	memset(req, 0x5a, c->size + 8);
+	rb_ready(w);
+	sys0 = smem__wait_syscalls();
+	while (!rb_stopping()) {
+		rb_stamp(req, c->size, seq++);
+		t = rb_now_ns();
+		if ((err = inproc_call(c, cl, sv, req, &sum))) {
+			fail("rpc call (inproc)", err);
+			break;
+		}
+		rb_sample(rb_now_ns() - t);
+		rb_count(w);
+	}
+	rb_account(w, atomic_load(&rb_ctl->count[w->index].n), smem__wait_syscalls() - sys0);
+	atomic_store(&rb_ctl->backend, (int)smem__wait_backend());
+	atomic_fetch_add(&rb_ctl->sink, sum + hs.sum);
+	smem_rpc_close(sv);
+	smem_rpc_close(cl);
+	free(req);
+}
+
 static void rpc_worker(struct rb_worker *w)
 {
-	if (w->role == 0)
+	if (w->c->inproc)
+		inproc(w, w->tp);
+	else if (w->role == 0)
 		client(w, w->tp);
 	else
 		server(w, w->tp);
@@ -230,25 +342,21 @@ int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res)
 	struct rpc_bench *b = rb_shared_map(sizeof(*b));
 	struct rb_worker ws[2];
 	static int run;
-	int i;
+	int i, n = c->inproc ? 1 : 2;
 
 	/* fresh names per repetition: a channel's name outlives its endpoints briefly */
 	for (i = 0; i < c->channels; i++)
 		snprintf(b->names[i], sizeof(b->names[i]), "%s-rpc%d-%d", c->name, run, i);
 	run++;
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < n; i++)
 		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = rpc_worker,
 					    .tp = b };
-	rb_run(c, ws, 2, res, NULL);
+	rb_run(c, ws, n, res, NULL);
 	res->wait = wait_names[c->wait];
 	rb_rtt_result(c, res);
 	res->backend = atomic_load(&rb_ctl->backend);
-	{
-		struct smem_rpc_opts o;
-
-		opts_for(c, &o);
-		res->nodes = o.node_count;
-	}
+	res->nodes = b->nodes;
+	res->node_size = b->node_size;
 	munmap(b, sizeof(*b));
 	return 0;
 }

@@ -184,7 +184,6 @@ static void cpu_now(const struct rb_worker *w, uint64_t *cpu_ns, uint64_t *nvcsw
 
 void rb_ready(struct rb_worker *w)
 {
-	w->perf_fd = w->c->syscalls == RB_SYS_COUNTED ? -1 : perf_open();
 	atomic_fetch_add(&rb_ctl->ready, 1);
 	/* Acquire: pairs with the parent's release of go (the ctl was reset before). */
 	while (!atomic_load_explicit(&rb_ctl->go, memory_order_acquire))
@@ -263,7 +262,9 @@ static void *worker_main(void *p)
 {
 	struct rb_worker *w = p;
 
-	w->perf_fd = -1;
+	/* Opened (disabled) before the worker starts any thread, so that the counter inherits
+	 * to them all (a library service thread); rb_ready() enables it at go. */
+	w->perf_fd = w->c->syscalls == RB_SYS_COUNTED ? -1 : perf_open();
 	pin(w);
 	w->fn(w);
 	return NULL;
