@@ -231,6 +231,19 @@ static void check_row(const struct jobj *o, const char *bench, double size)
 	ck_assert(num(o, "p999") == p999);
 }
 
+/* Run ringbench with @args: it succeeds with exactly @rows JSON rows, each of them sane. */
+static void rows_of(struct run *r, const char *const *args, int rows, const char *bench,
+		    double size)
+{
+	int i;
+
+	ringbench(r, true, args);
+	ck_assert_int_eq(r->status, 0);
+	ck_assert_int_eq(r->nlines, rows);
+	for (i = 0; i < rows; i++)
+		check_row(&r->obj[i], bench, size);
+}
+
 /* smem first, without ratios; every baseline after it with ratio_to_smem > 0. */
 static void check_ratios(const struct run *r)
 {
@@ -268,15 +281,12 @@ START_TEST(stream_prints_a_json_row_for_smem_and_each_baseline)
 					     "0,1", SHORT, NULL };
 	int i;
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
+	rows_of(&r, args, 5, "stream", 1000);
 	for (i = 0; i < r.nlines; i++) {
-		check_row(&r.obj[i], "stream", 1000);
 		ck_assert(num(&r.obj[i], "nodes") == 8);
 		ck_assert(num(&r.obj[i], "writers") == 1 && num(&r.obj[i], "readers") == 1);
 	}
 	check_ratios(&r);
-	ck_assert_int_eq(r.nlines, 5);
 	ck_assert(has_transport(&r, "naive") && has_transport(&r, "pipe") &&
 		  has_transport(&r, "unix") && has_transport(&r, "seqpacket"));
 }
@@ -289,10 +299,7 @@ START_TEST(stream_with_threads_runs_several_writers_and_readers)
 					     "2", "--size", "64", "--wait", "block", "--json", SHORT,
 					     NULL };
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 1);
-	check_row(&r.obj[0], "stream", 64);
+	rows_of(&r, args, 1, "stream", 64);
 	ck_assert_str_eq(str(&r.obj[0], "mode"), "threads");
 	ck_assert_str_eq(str(&r.obj[0], "wait"), "block");
 	ck_assert(num(&r.obj[0], "writers") == 2 && num(&r.obj[0], "readers") == 2);
@@ -306,14 +313,9 @@ START_TEST(pingpong_prints_ordered_round_trip_percentiles_for_each_transport)
 					     "--transport",
 					     "smem,naive,futex,eventfd,pipe,unix,seqpacket", "--json",
 					     "--wait", "block", SHORT, NULL };
-	int i;
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	for (i = 0; i < r.nlines; i++)
-		check_row(&r.obj[i], "pingpong", 256);
+	rows_of(&r, args, 7, "pingpong", 256);
 	check_ratios(&r);
-	ck_assert_int_eq(r.nlines, 7);
 	ck_assert(has_transport(&r, "futex") && has_transport(&r, "eventfd") &&
 		  has_transport(&r, "naive") && has_transport(&r, "pipe"));
 }
@@ -328,13 +330,9 @@ START_TEST(rpc_prints_calls_per_second_against_request_response_baselines)
 					     "--warmup", "0.02", "--quiet", NULL };
 	int i;
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 3);
-	for (i = 0; i < r.nlines; i++) {
-		check_row(&r.obj[i], "rpc", 2048);
+	rows_of(&r, args, 3, "rpc", 2048);
+	for (i = 0; i < r.nlines; i++)
 		ck_assert(num(&r.obj[i], "inflight") == 4 && num(&r.obj[i], "channels") == 2);
-	}
 	check_ratios(&r);
 	ck_assert(num(&r.obj[0], "backend") >= 1 && num(&r.obj[0], "backend") <= 3);
 	/* by default one packet per call: nodes of the request's size + the 64-byte header */
@@ -356,17 +354,11 @@ START_TEST(rpc_node_size_and_nodes_set_the_geometry_of_smems_rings)
 					    "0", "--json", "--count", "200", "--warmup", "0.02",
 					    "--quiet", NULL };
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 1);
-	check_row(&r.obj[0], "rpc", 3000);
+	rows_of(&r, args, 1, "rpc", 3000);
 	ck_assert(num(&r.obj[0], "node_size") == 1024);
 	ck_assert(num(&r.obj[0], "nodes") == 12);
 	/* 0 and 0: the library's defaults (64 KiB nodes, 16 of them) */
-	ringbench(&r, true, lib);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 1);
-	check_row(&r.obj[0], "rpc", 100);
+	rows_of(&r, lib, 1, "rpc", 100);
 	ck_assert(num(&r.obj[0], "node_size") == 65536);
 	ck_assert(num(&r.obj[0], "nodes") == 16);
 }
@@ -379,10 +371,7 @@ START_TEST(rpc_service_thread_serves_calls_from_the_librarys_threads)
 					     "--inflight", "3", "--wait", "block", "--json",
 					     "--count", "300", "--warmup", "0.02", "--quiet", NULL };
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 1);
-	check_row(&r.obj[0], "rpc", 512);
+	rows_of(&r, args, 1, "rpc", 512);
 	ck_assert_str_eq(str(&r.obj[0], "service"), "thread");
 	ck_assert_str_eq(str(&r.obj[0], "mode"), "processes");
 	ck_assert(num(&r.obj[0], "inflight") == 3);
@@ -397,10 +386,7 @@ START_TEST(rpc_inproc_runs_both_ends_in_one_thread_and_never_waits)
 					     "--syscalls", "counted", "--json", "--count", "2000",
 					     "--warmup", "0", "--quiet", NULL };
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 1);
-	check_row(&r.obj[0], "rpc", 1000);
+	rows_of(&r, args, 1, "rpc", 1000);
 	ck_assert_str_eq(str(&r.obj[0], "transport"), "smem");
 	ck_assert_str_eq(str(&r.obj[0], "mode"), "inproc");
 	ck_assert(num(&r.obj[0], "inflight") == 1 && num(&r.obj[0], "channels") == 1);
@@ -417,10 +403,7 @@ START_TEST(no_baselines_runs_smem_alone_whatever_compare_asks)
 	static const char *const args[] = { "pingpong", "--compare", "--transport", "smem,futex",
 					     "--no-baselines", "--json", SHORT, NULL };
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 1);
-	check_row(&r.obj[0], "pingpong", 1024);
+	rows_of(&r, args, 1, "pingpong", 1024);
 	ck_assert_str_eq(str(&r.obj[0], "transport"), "smem");
 }
 END_TEST
@@ -433,11 +416,8 @@ START_TEST(reps_report_the_median_between_min_and_max)
 					     SHORT, NULL };
 	int i;
 
-	ringbench(&r, true, args);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_int_eq(r.nlines, 2);
+	rows_of(&r, args, 2, "stream", 4096);
 	for (i = 0; i < 2; i++) {
-		check_row(&r.obj[i], "stream", 4096);
 		ck_assert(num(&r.obj[i], "reps") == 3);
 		ck_assert_str_eq(str(&r.obj[i], "syscalls_src"), "counted");
 	}

@@ -243,8 +243,9 @@ static void usage(FILE *f)
 	      "  --nodes N           ring nodes (20); baselines get the same capacity\n"
 	      "  --writers W --readers R   stream: writers and readers (1 and 1)\n"
 	      "  --inflight K --channels C rpc: calls in flight over C channels (1 and 1)\n"
-	      "  --node-size B       rpc: smem's ring nodes, 256..64M, 0: the library's (size+64)\n"
-	      "                      (--nodes: smem's too in rpc, 0: the library's; 64, 8 > 64K)\n"
+	      "  --node-size B       rpc: smem's node bytes, 256..64M (size + 64: one packet per\n"
+	      "                      call); --nodes sizes smem's rings too (64; 8 over 64K);\n"
+	      "                      0 for either: the library's default\n"
 	      "  --service dispatch|thread  rpc: serve loops, or the library's service threads\n"
 	      "  --inproc            rpc: both ends in one thread, one call at a time\n"
 	      "  --seconds S | --count N   window: time (2) or messages/round trips/calls\n"
@@ -273,6 +274,17 @@ static size_t parse_size(const char *s)
 	else if (*end == 'M' || *end == 'm')
 		v <<= 20;
 	return (size_t)v;
+}
+
+/* The index of @s in @names, or -1. */
+static int pick(const char *s, const char *const *names, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	return -1;
 }
 
 static bool selected(const struct rb_cfg *c, const char *name, bool baseline)
@@ -342,6 +354,9 @@ int main(int argc, char **argv)
 	struct rb_cfg c = { .size = 1024, .nodes = 20, .writers = 1, .readers = 1, .seconds = 2,
 			    .warmup = 0.2, .reps = 1, .inflight = 1, .channels = 1,
 			    .rpc_node_size = -1, .rpc_nodes = -1 };
+	/* in the order of enum rb_syscalls */
+	static const char *const syscalls[] = { "auto", "perf", "counted" };
+	static const char *const services[] = { "dispatch", "thread" };
 	long nodes = -1;
 	struct rb_result res[NTRANSPORTS], *runs[NTRANSPORTS], *ref = NULL;
 	bool sel[NTRANSPORTS];
@@ -374,10 +389,9 @@ int main(int argc, char **argv)
 		case 'I': c.inproc = true; break;
 		case 'B': c.no_baselines = true; break;
 		case 'V':
-			if (!strcmp(optarg, "thread"))
-				c.service_thread = true;
-			else if (strcmp(optarg, "dispatch"))
+			if ((k = pick(optarg, services, 2)) < 0)
 				goto bad;
+			c.service_thread = k == 1;
 			break;
 		case 'w': c.writers = atoi(optarg); break;
 		case 'r': c.readers = atoi(optarg); break;
@@ -396,24 +410,14 @@ int main(int argc, char **argv)
 		case 'p': progress = 1; break;
 		case 'q': progress = 0; break;
 		case 'W':
-			if (!strcmp(optarg, "spin"))
-				c.wait = RB_WAIT_SPIN;
-			else if (!strcmp(optarg, "block"))
-				c.wait = RB_WAIT_BLOCK;
-			else if (!strcmp(optarg, "auto"))
-				c.wait = RB_WAIT_AUTO;
-			else
+			if ((k = pick(optarg, rb_wait_names, 3)) < 0)
 				goto bad;
+			c.wait = (enum rb_wait)k;
 			break;
 		case 'Y':
-			if (!strcmp(optarg, "perf"))
-				c.syscalls = RB_SYS_PERF;
-			else if (!strcmp(optarg, "counted"))
-				c.syscalls = RB_SYS_COUNTED;
-			else if (!strcmp(optarg, "auto"))
-				c.syscalls = RB_SYS_AUTO;
-			else
+			if ((k = pick(optarg, syscalls, 3)) < 0)
 				goto bad;
+			c.syscalls = (enum rb_syscalls)k;
 			break;
 		case 'c': {
 			char *s = optarg, *end;

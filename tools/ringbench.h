@@ -94,6 +94,7 @@ struct rb_ctl {
 };
 
 extern struct rb_ctl *rb_ctl;
+extern const char *const rb_wait_names[3];	/* by enum rb_wait: "auto", "spin", "block" */
 extern char rb_label[128];	/* what runs now, for messages */
 extern int rb_failed;		/* a run had worker errors */
 extern const char *rb_transport;	/* the transport running now */
@@ -133,6 +134,10 @@ void rb_account(struct rb_worker *w, uint64_t msgs, uint64_t counted_syscalls);
 /* Parent side: run n workers through the window; fills msgs_per_s and the per-msg costs. */
 void rb_run(const struct rb_cfg *c, struct rb_worker *ws, int n, struct rb_result *res,
 	    void (*after_stop)(struct rb_worker *ws, int n));
+/* rb_run() for n workers whose worker i has role i, all running fn on tp; sets res->wait and,
+ * for round trips, the percentiles. */
+void rb_run_roles(const struct rb_cfg *c, int n, rb_worker_fn fn, void *tp, const char *wait,
+		  struct rb_result *res, void (*after_stop)(struct rb_worker *ws, int n));
 /* Percentiles from the samples (and gb_per_s with both directions). */
 void rb_rtt_result(const struct rb_cfg *c, struct rb_result *res);
 /* The pinger's loop: timed round trips until stop; rt() returns false on error. */

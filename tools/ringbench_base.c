@@ -155,14 +155,8 @@ static void naive_stream_worker(struct rb_worker *w)
 int rb_naive_stream(const struct rb_cfg *c, struct rb_result *res)
 {
 	struct naive *q = naive_new((size_t)c->nodes * c->size);
-	struct rb_worker ws[2];
-	int i;
 
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i,
-					    .fn = naive_stream_worker, .tp = q };
-	rb_run(c, ws, 2, res, NULL);
-	res->wait = "spin";
+	rb_run_roles(c, 2, naive_stream_worker, q, "spin", res, NULL);
 	naive_free(q);
 	return 0;
 }
@@ -210,15 +204,8 @@ int rb_naive_pingpong(const struct rb_cfg *c, struct rb_result *res)
 	/* [0]: pinger -> ponger, [1]: ponger -> pinger */
 	struct naive *qs[2] = { naive_new((size_t)c->nodes * c->size),
 				naive_new((size_t)c->nodes * max_sz(c->reply, 1)) };
-	struct rb_worker ws[2];
-	int i;
 
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = naive_pp_worker,
-					    .tp = qs };
-	rb_run(c, ws, 2, res, NULL);
-	res->wait = "spin";
-	rb_rtt_result(c, res);
+	rb_run_roles(c, 2, naive_pp_worker, qs, "spin", res, NULL);
 	naive_free(qs[0]);
 	naive_free(qs[1]);
 	return 0;
@@ -373,12 +360,11 @@ static void fd_stream_worker(struct rb_worker *w)
 	free(buf);
 }
 
-static void fd_parent_close(struct rb_worker *ws, int n)
+/* The parent's copies: after stop (worker processes have theirs), or after the threads. */
+static void fd_close_all(struct fdt *t)
 {
-	struct fdt *t = ws[0].tp;
 	int i, j;
 
-	(void)n;
 	for (i = 0; i < 4; i++) {
 		bool dup = false;
 
@@ -387,6 +373,12 @@ static void fd_parent_close(struct rb_worker *ws, int n)
 		if (t->fd[i] >= 0 && !dup && !atomic_load(&t->closed[i]))
 			close(t->fd[i]);
 	}
+}
+
+static void fd_parent_close(struct rb_worker *ws, int n)
+{
+	(void)n;
+	fd_close_all(ws[0].tp);
 }
 
 static int fd_setup(const struct rb_cfg *c, struct fdt *t, enum fd_kind kind, bool pp,
@@ -438,40 +430,6 @@ static int fd_setup(const struct rb_cfg *c, struct fdt *t, enum fd_kind kind, bo
 	return 0;
 }
 
-static int fd_stream(const struct rb_cfg *c, struct rb_result *res, enum fd_kind kind)
-{
-	struct fdt *t = rb_shared_map(sizeof(*t));
-	struct rb_worker ws[2];
-	int i;
-
-	if (fd_setup(c, t, kind, false, res) == 0) {
-		for (i = 0; i < 2; i++)
-			ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i,
-						    .fn = fd_stream_worker, .tp = t };
-		rb_run(c, ws, 2, res, c->threads ? NULL : fd_parent_close);
-		if (c->threads)
-			fd_parent_close(ws, 2);
-		res->wait = "block";
-	}
-	munmap(t, sizeof(*t));
-	return 0;
-}
-
-int rb_pipe_stream(const struct rb_cfg *c, struct rb_result *res)
-{
-	return fd_stream(c, res, FD_PIPE);
-}
-
-int rb_unix_stream(const struct rb_cfg *c, struct rb_result *res)
-{
-	return fd_stream(c, res, FD_UNIX);
-}
-
-int rb_seqpacket_stream(const struct rb_cfg *c, struct rb_result *res)
-{
-	return fd_stream(c, res, FD_SEQPACKET);
-}
-
 struct fd_pp {
 	struct fdt *t;
 	int out, in;
@@ -515,39 +473,48 @@ static void fd_pp_worker(struct rb_worker *w)
 	free(buf);
 }
 
-static int fd_pingpong(const struct rb_cfg *c, struct rb_result *res, enum fd_kind kind)
+static int fd_run(const struct rb_cfg *c, struct rb_result *res, enum fd_kind kind, bool pp)
 {
 	struct fdt *t = rb_shared_map(sizeof(*t));
-	struct rb_worker ws[2];
-	int i;
 
-	if (fd_setup(c, t, kind, true, res) == 0) {
-		for (i = 0; i < 2; i++)
-			ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i,
-						    .fn = fd_pp_worker, .tp = t };
-		rb_run(c, ws, 2, res, c->threads ? NULL : fd_parent_close);
+	if (fd_setup(c, t, kind, pp, res) == 0) {
+		rb_run_roles(c, 2, pp ? fd_pp_worker : fd_stream_worker, t, "block", res,
+			     c->threads ? NULL : fd_parent_close);
 		if (c->threads)
-			fd_parent_close(ws, 2);
-		res->wait = "block";
-		rb_rtt_result(c, res);
+			fd_close_all(t);
 	}
 	munmap(t, sizeof(*t));
 	return 0;
 }
 
+int rb_pipe_stream(const struct rb_cfg *c, struct rb_result *res)
+{
+	return fd_run(c, res, FD_PIPE, false);
+}
+
+int rb_unix_stream(const struct rb_cfg *c, struct rb_result *res)
+{
+	return fd_run(c, res, FD_UNIX, false);
+}
+
+int rb_seqpacket_stream(const struct rb_cfg *c, struct rb_result *res)
+{
+	return fd_run(c, res, FD_SEQPACKET, false);
+}
+
 int rb_pipe_pingpong(const struct rb_cfg *c, struct rb_result *res)
 {
-	return fd_pingpong(c, res, FD_PIPE);
+	return fd_run(c, res, FD_PIPE, true);
 }
 
 int rb_unix_pingpong(const struct rb_cfg *c, struct rb_result *res)
 {
-	return fd_pingpong(c, res, FD_UNIX);
+	return fd_run(c, res, FD_UNIX, true);
 }
 
 int rb_seqpacket_pingpong(const struct rb_cfg *c, struct rb_result *res)
 {
-	return fd_pingpong(c, res, FD_SEQPACKET);
+	return fd_run(c, res, FD_SEQPACKET, true);
 }
 
 /* ---- eventfd and futex: a shared buffer and a sleeping hand-over ------------------------- */
@@ -624,15 +591,8 @@ int rb_futex_pingpong(const struct rb_cfg *c, struct rb_result *res)
 {
 	size_t len = sizeof(struct shared_pp) + max_sz(c->size, c->reply);
 	struct shared_pp *s = rb_shared_map(len);
-	struct rb_worker ws[2];
-	int i;
 
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = futex_pp_worker,
-					    .tp = s };
-	rb_run(c, ws, 2, res, NULL);
-	res->wait = "block";
-	rb_rtt_result(c, res);
+	rb_run_roles(c, 2, futex_pp_worker, s, "block", res, NULL);
 	munmap(s, len);
 	return 0;
 }
@@ -694,19 +654,12 @@ int rb_eventfd_pingpong(const struct rb_cfg *c, struct rb_result *res)
 {
 	size_t len = sizeof(struct shared_pp) + max_sz(c->size, c->reply);
 	struct shared_pp *s = rb_shared_map(len);
-	struct rb_worker ws[2];
-	int i;
 
 	s->efd[0] = eventfd(0, EFD_CLOEXEC);
 	s->efd[1] = eventfd(0, EFD_CLOEXEC);
 	if (s->efd[0] < 0 || s->efd[1] < 0)
 		rb_die("eventfd", -errno);
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = efd_pp_worker,
-					    .tp = s };
-	rb_run(c, ws, 2, res, NULL);
-	res->wait = "block";
-	rb_rtt_result(c, res);
+	rb_run_roles(c, 2, efd_pp_worker, s, "block", res, NULL);
 	close(s->efd[0]);
 	close(s->efd[1]);
 	munmap(s, len);

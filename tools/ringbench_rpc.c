@@ -47,8 +47,6 @@
 #define RPC_MAX_INFLIGHT 1024
 #define RPC_MAX_CHANNELS 32
 
-static const char *const wait_names[] = { "auto", "spin", "block" };
-
 /* Shared with the workers (MAP_SHARED). */
 struct rpc_bench {
 	char names[RPC_MAX_CHANNELS][96];
@@ -340,20 +338,14 @@ static void rpc_worker(struct rb_worker *w)
 int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res)
 {
 	struct rpc_bench *b = rb_shared_map(sizeof(*b));
-	struct rb_worker ws[2];
 	static int run;
-	int i, n = c->inproc ? 1 : 2;
+	int i;
 
 	/* fresh names per repetition: a channel's name outlives its endpoints briefly */
 	for (i = 0; i < c->channels; i++)
 		snprintf(b->names[i], sizeof(b->names[i]), "%s-rpc%d-%d", c->name, run, i);
 	run++;
-	for (i = 0; i < n; i++)
-		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = rpc_worker,
-					    .tp = b };
-	rb_run(c, ws, n, res, NULL);
-	res->wait = wait_names[c->wait];
-	rb_rtt_result(c, res);
+	rb_run_roles(c, c->inproc ? 1 : 2, rpc_worker, b, rb_wait_names[c->wait], res, NULL);
 	res->backend = atomic_load(&rb_ctl->backend);
 	res->nodes = b->nodes;
 	res->node_size = b->node_size;

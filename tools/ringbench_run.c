@@ -52,6 +52,7 @@ const char *__tsan_default_options(void)
 #endif
 
 struct rb_ctl *rb_ctl;
+const char *const rb_wait_names[3] = { "auto", "spin", "block" };
 char rb_label[128];
 int rb_failed;
 const char *rb_transport = "";
@@ -427,6 +428,20 @@ void rb_run(const struct rb_cfg *c, struct rb_worker *ws, int n, struct rb_resul
 			res->cpu_s_per_msg = (double)atomic_load(&rb_ctl->cpu_ns) / 1e9 / (double)msgs;
 		}
 	}
+}
+
+void rb_run_roles(const struct rb_cfg *c, int n, rb_worker_fn fn, void *tp, const char *wait,
+		  struct rb_result *res, void (*after_stop)(struct rb_worker *ws, int n))
+{
+	struct rb_worker ws[RB_MAX_WORKERS];
+	int i;
+
+	for (i = 0; i < n; i++)
+		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = fn, .tp = tp };
+	rb_run(c, ws, n, res, after_stop);
+	res->wait = wait;
+	if (c->bench != RB_STREAM)
+		rb_rtt_result(c, res);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -18,8 +18,6 @@
 
 #include "ringbench.h"
 
-static const char *const wait_names[] = { "auto", "spin", "block" };
-
 static struct smem_ring *join(const struct rb_cfg *c, const char *name)
 {
 	struct smem_ring *r;
@@ -115,7 +113,7 @@ int rb_smem_stream(const struct rb_cfg *c, struct rb_result *res)
 		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i >= c->writers,
 					    .fn = stream_worker };
 	rb_run(c, ws, n, res, NULL);
-	res->wait = wait_names[c->wait];
+	res->wait = rb_wait_names[c->wait];
 	smem_ring_close(owner);
 	return 0;
 }
@@ -193,20 +191,13 @@ int rb_smem_pingpong(const struct rb_cfg *c, struct rb_result *res)
 {
 	struct pp pp;
 	struct smem_ring *a, *b;
-	struct rb_worker ws[2];
-	int i;
 
 	memset(&pp, 0, sizeof(pp));
 	snprintf(pp.a, sizeof(pp.a), "%s-a", c->name);
 	snprintf(pp.b, sizeof(pp.b), "%s-b", c->name);
 	a = make(c, pp.a, c->size);
 	b = make(c, pp.b, c->reply ? c->reply : 1);
-	for (i = 0; i < 2; i++)
-		ws[i] = (struct rb_worker){ .c = c, .index = i, .role = i, .fn = pp_worker,
-					    .tp = &pp };
-	rb_run(c, ws, 2, res, NULL);
-	res->wait = wait_names[c->wait];
-	rb_rtt_result(c, res);
+	rb_run_roles(c, 2, pp_worker, &pp, rb_wait_names[c->wait], res, NULL);
 	smem_ring_close(a);
 	smem_ring_close(b);
 	return 0;
