@@ -109,7 +109,41 @@ struct smem_region *smem__ring_region(const struct smem_ring *r);
 /* Longest sleep between two looks at the ring while a peer holds a node we wait for. */
 #define SMEM__RING_RECHECK_MS	5
 
+/* ---- the adaptive spin (SMEM_RING_SPIN_AUTO; ring.h and WAITING in ring.c) -------------- */
+
+/* Longest spin of an auto wait on nodes of @node_size bytes: 1 ns per byte, clamped. */
+static inline uint32_t smem__ring_spin_cap(uint32_t node_size)
+{
+	if (node_size < SMEM_RING_SPIN_DEFAULT_NS)
+		return SMEM_RING_SPIN_DEFAULT_NS;
+	return node_size < SMEM_RING_SPIN_MAX_NS ? node_size : SMEM_RING_SPIN_MAX_NS;
+}
+
+/*
+ * The learned budget after a wait that got what it waited for @t ns after it began (@t =
+ * UINT64_MAX: it timed out), from the budget @cur before it: a wait longer than @cap (the
+ * peer was idle) forgets (0: the base spin); a shorter one asks for 1.25 t at once if that is
+ * more, else lowers the budget by an eighth of the difference (one quick wait in a slow
+ * stream does not make the next slow one sleep).
+ */
+static inline uint32_t smem__ring_spin_next(uint32_t cur, uint64_t t, uint32_t cap)
+{
+	uint64_t want;
+
+	if (t > cap)
+		return 0;
+	want = t + t / 4;
+	if (want > cap)
+		want = cap;
+	if (want >= cur)
+		return (uint32_t)want;
+	return cur - (cur - (uint32_t)want) / 8;
+}
+
 /* ---- for the tests and tools ------------------------------------------------------------ */
+
+/* The spin budget (ns) of the next wait of this handle for data (reads) or room (writes). */
+uint32_t smem__ring_spin_budget(const struct smem_ring *r, bool for_write);
 
 /* The shared area (for tests that inspect or corrupt it). */
 struct smem_ring_shm *smem__ring_shm(const struct smem_ring *r);

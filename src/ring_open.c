@@ -158,7 +158,8 @@ int smem__ring_attach(struct smem_region *reg, struct smem_ring **ret)
 	atomic_store_explicit(&r->fork_gen,
 			      atomic_load_explicit(&smem__ring_fork_gen, memory_order_relaxed),
 			      memory_order_relaxed);
-	atomic_store_explicit(&r->spin_ns, SMEM_RING_SPIN_DEFAULT_NS, memory_order_relaxed);
+	atomic_store_explicit(&r->spin_ns, SMEM_RING_SPIN_AUTO, memory_order_relaxed);
+	r->spin_cap = smem__ring_spin_cap(r->size);
 	pthread_mutex_init(&r->fd_lock, NULL);
 	*ret = r;
 	return 0;
@@ -263,8 +264,19 @@ uint32_t smem_ring_node_size(const struct smem_ring *r)
 
 void smem_ring_set_spin(struct smem_ring *r, uint32_t spin_ns)
 {
-	if (r)
-		atomic_store_explicit(&r->spin_ns, spin_ns, memory_order_relaxed);
+	if (!r)
+		return;
+	/* Relaxed: a hint read by each wait; a new choice starts with nothing learned. */
+	atomic_store_explicit(&r->learned[0], 0, memory_order_relaxed);
+	atomic_store_explicit(&r->learned[1], 0, memory_order_relaxed);
+	atomic_store_explicit(&r->spin_ns, spin_ns, memory_order_relaxed);
+}
+
+uint32_t smem__ring_spin_budget(const struct smem_ring *r, bool for_write)
+{
+	bool adapt;
+
+	return (uint32_t)spin_budget(r, for_write, &adapt);
 }
 
 int smem_ring_stats(const struct smem_ring *r, struct smem_ring_stats *out)

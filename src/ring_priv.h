@@ -46,7 +46,9 @@ struct smem_ring {
 	uint64_t mask;			/* n - 1 when n is a power of two, else 0 */
 	uint32_t id;			/* our owner id (a forked child takes its own, see fork) */
 	_Atomic unsigned fork_gen;	/* the process generation id belongs to */
-	_Atomic uint32_t spin_ns;
+	_Atomic uint32_t spin_ns;	/* smem_ring_set_spin(): SMEM_RING_SPIN_AUTO or fixed */
+	uint32_t spin_cap;		/* auto: longest spin, from node size (smem__ring_spin_cap) */
+	_Atomic uint32_t learned[2];	/* auto: spin budget learned by reads [0], writes [1] */
 	struct stuck wstuck, rstuck;
 	_Atomic uint64_t written, nread, full_waits, empty_waits, sleeps, wakes;
 	/* the eventfd bridge (smem_ring_fd) */
@@ -106,6 +108,22 @@ static inline bool is_shutdown(const struct smem_ring *r)
 {
 	/* Acquire: pairs with the release store of the owner's close. */
 	return atomic_load_explicit(r->shutdown, memory_order_acquire) != 0;
+}
+
+/*
+ * The spin budget of the next wait in direction @dir (0 reads, 1 writes) and whether it
+ * adapts (SMEM_RING_SPIN_AUTO): the learned budget, never below the base spin.
+ */
+static inline uint64_t spin_budget(const struct smem_ring *r, int dir, bool *adapt)
+{
+	uint32_t spin = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
+	uint32_t l;
+
+	*adapt = spin == SMEM_RING_SPIN_AUTO;
+	if (!*adapt)
+		return spin;
+	l = atomic_load_explicit(&r->learned[dir], memory_order_relaxed);
+	return l > SMEM_RING_SPIN_DEFAULT_NS ? l : SMEM_RING_SPIN_DEFAULT_NS;
 }
 
 /* ---- fork (ring_open.c) ------------------------------------------------------------------ */

@@ -515,6 +515,123 @@ START_TEST(ring_timeouts_on_empty_and_full_expire)
 }
 END_TEST
 
+START_TEST(ring_auto_spin_policy_grows_caps_decays_and_forgets)
+{
+	const uint32_t base = SMEM_RING_SPIN_DEFAULT_NS, cap = 400000;
+
+	/* the cap: 1 ns per byte of node, never below the base spin nor above 1 ms */
+	ck_assert_uint_eq(smem__ring_spin_cap(8), base);
+	ck_assert_uint_eq(smem__ring_spin_cap(100000), 100000);
+	ck_assert_uint_eq(smem__ring_spin_cap(1u << 20), SMEM_RING_SPIN_MAX_NS);
+	ck_assert_uint_eq(smem__ring_spin_cap(UINT32_MAX), SMEM_RING_SPIN_MAX_NS);
+	/* a wait that ended after t asks for 1.25 t at once */
+	ck_assert_uint_eq(smem__ring_spin_next(0, 200000, cap), 250000);
+	ck_assert_uint_eq(smem__ring_spin_next(100000, 200000, cap), 250000);
+	/* never above the cap */
+	ck_assert_uint_eq(smem__ring_spin_next(0, 390000, cap), cap);
+	ck_assert_uint_eq(smem__ring_spin_next(0, cap, cap), cap);
+	/* a quicker wait lowers it by an eighth of the difference */
+	ck_assert_uint_eq(smem__ring_spin_next(250000, 8000, cap), 250000 - (250000 - 10000) / 8);
+	/* a wait longer than the cap, or one that timed out, forgets */
+	ck_assert_uint_eq(smem__ring_spin_next(250000, cap + 1, cap), 0);
+	ck_assert_uint_eq(smem__ring_spin_next(250000, UINT64_MAX, cap), 0);
+}
+END_TEST
+
+struct waker {
+	struct smem_ring *w;
+	_Atomic uint32_t *waiters;
+};
+
+/* Write one message as soon as a reader sleeps on the ring (after its spin). */
+static void *write_when_reader_sleeps(void *p)
+{
+	struct waker *k = p;
+	long long t0 = t_now_ms();
+
+	while (atomic_load(k->waiters) == 0 && t_now_ms() - t0 < 5000)
+		;
+	return (void *)(intptr_t)smem_ring_write(k->w, "x", 1, 1000);
+}
+
+/* A read of @o woken by a write from another thread; its duration (ns) in *took. */
+static void woken_read(struct smem_ring *w, struct smem_ring *o, uint64_t *took)
+{
+	struct waker k = { w, &smem__ring_shm(o)->data_waiters };
+	struct timespec a, b;
+	pthread_t tid;
+	void *ret;
+	char got[4];
+
+	ck_assert_int_eq(pthread_create(&tid, NULL, write_when_reader_sleeps, &k), 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 5000), 1);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	pthread_join(tid, &ret);
+	ck_assert_int_eq((intptr_t)ret, 0);
+	*took = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull + (uint64_t)b.tv_nsec -
+		(uint64_t)a.tv_nsec;
+}
+
+START_TEST(ring_auto_spin_learns_from_a_woken_read_and_forgets_on_timeout)
+{
+	const uint32_t base = SMEM_RING_SPIN_DEFAULT_NS;
+	char name[128], got[4];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 1u << 20), *o = t_ring_open(name);
+	uint64_t took = 0;
+	uint32_t b;
+	int tries;
+
+	ck_assert_uint_eq(smem__ring_spin_budget(o, false), base);
+	ck_assert_uint_eq(smem__ring_spin_budget(o, true), base);
+	/*
+	 * A read woken well within the cap (1 ms for 1 MiB nodes) spins longer next time. Our
+	 * own clock brackets the wait from outside; a machine too busy to wake us within
+	 * 800 us makes the wait teach nothing, so look for one prompt wakeup in 50.
+	 */
+	for (tries = 0; tries < 50; tries++) {
+		smem_ring_set_spin(o, SMEM_RING_SPIN_AUTO);	/* nothing learned yet */
+		woken_read(r, o, &took);
+		if (took <= 800000)
+			break;
+	}
+	ck_assert_uint_le(took, 800000);
+	b = smem__ring_spin_budget(o, false);
+	ck_assert_uint_gt(b, base);	/* it slept after spinning the base: t > 20 us */
+	ck_assert_uint_le(b, took + took / 4);
+	ck_assert_uint_eq(smem__ring_spin_budget(o, true), base);	/* writes learnt nothing */
+	ck_assert_uint_ge(t_ring_stats(o).sleeps, 1);
+	/* a wait that times out (the peer went idle) forgets */
+	ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 3), -ETIMEDOUT);
+	ck_assert_uint_eq(smem__ring_spin_budget(o, false), base);
+	smem_ring_close(o);
+	smem_ring_close(r);
+}
+END_TEST
+
+START_TEST(ring_fixed_spin_does_not_adapt_and_small_nodes_keep_the_base_spin)
+{
+	const uint32_t base = SMEM_RING_SPIN_DEFAULT_NS;
+	char name[128], name2[128];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 1u << 20), *o = t_ring_open(name);
+	struct smem_ring *r2 = t_ring_new(name2, sizeof(name2), 2, 8), *o2 = t_ring_open(name2);
+	uint64_t took;
+
+	smem_ring_set_spin(o, 5000);
+	woken_read(r, o, &took);
+	ck_assert_uint_eq(smem__ring_spin_budget(o, false), 5000);
+	smem_ring_set_spin(o, SMEM_RING_SPIN_AUTO);
+	ck_assert_uint_eq(smem__ring_spin_budget(o, false), base);
+	/* 8-byte nodes: the cap is the base spin, whatever the wait */
+	woken_read(r2, o2, &took);
+	ck_assert_uint_eq(smem__ring_spin_budget(o2, false), base);
+	smem_ring_close(o2);
+	smem_ring_close(r2);
+	smem_ring_close(o);
+	smem_ring_close(r);
+}
+END_TEST
+
 START_TEST(ring_aborted_write_is_stepped_over)
 {
 	char name[128];
@@ -820,6 +937,9 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, ring_zero_length_message_differs_from_timeout);
 	tcase_add_test(tc, ring_timeouts_on_empty_and_full_expire);
 	tcase_add_test(tc, ring_aborted_write_is_stepped_over);
+	tcase_add_test(tc, ring_auto_spin_policy_grows_caps_decays_and_forgets);
+	tcase_add_test(tc, ring_auto_spin_learns_from_a_woken_read_and_forgets_on_timeout);
+	tcase_add_test(tc, ring_fixed_spin_does_not_adapt_and_small_nodes_keep_the_base_spin);
 	add_fork_test(tc, ring_owner_close_wakes_blocked_reader_with_eshutdown);
 	tcase_add_test(tc, ring_owner_close_wakes_blocked_reader_thread_with_eshutdown);
 	tcase_add_test(tc, ring_fd_becomes_readable_when_data_arrives);

@@ -115,11 +115,27 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot);
 int smem_ring_fd(struct smem_ring *r);
 
 /*
- * How long a blocking call spins (re-checking the ring) before it sleeps on the futex, in
- * nanoseconds; 0 sleeps at once. The default (SMEM_RING_SPIN_DEFAULT_NS) suits a peer on
- * another core; use 0 when cores are oversubscribed. Per handle; thread-safe.
+ * How long a blocking call spins (re-checking the ring) before it sleeps on the futex.
+ *
+ * The default, SMEM_RING_SPIN_AUTO, adapts per handle and per direction (reads waiting for
+ * data, writes waiting for room): a wait spins for SMEM_RING_SPIN_DEFAULT_NS, or longer when
+ * this handle's recent waits were longer but still short: after a wait that got its message
+ * t ns after it began (spinning or asleep), the next wait spins about 1.25 t, at most the
+ * handle's cap: 1 ns per byte of node size (about five times the time a peer takes to copy a
+ * node at memory speed), between SMEM_RING_SPIN_DEFAULT_NS and SMEM_RING_SPIN_MAX_NS. Waits
+ * that end sooner lower the budget by an eighth of the difference each; a wait that lasts
+ * longer than the cap, or times out, sets it back to SMEM_RING_SPIN_DEFAULT_NS. So a steady
+ * stream of large messages (each arriving a copy time after the last) is caught spinning
+ * instead of paying a sleep and a cross-core wakeup per message, while a ring that goes idle
+ * costs at most one cap of spinning before its waiters sleep. With nodes of up to 20000 bytes
+ * the cap is the base spin: the default then behaves as a fixed 20 us spin.
+ *
+ * Any other value fixes the spin at that many nanoseconds with no adaptation; 0 sleeps at
+ * once (use it when cores are oversubscribed). Per handle; thread-safe.
  */
+#define SMEM_RING_SPIN_AUTO 0xffffffffu
 #define SMEM_RING_SPIN_DEFAULT_NS 20000u
+#define SMEM_RING_SPIN_MAX_NS 1000000u
 void smem_ring_set_spin(struct smem_ring *r, uint32_t spin_ns);
 
 /* Snapshot of the statistics: per-handle counters plus ring-wide recovery counters. */
