@@ -68,6 +68,11 @@
  * shutdown and recovery seen by the sleep loop) are unchanged; a spin is only a longer run of
  * attempts before it.
  *
+ * POLLS. A timeout-0 read (or reserve_read) first loads the head and its node's state: (p, 0),
+ * nothing committed and no claim, is the one case where the full attempt would also say
+ * "empty" with nothing to recover, so it returns at once (-ETIMEDOUT, or -ESHUTDOWN); the node
+ * index comes from the private geometry, and every other state takes the full path.
+ *
  * CRASHES. Each step is one CAS, so a participant killed at any point leaves the ring in one
  * of the states above:
  *   - killed after claiming and before the cursor bump: others help the cursor along;
@@ -444,6 +449,27 @@ static int wait_op(struct smem_ring *r, struct op *op, int timeout_ms)
 	return ret;
 }
 
+/*
+ * A poll (timeout 0) of an empty ring, in two loads: the head, then its node, still (p, 0):
+ * nothing committed and nobody holding it. Exactly the state in which try_read() reports
+ * "empty" with no claim to recover, so the answer is the one wait_op() would give; any other
+ * state (data, a claim, corruption) takes the full path. The node index comes from the
+ * private geometry. No fork check: nothing is claimed.
+ */
+static inline bool empty_now(const struct smem_ring *r)
+{
+	/* Acquire: pairs with the release of head bumps, as in try_read(). */
+	uint64_t pos = atomic_load_explicit(&r->shm->head, memory_order_acquire);
+
+	/* Acquire: pairs with the commit (release), as in try_read(). */
+	return atomic_load_explicit(&node_at(r, pos)->state, memory_order_acquire) == mkst(pos, 0);
+}
+
+static inline int poll_empty(const struct smem_ring *r)
+{
+	return is_shutdown(r) ? -ESHUTDOWN : -ETIMEDOUT;
+}
+
 /* ---- commit and release ----------------------------------------------------------------- */
 
 static int commit_at(struct smem_ring *r, uint64_t pos, uint32_t idx, uint32_t len)
@@ -513,14 +539,15 @@ int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeou
 	return commit_at(r, op.pos, op.idx, (uint32_t)len);
 }
 
-ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_ms)
+/* The read past the argument checks and the poll of an empty ring: kept out of line so that
+ * a poll pays no frame for it. */
+static __attribute__((noinline)) ssize_t read_op(struct smem_ring *r, void *dst, size_t cap,
+						  int timeout_ms)
 {
 	struct op op = { .write = false, .cap = cap };
 	ssize_t len;
 	int ret;
 
-	if (!r || (!dst && cap))
-		return -EINVAL;
 	ret = wait_op(r, &op, timeout_ms);
 	if (ret)
 		return ret;
@@ -537,6 +564,15 @@ ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_m
 	ret = release_at(r, op.pos, op.idx);
 	stat_inc(&r->nread);
 	return ret ? ret : len;
+}
+
+ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_ms)
+{
+	if (!r || (!dst && cap))
+		return -EINVAL;
+	if (timeout_ms == 0 && empty_now(r))
+		return poll_empty(r);
+	return read_op(r, dst, cap, timeout_ms);
 }
 
 ssize_t smem_ring_next_len(struct smem_ring *r)
@@ -612,14 +648,13 @@ int smem_ring_abort(struct smem_ring *r, struct smem_ring_slot *slot)
 	return 0;
 }
 
-int smem_ring_reserve_read(struct smem_ring *r, struct smem_ring_slot *slot, int timeout_ms)
+static __attribute__((noinline)) int reserve_read_op(struct smem_ring *r,
+						      struct smem_ring_slot *slot, int timeout_ms)
 {
 	struct op op = { .write = false, .cap = SIZE_MAX };
 	ssize_t len;
 	int ret;
 
-	if (!r || !slot)
-		return -EINVAL;
 	ret = wait_op(r, &op, timeout_ms);
 	if (ret)
 		return ret;
@@ -633,6 +668,15 @@ int smem_ring_reserve_read(struct smem_ring *r, struct smem_ring_slot *slot, int
 	slot->_pos = op.pos;
 	slot->_reserved = SLOT_READ;
 	return 0;
+}
+
+int smem_ring_reserve_read(struct smem_ring *r, struct smem_ring_slot *slot, int timeout_ms)
+{
+	if (!r || !slot)
+		return -EINVAL;
+	if (timeout_ms == 0 && empty_now(r))
+		return poll_empty(r);
+	return reserve_read_op(r, slot, timeout_ms);
 }
 
 int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot)

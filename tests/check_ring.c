@@ -515,6 +515,47 @@ START_TEST(ring_timeouts_on_empty_and_full_expire)
 }
 END_TEST
 
+START_TEST(ring_poll_of_empty_ring_times_out_without_counting_a_wait)
+{
+	char name[128], got[8];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 3, 8), *o = t_ring_open(name);
+	struct smem_ring_slot s, w;
+	struct smem_ring_stats st;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 0), -ETIMEDOUT);
+		ck_assert_int_eq(smem_ring_reserve_read(o, &s, 0), -ETIMEDOUT);
+	}
+	st = t_ring_stats(o);
+	ck_assert_uint_eq(st.empty_waits, 0);
+	ck_assert_uint_eq(st.sleeps, 0);
+	ck_assert_uint_eq(st.read, 0);
+	/* a message is found, then the ring is empty again (one lap and more) */
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(smem_ring_write(r, "m", 1, 0), 0);
+		ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 0), 1);
+		ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 0), -ETIMEDOUT);
+	}
+	/* a writer holding the next position: still empty */
+	ck_assert_int_eq(smem_ring_reserve_write(r, &w, 0), 0);
+	ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 0), -ETIMEDOUT);
+	ck_assert_int_eq(smem_ring_reserve_read(o, &s, 0), -ETIMEDOUT);
+	ck_assert_int_eq(smem_ring_commit(r, &w, 0), 0);
+	ck_assert_int_eq(smem_ring_reserve_read(o, &s, 0), 0);
+	ck_assert_uint_eq(s.len, 0);
+	ck_assert_int_eq(smem_ring_release(o, &s), 0);
+	st = t_ring_stats(o);
+	ck_assert_uint_eq(st.empty_waits, 0);
+	ck_assert_uint_eq(st.read, 5);
+	/* once the owner has gone, an empty ring says so */
+	smem_ring_close(r);
+	ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 0), -ESHUTDOWN);
+	ck_assert_int_eq(smem_ring_reserve_read(o, &s, 0), -ESHUTDOWN);
+	smem_ring_close(o);
+}
+END_TEST
+
 START_TEST(ring_auto_spin_policy_grows_caps_decays_and_forgets)
 {
 	const uint32_t base = SMEM_RING_SPIN_DEFAULT_NS, cap = 400000;
@@ -937,6 +978,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, ring_zero_length_message_differs_from_timeout);
 	tcase_add_test(tc, ring_timeouts_on_empty_and_full_expire);
 	tcase_add_test(tc, ring_aborted_write_is_stepped_over);
+	tcase_add_test(tc, ring_poll_of_empty_ring_times_out_without_counting_a_wait);
 	tcase_add_test(tc, ring_auto_spin_policy_grows_caps_decays_and_forgets);
 	tcase_add_test(tc, ring_auto_spin_learns_from_a_woken_read_and_forgets_on_timeout);
 	tcase_add_test(tc, ring_fixed_spin_does_not_adapt_and_small_nodes_keep_the_base_spin);

@@ -639,6 +639,29 @@ START_TEST(ring_corrupt_sequences_give_eproto)
 }
 END_TEST
 
+START_TEST(ring_poll_with_corrupt_head_gives_eproto)
+{
+	static const uint64_t heads[] = { 0xdeadbeef12345678ull, 3, 1ull << 40 | 7 };
+	char name[128], got[16];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 3, 16);
+	struct smem_ring_shm *shm = smem__ring_shm(r);
+	struct smem_ring_slot s;
+	size_t i;
+
+	/* The cheap empty check of a timeout-0 read must not take a bogus head for "empty". */
+	for (i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		atomic_store(&shm->head, heads[i]);
+		ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), -EPROTO);
+		ck_assert_int_eq(smem_ring_reserve_read(r, &s, 0), -EPROTO);
+	}
+	ck_assert_uint_eq(t_ring_stats(r).corruptions, 6);
+	ck_assert_uint_eq(t_ring_stats(r).empty_waits, 0);
+	atomic_store(&shm->head, 0);
+	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), -ETIMEDOUT);
+	smem_ring_close(r);
+}
+END_TEST
+
 START_TEST(ring_open_refuses_corrupt_geometry)
 {
 	static const size_t offs[] = { 0, 8, 12, 16, 20, 24, 32, 40 };
@@ -732,6 +755,7 @@ static Suite *ring_stress_suite(void)
 	tc = t_ring_tcase(s, "hostile", 30);
 	tcase_add_test(tc, ring_corrupt_length_gives_eproto_and_ring_keeps_flowing);
 	tcase_add_test(tc, ring_corrupt_sequences_give_eproto);
+	tcase_add_test(tc, ring_poll_with_corrupt_head_gives_eproto);
 	tcase_add_test(tc, ring_open_refuses_corrupt_geometry);
 	tcase_add_test(tc, ring_random_scribbles_never_crash);
 	return s;

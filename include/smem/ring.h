@@ -42,7 +42,8 @@ struct smem_ring_stats {
 	uint64_t written;	/* messages committed through this handle */
 	uint64_t read;		/* messages consumed through this handle */
 	uint64_t full_waits;	/* writes that had to wait (spin or sleep) for room */
-	uint64_t empty_waits;	/* reads that had to wait for data */
+	uint64_t empty_waits;	/* reads that had to wait for data (a timeout-0 poll that finds
+				 * the ring empty waits for nothing: counted nowhere) */
 	uint64_t sleeps;	/* futex sleeps (system calls) by this handle */
 	uint64_t wakes;		/* futex wakes (system calls) by this handle */
 	uint64_t drops_recovered;	/* ring-wide: messages of dead writers stepped over */
@@ -86,7 +87,9 @@ int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeou
 /*
  * Consume the next message into @dst, waiting up to @timeout_ms. Returns its length (0 is a
  * valid, empty message), or -EMSGSIZE (@cap too small: nothing consumed; see next_len),
- * -ETIMEDOUT, -ESHUTDOWN, -EPROTO.
+ * -ETIMEDOUT, -ESHUTDOWN, -EPROTO. With timeout 0 on an empty ring (and on
+ * smem_ring_reserve_read()) the answer comes from two loads of shared memory and the shutdown
+ * flag, no system call: cheap enough to poll.
  */
 ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_ms);
 /* Length of the next message without consuming it, or -EAGAIN if none is ready. */
