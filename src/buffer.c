@@ -171,78 +171,12 @@ void smem__blob_close(struct smem__blob *b)
 	free(b);
 }
 
-int smem__blob_lock(struct smem__blob *b, int mode, int timeout_ms)
-{
-	if (!b || timeout_ms < -1)
-		return -EINVAL;
-	if (!b->locked)
-		return -EPERM;
-	return mode == SMEM_LOCK_WRITE ? smem__lock_wrlock(&b->lk, timeout_ms)
-				       : smem__lock_rdlock(&b->lk, timeout_ms);
-}
-
-int smem__blob_unlock(struct smem__blob *b)
-{
-	if (!b)
-		return -EINVAL;
-	if (!b->locked)
-		return -EPERM;
-	return smem__lock_unlock(&b->lk);
-}
-
 int smem__blob_set_timeout(struct smem__blob *b, int timeout_ms)
 {
 	if (!b || timeout_ms < -1)
 		return -EINVAL;
 	b->timeout_ms = timeout_ms;
 	return 0;
-}
-
-int smem__blob_read_begin(struct smem__blob *b, void **tok)
-{
-	*tok = NULL;
-	if (b->raw)
-		return 0;
-	return smem__lock_enter(&b->lk, SMEM_LOCK_READ, b->timeout_ms, tok);
-}
-
-void smem__blob_read_end(struct smem__blob *b, void *tok)
-{
-	smem__lock_leave(&b->lk, tok);
-}
-
-int smem__blob_copy(struct smem__blob *b, size_t off, void *buf, size_t len, bool write)
-{
-	unsigned char *p;
-	void *tok;
-	int ret;
-
-	if (!b || (!buf && len))
-		return -EINVAL;
-	if (off > b->size || len > b->size - off)
-		return -ERANGE;
-	if (write && b->rdonly)
-		return -EPERM;
-	if (len == 0)
-		return 0;
-	p = b->data + off;
-	if (b->raw) {
-		if (write)
-			memcpy(p, buf, len);
-		else
-			memcpy(buf, p, len);
-		return 0;
-	}
-	ret = smem__lock_enter(&b->lk, write ? SMEM_LOCK_WRITE : SMEM_LOCK_READ, b->timeout_ms,
-			       &tok);
-	if (ret != 0 && ret != -EOWNERDEAD)
-		return ret;
-	if (write)
-		memcpy(p, buf, len);
-	else
-		memcpy(buf, p, len);
-	smem__lock_leave(&b->lk, tok);
-	return ret;
 }
 
 /* ---- the public smem_buffer API: a blob of one-byte elements ------------------------- */

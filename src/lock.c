@@ -43,7 +43,11 @@
  *    lock (readers == 0). The CAS makes recovery happen once. The next acquirer, reader or
  *    writer, clears INCONSISTENT in the CAS that acquires and returns -EOWNERDEAD: exactly one
  *    acquirer is told; everyone after it sees 0. A dead writer that was only draining (readers
- *    != 0) never held the lock and is cleared without INCONSISTENT.
+ *    != 0) never held the lock and is cleared without adding INCONSISTENT (a flag already
+ *    there stays). Only a CAS after which its maker holds the lock clears the flag: a writer
+ *    that claims the writer field while readers remain leaves it in the state, and clears it
+ *    once the count has drained (then it holds, and is told); so the flag survives a draining
+ *    writer's timeout or death.
  *  - a draining writer scans the reader slots: if no slot with a non-zero count belongs to a
  *    live participant, whatever is left in the state's reader count belongs to the dead (a
  *    reader killed while holding, or between its announcement and its CAS, or a count
@@ -61,12 +65,22 @@
  *
  * Per-thread state: a thread records which locks it holds (by handle serial and mode) in
  * thread-local storage, which turns recursion into -EDEADLK and unlock-without-lock into
- * -EPERM, and lets threads of one process share a handle.
+ * -EPERM, and lets threads of one process share a handle. A pointer to the record used last
+ * makes the lookup one load and one compare when a thread uses one lock repeatedly.
+ *
+ * Fast paths (lock.h, inline in buffer.c and array.c): when the thread's last record is this
+ * handle's and the lock is free of writers and flags, a read acquire is the announcement, a
+ * load and one CAS; a read release one CAS and the slot store; a write acquire or release
+ * one CAS. No clock is read and no call is made. Anything else (another record, a writer, a
+ * flag, WAITERS, a failed CAS) leaves no shared effect behind and takes the complete path
+ * below, which reads the clock only once it has to wait.
  *
  * fork: a child inherits the handle and with it the parent's liveness description, which would
  * keep a dead parent looking alive. An atfork child handler closes the inherited liveness fds
  * of every attached lock, and the child joins again with an id of its own on its first lock
- * call. Locks the parent held are not held by the child.
+ * call. Locks the parent held are not held by the child: the same handler forgets the records
+ * of the forking thread (the child's only thread), so the child's first call of every handle
+ * takes the complete path, which rejoins.
  */
 #include <limits.h>
 #include <pthread.h>
@@ -100,6 +114,8 @@ static _Atomic uint64_t next_serial = 1;
 static _Atomic unsigned fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+static void t_forget_all(void);
+
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&reg_mutex);
@@ -113,10 +129,13 @@ static void atfork_parent(void)
 /*
  * In the child: live.c's own atfork handler has dropped our copy of every inherited liveness
  * description (so that the parent dies when it dies); the child rejoins lazily (lock_prepare).
+ * The handler runs in the child's only thread, the one whose holds the child inherited: it
+ * forgets them here, so the lock path need not check a generation per thread.
  */
 static void atfork_child(void)
 {
 	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+	t_forget_all();
 	pthread_mutex_unlock(&reg_mutex);
 }
 
@@ -153,7 +172,8 @@ static int rejoin(struct smem__lock *lk, unsigned gen)
 	lk->id = lk->r->live_id;
 	lk->slot = lk->id & 0xffu;
 	claim_reader_slot(lk);
-	lk->fork_gen = gen;
+	/* Release: pairs with the acquire in lock_prepare; id and slot are visible first. */
+	atomic_store_explicit(&lk->fork_gen, gen, memory_order_release);
 	return 0;
 }
 
@@ -163,31 +183,46 @@ static int rejoin(struct smem__lock *lk, unsigned gen)
  * Per thread, per handle: what the thread holds through the handle, and which reader sub-slot
  * the thread uses for it. Entries stay cached after unlock (mode NONE) and are evicted when
  * the table is full. Serials are never reused, so an entry of a closed handle is just stale.
+ * t_last points at the entry used last: the common case (one lock used over and over) finds
+ * its entry with one load and one compare.
+ *
+ * initial-exec: a TLS access is then one %fs-relative load in the shared library too, not a
+ * __tls_get_addr call (the library's TLS is small enough for glibc's static TLS surplus if it
+ * is ever dlopen()ed).
  */
-struct tentry {
-	uint64_t serial;
-	int mode;		/* SMEM_LOCK_NONE, _READ, _WRITE */
-	unsigned sub;		/* 0: the shared sub-slot (atomic RMW); 1..7: our own */
-};
+#define SMEM_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
-static _Thread_local struct tentry t_ent[MAX_ENTRIES];
-static _Thread_local unsigned t_nent;
-static _Thread_local unsigned t_fork_gen;
+#define tentry smem__tentry
+#define t_last smem__t_last
 
-static struct tentry *ent_find(uint64_t serial)
+static SMEM_TLS struct tentry t_ent[MAX_ENTRIES];
+static SMEM_TLS unsigned t_nent;
+SMEM_TLS struct tentry *t_last;	/* declared in lock.h for the inline fast paths */
+
+/* In a forked child (atfork_child): the parent's holds are not the child's. */
+static void t_forget_all(void)
 {
-	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	t_nent = 0;
+	t_last = NULL;
+}
+
+static __attribute__((noinline)) struct tentry *ent_scan(uint64_t serial)
+{
 	unsigned i;
 
-	if (smem__unlikely(t_fork_gen != gen)) {
-		/* The parent's holds are not the child's. */
-		t_nent = 0;
-		t_fork_gen = gen;
-	}
 	for (i = 0; i < t_nent; i++)
 		if (t_ent[i].serial == serial)
-			return &t_ent[i];
+			return t_last = &t_ent[i];
 	return NULL;
+}
+
+static inline struct tentry *ent_find(uint64_t serial)
+{
+	struct tentry *e = t_last;
+
+	if (smem__likely(e != NULL && e->serial == serial))
+		return e;
+	return ent_scan(serial);
 }
 
 /* A sub-slot of our own for the calling thread, or 0 (shared) when all 7 are taken. */
@@ -225,23 +260,21 @@ static struct tentry *ent_get(struct smem__lock *lk)
 	}
 	e->serial = lk->serial;
 	e->mode = SMEM_LOCK_NONE;
-	e->sub = claim_sub(lk);
-	return e;
+	e->sub = (uint8_t)claim_sub(lk);
+	return t_last = e;
 }
 
-/*
- * Checks before an acquire: recursion, room to record the hold, and a fresh id after fork.
- * Returns the thread's entry in *ep.
- */
-static int lock_prepare(struct smem__lock *lk, struct tentry **ep)
+/* lock_prepare when the handle must rejoin after fork or the thread has no entry yet. */
+static __attribute__((noinline)) int lock_prepare_slow(struct smem__lock *lk,
+						       struct tentry **ep)
 {
 	struct tentry *e;
 	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
 	int err = 0;
 
-	if (smem__unlikely(lk->fork_gen != gen)) {
+	if (atomic_load_explicit(&lk->fork_gen, memory_order_relaxed) != gen) {
 		pthread_mutex_lock(&reg_mutex);
-		if (lk->fork_gen != gen)
+		if (atomic_load_explicit(&lk->fork_gen, memory_order_relaxed) != gen)
 			err = rejoin(lk, gen);
 		pthread_mutex_unlock(&reg_mutex);
 		if (err)
@@ -250,6 +283,28 @@ static int lock_prepare(struct smem__lock *lk, struct tentry **ep)
 	e = ent_get(lk);
 	if (!e)
 		return -ENOLCK;
+	if (e->mode != SMEM_LOCK_NONE)
+		return -EDEADLK;
+	*ep = e;
+	return 0;
+}
+
+/*
+ * Checks before an acquire: recursion, room to record the hold, and a fresh id after fork.
+ * Returns the thread's entry in *ep. Fast path: the handle's generation is current and the
+ * thread's last entry is this handle's.
+ */
+static inline int lock_prepare(struct smem__lock *lk, struct tentry **ep)
+{
+	struct tentry *e;
+
+	/* Acquire: pairs with rejoin's release; we use the id and slot it wrote. */
+	if (smem__unlikely(atomic_load_explicit(&lk->fork_gen, memory_order_acquire) !=
+			   atomic_load_explicit(&fork_gen, memory_order_relaxed)))
+		return lock_prepare_slow(lk, ep);
+	e = ent_find(lk->serial);
+	if (smem__unlikely(e == NULL))
+		return lock_prepare_slow(lk, ep);
 	if (e->mode != SMEM_LOCK_NONE)
 		return -EDEADLK;
 	*ep = e;
@@ -341,27 +396,15 @@ static bool rd_blocked(uint64_t s, uint32_t id)
 	return WRITER(s) != 0;
 }
 
+#define sub_slot smem__lock_sub_slot
+#define slot_add smem__lock_slot_add
+
 /*
  * One attempt: announce in our slot, CAS the count up while no writer is set. Returns 1 when
  * acquired (*dead set if we consumed INCONSISTENT), 0 when a writer blocks us (announcement
  * withdrawn; *sp holds the blocking state), -EAGAIN at the reader limit.
  */
-static inline _Atomic uint64_t *sub_slot(struct smem__lock *lk, unsigned sub)
-{
-	return &lk->shm->readers[lk->slot * SMEM_LOCK_SUBSLOTS + sub];
-}
-
-/* Add @d to our sub-slot's count: a plain store when the sub-slot is the thread's own. */
-static inline void slot_add(_Atomic uint64_t *slot, unsigned sub, int d, memory_order mo)
-{
-	if (sub == 0)
-		atomic_fetch_add_explicit(slot, (uint64_t)(int64_t)d, mo);
-	else
-		atomic_store_explicit(slot, atomic_load_explicit(slot, memory_order_relaxed) +
-				      (uint64_t)(int64_t)d, mo);
-}
-
-static int rd_try(struct smem__lock *lk, unsigned sub, uint64_t *sp, bool *dead)
+static inline int rd_try(struct smem__lock *lk, unsigned sub, uint64_t *sp, bool *dead)
 {
 	struct smem_lock_shm *l = lk->shm;
 	_Atomic uint64_t *slot = sub_slot(lk, sub);
@@ -374,15 +417,16 @@ static int rd_try(struct smem__lock *lk, unsigned sub, uint64_t *sp, bool *dead)
 	 */
 	slot_add(slot, sub, 1, memory_order_relaxed);
 	s = atomic_load_explicit(&l->state, memory_order_relaxed);
-	while (WRITER(s) == 0) {
-		if (READERS(s) >= SMEM_LOCK_READERS_MASK) {
+	while (smem__likely(WRITER(s) == 0)) {
+		if (smem__unlikely(READERS(s) >= SMEM_LOCK_READERS_MASK)) {
 			slot_add(slot, sub, -1, memory_order_relaxed);
 			return -EAGAIN;
 		}
 		ns = (s + 1) & ~SMEM_LOCK_INCONSISTENT;
 		/* Acquire (seq_cst): pairs with the release in the writer's unlock CAS. */
-		if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
-							  memory_order_relaxed)) {
+		if (smem__likely(atomic_compare_exchange_weak_explicit(&l->state, &s, ns,
+								       memory_order_seq_cst,
+								       memory_order_relaxed))) {
 			*dead = s & SMEM_LOCK_INCONSISTENT;
 			return 1;
 		}
@@ -392,53 +436,69 @@ static int rd_try(struct smem__lock *lk, unsigned sub, uint64_t *sp, bool *dead)
 	return 0;
 }
 
-static int rdlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
+/* A writer blocks us: spin, sleep, recover a dead writer; the clock is read only here. */
+static __attribute__((noinline)) int rdlock_slow(struct smem__lock *lk, struct tentry *e,
+						 uint64_t s, int timeout_ms)
 {
 	struct smem_lock_shm *l = lk->shm;
-	uint64_t s = 0, deadline = 0;
+	uint64_t deadline = smem__deadline(timeout_ms);
 	bool dead = false, suspect = false;
 	int ret;
 
 	for (;;) {
+		s = spin(l, s, rd_blocked, lk->id);
+		if (rd_blocked(s, lk->id)) {
+			if ((suspect || smem__remaining_ns(deadline) == 0) &&
+			    !smem__live_alive(lk->r, WRITER(s))) {
+				recover_writer(l, s);
+			} else {
+				if (smem__remaining_ns(deadline) == 0)
+					return -ETIMEDOUT;
+				suspect = wait_for_change(l, s, deadline);
+			}
+		}
 		ret = rd_try(lk, e->sub, &s, &dead);
 		if (ret == 1)
 			break;
 		if (ret < 0)
 			return ret;
-		if (deadline == 0)
-			deadline = smem__deadline(timeout_ms);
-		s = spin(l, s, rd_blocked, lk->id);
-		if (!rd_blocked(s, lk->id))
-			continue;
-		if ((suspect || smem__remaining_ns(deadline) == 0) &&
-		    !smem__live_alive(lk->r, WRITER(s))) {
-			recover_writer(l, s);
-			continue;
-		}
-		if (smem__remaining_ns(deadline) == 0)
-			return -ETIMEDOUT;
-		suspect = wait_for_change(l, s, deadline);
 	}
 	e->mode = SMEM_LOCK_READ;
 	return dead ? -EOWNERDEAD : 0;
 }
 
-int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms)
+static inline int rdlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
+{
+	uint64_t s = 0;
+	bool dead = false;
+	int ret = rd_try(lk, e->sub, &s, &dead);
+
+	if (smem__likely(ret == 1)) {
+		e->mode = SMEM_LOCK_READ;
+		return smem__unlikely(dead) ? -EOWNERDEAD : 0;
+	}
+	if (ret < 0)
+		return ret;
+	return rdlock_slow(lk, e, s, timeout_ms);
+}
+
+/* The complete read acquire; smem__lock_rdlock (lock.h) comes here unless uncontended. */
+int smem__lock_rdlock_slow(struct smem__lock *lk, int timeout_ms)
 {
 	struct tentry *e;
 	int ret = lock_prepare(lk, &e);
 
-	return ret ? ret : rdlock_e(lk, e, timeout_ms);
+	return smem__likely(ret == 0) ? rdlock_e(lk, e, timeout_ms) : ret;
 }
 
-static int rd_unlock(struct smem__lock *lk, unsigned sub)
+static inline int rd_unlock(struct smem__lock *lk, unsigned sub)
 {
 	struct smem_lock_shm *l = lk->shm;
 	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
 	int ret = 0;
 
 	for (;;) {
-		if (READERS(s) == 0) {
+		if (smem__unlikely(READERS(s) == 0)) {
 			ret = -EPROTO;	/* our count was taken: corruption */
 			break;
 		}
@@ -446,13 +506,14 @@ static int rd_unlock(struct smem__lock *lk, unsigned sub)
 		if (READERS(ns) == 0)
 			ns &= ~SMEM_LOCK_WAITERS;
 		/* Release: our reads happen before a writer's acquire of the drained count. */
-		if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
-							  memory_order_relaxed))
+		if (smem__likely(atomic_compare_exchange_weak_explicit(&l->state, &s, ns,
+								       memory_order_seq_cst,
+								       memory_order_relaxed)))
 			break;
 	}
 	/* After the state: a live slot never counts less than its share of the state. */
 	slot_add(sub_slot(lk, sub), sub, -1, memory_order_release);
-	if (ret == 0 && READERS(ns) == 0 && (s & SMEM_LOCK_WAITERS))
+	if (smem__unlikely(ret == 0 && READERS(ns) == 0 && (s & SMEM_LOCK_WAITERS)))
 		wake_all(l);
 	return ret;
 }
@@ -507,8 +568,11 @@ static void clear_dead_slots(struct smem__lock *lk)
 	}
 }
 
-/* Give up a draining writer's claim (timeout); readers blocked by us are woken. */
-static void wr_withdraw(struct smem__lock *lk, bool dead)
+/*
+ * Give up a draining writer's claim (timeout); readers blocked by us are woken. INCONSISTENT
+ * is left as it is: a draining writer never takes it out of the state (see wrlock_slow).
+ */
+static void wr_withdraw(struct smem__lock *lk)
 {
 	struct smem_lock_shm *l = lk->shm;
 	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
@@ -517,31 +581,40 @@ static void wr_withdraw(struct smem__lock *lk, bool dead)
 		if (WRITER(s) != lk->id)
 			return;
 		ns = s & ~(WRITER_MASK | SMEM_LOCK_WAITERS);
-		if (dead)
-			ns |= SMEM_LOCK_INCONSISTENT;	/* not ours to swallow */
 	} while (!atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
 							memory_order_relaxed));
 	if (s & SMEM_LOCK_WAITERS)
 		wake_all(l);
 }
 
-static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
+/*
+ * The writer's path when the lock was not free and clean. The clock is read only once we
+ * have to wait (a leftover WAITERS or INCONSISTENT bit costs no clock_gettime).
+ *
+ * INCONSISTENT is cleared only by the CAS of an acquirer that then holds the lock: the phase
+ * 1 CAS when the reader count is 0 (we hold at once), or a CAS after the count drained. A
+ * writer that is still draining leaves the flag in the state, so that it survives the
+ * writer's timeout or death (recover_writer keeps it) and is reported once, to whoever
+ * really acquires next.
+ */
+static __attribute__((noinline)) int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 {
 	struct smem_lock_shm *l = lk->shm;
-	uint64_t deadline = smem__deadline(timeout_ms);
+	uint64_t deadline = 0;
 	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
 	bool dead = false, suspect = false;
 
 	/* Phase 1: become the writer. */
 	for (;;) {
 		if (WRITER(s) == 0) {
-			ns = (s & ~(SMEM_LOCK_INCONSISTENT | SMEM_LOCK_RESERVED)) |
-			     (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT;
+			ns = (s & ~SMEM_LOCK_RESERVED) | (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT;
+			if (READERS(s) == 0)
+				ns &= ~SMEM_LOCK_INCONSISTENT;	/* we hold at once: ours */
 			/* seq_cst: pairs with readers' announcements (see readers_all_dead). */
 			if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns,
 								  memory_order_seq_cst,
 								  memory_order_relaxed)) {
-				dead = s & SMEM_LOCK_INCONSISTENT;
+				dead = READERS(s) == 0 && (s & SMEM_LOCK_INCONSISTENT);
 				s = ns;
 				break;
 			}
@@ -550,6 +623,8 @@ static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 		s = spin(l, s, wr_blocked, lk->id);
 		if (!wr_blocked(s, lk->id))
 			continue;
+		if (deadline == 0)
+			deadline = smem__deadline(timeout_ms);
 		if ((suspect || smem__remaining_ns(deadline) == 0) &&
 		    !smem__live_alive(lk->r, WRITER(s))) {
 			recover_writer(l, s);
@@ -568,10 +643,23 @@ static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 		s = spin(l, s, drain_blocked, lk->id);
 		if (WRITER(s) != lk->id)
 			return -EPROTO;	/* our claim was overwritten: corruption */
-		if (READERS(s) == 0)
-			break;
+		if (READERS(s) == 0) {
+			if (!(s & SMEM_LOCK_INCONSISTENT))
+				break;
+			/* Left by a dead writer while readers held: we hold now, we are told. */
+			if (atomic_compare_exchange_strong_explicit(&l->state, &s,
+								    s & ~SMEM_LOCK_INCONSISTENT,
+								    memory_order_seq_cst,
+								    memory_order_relaxed)) {
+				dead = true;
+				break;
+			}
+			continue;
+		}
+		if (deadline == 0)
+			deadline = smem__deadline(timeout_ms);
 		if ((suspect || smem__remaining_ns(deadline) == 0) && readers_all_dead(lk)) {
-			ns = s & ~SMEM_LOCK_READERS_MASK;
+			ns = s & ~(SMEM_LOCK_READERS_MASK | SMEM_LOCK_INCONSISTENT);
 			if (atomic_compare_exchange_strong_explicit(&l->state, &s, ns,
 								    memory_order_seq_cst,
 								    memory_order_relaxed)) {
@@ -583,7 +671,7 @@ static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 			continue;
 		}
 		if (smem__remaining_ns(deadline) == 0) {
-			wr_withdraw(lk, dead);
+			wr_withdraw(lk);
 			return -ETIMEDOUT;
 		}
 		suspect = wait_for_change(l, s, deadline);
@@ -593,15 +681,15 @@ static int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 	return dead ? -EOWNERDEAD : 0;
 }
 
-static int wrlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
+static inline int wrlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
 {
 	uint64_t s = 0;
 	int ret = 0;
 
 	/* Fast path: free and clean. Acquire (seq_cst): pairs with every unlock's release. */
-	if (!atomic_compare_exchange_strong_explicit(&lk->shm->state, &s,
-						     (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT,
-						     memory_order_seq_cst, memory_order_relaxed)) {
+	if (smem__unlikely(!atomic_compare_exchange_strong_explicit(
+			&lk->shm->state, &s, (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT,
+			memory_order_seq_cst, memory_order_relaxed))) {
 		ret = wrlock_slow(lk, timeout_ms);
 		if (ret != 0 && ret != -EOWNERDEAD)
 			return ret;
@@ -610,22 +698,24 @@ static int wrlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
 	return ret;
 }
 
-int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms)
+/* The complete write acquire; smem__lock_wrlock (lock.h) comes here unless uncontended. */
+int smem__lock_wrlock_slow(struct smem__lock *lk, int timeout_ms)
 {
 	struct tentry *e;
 	int ret = lock_prepare(lk, &e);
 
-	return ret ? ret : wrlock_e(lk, e, timeout_ms);
+	return smem__likely(ret == 0) ? wrlock_e(lk, e, timeout_ms) : ret;
 }
 
-static int wr_unlock(struct smem__lock *lk)
+static inline int wr_unlock(struct smem__lock *lk)
 {
 	struct smem_lock_shm *l = lk->shm;
 	uint64_t s = (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT, ns;
 
 	/* Fast path: held, nobody waiting. Release: pairs with the next acquirer's CAS. */
-	if (atomic_compare_exchange_strong_explicit(&l->state, &s, 0, memory_order_seq_cst,
-						    memory_order_relaxed))
+	if (smem__likely(atomic_compare_exchange_strong_explicit(&l->state, &s, 0,
+								 memory_order_seq_cst,
+								 memory_order_relaxed)))
 		return 0;
 	do {
 		if (WRITER(s) != lk->id)
@@ -638,23 +728,23 @@ static int wr_unlock(struct smem__lock *lk)
 	return 0;
 }
 
-static int unlock_e(struct smem__lock *lk, struct tentry *e)
+static inline int unlock_e(struct smem__lock *lk, struct tentry *e)
 {
 	int mode;
 
-	if (!e || e->mode == SMEM_LOCK_NONE)
+	if (smem__unlikely(!e || e->mode == SMEM_LOCK_NONE))
 		return -EPERM;
 	mode = e->mode;
 	e->mode = SMEM_LOCK_NONE;
 	return mode == SMEM_LOCK_WRITE ? wr_unlock(lk) : rd_unlock(lk, e->sub);
 }
 
-int smem__lock_unlock(struct smem__lock *lk)
+int smem__lock_unlock_slow(struct smem__lock *lk)
 {
 	return unlock_e(lk, ent_find(lk->serial));
 }
 
-int smem__lock_enter(struct smem__lock *lk, int mode, int timeout_ms, void **tok)
+int smem__lock_enter_slow(struct smem__lock *lk, int mode, int timeout_ms, void **tok)
 {
 	struct tentry *e;
 	int ret;
@@ -674,10 +764,9 @@ int smem__lock_enter(struct smem__lock *lk, int mode, int timeout_ms, void **tok
 	return ret;
 }
 
-void smem__lock_leave(struct smem__lock *lk, void *tok)
+int smem__lock_leave_slow(struct smem__lock *lk, struct tentry *e)
 {
-	if (tok)
-		unlock_e(lk, tok);
+	return unlock_e(lk, e);
 }
 
 /* ---- attach / detach ------------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -45,6 +46,7 @@ _Static_assert(sizeof(struct smem_lock_shm) == 64 + 8 * SMEM_LOCK_READER_SLOTS, 
 #define SMEM_LOCK_WAITERS	(1ull << 30)		/* somebody sleeps on seq */
 #define SMEM_LOCK_INCONSISTENT	(1ull << 31)		/* a writer died holding the lock */
 #define SMEM_LOCK_WRITER_SHIFT	32			/* owner id of the writer, 0 = none */
+#define SMEM_LOCK_WRITER_MASK	(0xffffffffull << SMEM_LOCK_WRITER_SHIFT)
 
 /* Lock modes, as held by a thread (smem__lock_held). */
 enum { SMEM_LOCK_NONE = 0, SMEM_LOCK_READ = 1, SMEM_LOCK_WRITE = 2 };
@@ -63,7 +65,7 @@ struct smem__lock {
 	uint32_t id;			/* our owner id (r->live_id at attach) */
 	uint32_t slot;			/* our participant slot: id & 0xff, private and trusted */
 	_Atomic uint32_t sub_used;	/* bit n: sub-slot n is some thread's own (n >= 1) */
-	unsigned fork_gen;		/* process generation the id belongs to (see fork) */
+	_Atomic unsigned fork_gen;	/* process generation the id belongs to (see fork) */
 	struct smem__lock *next;	/* registry of attached locks (fork handling) */
 	struct smem__lock **pprev;
 };
@@ -91,23 +93,191 @@ void smem__lock_detach(struct smem__lock *lk);
  * word was found corrupted in a way that cannot be repaired while we wait).
  * Thread-safe: threads of a process may share @lk.
  */
-int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms);
-int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms);
+static inline int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms);
+static inline int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms);
 /*
  * Release what the calling thread holds through @lk. Returns 0, -EPERM (holds nothing), or
  * -EPROTO (released, but the shared state had been corrupted or taken from us).
  */
-int smem__lock_unlock(struct smem__lock *lk);
+static inline int smem__lock_unlock(struct smem__lock *lk);
 /*
  * For calls that lock for their own duration: acquire @mode unless the calling thread already
  * holds enough through @lk (then 0 and *tok = NULL). Returns as smem__lock_rdlock/wrlock, and
  * -EDEADLK for a write wanted under a held read. On 0 / -EOWNERDEAD, pass *tok to
  * smem__lock_leave() from the same thread, with no other lock call of that thread between.
  */
-int smem__lock_enter(struct smem__lock *lk, int mode, int timeout_ms, void **tok);
-void smem__lock_leave(struct smem__lock *lk, void *tok);
+static inline int smem__lock_enter(struct smem__lock *lk, int mode, int timeout_ms, void **tok);
+static inline void smem__lock_leave(struct smem__lock *lk, void *tok);
 /* What the calling thread holds through @lk: SMEM_LOCK_NONE, _READ or _WRITE. */
 int smem__lock_held(const struct smem__lock *lk);
+
+/*
+ * ---- the uncontended paths, inline in the callers ----------------------------------------
+ *
+ * The same protocol as lock.c (described there), cut down to the case where nothing is in
+ * the way: the calling thread's last-used hold record (smem__t_last) is this handle's, and
+ * the state is free of writers and of INCONSISTENT (read) or entirely zero (write). Anything
+ * else, before any shared effect or after a withdrawn announcement, goes to the complete
+ * out-of-line path (the _slow functions), which checks everything again from the start.
+ *
+ * A hold record that smem__t_last points at was made in this process after the handle
+ * joined it (the atfork child handler forgets the records; the first lock call of a thread
+ * goes the slow way, which rejoins after fork), so the fast path needs no fork check.
+ */
+struct smem__tentry {
+	uint64_t serial;	/* of the handle (smem__lock.serial); 0 = none */
+	uint8_t mode;		/* SMEM_LOCK_NONE, _READ, _WRITE */
+	uint8_t sub;		/* reader sub-slot: 0 shared (atomic RMW), 1..7 the thread's own */
+};
+
+extern _Thread_local struct smem__tentry *smem__t_last __attribute__((tls_model("initial-exec")));
+
+int smem__lock_rdlock_slow(struct smem__lock *lk, int timeout_ms);
+int smem__lock_wrlock_slow(struct smem__lock *lk, int timeout_ms);
+int smem__lock_unlock_slow(struct smem__lock *lk);
+int smem__lock_enter_slow(struct smem__lock *lk, int mode, int timeout_ms, void **tok);
+int smem__lock_leave_slow(struct smem__lock *lk, struct smem__tentry *e);
+
+/* Our reader sub-slot: indexed with our private slot number and a sub-slot 0..7. */
+static inline _Atomic uint64_t *smem__lock_sub_slot(const struct smem__lock *lk, unsigned sub)
+{
+	return &lk->shm->readers[lk->slot * SMEM_LOCK_SUBSLOTS + (sub & (SMEM_LOCK_SUBSLOTS - 1))];
+}
+
+/* Add @d to our sub-slot's count: a plain store when the sub-slot is the thread's own. */
+static inline void smem__lock_slot_add(_Atomic uint64_t *slot, unsigned sub, int d,
+				       memory_order mo)
+{
+	if (sub == 0)
+		atomic_fetch_add_explicit(slot, (uint64_t)(int64_t)d, mo);
+	else
+		atomic_store_explicit(slot, atomic_load_explicit(slot, memory_order_relaxed) +
+				      (uint64_t)(int64_t)d, mo);
+}
+
+/* The calling thread's hold record for @lk if it is the one it used last, else NULL. */
+static inline struct smem__tentry *smem__lock_last(const struct smem__lock *lk)
+{
+	struct smem__tentry *e = smem__t_last;
+
+	return smem__likely(e != NULL && e->serial == lk->serial) ? e : NULL;
+}
+
+/* One clean read acquire (lock.c: rd_try): true if held now; else nothing changed. */
+static inline bool smem__lock_rd_fast(struct smem__lock *lk, struct smem__tentry *e)
+{
+	struct smem_lock_shm *l = lk->shm;
+	_Atomic uint64_t *slot = smem__lock_sub_slot(lk, e->sub);
+	uint64_t s;
+
+	/* Announce before the CAS (see rd_try: the writer's scan must see it). */
+	smem__lock_slot_add(slot, e->sub, 1, memory_order_relaxed);
+	s = atomic_load_explicit(&l->state, memory_order_relaxed);
+	/* Acquire (seq_cst): pairs with the release in the writer's unlock CAS. */
+	if (smem__likely(!(s & (SMEM_LOCK_WRITER_MASK | SMEM_LOCK_INCONSISTENT)) &&
+			 (s & SMEM_LOCK_READERS_MASK) < SMEM_LOCK_READERS_MASK &&
+			 atomic_compare_exchange_strong_explicit(&l->state, &s, s + 1,
+								 memory_order_seq_cst,
+								 memory_order_relaxed))) {
+		e->mode = SMEM_LOCK_READ;
+		return true;
+	}
+	smem__lock_slot_add(slot, e->sub, -1, memory_order_relaxed);
+	return false;
+}
+
+/* One clean write acquire (free, no flags): true if held now; else nothing changed. */
+static inline bool smem__lock_wr_fast(struct smem__lock *lk, struct smem__tentry *e)
+{
+	uint64_t s = 0;
+
+	/* Acquire (seq_cst): pairs with every unlock's release. */
+	if (smem__likely(atomic_compare_exchange_strong_explicit(
+			&lk->shm->state, &s, (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT,
+			memory_order_seq_cst, memory_order_relaxed))) {
+		e->mode = SMEM_LOCK_WRITE;
+		return true;
+	}
+	return false;
+}
+
+/* Release @e's hold if nobody waits and nothing is odd (lock.c: rd_unlock, wr_unlock). */
+static inline bool smem__lock_unlock_fast(struct smem__lock *lk, struct smem__tentry *e)
+{
+	struct smem_lock_shm *l = lk->shm;
+	uint64_t s;
+
+	if (e->mode == SMEM_LOCK_READ) {
+		s = atomic_load_explicit(&l->state, memory_order_relaxed);
+		/* Release: our reads happen before a writer's acquire of the drained count. */
+		if (smem__likely((s & SMEM_LOCK_READERS_MASK) != 0 && !(s & SMEM_LOCK_WAITERS) &&
+				 atomic_compare_exchange_strong_explicit(&l->state, &s, s - 1,
+									 memory_order_seq_cst,
+									 memory_order_relaxed))) {
+			e->mode = SMEM_LOCK_NONE;
+			/* After the state: a live slot never counts less than its share. */
+			smem__lock_slot_add(smem__lock_sub_slot(lk, e->sub), e->sub, -1,
+					    memory_order_release);
+			return true;
+		}
+		return false;
+	}
+	s = (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT;
+	/* Release: pairs with the next acquirer's CAS. */
+	if (smem__likely(e->mode == SMEM_LOCK_WRITE &&
+			 atomic_compare_exchange_strong_explicit(&l->state, &s, 0,
+								 memory_order_seq_cst,
+								 memory_order_relaxed))) {
+		e->mode = SMEM_LOCK_NONE;
+		return true;
+	}
+	return false;
+}
+
+static inline int smem__lock_rdlock(struct smem__lock *lk, int timeout_ms)
+{
+	struct smem__tentry *e = smem__lock_last(lk);
+
+	if (smem__likely(e != NULL && e->mode == SMEM_LOCK_NONE) && smem__lock_rd_fast(lk, e))
+		return 0;
+	return smem__lock_rdlock_slow(lk, timeout_ms);
+}
+
+static inline int smem__lock_wrlock(struct smem__lock *lk, int timeout_ms)
+{
+	struct smem__tentry *e = smem__lock_last(lk);
+
+	if (smem__likely(e != NULL && e->mode == SMEM_LOCK_NONE) && smem__lock_wr_fast(lk, e))
+		return 0;
+	return smem__lock_wrlock_slow(lk, timeout_ms);
+}
+
+static inline int smem__lock_unlock(struct smem__lock *lk)
+{
+	struct smem__tentry *e = smem__lock_last(lk);
+
+	if (smem__likely(e != NULL) && smem__lock_unlock_fast(lk, e))
+		return 0;
+	return smem__lock_unlock_slow(lk);
+}
+
+static inline int smem__lock_enter(struct smem__lock *lk, int mode, int timeout_ms, void **tok)
+{
+	struct smem__tentry *e = smem__lock_last(lk);
+
+	if (smem__likely(e != NULL && e->mode == SMEM_LOCK_NONE) &&
+	    (mode == SMEM_LOCK_WRITE ? smem__lock_wr_fast(lk, e) : smem__lock_rd_fast(lk, e))) {
+		*tok = e;
+		return 0;
+	}
+	return smem__lock_enter_slow(lk, mode, timeout_ms, tok);
+}
+
+static inline void smem__lock_leave(struct smem__lock *lk, void *tok)
+{
+	if (tok && !smem__lock_unlock_fast(lk, tok))
+		smem__lock_leave_slow(lk, tok);
+}
 
 /* ---- the object header of buffers and arrays (buffer.c, array.c) --------------------- */
 
@@ -162,13 +332,80 @@ int smem__blob_create(const char *name, uint32_t kind, size_t elem_size, size_t 
 int smem__blob_open(const char *name, uint32_t kind, size_t elem_size,
 		    const struct smem_opts *opts, struct smem__blob **ret);
 void smem__blob_close(struct smem__blob *b);
-/* Bounds-checked copy of @len bytes at @off, locked as the handle says. */
-int smem__blob_copy(struct smem__blob *b, size_t off, void *buf, size_t len, bool write);
-int smem__blob_lock(struct smem__blob *b, int mode, int timeout_ms);
-int smem__blob_unlock(struct smem__blob *b);
 int smem__blob_set_timeout(struct smem__blob *b, int timeout_ms);
+
+/*
+ * The per-call paths, inline so that a locked read or write is one function deep apart from
+ * the copy (the lock's uncontended paths are inline too, above).
+ */
+
+/* Bounds-checked copy of @len bytes at @off, locked as the handle says. */
+static inline int smem__blob_copy(struct smem__blob *b, size_t off, void *buf, size_t len,
+				  bool write)
+{
+	unsigned char *p;
+	void *tok;
+	int ret;
+
+	if (!b || (!buf && len))
+		return -EINVAL;
+	if (off > b->size || len > b->size - off)
+		return -ERANGE;
+	if (write && b->rdonly)
+		return -EPERM;
+	if (len == 0)
+		return 0;
+	p = b->data + off;
+	if (b->raw) {
+		if (write)
+			memcpy(p, buf, len);
+		else
+			memcpy(buf, p, len);
+		return 0;
+	}
+	ret = smem__lock_enter(&b->lk, write ? SMEM_LOCK_WRITE : SMEM_LOCK_READ, b->timeout_ms,
+			       &tok);
+	if (smem__unlikely(ret != 0 && ret != -EOWNERDEAD))
+		return ret;
+	if (write)
+		memcpy(p, buf, len);
+	else
+		memcpy(buf, p, len);
+	smem__lock_leave(&b->lk, tok);
+	return ret;
+}
+
+static inline int smem__blob_lock(struct smem__blob *b, int mode, int timeout_ms)
+{
+	if (!b || timeout_ms < -1)
+		return -EINVAL;
+	if (!b->locked)
+		return -EPERM;
+	return mode == SMEM_LOCK_WRITE ? smem__lock_wrlock(&b->lk, timeout_ms)
+				       : smem__lock_rdlock(&b->lk, timeout_ms);
+}
+
+static inline int smem__blob_unlock(struct smem__blob *b)
+{
+	if (!b)
+		return -EINVAL;
+	if (!b->locked)
+		return -EPERM;
+	return smem__lock_unlock(&b->lk);
+}
+
 /* Hold the read lock for a multi-step read (unless raw or already held): see lock_enter. */
-int smem__blob_read_begin(struct smem__blob *b, void **tok);
-void smem__blob_read_end(struct smem__blob *b, void *tok);
+static inline int smem__blob_read_begin(struct smem__blob *b, void **tok)
+{
+	*tok = NULL;
+	if (b->raw)
+		return 0;
+	return smem__lock_enter(&b->lk, SMEM_LOCK_READ, b->timeout_ms, tok);
+}
+
+static inline void smem__blob_read_end(struct smem__blob *b, void *tok)
+{
+	smem__lock_leave(&b->lk, tok);
+}
 
 #endif

@@ -421,6 +421,54 @@ START_TEST(lock_read_holder_killed_gives_eownerdead_to_the_writer_once)
 }
 END_TEST
 
+static int child_drain_forever(void *arg)
+{
+	struct h *c = h_open();
+
+	(void)arg;
+	smem__lock_wrlock(&c->lk, -1);	/* claims the writer field, then drains forever */
+	return 10;
+}
+
+/*
+ * INCONSISTENT found while readers hold stays in the state until somebody really acquires:
+ * neither a draining writer that times out nor one killed while draining (whose recovery
+ * sees readers != 0 and adds no flag) may lose it.
+ */
+START_TEST(lock_flag_survives_writers_that_time_out_or_die_while_draining)
+{
+	struct h *a = h_open(), *b = h_open();
+	pid_t pid;
+	long long end;
+
+	ck_assert_int_eq(smem__lock_rdlock(&a->lk, 0), 0);
+	/* A dead writer's flag that no acquirer has consumed yet, under a live reader. */
+	atomic_fetch_or(&obj()->lock.state, SMEM_LOCK_INCONSISTENT);
+	ck_assert_int_eq(smem__lock_wrlock(&b->lk, 30), -ETIMEDOUT);	/* drains, gives up */
+	ck_assert_uint_eq(state() & ~SMEM_LOCK_WAITERS, SMEM_LOCK_INCONSISTENT | 1);
+	pid = t_fork(child_drain_forever, NULL);
+	end = t_now_ms() + 3000;
+	while ((state() >> SMEM_LOCK_WRITER_SHIFT) == 0) {
+		ck_assert(t_now_ms() < end);
+		usleep(200);
+	}
+	t_kill9(pid);
+	/* b recovers the dead writer while a still reads, then drains and gives up itself. */
+	ck_assert_int_eq(smem__lock_wrlock(&b->lk, 100), -ETIMEDOUT);
+	ck_assert_uint_eq(atomic_load(&obj()->lock.recoveries), 1);
+	ck_assert_uint_eq(state() & ~SMEM_LOCK_WAITERS, SMEM_LOCK_INCONSISTENT | 1);
+	ck_assert_int_eq(smem__lock_unlock(&a->lk), 0);
+	/* The first real acquirer is told, once. */
+	ck_assert_int_eq(smem__lock_wrlock(&b->lk, 100), -EOWNERDEAD);
+	ck_assert_int_eq(smem__lock_unlock(&b->lk), 0);
+	ck_assert_int_eq(smem__lock_rdlock(&a->lk, 100), 0);
+	ck_assert_int_eq(smem__lock_unlock(&a->lk), 0);
+	ck_assert_uint_eq(state(), 0);
+	h_close(a);
+	h_close(b);
+}
+END_TEST
+
 START_TEST(lock_closing_a_handle_that_holds_it_releases_it)
 {
 	struct h *a = h_open(), *b = h_open();
@@ -739,6 +787,7 @@ static Suite *lock_suite(void)
 	tcase_add_test(tc, lock_write_holder_killed_gives_eownerdead_once);
 	tcase_add_test(tc, lock_write_holder_killed_is_reported_to_the_next_reader);
 	tcase_add_test(tc, lock_read_holder_killed_gives_eownerdead_to_the_writer_once);
+	tcase_add_test(tc, lock_flag_survives_writers_that_time_out_or_die_while_draining);
 	tcase_add_test(tc, lock_random_kills_never_hang_or_lose_consistency);
 	tcase_add_test(tc, lock_child_using_an_inherited_handle_is_a_participant_of_its_own);
 	tcase_add_test(tc, lock_holder_dies_while_its_child_lives_on);
