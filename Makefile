@@ -169,6 +169,9 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(STATIC_LIB)
 # by the library's auto-start and stopped afterwards, so tests never touch a user's broker.
 # The tools are built first: some tests exec smemd, smemctl or ringbench.
 check: all
+ifeq ($(SANITIZE),)
+	@./tests/check-shared-lib $(BUILD)
+endif
 	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
 
 # The ring's exactly-once stress at length: 4 writer and 4 reader processes, then threads,

@@ -30,6 +30,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct smem_array;
 
 /*
@@ -116,6 +118,8 @@ static inline int prefix##_find(struct smem_array *a, type value, size_t from,		
 { return smem_array_find(a, &value, from, index); }					\
 static inline type *prefix##_data(struct smem_array *a)				\
 { return (type *)smem_array_data(a); }
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct smem_buffer;
 
 /*
@@ -123,6 +125,8 @@ static inline size_t smem__array_bytes(size_t elem, size_t n)
 	smem_buffer_write((b), (off), (ptr), smem__array_bytes(sizeof(*(ptr)), (n)))
 #define SMEM_BUFFER_READ_ARRAY(b, off, ptr, n) \
 	smem_buffer_read((b), (off), (ptr), smem__array_bytes(sizeof(*(ptr)), (n)))
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

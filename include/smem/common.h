@@ -29,6 +29,9 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what is declared here is its ABI. */
+#pragma GCC visibility push(default)
+
 #define SMEM_VERSION_MAJOR 0
 #define SMEM_VERSION_MINOR 1
 
@@ -65,6 +68,8 @@ const char *smem_strerror(int err);
  * Blocks on one broker round trip. Thread-safe.
  */
 int smem_unlink(const char *name, const struct smem_opts *opts);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct smem_region;
 
 /*
@@ -49,6 +51,8 @@ size_t smem_region_size(const struct smem_region *r);
 const char *smem_region_name(const struct smem_region *r);
 bool smem_region_is_owner(const struct smem_region *r);
 bool smem_region_shutting_down(const struct smem_region *r);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

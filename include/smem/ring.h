@@ -26,6 +26,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct smem_ring;
 
 /* A reserved node, for zero-copy writes and reads. Fill data[0..cap), or read data[0..len). */
@@ -143,6 +145,8 @@ void smem_ring_set_spin(struct smem_ring *r, uint32_t spin_ns);
 
 /* Snapshot of the statistics: per-handle counters plus ring-wide recovery counters. */
 int smem_ring_stats(const struct smem_ring *r, struct smem_ring_stats *out);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,8 @@
 extern "C" {
 #endif
 
+#pragma GCC visibility push(default)
+
 struct smem_rpc;
 struct smem_rpc_call;
 struct smem_rpc_reply;
@@ -227,6 +229,8 @@ struct smem_rpc_stats {
 int smem_rpc_stats(const struct smem_rpc *ch, struct smem_rpc_stats *out);
 /* Reset to the initial values (as the seed's Reset()). Thread-safe. */
 void smem_rpc_stats_reset(struct smem_rpc *ch);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }
