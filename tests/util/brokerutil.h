@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the broker suites (check_broker.c, check_broker_faults.c): a private
+ * broker per test, its pid and fds, and a one-shot pipe signal between processes.
+ */
+#ifndef SMEM_BROKERUTIL_H
+#define SMEM_BROKERUTIL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* The private broker's directory ("" for an abstract one) and address. */
+extern char tb_dir[256];
+extern char tb_sock[320];
+
+/*
+ * A broker address nobody else uses: a path in a fresh directory, made inside the suite's
+ * private directory (tests/run-suites removes it) when there is one. Sets SMEM_BROKER.
+ */
+const char *tb_private_path_broker(void);
+/* An abstract address: no file permissions, so another uid can reach the broker. */
+const char *tb_private_abstract_broker(void);
+/* Gone, or a zombie nobody reaps (the broker is not our child), within @ms. */
+bool tb_pid_gone(pid_t pid, int ms);
+/* The pid of the broker we talk to (asserts it answers HELLO). */
+pid_t tb_broker_pid(void);
+/* STOP the private broker, check that it went and left nothing behind. */
+void tb_private_broker_end(void);
+/* Entries in directory @path other than . and .., or -1. */
+int tb_count_dir(const char *path);
+/* How many fds @pid has beyond those of an idle broker (stdio, listener, epoll, signalfd). */
+int tb_broker_extra_fds(pid_t pid);
+/* Open @name, retrying while it is not there yet (-ENOENT) or until it is gone. */
+int tb_open_until(const char *name, int want, int ms);
+/* A pipe used as a one-shot signal between processes. */
+void tb_sig_send(int fd);
+bool tb_sig_wait(int fd);
+
+#endif
