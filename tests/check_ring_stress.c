@@ -687,6 +687,46 @@ START_TEST(ring_open_refuses_corrupt_geometry)
 }
 END_TEST
 
+/*
+ * A geometry line rewritten consistently (node_size 16 -> 60 under the same 64-byte stride) is
+ * a ring an opener cannot tell from an honest one, so the opener takes it; the creator's handle
+ * keeps its private copy and must refuse the longer messages written through it (-EPROTO,
+ * consumed) instead of handing out a slot or a copy longer than its own nodes. The fuzz
+ * target's regression seed regress_geometry_node_size_shrunk is the same case the other way.
+ */
+START_TEST(ring_rewritten_geometry_bounds_each_handle_by_its_own_copy)
+{
+	char name[128], got[64], big[60];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 16), *o;
+	struct smem_ring_shm *shm = smem__ring_shm(r);
+	struct smem_ring_slot s;
+
+	shm->node_size = 60;
+	o = t_ring_open(name);
+	ck_assert_uint_eq(smem_ring_node_size(o), 60);
+	ck_assert_uint_eq(smem_ring_node_size(r), 16);
+	memset(big, 'x', sizeof(big));
+	ck_assert_int_eq(smem_ring_write(o, big, sizeof(big), 0), 0);
+	ck_assert_int_eq(smem_ring_write(o, big, sizeof(big), 0), 0);
+	ck_assert_int_eq(smem_ring_write(o, "ok", 2, 0), 0);
+	ck_assert_int_eq(smem_ring_reserve_read(r, &s, 0), -EPROTO);
+	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), -EPROTO);
+	ck_assert_int_eq(smem_ring_read(r, got, sizeof(got), 0), 2);
+	ck_assert_mem_eq(got, "ok", 2);
+	ck_assert_uint_eq(t_ring_stats(r).corruptions, 2);
+	/* and the creator's slots never exceed its own nodes */
+	ck_assert_int_eq(smem_ring_reserve_write(r, &s, 0), 0);
+	ck_assert_uint_eq(s.cap, 16);
+	ck_assert_int_eq(smem_ring_commit(r, &s, 17), -EINVAL);
+	ck_assert_int_eq(smem_ring_commit(r, &s, 16), 0);
+	ck_assert_int_eq(smem_ring_reserve_read(o, &s, 0), 0);
+	ck_assert_uint_eq(s.len, 16);
+	ck_assert_int_eq(smem_ring_release(o, &s), 0);
+	smem_ring_close(o);
+	smem_ring_close(r);
+}
+END_TEST
+
 START_TEST(ring_random_scribbles_never_crash)
 {
 	char name[128];
@@ -757,6 +797,7 @@ static Suite *ring_stress_suite(void)
 	tcase_add_test(tc, ring_corrupt_sequences_give_eproto);
 	tcase_add_test(tc, ring_poll_with_corrupt_head_gives_eproto);
 	tcase_add_test(tc, ring_open_refuses_corrupt_geometry);
+	tcase_add_test(tc, ring_rewritten_geometry_bounds_each_handle_by_its_own_copy);
 	tcase_add_test(tc, ring_random_scribbles_never_crash);
 	return s;
 }
