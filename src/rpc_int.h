@@ -332,6 +332,16 @@ uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint
 
 /* ---- rpc_wait.c: sleeping ---------------------------------------------------------------- */
 
+/*
+ * Items one channel can add to a wait set, at most: its event word, its receive ring's data
+ * word, its peer's pidfd, and (smem_rpc_serve() of a master) its control region's event word.
+ * smem_rpc_serve() and smem_rpc_wait*() take up to MAX_WAIT_CHANNELS channels, so the largest
+ * wait set is their product; the service thread's (one channel plus its sev word) is smaller.
+ */
+#define SMEM__RPC_WS_PER_CHANNEL	4u
+_Static_assert(MAX_WAIT_CHANNELS * SMEM__RPC_WS_PER_CHANNEL <= SMEM__WAIT_MAX,
+	       "smem_rpc_serve() over MAX_WAIT_CHANNELS channels must fit one wait");
+
 struct smem__rpc_ws {
 	struct smem__wait_item it[SMEM__WAIT_MAX];
 	unsigned n;
@@ -346,6 +356,7 @@ struct smem__rpc_ws {
 	unsigned pidbase[SMEM__WAIT_MAX];
 	unsigned npid;
 	bool ready;			/* some condition already holds: do not sleep */
+	int err;			/* -E2BIG: an item did not fit (the sleep reports it) */
 };
 
 /* Bump the channel's event word (service event word), waking its sleepers (if any). */
@@ -365,15 +376,22 @@ static inline void smem__rpc_poll_leave(struct smem_rpc *ch)
 	atomic_fetch_sub_explicit(&ch->pollers, 1, memory_order_relaxed);
 }
 
+/*
+ * Building a wait set. An item that does not fit (more than SMEM__WAIT_MAX) is not dropped
+ * silently: the adder returns -E2BIG and so does the sleep, which then does not sleep (a
+ * sleep that misses an item could miss its wakeup). The static assert above keeps the
+ * library's own callers within the capacity.
+ */
 void smem__rpc_ws_init(struct smem__rpc_ws *ws);
-void smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v);
-void smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
-void smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
-void smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr);
-void smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
-void smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
+int smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v);
+int smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+int smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr);
+int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
+int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
-void smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
+/* Sleep on the set (unless ready), then undo its announcements. 0, or the set's -E2BIG. */
+int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
 
 /* ---- for tests ---------------------------------------------------------------------------- */
 

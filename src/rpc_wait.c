@@ -44,80 +44,91 @@ void smem__rpc_ws_init(struct smem__rpc_ws *ws)
 {
 	ws->n = ws->np = ws->nev = ws->npid = 0;
 	ws->ready = false;
+	ws->err = 0;
 }
 
-void smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v)
+static int full(struct smem__rpc_ws *ws)
+{
+	ws->err = -E2BIG;
+	return -E2BIG;
+}
+
+int smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v)
 {
 	if (ws->n >= SMEM__WAIT_MAX)
-		return;
+		return full(ws);
 	ws->it[ws->n].word = w;
 	ws->it[ws->n].val = v;
 	ws->it[ws->n].fd = -1;
 	ws->it[ws->n].fired = false;
 	ws->n++;
+	return 0;
 }
 
-static void ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
-		     _Atomic uint32_t *sleepers, uint32_t v)
+static int ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
+		    _Atomic uint32_t *sleepers, uint32_t v)
 {
-	if (ws->n >= SMEM__WAIT_MAX || ws->nev >= SMEM__WAIT_MAX)
-		return;
+	/* nev <= n: every event is also an item */
+	if (ws->n >= SMEM__WAIT_MAX)
+		return full(ws);
 	atomic_fetch_add(sleepers, 1);	/* seq_cst: see bump() */
 	ws->evsl[ws->nev++] = sleepers;
-	smem__rpc_ws_word(ws, word, v);
+	return smem__rpc_ws_word(ws, word, v);
 }
 
 /* Sleep on the channel's event word, from snapshot @v. */
-void smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
+int smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
-	ws_event(ws, &ch->ev, &ch->ev_sleepers, v);
+	return ws_event(ws, &ch->ev, &ch->ev_sleepers, v);
 }
 
 /* Sleep on the service thread's event word, from snapshot @v. */
-void smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
+int smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
-	ws_event(ws, &ch->sev, &ch->sev_sleepers, v);
+	return ws_event(ws, &ch->sev, &ch->sev_sleepers, v);
 }
 
-void smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
+int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
 {
 	_Atomic uint32_t *word;
 	uint32_t val;
 	int rc;
 
 	if (ws->n >= SMEM__WAIT_MAX)
-		return;
+		return full(ws);
 	rc = smem__ring_wait_prepare(r, wr, &word, &val);
 	if (rc) {
 		ws->ready = true;	/* -EAGAIN: it holds already; -ESHUTDOWN: go and see */
-		return;
+		return 0;
 	}
 	ws->prep[ws->np].r = r;
 	ws->prep[ws->np].wr = wr;
 	ws->np++;
-	smem__rpc_ws_word(ws, word, val);
+	return smem__rpc_ws_word(ws, word, val);
 }
 
 /* Receive ring data, unless somebody is pumping it (they bump ev when they let go). */
-void smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch)
+int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 {
 	/* seq_cst pair with smem__rpc_try_pump(): either we see pumping == false, or it sees
 	 * the flag. */
 	atomic_store(&ch->pump_skipped, true);
 	if (atomic_load(&ch->pumping))
-		return;
-	smem__rpc_ws_ring(ws, ch->rx, false);
+		return 0;
+	return smem__rpc_ws_ring(ws, ch->rx, false);
 }
 
-void smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
+int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 {
 	int fd;
 
 	pthread_mutex_lock(&ch->lock);
 	fd = ch->peer_pidfd;
 	pthread_mutex_unlock(&ch->lock);
-	if (fd < 0 || ws->n >= SMEM__WAIT_MAX || ws->npid >= SMEM__WAIT_MAX)
-		return;
+	if (fd < 0)
+		return 0;
+	if (ws->n >= SMEM__WAIT_MAX)
+		return full(ws);
 	ws->pidch[ws->npid] = ch;
 	ws->pidbase[ws->npid++] = ws->n;
 	ws->it[ws->n].word = NULL;
@@ -125,6 +136,7 @@ void smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 	ws->it[ws->n].events = POLLIN;
 	ws->it[ws->n].fired = false;
 	ws->n++;
+	return 0;
 }
 
 /* A channel's peer needs polling (no pidfd): bound the sleep. */
@@ -138,12 +150,12 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch)
 	return pidfd ? MAX_SLEEP_NS : LIVE_POLL_NS;
 }
 
-void smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
+int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
 {
 	uint64_t t0 = 0;
 	unsigned i;
 
-	if (!ws->ready && max_ns > 0) {
+	if (!ws->ready && !ws->err && max_ns > 0) {
 		if (stat_ch) {
 			STAT_ADD(stat_ch, sleeps, 1);
 			t0 = smem__now_ns();
@@ -160,4 +172,5 @@ void smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint6
 	for (i = 0; i < ws->npid; i++)
 		if (ws->it[ws->pidbase[i]].fired)
 			smem__rpc_refresh(ws->pidch[i], true);
+	return ws->err;
 }

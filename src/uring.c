@@ -52,6 +52,8 @@
 
 #define URING_ENTRIES	256u
 #define UD_CANCEL	(1ull << 63)
+_Static_assert(SMEM__WAIT_MAX + 1 <= URING_ENTRIES, "a wait's SQEs and its cancel fit the SQ");
+_Static_assert(SMEM__WAIT_MAX <= 256, "item index in the low 8 bits of user_data");
 
 /* The futex_waitv(2) element; declared here so old headers do not matter. */
 struct waitv_elem {

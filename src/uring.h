@@ -35,8 +35,12 @@ enum smem__wait_backend {
 
 /* Longest slice a backend without fd support sleeps before checking fds. */
 #define SMEM__WAIT_POLL_NS	(20ull * 1000 * 1000)
-/* Most items in one wait. */
-#define SMEM__WAIT_MAX		120u
+/*
+ * Most items in one wait: smem_rpc_serve()'s 32 channels x 4 items (rpc_int.h asserts it).
+ * The io_uring backend needs one SQE per item plus a cancel, and item indices fit 8 bits of
+ * user_data (uring.c asserts both).
+ */
+#define SMEM__WAIT_MAX		128u
 
 struct smem__wait_item {
 	_Atomic uint32_t *word;	/* futex item: sleep while *word == val; NULL for an fd item */

@@ -20,6 +20,7 @@
 #include <linux/seccomp.h>
 
 #include "internal.h"
+#include "rpc_int.h"
 #include "uring.h"
 #include "util/rpcutil.h"
 #include "util/testutil.h"
@@ -171,6 +172,29 @@ START_TEST(wait_with_uring_and_waitv_refused_sleeps_and_calls_work)
 }
 END_TEST
 
+/* A wait set past its capacity says so, and its sleep refuses rather than miss a wakeup. */
+START_TEST(wait_set_past_capacity_is_an_error_not_a_drop)
+{
+	static _Atomic uint32_t words[SMEM__WAIT_MAX + 1];
+	struct smem__wait_item many[SMEM__WAIT_MAX + 1];
+	static struct smem__rpc_ws ws;
+	unsigned i;
+
+	smem__rpc_ws_init(&ws);
+	for (i = 0; i < SMEM__WAIT_MAX; i++)
+		ck_assert_int_eq(smem__rpc_ws_word(&ws, &words[i], 0), 0);
+	ck_assert_int_eq(smem__rpc_ws_word(&ws, &words[SMEM__WAIT_MAX], 0), -E2BIG);
+	ck_assert_uint_eq(ws.n, SMEM__WAIT_MAX);
+	/* every word holds its value: a sleep would last forever (the test's timeout) */
+	ck_assert_int_eq(smem__rpc_ws_sleep(&ws, NULL, UINT64_MAX), -E2BIG);
+
+	memset(many, 0, sizeof(many));
+	for (i = 0; i <= SMEM__WAIT_MAX; i++)
+		many[i].word = &words[i];
+	ck_assert_int_eq(smem__wait_many(many, SMEM__WAIT_MAX + 1, UINT64_MAX), -EINVAL);
+}
+END_TEST
+
 static Suite *wait_suite(void)
 {
 	Suite *s = suite_create("wait");
@@ -179,6 +203,11 @@ static Suite *wait_suite(void)
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, wait_with_uring_and_waitv_refused_sleeps_and_calls_work);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("capacity");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 10);
+	tcase_add_test(tc, wait_set_past_capacity_is_an_error_not_a_drop);
 	suite_add_tcase(s, tc);
 	return s;
 }
