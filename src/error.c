@@ -18,6 +18,7 @@ const char *smem_strerror(int err)
 	case EMSGSIZE:		return "message larger than a node or the caller's buffer";
 	case ESHUTDOWN:		return "the owner closed the object";
 	case EPROTO:		return "shared memory or message failed validation";
+	case EMEDIUMTYPE:	return "the name holds another kind of object";
 	case EOWNERDEAD:	return "lock acquired; its previous holder died";
 	case ECONNRESET:	return "the peer process died";
 	case ENOSYS:		return "kernel feature missing";

@@ -54,13 +54,13 @@ int smem__region_create(const char *name, uint32_t kind, size_t obj_size, smem__
 			void *arg, const struct smem_opts *opts, struct smem_region **ret);
 
 /*
- * Open @name, checking that it holds a @kind object (-EPROTO otherwise) and that its header
- * is sound. The object area is the kind's to validate further.
+ * Open @name, checking that it holds a @kind object (-EMEDIUMTYPE otherwise) and that its
+ * header is sound (-EPROTO otherwise). The object area is the kind's to validate further.
  */
 int smem__region_open(const char *name, uint32_t kind, const struct smem_opts *opts,
 		      struct smem_region **ret);
 
-/* Validate a mapped header against the fd's real size and seals. 0 or -EPROTO. */
+/* Validate a mapped header against the fd's real size and seals. 0, -EMEDIUMTYPE, -EPROTO. */
 int smem__region_validate(const struct smem_region_hdr *hdr, size_t file_size, uint32_t kind);
 
 /* Check a name: 1..SMEM_NAME_MAX bytes. 0 or -EINVAL. */

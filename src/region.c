@@ -157,8 +157,9 @@ int smem__region_validate(const struct smem_region_hdr *hdr, size_t file_size, u
 		return -EPROTO;
 	if (hdr->layout_major != SMEM_LAYOUT_MAJOR)
 		return -EPROTO;
+	/* A valid header of another kind: the caller opened the wrong name, not corruption. */
 	if (hdr->kind != kind)
-		return -EPROTO;
+		return -EMEDIUMTYPE;
 	total = hdr->total_size;
 	off = hdr->data_off;
 	size = hdr->data_size;

@@ -201,14 +201,14 @@ START_TEST(buffer_open_of_a_missing_name_is_enoent)
 }
 END_TEST
 
-START_TEST(buffer_open_of_an_array_name_is_eproto)
+START_TEST(buffer_open_of_an_array_name_is_emediumtype)
 {
 	struct smem_array *a;
 	struct smem_buffer *c;
 	T_NAME(name, "arr");
 
 	ck_assert_int_eq(smem_array_create(name, 4, 10, NULL, &a), 0);
-	ck_assert_int_eq(smem_buffer_open(name, NULL, &c), -EPROTO);
+	ck_assert_int_eq(smem_buffer_open(name, NULL, &c), -EMEDIUMTYPE);
 	smem_array_close(a);
 }
 END_TEST
@@ -491,7 +491,7 @@ static Suite *buffer_suite(void)
 	tcase_add_test(tc, buffer_bad_creation_arguments_are_einval);
 	tcase_add_test(tc, buffer_every_call_refuses_bad_arguments_without_crashing);
 	tcase_add_test(tc, buffer_open_of_a_missing_name_is_enoent);
-	tcase_add_test(tc, buffer_open_of_an_array_name_is_eproto);
+	tcase_add_test(tc, buffer_open_of_an_array_name_is_emediumtype);
 	tcase_add_test(tc, buffer_name_in_use_is_eexist);
 	tcase_add_test(tc, buffer_plain_calls_inside_own_lock_do_not_relock);
 	tcase_add_test(tc, buffer_plain_write_waits_the_default_100_ms_then_times_out);

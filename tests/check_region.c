@@ -198,7 +198,8 @@ START_TEST(region_with_corrupted_header_opens_with_eproto)
 	case C_SIZE_ZERO: h->data_size = 0; break;
 	case C_SIZE_BIG: h->data_size = h->total_size; break;
 	}
-	ck_assert_int_eq(smem_region_open(name, NULL, &b), -EPROTO);
+	/* A header that says another kind is read as another kind of object, not corruption. */
+	ck_assert_int_eq(smem_region_open(name, NULL, &b), _i == C_KIND ? -EMEDIUMTYPE : -EPROTO);
 	ck_assert_ptr_null(b);
 	smem_region_close(a);
 }
@@ -266,6 +267,61 @@ START_TEST(region_strerror_names_smem_errors)
 	ck_assert_str_eq(smem_strerror(-EPROTO), "shared memory or message failed validation");
 	ck_assert_str_eq(smem_strerror(EOWNERDEAD), "lock acquired; its previous holder died");
 	ck_assert_str_eq(smem_strerror(0), "success");
+	ck_assert_str_eq(smem_strerror(-EMEDIUMTYPE), "the name holds another kind of object");
+}
+END_TEST
+
+/*
+ * Open a name as kind @k: 0 region, 1 buffer, 2 array, 3 ring, 4 rpc (a second rpc open is
+ * the slave). Closes what it opened.
+ */
+static int open_as(const char *name, int k)
+{
+	struct smem_region *r = NULL;
+	struct smem_buffer *b = NULL;
+	struct smem_array *a = NULL;
+	struct smem_ring *g = NULL;
+	struct smem_rpc *c = NULL;
+	int err;
+
+	switch (k) {
+	case 0: err = smem_region_open(name, NULL, &r); smem_region_close(r); break;
+	case 1: err = smem_buffer_open(name, NULL, &b); smem_buffer_close(b); break;
+	case 2: err = smem_array_open(name, 0, NULL, &a); smem_array_close(a); break;
+	case 3: err = smem_ring_open(name, NULL, &g); smem_ring_close(g); break;
+	default: err = smem_rpc_open(name, NULL, &c); smem_rpc_close(c); break;
+	}
+	return err;
+}
+
+/*
+ * Opening a name as the wrong kind (a ring as a buffer, ...) is its own error, -EMEDIUMTYPE,
+ * not -EPROTO: nothing is corrupt, the caller asked for the wrong thing. Every pair is tried.
+ */
+START_TEST(region_open_as_another_kind_is_emediumtype)
+{
+	struct smem_region *r = NULL;
+	struct smem_buffer *b = NULL;
+	struct smem_array *a = NULL;
+	struct smem_ring *g = NULL;
+	struct smem_rpc *c = NULL;
+	int k = _i, other;
+	T_NAME(name, "kind");
+
+	switch (k) {
+	case 0: ck_assert_int_eq(smem_region_create(name, 64, NULL, &r), 0); break;
+	case 1: ck_assert_int_eq(smem_buffer_create(name, 64, NULL, &b), 0); break;
+	case 2: ck_assert_int_eq(smem_array_create(name, 4, 16, NULL, &a), 0); break;
+	case 3: ck_assert_int_eq(smem_ring_create(name, 4, 64, NULL, &g), 0); break;
+	default: ck_assert_int_eq(smem_rpc_open(name, NULL, &c), 0); break;
+	}
+	for (other = 0; other < 5; other++)
+		ck_assert_int_eq(open_as(name, other), other == k ? 0 : -EMEDIUMTYPE);
+	smem_region_close(r);
+	smem_buffer_close(b);
+	smem_array_close(a);
+	smem_ring_close(g);
+	smem_rpc_close(c);
 }
 END_TEST
 
@@ -312,6 +368,7 @@ static Suite *region_suite(void)
 	tcase_add_loop_test(tc, region_with_corrupted_header_opens_with_eproto, 0, C_COUNT);
 	tcase_add_test(tc, region_participant_killed_after_fork_looks_dead);
 	tcase_add_test(tc, region_strerror_names_smem_errors);
+	tcase_add_loop_test(tc, region_open_as_another_kind_is_emediumtype, 0, 5);
 	suite_add_tcase(s, tc);
 	return s;
 }

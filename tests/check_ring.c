@@ -102,14 +102,14 @@ START_TEST(ring_open_reads_geometry_from_shared_memory)
 }
 END_TEST
 
-START_TEST(ring_open_of_another_kind_gives_eproto)
+START_TEST(ring_open_of_another_kind_gives_emediumtype)
 {
 	struct smem_region *reg = NULL;
 	struct smem_ring *r = NULL;
 	T_NAME(name, "ring");
 
 	ck_assert_int_eq(smem_region_create(name, 4096, NULL, &reg), 0);
-	ck_assert_int_eq(smem_ring_open(name, NULL, &r), -EPROTO);
+	ck_assert_int_eq(smem_ring_open(name, NULL, &r), -EMEDIUMTYPE);
 	ck_assert_ptr_null(r);
 	smem_region_close(reg);
 }
@@ -955,7 +955,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, ring_open_without_creator_gives_enoent);
 	tcase_add_test(tc, ring_duplicate_create_gives_eexist);
 	tcase_add_test(tc, ring_open_reads_geometry_from_shared_memory);
-	tcase_add_test(tc, ring_open_of_another_kind_gives_eproto);
+	tcase_add_test(tc, ring_open_of_another_kind_gives_emediumtype);
 	tcase_add_test(tc, ring_owner_close_sets_shutting_down);
 	tcase_add_test(tc, ring_layout_sizes_are_fixed);
 

@@ -44,9 +44,9 @@ int smem_array_create(const char *name, size_t elem_size, size_t length,
 
 /*
  * Open the array called @name, whose elements must be @elem_size bytes (0: accept the
- * recorded size). Returns 0 and sets *ret, or -EINVAL, -ENOENT, -EACCES, -EPROTO (not an
- * array, a header that fails validation, or an element size other than @elem_size), -EUSERS,
- * -ECONNREFUSED.
+ * recorded size). Returns 0 and sets *ret, or -EINVAL, -ENOENT, -EACCES, -EMEDIUMTYPE (the
+ * name holds another kind of object), -EPROTO (a header that fails validation, or an element
+ * size other than @elem_size), -EUSERS, -ECONNREFUSED.
  */
 int smem_array_open(const char *name, size_t elem_size, const struct smem_opts *opts,
 		    struct smem_array **ret);

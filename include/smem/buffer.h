@@ -49,8 +49,9 @@ int smem_buffer_create(const char *name, size_t size, const struct smem_opts *op
 
 /*
  * Open the buffer called @name; its size comes from shared memory. Returns 0 and sets *ret, or
- * -EINVAL, -ENOENT, -EACCES, -EPROTO (not a buffer, or a header that fails validation),
- * -EUSERS (every participant slot is taken), -ECONNREFUSED.
+ * -EINVAL, -ENOENT, -EACCES, -EMEDIUMTYPE (the name holds another kind of object: an array,
+ * a ring...), -EPROTO (a header that fails validation), -EUSERS (every participant slot is
+ * taken), -ECONNREFUSED.
  */
 int smem_buffer_open(const char *name, const struct smem_opts *opts, struct smem_buffer **ret);
 

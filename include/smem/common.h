@@ -12,6 +12,7 @@
  *   -ECONNRESET  the peer process died        -ENOSYS     kernel feature missing
  *   -ECONNREFUSED no broker answers (and auto-start is off or failed)
  *   -EUSERS      all participant slots of an object are taken
+ *   -EMEDIUMTYPE the name holds another kind of object (a ring opened as a buffer, ...)
  * smem_strerror() names them. Out-parameters are left untouched on failure.
  *
  * Timeouts are "int timeout_ms" as in poll(2): -1 waits forever, 0 tries once.

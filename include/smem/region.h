@@ -30,8 +30,9 @@ int smem_region_create(const char *name, size_t size, const struct smem_opts *op
 
 /*
  * Open the region called @name (read-only with SMEM_RDONLY).
- * Returns 0 and sets *ret, or -EINVAL, -ENOENT, -EACCES, -EPROTO (header fails validation, or
- * the name holds another kind of object), -ECONNREFUSED. Blocks on broker round trips.
+ * Returns 0 and sets *ret, or -EINVAL, -ENOENT, -EACCES, -EMEDIUMTYPE (the name holds another
+ * kind of object), -EPROTO (header fails validation), -ECONNREFUSED. Blocks on broker round
+ * trips.
  */
 int smem_region_open(const char *name, const struct smem_opts *opts, struct smem_region **ret);
 

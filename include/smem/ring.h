@@ -63,9 +63,9 @@ int smem_ring_create(const char *name, uint32_t node_count, uint32_t node_size,
 		     const struct smem_opts *opts, struct smem_ring **ret);
 /*
  * Open an existing ring; its geometry is read from (and validated in) shared memory.
- * Returns 0, -ENOENT, -EPROTO (not a ring, or a corrupt one), -EUSERS (256 handles already
- * take part), -EINVAL (SMEM_RDONLY: every participant writes node states). Blocks on the
- * broker.
+ * Returns 0, -ENOENT, -EMEDIUMTYPE (the name holds another kind of object), -EPROTO (a
+ * corrupt ring), -EUSERS (256 handles already take part), -EINVAL (SMEM_RDONLY: every
+ * participant writes node states). Blocks on the broker.
  */
 int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_ring **ret);
 /*

@@ -104,7 +104,8 @@ struct smem_rpc_opts {
  * Open the channel @name: master if first (or if the previous master is gone), slave if
  * second. @opts may be NULL (defaults: no handler, service thread).
  * Returns 0 and sets *ret, or -EINVAL (bad name: at most SMEM_NAME_MAX - 24 bytes; bad
- * geometry), -EBUSY (a live master and a live slave already), -ENOMEM, and the errors of
+ * geometry), -EBUSY (a live master and a live slave already), -EMEDIUMTYPE (the name holds
+ * another kind of object, not a channel), -ENOMEM, and the errors of
  * smem_region_create()/open and smem_ring_create()/open. Blocks on broker round trips.
  * Thread-safe.
  */

@@ -8,8 +8,9 @@
  * a real object of the chosen kind and geometry is created through the public API; its bytes
  * are copied into a new memfd whose size the input may change, patched by the input, sealed
  * (or not), and registered at the broker under a second name; then it is opened by that name
- * the way any peer would, and used. The open must fail with -EPROTO (or the broker's -EINVAL
- * / -EPROTO for files it refuses), or succeed and then never touch memory outside the file:
+ * the way any peer would, and used. The open must fail with -EPROTO (-EMEDIUMTYPE when the
+ * input changed the header's kind; the broker's -EINVAL / -EPROTO for files it refuses), or
+ * succeed and then never touch memory outside the file:
  * every page of the accepted object is read, so a mapping larger than the file would fault.
  *
  *   byte 0   kind: 0 region, 1 buffer, 2 array, 3 ring
@@ -151,6 +152,18 @@ static void close_base(struct base *b)
 	}
 }
 
+/*
+ * The kind field of the header as the input left it: an open of a header that is sound but
+ * says another kind is -EMEDIUMTYPE (the caller named the wrong object), anything else wrong
+ * is -EPROTO.
+ */
+static uint32_t g_hdr_kind;
+
+static bool open_refusal_ok(int err, uint32_t kind)
+{
+	return err == -EPROTO || (err == -EMEDIUMTYPE && g_hdr_kind != kind);
+}
+
 /* What a locked call may say about a lock whose word a peer scribbled on (lock.h). */
 static bool lock_err_ok(int err)
 {
@@ -165,7 +178,7 @@ static void use_region(const char *name, const struct smem_opts *o)
 
 	trace("region", err);
 	if (err) {
-		CHECK(err == -EPROTO);
+		CHECK(open_refusal_ok(err, SMEM_KIND_REGION));
 		return;
 	}
 	touch(smem_region_data(r), smem_region_size(r));
@@ -181,7 +194,7 @@ static void use_buffer(const char *name, const struct smem_opts *o)
 
 	trace("buffer", err);
 	if (err) {
-		CHECK(err == -EPROTO);
+		CHECK(open_refusal_ok(err, SMEM_KIND_BUFFER));
 		return;
 	}
 	n = smem_buffer_size(b);
@@ -212,7 +225,7 @@ static void use_array(const char *name, const struct smem_opts *o)
 
 	trace("array", err);
 	if (err) {
-		CHECK(err == -EPROTO);
+		CHECK(open_refusal_ok(err, SMEM_KIND_ARRAY));
 		return;
 	}
 	len = smem_array_length(a);
@@ -241,7 +254,8 @@ static void use_ring(const char *name, const struct smem_opts *o)
 
 	trace("ring", err);
 	if (err) {
-		CHECK(err == -EPROTO || (err == -EINVAL && (o->flags & SMEM_RDONLY)));
+		CHECK(open_refusal_ok(err, SMEM_KIND_RING) ||
+		      (err == -EINVAL && (o->flags & SMEM_RDONLY)));
 		return;
 	}
 	smem_ring_set_spin(r, 0);
@@ -308,6 +322,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(fd >= 0);
 	CHECK(ftruncate(fd, (off_t)fsize) == 0);
 	CHECK(pwrite(fd, copy, fsize, 0) == (ssize_t)fsize);
+	g_hdr_kind = fsize >= 16 ? ((struct smem_region_hdr *)(void *)copy)->kind : 0;
 	free(copy);
 	if (!(data[5] & 2))
 		CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
