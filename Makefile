@@ -53,9 +53,12 @@ URING_CFLAGS := $(shell pkg-config --cflags liburing 2>/dev/null)
 URING_LIBS := $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
+JSON_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null)
+JSON_LIBS := $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 else
 URING_LIBS := -luring
 CHECK_LIBS := -lcheck -lsubunit -lm -lrt
+JSON_LIBS := -ljson-c
 endif
 override CFLAGS += $(URING_CFLAGS)
 LIBS := $(URING_LIBS)
@@ -67,9 +70,11 @@ STATIC_LIB := $(BUILD)/libsmem.a
 SONAME := libsmem.so.$(VERSION_MAJOR)
 SHARED_LIB := $(BUILD)/libsmem.so.$(VERSION)
 
-# tools/ringbench_*.c are parts of ringbench (linked into it below), not programs.
-TOOL_SRCS := $(filter-out tools/ringbench_%.c,$(sort $(wildcard tools/*.c)))
+# tools/ringbench_*.c and tools/smemctl_*.c are parts of ringbench and smemctl (linked into
+# them below), not programs.
+TOOL_SRCS := $(filter-out tools/ringbench_%.c tools/smemctl_%.c,$(sort $(wildcard tools/*.c)))
 RINGBENCH_PARTS := $(sort $(wildcard tools/ringbench_*.c))
+SMEMCTL_PARTS := $(sort $(wildcard tools/smemctl_*.c))
 TOOLS := $(TOOL_SRCS:tools/%.c=$(BUILD)/tools/%)
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
@@ -96,14 +101,15 @@ tools: $(TOOLS)
 examples: $(EXAMPLES)
 tests: $(TESTS) $(HARNESSES)
 
-# deps: liburing, Check and pkg-config. Installed with apt-get when we are root on Debian or
-# Ubuntu; otherwise the exact command to run is printed and the build stops.
-DEPS_PKGS := liburing-dev check pkg-config
+# deps: liburing, Check, json-c (smemctl) and pkg-config. Installed with apt-get when we are
+# root on Debian or Ubuntu; otherwise the exact command to run is printed and the build stops.
+DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config
 deps:
 	@missing=""; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	{ [ -f /usr/include/liburing.h ] || pkg-config --exists liburing 2>/dev/null; } || missing="$$missing liburing-dev"; \
 	{ [ -f /usr/include/check.h ] || pkg-config --exists check 2>/dev/null; } || missing="$$missing check"; \
+	{ [ -f /usr/include/json-c/json.h ] || pkg-config --exists json-c 2>/dev/null; } || missing="$$missing libjson-c-dev"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "deps: installing$$missing"; \
@@ -137,17 +143,25 @@ $(SHARED_LIB): $(LIB_PIC_OBJS) src/libsmem.map
 	$(Q)ln -sf $(SONAME) $(BUILD)/libsmem.so
 
 # Tools, examples and tests link the static library: they run from the tree without
-# LD_LIBRARY_PATH, and tests may reach smem__ internals.
+# LD_LIBRARY_PATH, and tests may reach smem__ internals. Tools print $(VERSION) for --version.
+TOOL_CFLAGS := -DSMEM_TOOLS_VERSION='"$(VERSION)"'
 $(BUILD)/tools/%: tools/%.c $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS) -lm
+	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS) -lm
 
 $(BUILD)/tools/ringbench: tools/ringbench.c $(RINGBENCH_PARTS) tools/ringbench.h $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tools/ringbench.c $(RINGBENCH_PARTS) $(STATIC_LIB) \
-		$(LIBS) -lm
+	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) $(LDFLAGS) -o $@ tools/ringbench.c $(RINGBENCH_PARTS) \
+		$(STATIC_LIB) $(LIBS) -lm
+
+# smemctl builds its documents with json-c (a real JSON library: UTF-8 names round-trip).
+$(BUILD)/tools/smemctl: tools/smemctl.c $(SMEMCTL_PARTS) tools/smemctl.h $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) $(JSON_CFLAGS) $(LDFLAGS) -o $@ tools/smemctl.c \
+		$(SMEMCTL_PARTS) $(STATIC_LIB) $(LIBS) $(JSON_LIBS) -lm
 
 $(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(@D)
@@ -159,11 +173,13 @@ $(BUILD)/tests/util/%.o: tests/util/%.c | deps
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
+# check_smemctl parses smemctl's documents back with json-c.
+$(BUILD)/tests/check_smemctl: TEST_LIBS := $(JSON_LIBS)
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(TEST_UTIL_OBJS) \
-		$(STATIC_LIB) $(LIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(JSON_CFLAGS) -Itests $(LDFLAGS) -o $@ $< \
+		$(TEST_UTIL_OBJS) $(STATIC_LIB) $(LIBS) $(TEST_LIBS) $(CHECK_LIBS)
 
 # Every suite runs against a broker of its own (SMEM_BROKER in a private directory), started
 # by the library's auto-start and stopped afterwards, so tests never touch a user's broker.

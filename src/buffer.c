@@ -109,9 +109,8 @@ int smem__blob_create(const char *name, uint32_t kind, size_t elem_size, size_t 
 	return err;
 }
 
-/* Validate the object header of an opened region; fill the private geometry. */
-static int blob_validate(const struct smem_region *r, uint32_t kind, size_t want_elem,
-			 size_t *elem_out, size_t *len_out)
+int smem__blob_validate(const struct smem_region *r, uint32_t kind, size_t want_elem,
+			size_t *elem_out, size_t *len_out)
 {
 	const struct smem_blob_hdr *h = r->obj;
 	uint64_t data_off, data_size, elem, len;
@@ -153,7 +152,7 @@ int smem__blob_open(const char *name, uint32_t kind, size_t elem_size,
 	err = smem__region_open(name, kind, opts, &r);
 	if (err)
 		return err;
-	err = blob_validate(r, kind, elem_size, &elem, &len);
+	err = smem__blob_validate(r, kind, elem_size, &elem, &len);
 	if (!err)
 		err = blob_attach(r, opts, elem, len, ret);
 	if (err)

@@ -324,6 +324,14 @@ struct smem__blob {
 };
 
 /*
+ * Validate the object header of an opened buffer or array region (any handle, read-only ones
+ * too: smemctl inspects with this) and give its geometry, each field read once. 0 or -EPROTO
+ * (also when @want_elem is not 0 and differs from the recorded element size).
+ */
+int smem__blob_validate(const struct smem_region *r, uint32_t kind, size_t want_elem,
+			size_t *elem_out, size_t *len_out);
+
+/*
  * Create / open a buffer (@kind SMEM_KIND_BUFFER, @elem_size 1) or an array
  * (SMEM_KIND_ARRAY). Open checks @elem_size against the header (0 accepts any).
  */

@@ -160,5 +160,10 @@ uint32_t smem__ring_owner_id(const struct smem_ring *r);
 size_t smem__ring_obj_size(uint32_t node_count, uint32_t node_size);
 int smem__ring_format(void *obj, size_t obj_size, uint32_t node_count, uint32_t node_size);
 int smem__ring_attach(struct smem_region *reg, struct smem_ring **ret);
+/*
+ * Validate the geometry line of the ring in @reg (any handle, read-only ones too: smemctl
+ * inspects with this) and copy it to *geo, as smem__ring_attach() does. 0 or -EPROTO.
+ */
+int smem__ring_geometry(const struct smem_region *reg, struct smem_ring_shm *geo);
 
 #endif

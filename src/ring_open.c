@@ -113,27 +113,36 @@ int smem__ring_format(void *obj, size_t obj_size, uint32_t node_count, uint32_t 
 	return 0;
 }
 
+int smem__ring_geometry(const struct smem_region *reg, struct smem_ring_shm *geo)
+{
+	size_t need;
+
+	if (reg->obj_size < SMEM_RING_HDR_SIZE)
+		return -EPROTO;
+	/* One private copy of the geometry line; the shared one is never used for bounds. */
+	memcpy(geo, reg->obj, 64);
+	need = smem__ring_obj_size(geo->node_count, geo->node_size);
+	if (geo->magic != SMEM_RING_MAGIC || geo->version != SMEM_RING_VERSION || !need ||
+	    geo->node_stride != ((geo->node_size + 63) & ~63u) ||
+	    geo->nodes_off != SMEM_RING_HDR_SIZE ||
+	    geo->data_off != SMEM_RING_HDR_SIZE + (uint64_t)SMEM_RING_NODE_SIZE * geo->node_count ||
+	    geo->obj_size != need || need > reg->obj_size)
+		return -EPROTO;
+	return 0;
+}
+
 int smem__ring_attach(struct smem_region *reg, struct smem_ring **ret)
 {
 	struct smem_ring_shm geo, *shm;
 	struct smem_ring *r;
-	size_t need;
 	int err;
 
 	if (!reg || !ret || reg->rdonly)
 		return -EINVAL;
-	if (reg->obj_size < SMEM_RING_HDR_SIZE)
-		return -EPROTO;
+	err = smem__ring_geometry(reg, &geo);
+	if (err)
+		return err;
 	shm = reg->obj;
-	/* One private copy of the geometry line; the shared one is never used for bounds. */
-	memcpy(&geo, shm, 64);
-	need = smem__ring_obj_size(geo.node_count, geo.node_size);
-	if (geo.magic != SMEM_RING_MAGIC || geo.version != SMEM_RING_VERSION || !need ||
-	    geo.node_stride != ((geo.node_size + 63) & ~63u) ||
-	    geo.nodes_off != SMEM_RING_HDR_SIZE ||
-	    geo.data_off != SMEM_RING_HDR_SIZE + (uint64_t)SMEM_RING_NODE_SIZE * geo.node_count ||
-	    geo.obj_size != need || need > reg->obj_size)
-		return -EPROTO;
 
 	r = calloc(1, sizeof(*r));
 	if (!r)

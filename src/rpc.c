@@ -402,8 +402,7 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	if (rc)
 		goto fail;
 	ch->ctl = ch->reg->obj;
-	if (ch->reg->obj_size < sizeof(struct smem_rpc_ctl) ||
-	    ch->ctl->magic != SMEM_RPC_CTL_MAGIC || ch->ctl->version != SMEM_RPC_CTL_VERSION) {
+	if (!smem__rpc_ctl_ok(ch->reg)) {
 		rc = -EPROTO;
 		goto fail;
 	}

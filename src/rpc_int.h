@@ -73,6 +73,15 @@ _Static_assert(offsetof(struct smem_rpc_ctl, event) == 20, "layout");
 _Static_assert(offsetof(struct smem_rpc_ctl, ring_gen) == 24, "layout");
 _Static_assert(offsetof(struct smem_rpc_ctl, end) == 64, "layout");
 
+/* Is @reg's object area a control block of this version? (rpc.c's open; smemctl's stat) */
+static inline bool smem__rpc_ctl_ok(const struct smem_region *reg)
+{
+	const struct smem_rpc_ctl *ctl = reg->obj;
+
+	return reg->obj_size >= sizeof(*ctl) && ctl->magic == SMEM_RPC_CTL_MAGIC &&
+	       ctl->version == SMEM_RPC_CTL_VERSION;
+}
+
 /* ---- the process-local channel --------------------------------------------------------- */
 
 #define DEFAULT_NODES		16u

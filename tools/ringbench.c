@@ -239,6 +239,7 @@ static struct rb_result median(struct rb_result *runs, int n, double *mn, double
 static void usage(FILE *f)
 {
 	fputs("usage: ringbench stream|pingpong|rpc [options]\n"
+	      "       ringbench --help | --version\n"
 	      "  --size BYTES        message (rpc: request) size, K/M suffixes (1024)\n"
 	      "  --nodes N           ring nodes (20); baselines get the same capacity\n"
 	      "  --writers W --readers R   stream: writers and readers (1 and 1)\n"
@@ -370,6 +371,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("ringbench (smem) %s\n", SMEM_TOOLS_VERSION);
 		return 0;
 	}
 	if (!strcmp(argv[1], "pingpong"))

@@ -1,84 +1,100 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smemctl: look at and manage the names a broker holds.
+ * smemctl: look at and manage the names a broker holds (man smemctl).
  *
- *   smemctl [--broker ADDR] [--json] list
- *   smemctl [--broker ADDR] [--json] stat NAME
- *   smemctl [--broker ADDR] [--json] rm NAME
- *   smemctl [--broker ADDR] [--json] stop
+ *   smemctl [options] list | stat NAME | rm NAME | stop | top
  *
- * It never starts a broker. `stat` also opens the region read-only through the broker and
- * prints its validated header.
+ * Options go anywhere on the line (`smemctl list --json` as well as `smemctl --json list`);
+ * `--` ends them, for a name that starts with '-'. With --json every command prints exactly
+ * one JSON document on stdout, an error included ({"error": {...}}); `top` prints one per
+ * refresh. It never starts a broker, and it only looks: regions are mapped read-only and
+ * nothing in them is written.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <math.h>
 #include <pwd.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "internal.h"
-#include "proto.h"
+#include "smemctl.h"
 
-static bool json;
-
-static const char *kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case SMEM_KIND_REGION:	return "region";
-	case SMEM_KIND_BUFFER:	return "buffer";
-	case SMEM_KIND_ARRAY:	return "array";
-	case SMEM_KIND_RING:	return "ring";
-	case SMEM_KIND_RPC:	return "rpc";
-	default:		return "unknown";
-	}
-}
+struct ctl {
+	const char *broker;	/* --broker, or NULL for the library's default */
+	char addr[128];		/* the address it resolves to, for messages */
+	const char *cmd;
+	bool json;
+	double interval_s;	/* top */
+	long iterations;	/* top: 0 = until interrupted */
+};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: smemctl [--broker ADDR] [--json] COMMAND\n"
+		"usage: smemctl [options] COMMAND [NAME]\n"
 		"  list        every name: kind, size, owner, mode, holders, age\n"
-		"  stat NAME   the broker's record and the region's header\n"
+		"  stat NAME   the broker's record, the validated header and what the object holds\n"
+		"              (ring fill and counters, lock state and holders, RPC ends)\n"
 		"  rm NAME     remove the name (mappings stay valid)\n"
 		"  stop        stop the broker (its own user or root)\n"
-		"ADDR is a socket path or @name; default $SMEM_BROKER, then the per-user default.\n");
+		"  top         every name and its state, refreshed\n"
+		"options (anywhere on the line):\n"
+		"  -b, --broker ADDR    socket path or @name (default: $SMEM_BROKER, then the\n"
+		"                       per-user default)\n"
+		"  -j, --json           one JSON document per command (top: per refresh)\n"
+		"  -n, --interval SEC   top: seconds between refreshes (default 1)\n"
+		"  -i, --iterations N   top: stop after N refreshes (default: until interrupted)\n"
+		"  -h, --help           this text\n"
+		"  -V, --version        the version of smem it belongs to\n");
 }
 
-/* A JSON string: quotes, backslashes and every byte outside printable ASCII escaped. */
-static void json_str(const char *s)
+/* A failure: one JSON document on stdout with --json, else a line on stderr. */
+static int fail(const struct ctl *c, int err, const char *detail)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	struct json_object *doc, *e;
 
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
+	if (c->json) {
+		doc = json_object_new_object();
+		e = sc_errno_json(err);
+		if (c->cmd)
+			sc_add_str(e, "command", c->cmd);
+		if (c->addr[0])
+			sc_add_str(e, "broker", c->addr);
+		if (detail)
+			sc_add_name(e, "detail", detail);
+		json_object_object_add(doc, "error", e);
+		sc_print_json(stdout, doc);
+		json_object_put(doc);
+	} else {
+		fprintf(stderr, "smemctl%s%s: ", c->cmd ? " " : "", c->cmd ? c->cmd : "");
+		if (detail) {
+			sc_print_str(stderr, detail);
+			fputs(": ", stderr);
+		}
+		fprintf(stderr, "%s", smem_strerror(err));
+		if (c->addr[0])
+			fprintf(stderr, " (broker %s)", c->addr);
+		fputc('\n', stderr);
 	}
-	putchar('"');
+	return 1;
 }
 
-/* A name for people: non-printable bytes as \xNN. */
-static void human_str(const char *s, int width)
+/* A usage error: the text on stderr, and with --json also a document on stdout. */
+static int bad_usage(struct ctl *c, const char *why)
 {
-	int n = 0;
-
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		n += ch < 0x20 || ch >= 0x7f ? printf("\\x%02x", ch) : printf("%c", ch);
-	}
-	for (; n < width; n++)
-		putchar(' ');
+	c->addr[0] = 0;
+	if (c->json)
+		fail(c, -EINVAL, why);
+	fprintf(stderr, "smemctl: %s\n", why);
+	usage(stderr);
+	return 2;
 }
 
-static void user_group(uint32_t uid, uint32_t gid, char *buf, size_t len)
+/* ---- list ------------------------------------------------------------------------------- */
+
+static void owner_text(uint32_t uid, uint32_t gid, char *buf, size_t len)
 {
 	struct passwd *pw = getpwuid(uid);
 	struct group *gr = getgrgid(gid);
@@ -95,7 +111,7 @@ static void user_group(uint32_t uid, uint32_t gid, char *buf, size_t len)
 	snprintf(buf, len, "%s:%s", u, g);
 }
 
-static void human_size(uint64_t v, char *buf, size_t len)
+static void size_text(uint64_t v, char *buf, size_t len)
 {
 	static const char units[] = "BKMGT";
 	double d = (double)v;
@@ -111,187 +127,397 @@ static void human_size(uint64_t v, char *buf, size_t len)
 		snprintf(buf, len, "%.1f%c", d, units[u]);
 }
 
-static double age_s(uint64_t ctime_ns)
+/* A name in a column of @width: escaped for the terminal, padded. */
+static void name_cell(const char *name, int width)
 {
-	struct timespec now;
-	uint64_t n;
+	int n = sc_print_str(stdout, name);
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	n = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-	return n > ctime_ns ? (double)(n - ctime_ns) / 1e9 : 0.0;
+	for (; n < width; n++)
+		putchar(' ');
 }
 
-static void json_entry(const struct smem__entry_info *e)
-{
-	printf("{\"name\":");
-	json_str(e->name);
-	printf(",\"id\":%llu,\"kind\":\"%s\",\"size\":%llu,\"uid\":%u,\"gid\":%u,"
-	       "\"mode\":\"%04o\",\"holders\":%u,\"persist\":%s,\"age_s\":%.3f}",
-	       (unsigned long long)e->id, kind_name(e->kind), (unsigned long long)e->size, e->uid,
-	       e->gid, e->mode, e->holders, (e->flags & SMEM_ENTRY_PERSIST) ? "true" : "false",
-	       age_s(e->ctime_ns));
-}
-
-struct list_state {
-	unsigned n;
+struct entries {
+	struct smem__entry_info *v;
+	size_t n, cap;
 };
 
-static int list_one(const struct smem__entry_info *e, void *arg)
+static int collect(const struct smem__entry_info *e, void *arg)
 {
-	struct list_state *st = arg;
-	char owner[80], size[32], mode[8];
+	struct entries *es = arg;
+	struct smem__entry_info *nv;
 
-	if (json) {
-		printf("%s\n  ", st->n ? "," : "");
-		json_entry(e);
-	} else {
-		if (!st->n)
-			printf("%-32s %-7s %9s %-20s %5s %7s %9s\n", "NAME", "KIND", "SIZE", "OWNER",
-			       "MODE", "HOLDERS", "AGE");
-		user_group(e->uid, e->gid, owner, sizeof(owner));
-		human_size(e->size, size, sizeof(size));
-		snprintf(mode, sizeof(mode), "%04o", e->mode);
-		human_str(e->name, 32);
-		printf(" %-7s %9s %-20s %5s %7u %8.0fs\n", kind_name(e->kind), size, owner,
-		       mode, e->holders, age_s(e->ctime_ns));
+	if (es->n == es->cap) {
+		es->cap = es->cap ? 2 * es->cap : 64;
+		nv = realloc(es->v, es->cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		es->v = nv;
 	}
-	st->n++;
+	es->v[es->n++] = *e;
 	return 0;
 }
 
-static int cmd_list(const char *broker)
+static int cmd_list(struct ctl *c)
 {
-	struct list_state st = { 0 };
+	struct entries es = { 0 };
+	struct json_object *doc, *arr;
+	char owner[80], size[32];
+	size_t i;
 	int err;
 
-	if (json)
-		printf("[");
-	err = smem__broker_list(broker, list_one, &st);
-	if (json)
-		printf("%s]\n", st.n ? "\n" : "");
-	else if (!err && !st.n)
-		printf("no names\n");
-	return err;
-}
-
-static int cmd_stat(const char *broker, const char *name)
-{
-	struct smem_opts opts = { .broker = broker, .flags = SMEM_RDONLY };
-	const struct smem_region_hdr *h = NULL;
-	struct smem__entry_info e;
-	struct smem_region *r = NULL;
-	char owner[80];
-	unsigned live = 0, i;
-	int err, herr;
-
-	err = smem__broker_stat(broker, name, &e);
-	if (err)
-		return err;
-	/* The header as an opener sees it, validated like any open. */
-	herr = smem__region_open(name, e.kind, &opts, &r);
-	if (!herr) {
-		h = r->hdr;
-		for (i = 0; i < SMEM_LIVE_SLOTS; i++)
-			if (atomic_load_explicit(&h->live[i].gen, memory_order_relaxed))
-				live++;
+	err = smem__broker_list(c->broker, collect, &es);
+	if (err) {
+		free(es.v);
+		return fail(c, err, NULL);
 	}
-	if (json) {
-		printf("{\"broker\":");
-		json_entry(&e);
-		if (h)
-			printf(",\"header\":{\"layout\":\"%u.%u\",\"kind\":\"%s\",\"total_size\":%llu,"
-			       "\"data_off\":%llu,\"data_size\":%llu,\"flags\":%u,\"shutdown\":%u,"
-			       "\"create_time_ns\":%llu,\"creator_uid\":%u,\"creator_pid\":%u,"
-			       "\"slots_used\":%u}}\n",
-			       h->layout_major, h->layout_minor, kind_name(h->kind),
-			       (unsigned long long)h->total_size, (unsigned long long)h->data_off,
-			       (unsigned long long)h->data_size, h->flags,
-			       atomic_load(&h->shutdown), (unsigned long long)h->create_time_ns,
-			       h->creator_uid, h->creator_pid, live);
-		else
-			printf(",\"header\":null,\"header_error\":\"%s\"}\n", smem_strerror(herr));
+	if (c->json) {
+		doc = json_object_new_object();
+		arr = json_object_new_array();
+		sc_add_str(doc, "broker", c->addr);
+		for (i = 0; i < es.n; i++)
+			json_object_array_add(arr, sc_entry_json(&es.v[i]));
+		json_object_object_add(doc, "names", arr);
+		sc_print_json(stdout, doc);
+		json_object_put(doc);
+	} else if (!es.n) {
+		printf("no names\n");
 	} else {
-		user_group(e.uid, e.gid, owner, sizeof(owner));
-		printf("name:          ");
-		human_str(e.name, 0);
-		printf("\nid:            %llu\n", (unsigned long long)e.id);
-		printf("kind:          %s\n", kind_name(e.kind));
-		printf("size:          %llu bytes (memfd, header page included)\n",
-		       (unsigned long long)e.size);
-		printf("owner:         %s (%u:%u)\n", owner, e.uid, e.gid);
-		printf("mode:          %04o\n", e.mode);
-		printf("holders:       %u\n", e.holders);
-		printf("persistent:    %s\n", (e.flags & SMEM_ENTRY_PERSIST) ? "yes" : "no");
-		printf("age:           %.1f s\n", age_s(e.ctime_ns));
-		if (h) {
-			printf("header:        layout %u.%u, kind %s\n", h->layout_major,
-			       h->layout_minor, kind_name(h->kind));
-			printf("  total_size:  %llu\n", (unsigned long long)h->total_size);
-			printf("  data:        %llu bytes at offset %llu\n",
-			       (unsigned long long)h->data_size, (unsigned long long)h->data_off);
-			printf("  shutdown:    %u\n", atomic_load(&h->shutdown));
-			printf("  creator:     uid %u, pid %u (in its namespace)\n", h->creator_uid,
-			       h->creator_pid);
-			printf("  slots used:  %u of %u\n", live, SMEM_LIVE_SLOTS);
-		} else {
-			printf("header:        cannot be read: %s\n", smem_strerror(herr));
+		printf("%-32s %-7s %9s %-20s %5s %7s %9s\n", "NAME", "KIND", "SIZE", "OWNER",
+		       "MODE", "HOLDERS", "AGE");
+		for (i = 0; i < es.n; i++) {
+			const struct smem__entry_info *e = &es.v[i];
+			struct timespec now;
+			double age;
+
+			clock_gettime(CLOCK_REALTIME, &now);
+			age = ((double)now.tv_sec * 1e9 + (double)now.tv_nsec - (double)e->ctime_ns) / 1e9;
+			owner_text(e->uid, e->gid, owner, sizeof(owner));
+			size_text(e->size, size, sizeof(size));
+			name_cell(e->name, 32);
+			printf(" %-7s %9s %-20s %04o %7u %8.0fs\n", sc_kind_name(e->kind), size,
+			       owner, e->mode & 07777, e->holders, age > 0 ? age : 0);
 		}
 	}
-	if (r)
-		smem_region_close(r);
+	free(es.v);
 	return 0;
 }
+
+/* ---- stat, rm, stop ----------------------------------------------------------------------- */
+
+static int cmd_stat(struct ctl *c, const char *name)
+{
+	struct smem__entry_info e;
+	struct json_object *doc;
+	int err;
+
+	err = smem__broker_stat(c->broker, name, &e);
+	if (err)
+		return fail(c, err, name);
+	doc = sc_inspect(c->broker, &e);
+	if (c->json)
+		sc_print_json(stdout, doc);
+	else
+		sc_print_human(stdout, doc, 0);
+	json_object_put(doc);
+	return 0;
+}
+
+static int cmd_rm(struct ctl *c, const char *name)
+{
+	struct smem_opts opts = { .broker = c->broker };
+	struct json_object *doc;
+	int err;
+
+	err = smem_unlink(name, &opts);
+	if (err)
+		return fail(c, err, name);
+	if (c->json) {
+		doc = json_object_new_object();
+		sc_add_bool(doc, "removed", true);
+		sc_add_name(doc, "name", name);
+		sc_print_json(stdout, doc);
+		json_object_put(doc);
+	} else {
+		printf("removed\n");
+	}
+	return 0;
+}
+
+static int cmd_stop(struct ctl *c)
+{
+	struct json_object *doc;
+	int err;
+
+	err = smem__broker_stop(c->broker);
+	if (err)
+		return fail(c, err, NULL);
+	if (c->json) {
+		doc = json_object_new_object();
+		sc_add_bool(doc, "stopped", true);
+		sc_add_str(doc, "broker", c->addr);
+		sc_print_json(stdout, doc);
+		json_object_put(doc);
+	} else {
+		printf("stopped\n");
+	}
+	return 0;
+}
+
+/* ---- top -------------------------------------------------------------------------------- */
+
+static uint64_t get_u64(struct json_object *o, const char *path1, const char *path2)
+{
+	struct json_object *v = json_object_object_get(o, path1);
+
+	if (v && path2)
+		v = json_object_object_get(v, path2);
+	return v ? (uint64_t)json_object_get_uint64(v) : 0;
+}
+
+static bool get_bool(struct json_object *o, const char *k1, const char *k2)
+{
+	struct json_object *v = json_object_object_get(o, k1);
+
+	if (v && k2)
+		v = json_object_object_get(v, k2);
+	return v && json_object_get_boolean(v);
+}
+
+/* A ring's fill as "3/16", or "?/16" when its positions did not add up. */
+static void fill_text(struct json_object *ring, char *buf, size_t len)
+{
+	struct json_object *f = json_object_object_get(ring, "fill");
+
+	if (!ring || !get_bool(ring, "valid", NULL))
+		snprintf(buf, len, "invalid");
+	else if (f)
+		snprintf(buf, len, "%llu/%llu", (unsigned long long)json_object_get_uint64(f),
+			 (unsigned long long)get_u64(ring, "node_count", NULL));
+	else
+		snprintf(buf, len, "?/%llu", (unsigned long long)get_u64(ring, "node_count", NULL));
+}
+
+/* Messages written since the previous refresh, per second, or -1 when unknown. */
+static double ring_rate(struct json_object *prev, struct json_object *cur, const char *ring_key,
+			double dt)
+{
+	uint64_t a, b;
+
+	if (!prev || dt <= 0)
+		return -1;
+	a = get_u64(prev, ring_key, "written");
+	b = get_u64(cur, ring_key, "written");
+	return b >= a ? (double)(b - a) / dt : -1;
+}
+
+static void end_text(struct json_object *end, char *buf, size_t len)
+{
+	if (!end)
+		snprintf(buf, len, "none");
+	else
+		snprintf(buf, len, "%s%s", get_bool(end, "alive", NULL) ? "alive" : "dead",
+			 get_bool(end, "closed", NULL) ? ",closed" : "");
+}
+
+/* The DETAIL column of one name: what its kind holds, in a line. */
+static void top_detail(struct json_object *doc, struct json_object *prev, double dt)
+{
+	struct json_object *ring = json_object_object_get(doc, "ring");
+	struct json_object *lock = json_object_object_get(doc, "lock");
+	struct json_object *rpc = json_object_object_get(doc, "rpc"), *he;
+	char f1[32], f2[32], e1[24], e2[24];
+	double rate;
+
+	if ((he = json_object_object_get(doc, "header_error"))) {
+		printf("header: %s", json_object_get_string(json_object_object_get(he, "message")));
+	} else if (ring) {
+		fill_text(ring, f1, sizeof(f1));
+		rate = ring_rate(prev, doc, "ring", dt);
+		printf("fill %s", f1);
+		if (rate >= 0)
+			printf(" %.0f msg/s", rate);
+		printf(" waiters r%llu w%llu dropped %llu reclaimed %llu",
+		       (unsigned long long)get_u64(ring, "waiters", "readers"),
+		       (unsigned long long)get_u64(ring, "waiters", "writers"),
+		       (unsigned long long)get_u64(ring, "dropped", NULL),
+		       (unsigned long long)get_u64(ring, "reclaimed", NULL));
+	} else if (lock) {
+		struct json_object *w = json_object_object_get(lock, "writer");
+
+		printf("lock %s", json_object_get_string(json_object_object_get(lock, "state")));
+		if (w)
+			printf(" by pid %llu (%s)", (unsigned long long)get_u64(w, "pid_hint", NULL),
+			       get_bool(w, "alive", NULL) ? "alive" : "dead");
+		else if (get_u64(lock, "readers", NULL))
+			printf(" x%llu", (unsigned long long)get_u64(lock, "readers", NULL));
+		if (get_bool(lock, "inconsistent", NULL))
+			printf(" INCONSISTENT");
+		printf(" recoveries %llu", (unsigned long long)get_u64(lock, "recoveries", NULL));
+	} else if (rpc) {
+		end_text(json_object_object_get(rpc, "master"), e1, sizeof(e1));
+		end_text(json_object_object_get(rpc, "slave"), e2, sizeof(e2));
+		fill_text(json_object_object_get(rpc, "m2s"), f1, sizeof(f1));
+		fill_text(json_object_object_get(rpc, "s2m"), f2, sizeof(f2));
+		printf("master %s slave %s m2s %s s2m %s", e1, e2, f1, f2);
+	} else if (get_bool(doc, "header", "shutdown")) {
+		printf("owner closed");
+	}
+}
+
+static struct json_object *find_by_id(struct json_object *arr, uint64_t id)
+{
+	size_t i, n = arr ? json_object_array_length(arr) : 0;
+
+	for (i = 0; i < n; i++) {
+		struct json_object *d = json_object_array_get_idx(arr, i);
+
+		if (get_u64(d, "broker", "id") == id)
+			return d;
+	}
+	return NULL;
+}
+
+static int cmd_top(struct ctl *c)
+{
+	struct json_object *prev = NULL, *cur, *doc;
+	struct timespec t0, t1;
+	bool tty = isatty(STDOUT_FILENO);
+	double dt = 0;
+	long it;
+	size_t i;
+	int err;
+
+	for (it = 0; !c->iterations || it < c->iterations; it++) {
+		struct entries es = { 0 };
+
+		if (it) {
+			struct timespec d = { .tv_sec = (time_t)c->interval_s,
+					      .tv_nsec = (long)(fmod(c->interval_s, 1.0) * 1e9) };
+
+			while (nanosleep(&d, &d) < 0 && errno == EINTR)
+				;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if (it)
+			dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		t0 = t1;
+		err = smem__broker_list(c->broker, collect, &es);
+		if (err) {
+			free(es.v);
+			json_object_put(prev);
+			return fail(c, err, NULL);
+		}
+		cur = json_object_new_array();
+		for (i = 0; i < es.n; i++)
+			json_object_array_add(cur, sc_inspect(c->broker, &es.v[i]));
+		free(es.v);
+		if (c->json) {
+			doc = json_object_new_object();
+			sc_add_str(doc, "broker", c->addr);
+			sc_add_u64(doc, "iteration", (uint64_t)it);
+			json_object_object_add(doc, "names", json_object_get(cur));
+			sc_print_json(stdout, doc);
+			json_object_put(doc);
+		} else {
+			if (tty)
+				fputs("\033[H\033[2J", stdout);	/* home, clear */
+			printf("smemctl top: broker %s, %zu names, refresh %d\n", c->addr,
+			       json_object_array_length(cur), (int)it + 1);
+			printf("%-32s %-6s %7s %5s  %s\n", "NAME", "KIND", "HOLDERS", "ALIVE",
+			       "DETAIL");
+			for (i = 0; i < json_object_array_length(cur); i++) {
+				struct json_object *d = json_object_array_get_idx(cur, i);
+				struct json_object *b = json_object_object_get(d, "broker");
+
+				name_cell(json_object_get_string(json_object_object_get(b, "name")),
+					  32);
+				printf(" %-6s %7llu %5llu  ",
+				       json_object_get_string(json_object_object_get(b, "kind")),
+				       (unsigned long long)get_u64(b, "holders", NULL),
+				       (unsigned long long)get_u64(d, "participants", "alive"));
+				top_detail(d, find_by_id(prev, get_u64(b, "id", NULL)), dt);
+				putchar('\n');
+			}
+		}
+		fflush(stdout);
+		json_object_put(prev);
+		prev = cur;
+	}
+	json_object_put(prev);
+	return 0;
+}
+
+/* ---- the command line ------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "broker", required_argument, NULL, 'b' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "interval", required_argument, NULL, 'n' },
+		{ "iterations", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *broker = NULL, *cmd;
-	int c, err;
+	struct ctl c = { .interval_s = 1.0 };
+	struct smem__addr a;
+	bool top_opts = false;
+	char *end;
+	int o, nargs;
 
-	while ((c = getopt_long(argc, argv, "+b:jh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'b': broker = optarg; break;
-		case 'j': json = true; break;
+	opterr = 0;	/* our own messages, and a JSON document with --json */
+	/* A first pass for --json only, so that an error in any option is reported in JSON. */
+	for (o = 1; o < argc && strcmp(argv[o], "--"); o++)
+		if (!strcmp(argv[o], "--json") || !strcmp(argv[o], "-j"))
+			c.json = true;
+	/* GNU getopt permutes: options may follow the command and its name. */
+	while ((o = getopt_long(argc, argv, "b:jn:i:hV", longopts, NULL)) != -1) {
+		switch (o) {
+		case 'b': c.broker = optarg; break;
+		case 'j': c.json = true; break;
+		case 'n':
+			errno = 0;
+			c.interval_s = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(c.interval_s >= 0.01) ||
+			    c.interval_s > 86400)
+				return bad_usage(&c, "--interval wants seconds, 0.01 to 86400");
+			top_opts = true;
+			break;
+		case 'i':
+			errno = 0;
+			c.iterations = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || c.iterations < 1)
+				return bad_usage(&c, "--iterations wants a count >= 1");
+			top_opts = true;
+			break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'V': printf("smemctl (smem) %s\n", SMEM_TOOLS_VERSION); return 0;
+		default: return bad_usage(&c, "unknown option or missing value");
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind >= argc)
+		return bad_usage(&c, "no command");
+	c.cmd = argv[optind++];
+	nargs = argc - optind;
+	if (top_opts && strcmp(c.cmd, "top"))
+		return bad_usage(&c, "--interval and --iterations are for top");
 	/* Looking at a broker must not start one. */
 	setenv("SMEM_NO_AUTOSTART", "1", 1);
-	cmd = argv[optind++];
-	if (strcmp(cmd, "list") == 0 && optind == argc) {
-		err = cmd_list(broker);
-	} else if (strcmp(cmd, "stat") == 0 && optind + 1 == argc) {
-		err = cmd_stat(broker, argv[optind]);
-	} else if (strcmp(cmd, "rm") == 0 && optind + 1 == argc) {
-		struct smem_opts opts = { .broker = broker };
+	if (smem__addr_resolve(c.broker, &a) == 0)
+		snprintf(c.addr, sizeof(c.addr), "%s", a.text);
+	else
+		return fail(&c, -EINVAL, c.broker ? c.broker : "$SMEM_BROKER");
 
-		err = smem_unlink(argv[optind], &opts);
-		if (!err)
-			printf(json ? "{\"removed\":true}\n" : "removed\n");
-	} else if (strcmp(cmd, "stop") == 0 && optind == argc) {
-		err = smem__broker_stop(broker);
-		if (!err)
-			printf(json ? "{\"stopped\":true}\n" : "stopped\n");
-	} else {
-		usage(stderr);
-		return 2;
-	}
-	if (err) {
-		if (json)
-			printf("{\"error\":\"%s\",\"errno\":%d}\n", smem_strerror(err), -err);
-		else
-			fprintf(stderr, "smemctl %s: %s\n", cmd, smem_strerror(err));
-		return 1;
-	}
-	return 0;
+	if (!strcmp(c.cmd, "list") && nargs == 0)
+		return cmd_list(&c) ? 1 : 0;
+	if (!strcmp(c.cmd, "stat") && nargs == 1)
+		return cmd_stat(&c, argv[optind]) ? 1 : 0;
+	if (!strcmp(c.cmd, "rm") && nargs == 1)
+		return cmd_rm(&c, argv[optind]) ? 1 : 0;
+	if (!strcmp(c.cmd, "stop") && nargs == 0)
+		return cmd_stop(&c) ? 1 : 0;
+	if (!strcmp(c.cmd, "top") && nargs == 0)
+		return cmd_top(&c) ? 1 : 0;
+	return bad_usage(&c, "unknown command, or wrong number of arguments");
 }

@@ -35,6 +35,7 @@ static void usage(FILE *f)
 		"  --max-bytes N        per-uid limit on bytes, suffixes K M G (default 64G)\n"
 		"  --verbose            log every request to stderr\n"
 		"  --help               this text\n"
+		"  --version            the version of smem it belongs to\n"
 		"systemd socket activation (LISTEN_FDS=1) is used when present.\n");
 }
 
@@ -126,6 +127,7 @@ int main(int argc, char **argv)
 		{ "max-bytes", required_argument, NULL, 'b' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
@@ -165,6 +167,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("smemd (smem) %s\n", SMEM_TOOLS_VERSION);
 			return 0;
 		default:
 			usage(stderr);
