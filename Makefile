@@ -3,7 +3,7 @@
 #   make            library, tools, examples, test binaries
 #   make run        the examples against an auto-started broker
 #   make check      the Check suites (SANITIZE=address,undefined or SANITIZE=thread)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (library, headers, tools, smem.pc, man pages)
 #   V=1             show the commands
 #
 # Sources are found by wildcard: one file per concept in src/, one suite per module in
@@ -19,6 +19,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 
 CC ?= cc
@@ -188,6 +189,7 @@ check: all
 ifeq ($(SANITIZE),)
 	@./tests/check-shared-lib $(BUILD)
 endif
+	@./tests/check-man $(BUILD)
 	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
 
 # The ring's exactly-once stress at length: 4 writer and 4 reader processes, then threads,
@@ -285,12 +287,17 @@ install: all
 	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' smem.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/smem.pc
+	for s in 1 3 7 8; do \
+		install -d $(DESTDIR)$(MANDIR)/man$$s && \
+		install -m 644 man/man$$s/*.$$s $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/smem.h $(DESTDIR)$(LIBDIR)/libsmem.a \
 		$(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libsmem.so $(DESTDIR)$(PKGCONFIGDIR)/smem.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS)))
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS))) \
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(wildcard man/man*/*.[0-9]))
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/smem
 
 clean:
