@@ -93,7 +93,7 @@ RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
 .PHONY: all lib tools examples tests deps check run install uninstall clean bench bench-peers stress fuzz-deps \
-	fuzz fuzz-build crash load valgrind
+	fuzz fuzz-build crash load valgrind deb deb-deps check-deb
 .DEFAULT_GOAL := all
 
 all: deps lib tools examples tests
@@ -276,7 +276,8 @@ bench: all
 bench-peers: all
 	@BUILD=$(BUILD) ./bench/run peers
 
-install: all
+# install needs only what it installs (the package build runs it without Check).
+install: lib tools
 	install -d $(DESTDIR)$(INCLUDEDIR)/smem $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 include/smem.h $(DESTDIR)$(INCLUDEDIR)/smem.h
 	install -m 644 include/smem/*.h $(DESTDIR)$(INCLUDEDIR)/smem/
@@ -299,6 +300,39 @@ uninstall:
 		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS))) \
 		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(wildcard man/man*/*.[0-9]))
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/smem
+
+# Debian packages (debian/): libsmem0, libsmem-dev and smem-tools, built with
+# dpkg-buildpackage from a copy of the tracked files in build/deb/ (so nothing is written
+# beside the source tree); the .debs end up in build/deb/. deb-deps installs the tools
+# (apt-get as root, else prints the command). check-deb unpacks the three packages into a
+# scratch root and builds and runs a program against them with pkg-config (tests/check-deb).
+DEB_DIR := build/deb
+DEB_DEPS_PKGS := debhelper dpkg-dev $(DEPS_PKGS)
+deb-deps: deps
+	@if ! command -v dpkg-buildpackage >/dev/null 2>&1 || ! command -v dh >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "deb-deps: installing $(DEB_DEPS_PKGS)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS_PKGS) \
+				|| { echo "deb-deps: apt-get failed; run: apt-get install -y $(DEB_DEPS_PKGS)"; exit 1; }; \
+		else \
+			echo "deb-deps: missing dpkg-buildpackage or debhelper. Run: sudo apt-get install -y $(DEB_DEPS_PKGS)"; \
+			exit 1; \
+		fi; \
+	fi
+
+deb: deb-deps
+	@rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/smem-$(VERSION)
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)/smem-$(VERSION); \
+	else \
+		tar --exclude=./build -cf - . | tar -xf - -C $(DEB_DIR)/smem-$(VERSION); \
+	fi
+	@cd $(DEB_DIR)/smem-$(VERSION) && dpkg-buildpackage -us -uc -b > ../build.log 2>&1 \
+		|| { tail -n 40 ../build.log; echo "deb: dpkg-buildpackage failed (log: $(DEB_DIR)/build.log)"; exit 1; }
+	@ls $(DEB_DIR)/*.deb
+
+check-deb: deb
+	@./tests/check-deb $(DEB_DIR) $(VERSION)
 
 clean:
 	rm -rf build
