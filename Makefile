@@ -102,12 +102,14 @@ tools: $(TOOLS)
 examples: $(EXAMPLES)
 tests: $(TESTS) $(HARNESSES)
 
-# deps: liburing, Check, json-c (smemctl) and pkg-config. Installed with apt-get when we are
-# root on Debian or Ubuntu; otherwise the exact command to run is printed and the build stops.
-DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config
+# deps: liburing, Check, json-c (smemctl), pkg-config and groff (make check lints the man
+# pages). Installed with apt-get when we are root on Debian or Ubuntu; otherwise the exact
+# command to run is printed and the build stops.
+DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config groff-base
 deps:
 	@missing=""; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	command -v groff >/dev/null 2>&1 || missing="$$missing groff-base"; \
 	{ [ -f /usr/include/liburing.h ] || pkg-config --exists liburing 2>/dev/null; } || missing="$$missing liburing-dev"; \
 	{ [ -f /usr/include/check.h ] || pkg-config --exists check 2>/dev/null; } || missing="$$missing check"; \
 	{ [ -f /usr/include/json-c/json.h ] || pkg-config --exists json-c 2>/dev/null; } || missing="$$missing libjson-c-dev"; \
@@ -307,15 +309,16 @@ uninstall:
 # (apt-get as root, else prints the command). check-deb unpacks the three packages into a
 # scratch root and builds and runs a program against them with pkg-config (tests/check-deb).
 DEB_DIR := build/deb
-DEB_DEPS_PKGS := debhelper dpkg-dev $(DEPS_PKGS)
+DEB_DEPS_PKGS := debhelper dpkg-dev man-db $(DEPS_PKGS)
 deb-deps: deps
-	@if ! command -v dpkg-buildpackage >/dev/null 2>&1 || ! command -v dh >/dev/null 2>&1; then \
+	@if ! command -v dpkg-buildpackage >/dev/null 2>&1 || ! command -v dh >/dev/null 2>&1 || \
+	    ! command -v man >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "deb-deps: installing $(DEB_DEPS_PKGS)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS_PKGS) \
 				|| { echo "deb-deps: apt-get failed; run: apt-get install -y $(DEB_DEPS_PKGS)"; exit 1; }; \
 		else \
-			echo "deb-deps: missing dpkg-buildpackage or debhelper. Run: sudo apt-get install -y $(DEB_DEPS_PKGS)"; \
+			echo "deb-deps: missing dpkg-buildpackage, debhelper or man. Run: sudo apt-get install -y $(DEB_DEPS_PKGS)"; \
 			exit 1; \
 		fi; \
 	fi
