@@ -106,6 +106,16 @@ tests: $(TESTS) $(HARNESSES)
 # pages). Installed with apt-get when we are root on Debian or Ubuntu; otherwise the exact
 # command to run is printed and the build stops.
 DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config groff-base
+
+# $(call apt_install,STEP,PACKAGES,WHY): as root where apt-get exists, install PACKAGES; else
+# say WHY and print the command to run, and fail. One shell line, for a recipe's if branch
+# (no commas in the arguments). Every deps step (deps, fuzz-deps, deb-deps) goes through it.
+apt_install = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	echo "$(1): installing $(2)"; \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2); } || \
+	{ echo "$(1): apt-get failed; run: apt-get update && apt-get install -y $(2)"; exit 1; }; \
+	else echo "$(1): $(3). Run: sudo apt-get update && sudo apt-get install -y $(2)"; exit 1; fi
+
 deps:
 	@missing=""; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
@@ -114,14 +124,7 @@ deps:
 	{ [ -f /usr/include/check.h ] || pkg-config --exists check 2>/dev/null; } || missing="$$missing check"; \
 	{ [ -f /usr/include/json-c/json.h ] || pkg-config --exists json-c 2>/dev/null; } || missing="$$missing libjson-c-dev"; \
 	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "deps: installing$$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEPS_PKGS) \
-				|| { echo "deps: apt-get failed; run: apt-get update && apt-get install -y $(DEPS_PKGS)"; exit 1; }; \
-		else \
-			echo "deps: missing$$missing. Run: sudo apt-get update && sudo apt-get install -y $(DEPS_PKGS)"; \
-			exit 1; \
-		fi; \
+		$(call apt_install,deps,$(DEPS_PKGS),missing$$missing); \
 	fi
 
 $(BUILD)/src/%.o: src/%.c | deps
@@ -231,14 +234,7 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 fuzz-deps:
 	@if ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' | \
 		$(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "fuzz-deps: installing clang and libclang-rt-dev"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-dev \
-				|| { echo "fuzz-deps: apt-get failed; run: apt-get install -y clang libclang-rt-dev"; exit 1; }; \
-		else \
-			echo "fuzz-deps: $(FUZZ_CC) cannot build libFuzzer targets. Run: sudo apt-get install -y clang libclang-rt-dev"; \
-			exit 1; \
-		fi; \
+		$(call apt_install,fuzz-deps,clang libclang-rt-dev,$(FUZZ_CC) cannot build libFuzzer targets); \
 	fi
 
 $(FUZZ_LIB_OBJS) $(FUZZ_BINS): | fuzz-deps
@@ -313,14 +309,7 @@ DEB_DEPS_PKGS := debhelper dpkg-dev man-db $(DEPS_PKGS)
 deb-deps: deps
 	@if ! command -v dpkg-buildpackage >/dev/null 2>&1 || ! command -v dh >/dev/null 2>&1 || \
 	    ! command -v man >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "deb-deps: installing $(DEB_DEPS_PKGS)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS_PKGS) \
-				|| { echo "deb-deps: apt-get failed; run: apt-get install -y $(DEB_DEPS_PKGS)"; exit 1; }; \
-		else \
-			echo "deb-deps: missing dpkg-buildpackage, debhelper or man. Run: sudo apt-get install -y $(DEB_DEPS_PKGS)"; \
-			exit 1; \
-		fi; \
+		$(call apt_install,deb-deps,$(DEB_DEPS_PKGS),missing dpkg-buildpackage or debhelper or man); \
 	fi
 
 deb: deb-deps

@@ -299,18 +299,21 @@ static struct smem_blob_hdr *hdr_of(struct smem_buffer *b)
 	return (struct smem_blob_hdr *)(void *)((char *)smem_buffer_data(b) - SMEM_BLOB_DATA_OFF);
 }
 
-/* Child: open the buffer, take its write lock, say so on @fd, wait to be killed. */
+/*
+ * A child that runs @setup(@name), tells us it is done, and waits to be killed (holding
+ * whatever @setup took). Returns its pid once @setup succeeded.
+ */
 struct holder {
+	int (*setup)(const char *name);
 	const char *name;
 	int fd;
 };
 
-static int hold_write_lock(void *arg)
+static int holder_main(void *arg)
 {
 	struct holder *h = arg;
-	struct smem_buffer *b;
 
-	if (smem_buffer_open(h->name, NULL, &b) || smem_buffer_lock_write(b, 1000))
+	if (h->setup(h->name))
 		return 1;
 	if (write(h->fd, "x", 1) != 1)
 		return 2;
@@ -318,13 +321,34 @@ static int hold_write_lock(void *arg)
 		pause();
 }
 
+static pid_t fork_holder(int (*setup)(const char *name), const char *name)
+{
+	struct holder h = { .setup = setup, .name = name };
+	int p[2];
+	pid_t pid;
+	char c;
+
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	h.fd = p[1];
+	pid = t_fork(holder_main, &h);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	close(p[0]);
+	close(p[1]);
+	return pid;
+}
+
+/* Take the buffer's write lock (and keep it: the handle is never closed). */
+static int hold_write_lock(const char *name)
+{
+	struct smem_buffer *b;
+
+	return smem_buffer_open(name, NULL, &b) || smem_buffer_lock_write(b, 1000);
+}
+
 START_TEST(smemctl_stat_shows_lock_state_and_holder_liveness)
 {
 	struct smem_buffer *b;
 	struct json_object *d, *rh;
-	struct holder h;
-	int p[2];
-	char c;
 	pid_t pid;
 	T_NAME(name, "lock");
 
@@ -350,11 +374,7 @@ START_TEST(smemctl_stat_shows_lock_state_and_holder_liveness)
 	ck_assert_int_eq(json_object_get_int64(at(rh, "pid_hint", NULL)), getpid());
 	json_object_put(d);
 	/* A writer killed with the lock held: still "write", its holder dead. */
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	h.name = name;
-	h.fd = p[1];
-	pid = t_fork(hold_write_lock, &h);
-	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	pid = fork_holder(hold_write_lock, name);
 	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, "--json", NULL), 0);
 	d = one_doc(out);
 	ck_assert_str_eq(at_str(d, "lock", "state"), "write");
@@ -362,8 +382,6 @@ START_TEST(smemctl_stat_shows_lock_state_and_holder_liveness)
 	ck_assert_int_eq(at_int(d, "lock", "writer", "pid_hint"), pid);
 	json_object_put(d);
 	t_kill9(pid);
-	close(p[0]);
-	close(p[1]);
 	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, "--json", NULL), 0);
 	d = one_doc(out);
 	ck_assert_str_eq(at_str(d, "lock", "state"), "write");
@@ -388,36 +406,24 @@ START_TEST(smemctl_stat_shows_lock_state_and_holder_liveness)
 }
 END_TEST
 
-static int be_slave(void *arg)
+/* Open the channel as its slave (and stay). */
+static int be_slave(const char *name)
 {
-	struct holder *h = arg;
 	struct smem_rpc *ch;
 
-	if (smem_rpc_open(h->name, NULL, &ch) || smem_rpc_is_master(ch))
-		return 1;
-	if (write(h->fd, "x", 1) != 1)
-		return 2;
-	for (;;)
-		pause();
+	return smem_rpc_open(name, NULL, &ch) || smem_rpc_is_master(ch);
 }
 
 START_TEST(smemctl_stat_shows_rpc_ends_and_their_liveness)
 {
 	struct smem_rpc *m;
 	struct json_object *d, *s;
-	struct holder h;
-	int p[2];
-	char c;
 	pid_t pid;
 	T_NAME(name, "rpc");
 
 	ck_assert_int_eq(smem_rpc_open(name, NULL, &m), 0);
 	ck_assert(smem_rpc_is_master(m));
-	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	h.name = name;
-	h.fd = p[1];
-	pid = t_fork(be_slave, &h);
-	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	pid = fork_holder(be_slave, name);
 	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "--json", "stat", name, NULL), 0);
 	d = one_doc(out);
 	ck_assert(json_object_get_boolean(at(d, "rpc", "valid", NULL)));
@@ -431,8 +437,6 @@ START_TEST(smemctl_stat_shows_rpc_ends_and_their_liveness)
 	ck_assert_int_eq(at_int(d, "rpc", "s2m", "fill"), 0);
 	json_object_put(d);
 	t_kill9(pid);
-	close(p[0]);
-	close(p[1]);
 	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "--json", "stat", name, NULL), 0);
 	d = one_doc(out);
 	ck_assert(!json_object_get_boolean(at(d, "rpc", "connected", NULL)));
