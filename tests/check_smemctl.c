@@ -18,6 +18,7 @@
 
 #include "lock.h"
 #include "ring_int.h"
+#include "rpc_int.h"
 #include "util/testutil.h"
 
 /*
@@ -436,6 +437,14 @@ START_TEST(smemctl_stat_shows_rpc_ends_and_their_liveness)
 	ck_assert_int_eq(at_int(d, "rpc", "m2s", "node_count"), 16);
 	ck_assert_int_eq(at_int(d, "rpc", "s2m", "fill"), 0);
 	json_object_put(d);
+	/* A control block of another version is not read further. */
+	m->ctl->version = SMEM_RPC_CTL_VERSION + 1;
+	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "--json", "stat", name, NULL), 0);
+	m->ctl->version = SMEM_RPC_CTL_VERSION;
+	d = one_doc(out);
+	ck_assert(!json_object_get_boolean(at(d, "rpc", "valid", NULL)));
+	ck_assert(!json_object_object_get_ex(at(d, "rpc", NULL), "master", NULL));
+	json_object_put(d);
 	t_kill9(pid);
 	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "--json", "stat", name, NULL), 0);
 	d = one_doc(out);
@@ -488,6 +497,40 @@ START_TEST(smemctl_top_refreshes_the_given_number_of_times)
 }
 END_TEST
 
+/* A header that fails the opener's checks is reported with the opener's error, and no more. */
+START_TEST(smemctl_stat_reports_a_header_it_cannot_trust)
+{
+	struct smem_region *r;
+	struct json_object *d;
+	uint32_t kind;
+	T_NAME(name, "hdr");
+
+	ck_assert_int_eq(smem_region_create(name, 64, NULL, &r), 0);
+	kind = r->hdr->kind;
+	r->hdr->kind = SMEM_KIND_RING;	/* the broker says region, the header says ring */
+	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, "--json", NULL), 0);
+	r->hdr->kind = kind;
+	d = one_doc(out);
+	ck_assert(json_object_is_type(at(d, "header", NULL), json_type_null));
+	ck_assert_str_eq(at_str(d, "header_error", "code"), "EMEDIUMTYPE");
+	ck_assert(!json_object_object_get_ex(d, "participants", NULL));
+	json_object_put(d);
+	r->hdr->total_size++;
+	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, "--json", NULL), 0);
+	r->hdr->total_size--;
+	d = one_doc(out);
+	ck_assert_str_eq(at_str(d, "header_error", "code"), "EPROTO");
+	json_object_put(d);
+	/* The human view says so too. */
+	r->hdr->total_size++;
+	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, NULL), 0);
+	r->hdr->total_size--;
+	ck_assert_ptr_nonnull(strstr(out, "header_error:"));
+	ck_assert_ptr_nonnull(strstr(out, "message: shared memory or message failed validation"));
+	smem_region_close(r);
+}
+END_TEST
+
 START_TEST(every_tool_prints_its_version)
 {
 	static const char *const tools[] = { "smemd", "smemctl", "ringbench" };
@@ -517,6 +560,7 @@ static Suite *smemctl_suite(void)
 	tcase_add_test(tc, smemctl_stat_shows_lock_state_and_holder_liveness);
 	tcase_add_test(tc, smemctl_stat_shows_rpc_ends_and_their_liveness);
 	tcase_add_test(tc, smemctl_top_refreshes_the_given_number_of_times);
+	tcase_add_test(tc, smemctl_stat_reports_a_header_it_cannot_trust);
 	tcase_add_test(tc, every_tool_prints_its_version);
 	suite_add_tcase(s, tc);
 	return s;
