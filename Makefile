@@ -302,14 +302,15 @@ uninstall:
 # Debian packages (debian/): libsmem0, libsmem-dev and smem-tools, built with
 # dpkg-buildpackage from a copy of the tracked files in build/deb/ (so nothing is written
 # beside the source tree); the .debs end up in build/deb/. deb-deps installs the tools
-# (apt-get as root, else prints the command). check-deb unpacks the three packages into a
-# scratch root and builds and runs a program against them with pkg-config (tests/check-deb).
+# (apt-get as root, else prints the command). check-deb runs lintian over them, unpacks them
+# into a scratch root and builds and runs a program against them with pkg-config
+# (tests/check-deb).
 DEB_DIR := build/deb
-DEB_DEPS_PKGS := debhelper dpkg-dev man-db $(DEPS_PKGS)
+DEB_DEPS_PKGS := debhelper dpkg-dev man-db lintian $(DEPS_PKGS)
 deb-deps: deps
 	@if ! command -v dpkg-buildpackage >/dev/null 2>&1 || ! command -v dh >/dev/null 2>&1 || \
-	    ! command -v man >/dev/null 2>&1; then \
-		$(call apt_install,deb-deps,$(DEB_DEPS_PKGS),missing dpkg-buildpackage or debhelper or man); \
+	    ! command -v man >/dev/null 2>&1 || ! command -v lintian >/dev/null 2>&1; then \
+		$(call apt_install,deb-deps,$(DEB_DEPS_PKGS),missing dpkg-buildpackage or debhelper or man or lintian); \
 	fi
 
 deb: deb-deps
