@@ -52,7 +52,9 @@
  * Dekker handshake: either the waiter's re-check sees the new state, or the committer sees the
  * waiter and the bumped word makes its FUTEX_WAIT return at once. No waiter, no system call.
  * Sleeps are bounded (50 ms, 5 ms while a peer holds the node we wait for) so that claims of
- * dead peers are noticed even when nobody wakes us.
+ * dead peers are noticed even when nobody wakes us. The spin and this sleep loop are the wait
+ * engine's one loop (smem__wait_for(), wait.c); this file gives it the attempts and the
+ * arming (announce, load, re-check), and a single word is one FUTEX_WAIT on every backend.
  *
  * HOW LONG TO SPIN before announcing and sleeping (private to each handle, nothing shared):
  * a fixed smem_ring_set_spin() value, or by default (SMEM_RING_SPIN_AUTO) a budget learned
@@ -60,7 +62,7 @@
  * (spinning or after a sleep and wakeup); the next wait spins max(base 20 us, learned), the
  * learned budget rising to 1.25 t at once and falling by an eighth of the gap per quicker
  * wait, bounded by a cap of 1 ns per node byte within [20 us, 1 ms]; a wait longer than the
- * cap or a timeout resets it to the base (smem__ring_spin_next() in ring_int.h). A stream of
+ * cap or a timeout resets it to the base (smem__spin_next() in wait.h). A stream of
  * 1 MiB messages, each a ~200 us copy apart, is then caught spinning instead of paying a
  * futex sleep, a futex wake by the committer and a cross-core wakeup per message; an idle
  * ring costs one cap of spinning, then sleeps as before. Spinning announces nothing, so the
@@ -101,15 +103,6 @@
 
 #define STUCK_NS	2000000ull	/* a claim unchanged this long gets a liveness check */
 #define MAX_TRIES	(1u << 16)	/* CAS retries in one attempt before reporting "busy" */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
 
 static int corrupt(struct smem_ring *r)
 {
@@ -352,40 +345,77 @@ static bool stuck_recover(struct smem_ring *r, struct stuck *st, const struct ob
 
 /* ---- waiting -------------------------------------------------------------------------- */
 
-/* An auto wait that began at @start ended: learn from it (UINT64_MAX: it timed out). */
-static void spin_learn(struct smem_ring *r, int dir, uint64_t start, bool got)
-{
-	uint64_t t = got ? smem__now_ns() - start : UINT64_MAX;
-	_Atomic uint32_t *l = &r->learned[dir];
+/*
+ * A wait of the ring for data or room, in the wait engine's loop (wait.h): the looks are
+ * attempts; arming announces on *_waiters, loads the event count and tries once more (the
+ * WAITING handshake above), then sleeps on the count, bounded so that stuck claims are
+ * looked at again.
+ */
+struct ring_wait {
+	struct smem__waiter w;		/* first: the callbacks get &rw->w */
+	struct smem_ring *r;
+	struct op *op;
+	struct obs ob;
+	struct stuck *st;
+	_Atomic uint32_t *seqw, *waiters;
+	struct smem__wait_set set;
+	struct smem__wait_item item;
+};
 
-	/* Relaxed, racy between threads of one handle: a lost update only mistunes one wait. */
-	atomic_store_explicit(l, smem__ring_spin_next(atomic_load_explicit(l, memory_order_relaxed),
-						      t, r->spin_cap),
-			      memory_order_relaxed);
+static int rw_poll(struct smem__waiter *w)
+{
+	struct ring_wait *rw = (struct ring_wait *)w;
+
+	return try_op(rw->r, rw->op, &rw->ob);
+}
+
+static int rw_arm(struct smem__waiter *w, uint64_t *max_ns)
+{
+	struct ring_wait *rw = (struct ring_wait *)w;
+	struct smem_ring *r = rw->r;
+	uint32_t v = smem__ring_announce(rw->waiters, rw->seqw);
+	uint64_t cap;
+	int ret;
+
+	ret = try_op(r, rw->op, &rw->ob);
+	if (ret == -EAGAIN && rw->ob.held && stuck_recover(r, rw->st, &rw->ob))
+		ret = try_op(r, rw->op, &rw->ob);
+	if (ret != -EAGAIN)
+		return ret;
+	if (is_shutdown(r))
+		return -ESHUTDOWN;
+	smem__wait_set_init(&rw->set, &rw->item, 1);
+	smem__wait_set_word(&rw->set, rw->seqw, v);
+	cap = rw->ob.held ? RECHECK_NS : IDLE_SLEEP_NS;
+	if (*max_ns > cap)
+		*max_ns = cap;
+	return -EAGAIN;
+}
+
+static void rw_disarm(struct smem__waiter *w, int fired)
+{
+	struct ring_wait *rw = (struct ring_wait *)w;
+
+	if (fired >= 0)
+		stat_inc(&rw->r->sleeps);
+	atomic_fetch_sub_explicit(rw->waiters, 1, memory_order_relaxed);
 }
 
 static int wait_op(struct smem_ring *r, struct op *op, int timeout_ms)
 {
-	struct smem_ring_shm *shm = r->shm;
-	_Atomic uint32_t *seqw = op->write ? &shm->room_seq : &shm->data_seq;
-	_Atomic uint32_t *waiters = op->write ? &shm->room_waiters : &shm->data_waiters;
-	struct stuck *st = op->write ? &r->wstuck : &r->rstuck;
-	const int dir = op->write;
-	uint64_t deadline, spin, start = 0;
-	struct obs ob;
-	bool adapt;
-	unsigned i;
+	struct ring_wait rw;
 	int ret;
 
 	ret = check_fork(r);
 	if (smem__unlikely(ret))
 		return ret;
-	ret = try_op(r, op, &ob);
+	ret = try_op(r, op, &rw.ob);
 	if (smem__likely(ret != -EAGAIN))
 		return ret;
 	/* Rate-limited by STUCK_NS: a polling caller pays one fcntl per 2 ms at most. */
-	if (ob.held && stuck_recover(r, st, &ob)) {
-		ret = try_op(r, op, &ob);
+	rw.st = op->write ? &r->wstuck : &r->rstuck;
+	if (rw.ob.held && stuck_recover(r, rw.st, &rw.ob)) {
+		ret = try_op(r, op, &rw.ob);
 		if (ret != -EAGAIN)
 			return ret;
 	}
@@ -394,59 +424,17 @@ static int wait_op(struct smem_ring *r, struct op *op, int timeout_ms)
 	if (timeout_ms == 0)
 		return -ETIMEDOUT;
 	stat_inc(op->write ? &r->full_waits : &r->empty_waits);
-	deadline = smem__deadline(timeout_ms);
-
-	spin = spin_budget(r, dir, &adapt);
-	if (spin || adapt)
-		start = smem__now_ns();
-	if (spin) {
-		for (i = 1;; i++) {
-			cpu_relax();
-			ret = try_op(r, op, &ob);
-			if (ret != -EAGAIN) {
-				if (adapt)
-					spin_learn(r, dir, start, true);
-				return ret;
-			}
-			if ((i & 15) == 0) {
-				uint64_t now = smem__now_ns();
-
-				if (now - start >= spin || now >= deadline)
-					break;
-			}
-		}
-	}
-
-	for (;;) {
-		uint64_t rem, cap;
-		uint32_t v;
-
-		v = smem__ring_announce(waiters, seqw);
-		ret = try_op(r, op, &ob);
-		if (ret == -EAGAIN && ob.held && stuck_recover(r, st, &ob))
-			ret = try_op(r, op, &ob);
-		if (ret == -EAGAIN) {
-			if (is_shutdown(r))
-				ret = -ESHUTDOWN;
-			else if ((rem = smem__remaining_ns(deadline)) == 0)
-				ret = -ETIMEDOUT;
-		}
-		if (ret != -EAGAIN) {
-			atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
-			break;
-		}
-		cap = ob.held ? RECHECK_NS : IDLE_SLEEP_NS;
-		smem__futex_wait(seqw, v, rem < cap ? rem : cap);
-		stat_inc(&r->sleeps);
-		atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
-		ret = try_op(r, op, &ob);
-		if (ret != -EAGAIN)
-			break;
-	}
-	/* A shutdown teaches nothing; a timeout means the peer was idle. */
-	if (adapt && ret != -ESHUTDOWN)
-		spin_learn(r, dir, start, ret != -ETIMEDOUT);
-	return ret;
+	rw.w.poll = rw_poll;
+	rw.w.arm = rw_arm;
+	rw.w.disarm = rw_disarm;
+	rw.w.set = &rw.set;
+	rw.w.spin = ring_spin(r, op->write);
+	rw.w.deadline = smem__deadline(timeout_ms);
+	rw.r = r;
+	rw.op = op;
+	rw.seqw = op->write ? &r->shm->room_seq : &r->shm->data_seq;
+	rw.waiters = op->write ? &r->shm->room_waiters : &r->shm->data_waiters;
+	return smem__wait_for(&rw.w);
 }
 
 /*

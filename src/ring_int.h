@@ -119,27 +119,6 @@ static inline uint32_t smem__ring_spin_cap(uint32_t node_size)
 	return node_size < SMEM_RING_SPIN_MAX_NS ? node_size : SMEM_RING_SPIN_MAX_NS;
 }
 
-/*
- * The learned budget after a wait that got what it waited for @t ns after it began (@t =
- * UINT64_MAX: it timed out), from the budget @cur before it: a wait longer than @cap (the
- * peer was idle) forgets (0: the base spin); a shorter one asks for 1.25 t at once if that is
- * more, else lowers the budget by an eighth of the difference (one quick wait in a slow
- * stream does not make the next slow one sleep).
- */
-static inline uint32_t smem__ring_spin_next(uint32_t cur, uint64_t t, uint32_t cap)
-{
-	uint64_t want;
-
-	if (t > cap)
-		return 0;
-	want = t + t / 4;
-	if (want > cap)
-		want = cap;
-	if (want >= cur)
-		return (uint32_t)want;
-	return cur - (cur - (uint32_t)want) / 8;
-}
-
 /* ---- for the tests and tools ------------------------------------------------------------ */
 
 /* The spin budget (ns) of the next wait of this handle for data (reads) or room (writes). */

@@ -283,9 +283,9 @@ void smem_ring_set_spin(struct smem_ring *r, uint32_t spin_ns)
 
 uint32_t smem__ring_spin_budget(const struct smem_ring *r, bool for_write)
 {
-	bool adapt;
+	struct smem__spin sp = ring_spin((struct smem_ring *)r, for_write);
 
-	return (uint32_t)spin_budget(r, for_write, &adapt);
+	return (uint32_t)smem__spin_budget(&sp);
 }
 
 int smem_ring_stats(const struct smem_ring *r, struct smem_ring_stats *out)

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "ring_int.h"
+#include "wait.h"
 
 #define RECHECK_NS	((uint64_t)SMEM__RING_RECHECK_MS * 1000000ull)
 #define IDLE_SLEEP_NS	50000000ull	/* longest sleep: notices peers dying while holding */
@@ -111,19 +112,21 @@ static inline bool is_shutdown(const struct smem_ring *r)
 }
 
 /*
- * The spin budget of the next wait in direction @dir (0 reads, 1 writes) and whether it
- * adapts (SMEM_RING_SPIN_AUTO): the learned budget, never below the base spin.
+ * The spin policy of the next wait in direction @dir (0 reads, 1 writes): smem_ring_set_spin()'s
+ * fixed budget, or SMEM_RING_SPIN_AUTO: learned per direction, between the base spin and the
+ * handle's cap (see HOW LONG TO SPIN in ring.c).
  */
-static inline uint64_t spin_budget(const struct smem_ring *r, int dir, bool *adapt)
+_Static_assert(SMEM_RING_SPIN_AUTO == SMEM__SPIN_AUTO, "the public and the engine's AUTO");
+static inline struct smem__spin ring_spin(struct smem_ring *r, int dir)
 {
-	uint32_t spin = atomic_load_explicit(&r->spin_ns, memory_order_relaxed);
-	uint32_t l;
+	struct smem__spin sp = {
+		.ns = atomic_load_explicit(&r->spin_ns, memory_order_relaxed),
+		.base = SMEM_RING_SPIN_DEFAULT_NS,
+		.cap = r->spin_cap,
+		.learned = &r->learned[dir],
+	};
 
-	*adapt = spin == SMEM_RING_SPIN_AUTO;
-	if (!*adapt)
-		return spin;
-	l = atomic_load_explicit(&r->learned[dir], memory_order_relaxed);
-	return l > SMEM_RING_SPIN_DEFAULT_NS ? l : SMEM_RING_SPIN_DEFAULT_NS;
+	return sp;
 }
 
 /* ---- fork (ring_open.c) ------------------------------------------------------------------ */

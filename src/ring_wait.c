@@ -54,42 +54,86 @@ void smem__ring_wait_done(struct smem_ring *r, bool for_write)
 
 /* ---- the eventfd bridge ------------------------------------------------------------------ */
 
+struct bridge {
+	struct smem__waiter w;		/* first: the callbacks get &b->w */
+	struct smem_ring *r;
+	uint64_t last_tail;
+	bool shut_signalled;
+	struct smem__wait_set set;
+	struct smem__wait_item item;
+};
+
+static int bridge_poll(struct smem__waiter *w)
+{
+	struct bridge *b = (struct bridge *)w;
+
+	/* Acquire: pairs with the release store of close. */
+	return atomic_load_explicit(&b->r->bridge_stop, memory_order_acquire) ? 0 : -EAGAIN;
+}
+
+/* Announced as a reader, signal what arrived since the last signal, then sleep. */
+static int bridge_arm(struct smem__waiter *w, uint64_t *max_ns)
+{
+	struct bridge *b = (struct bridge *)w;
+	struct smem_ring *r = b->r;
+	struct smem_ring_shm *shm = r->shm;
+	struct op op = { .peek = true };
+	uint64_t one = 1, tail;
+	struct obs ob;
+	uint32_t v;
+	int ret;
+
+	v = smem__ring_announce(&shm->data_waiters, &shm->data_seq);
+	tail = atomic_load_explicit(&shm->tail, memory_order_acquire);
+	ret = smem__ring_try(r, &op, &ob);
+	if (ret == -EAGAIN && ob.held)
+		smem__ring_recover(r, &r->rstuck, &ob);
+	if ((ret != -EAGAIN && tail != b->last_tail) || (is_shutdown(r) && !b->shut_signalled)) {
+		if (write(r->efd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: the counter is at its maximum, readable anyway. */
+		}
+		b->last_tail = tail;
+		b->shut_signalled = is_shutdown(r);
+	}
+	smem__wait_set_init(&b->set, &b->item, 1);
+	smem__wait_set_word(&b->set, &shm->data_seq, v);
+	*max_ns = ob.held ? RECHECK_NS : IDLE_SLEEP_NS;
+	return -EAGAIN;
+}
+
+static void bridge_disarm(struct smem__waiter *w, int fired)
+{
+	struct bridge *b = (struct bridge *)w;
+
+	(void)fired;
+	atomic_fetch_sub_explicit(&b->r->shm->data_waiters, 1, memory_order_relaxed);
+}
+
 /*
  * smem_ring_fd() starts this thread on first use; until then the ring pays nothing for it.
  * It sleeps on the ring's data event count like any reader (so committers wake it only while
  * it sleeps) and writes the eventfd when a message is available that it has not signalled
  * yet (the tail moved since the last signal): edge-triggered, one signal per batch of
- * arrivals. It never consumes anything. Stopped by smem_ring_close().
+ * arrivals. It never consumes anything, never spins (the wait engine's loop with a spin of
+ * 0), and stops when smem_ring_close() sets bridge_stop.
  */
 static void *bridge_main(void *arg)
 {
-	struct smem_ring *r = arg;
-	struct smem_ring_shm *shm = r->shm;
-	uint64_t last_tail = UINT64_MAX, one = 1, tail;
-	bool shut_signalled = false;
+	struct bridge b = {
+		.w = {
+			.poll = bridge_poll,
+			.arm = bridge_arm,
+			.disarm = bridge_disarm,
+			.set = &b.set,
+			.spin = { .ns = 0 },
+			.deadline = UINT64_MAX,
+		},
+		.r = arg,
+		.last_tail = UINT64_MAX,
+	};
 
-	/* Acquire: pairs with the release store of close. */
-	while (!atomic_load_explicit(&r->bridge_stop, memory_order_acquire)) {
-		struct op op = { .peek = true };
-		struct obs ob;
-		uint32_t v;
-		int ret;
-
-		v = smem__ring_announce(&shm->data_waiters, &shm->data_seq);
-		tail = atomic_load_explicit(&shm->tail, memory_order_acquire);
-		ret = smem__ring_try(r, &op, &ob);
-		if (ret == -EAGAIN && ob.held)
-			smem__ring_recover(r, &r->rstuck, &ob);
-		if ((ret != -EAGAIN && tail != last_tail) || (is_shutdown(r) && !shut_signalled)) {
-			if (write(r->efd, &one, sizeof(one)) < 0) {
-				/* EAGAIN: the counter is at its maximum, readable anyway. */
-			}
-			last_tail = tail;
-			shut_signalled = is_shutdown(r);
-		}
-		smem__futex_wait(&shm->data_seq, v, ob.held ? RECHECK_NS : IDLE_SLEEP_NS);
-		atomic_fetch_sub_explicit(&shm->data_waiters, 1, memory_order_relaxed);
-	}
+	if (bridge_poll(&b.w) == -EAGAIN)
+		(void)smem__wait_for(&b.w);
 	return NULL;
 }
 

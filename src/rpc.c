@@ -44,7 +44,6 @@
 #include "ring_int.h"
 #include "rpc_int.h"
 #include "rpc_proto.h"
-#include "uring.h"
 
 static _Atomic int open_channels;
 

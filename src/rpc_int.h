@@ -25,7 +25,7 @@
 #include <smem/ring.h>
 
 #include "rpc_proto.h"
-#include "uring.h"
+#include "wait.h"
 
 #define SMEM_RPC_CTL_MAGIC	0x314350524d454d53ull	/* "SMEMRPC1" little-endian */
 #define SMEM_RPC_CTL_VERSION	1u
@@ -102,14 +102,8 @@ static inline bool smem__rpc_ctl_ok(const struct smem_region *reg)
 #define DEFAULT_SPIN_NS		20000u
 #define POLLER_RECHECK_NS	(1000ull * 1000)	/* service thread beside a poller */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
+/* The one cpu_relax is the wait engine's; this name stays until the callers use it. */
+#define cpu_relax() smem__cpu_relax()
 
 struct smem_rpc_call {
 	struct smem_rpc *ch;
@@ -353,7 +347,7 @@ _Static_assert(MAX_WAIT_CHANNELS * SMEM__RPC_WS_PER_CHANNEL <= SMEM__WAIT_MAX,
 
 struct smem__rpc_ws {
 	struct smem__wait_item it[SMEM__WAIT_MAX];
-	unsigned n;
+	struct smem__wait_set set;	/* over it[]; set.err: -E2BIG, an item did not fit */
 	struct {
 		struct smem_ring *r;
 		bool wr;
@@ -365,7 +359,6 @@ struct smem__rpc_ws {
 	unsigned pidbase[SMEM__WAIT_MAX];
 	unsigned npid;
 	bool ready;			/* some condition already holds: do not sleep */
-	int err;			/* -E2BIG: an item did not fit (the sleep reports it) */
 };
 
 /* Bump the channel's event word (service event word), waking its sleepers (if any). */
@@ -401,6 +394,8 @@ int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
 /* Sleep on the set (unless ready), then undo its announcements. 0, or the set's -E2BIG. */
 int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
+/* After a sleep (@fired: items fired, -1 when it did not sleep): undo the announcements. */
+void smem__rpc_ws_done(struct smem__rpc_ws *ws, int fired);
 
 /* ---- for tests ---------------------------------------------------------------------------- */
 

@@ -2,7 +2,10 @@
 /*
  * RPC waiting: a thread that has nothing to do for its channels (a caller, the service thread,
  * a dispatch loop) collects everything that could give it work into one wait set and sleeps
- * once in smem__wait_many() (io_uring, or the futex_waitv fallback).
+ * once in the wait engine (wait.h: io_uring, futex_waitv or futex). The set is a
+ * smem__wait_set over ws->it, so a loop built on smem__wait_for() can sleep on &ws->set: its
+ * arm fills the ws (and sets *max_ns to 0 when ws->ready), its disarm calls
+ * smem__rpc_ws_done().
  *
  * Each channel has a process-local event word (ev) bumped when a call completes, a request is
  * queued, the channel fails, or a pump lock is released that somebody skipped. A waiter
@@ -42,38 +45,27 @@ void smem__rpc_sev_bump(struct smem_rpc *ch)
 
 void smem__rpc_ws_init(struct smem__rpc_ws *ws)
 {
-	ws->n = ws->np = ws->nev = ws->npid = 0;
+	smem__wait_set_init(&ws->set, ws->it, SMEM__WAIT_MAX);
+	ws->np = ws->nev = ws->npid = 0;
 	ws->ready = false;
-	ws->err = 0;
-}
-
-static int full(struct smem__rpc_ws *ws)
-{
-	ws->err = -E2BIG;
-	return -E2BIG;
 }
 
 int smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v)
 {
-	if (ws->n >= SMEM__WAIT_MAX)
-		return full(ws);
-	ws->it[ws->n].word = w;
-	ws->it[ws->n].val = v;
-	ws->it[ws->n].fd = -1;
-	ws->it[ws->n].fired = false;
-	ws->n++;
-	return 0;
+	return smem__wait_set_word(&ws->set, w, v);
 }
 
 static int ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
 		    _Atomic uint32_t *sleepers, uint32_t v)
 {
-	/* nev <= n: every event is also an item */
-	if (ws->n >= SMEM__WAIT_MAX)
-		return full(ws);
-	atomic_fetch_add(sleepers, 1);	/* seq_cst: see bump() */
+	int rc = smem__rpc_ws_word(ws, word, v);
+
+	if (rc)
+		return rc;
+	/* nev <= set.n: every event is also an item. seq_cst: see bump(). */
+	atomic_fetch_add(sleepers, 1);
 	ws->evsl[ws->nev++] = sleepers;
-	return smem__rpc_ws_word(ws, word, v);
+	return 0;
 }
 
 /* Sleep on the channel's event word, from snapshot @v. */
@@ -94,8 +86,10 @@ int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
 	uint32_t val;
 	int rc;
 
-	if (ws->n >= SMEM__WAIT_MAX)
-		return full(ws);
+	if (ws->set.n >= ws->set.cap) {
+		ws->set.err = -E2BIG;
+		return -E2BIG;
+	}
 	rc = smem__ring_wait_prepare(r, wr, &word, &val);
 	if (rc) {
 		ws->ready = true;	/* -EAGAIN: it holds already; -ESHUTDOWN: go and see */
@@ -104,7 +98,7 @@ int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
 	ws->prep[ws->np].r = r;
 	ws->prep[ws->np].wr = wr;
 	ws->np++;
-	return smem__rpc_ws_word(ws, word, val);
+	return smem__rpc_ws_word(ws, word, val);	/* fits: checked above */
 }
 
 /* Receive ring data, unless somebody is pumping it (they bump ev when they let go). */
@@ -120,22 +114,18 @@ int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 
 int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 {
-	int fd;
+	int fd, rc;
 
 	pthread_mutex_lock(&ch->lock);
 	fd = ch->peer_pidfd;
 	pthread_mutex_unlock(&ch->lock);
 	if (fd < 0)
 		return 0;
-	if (ws->n >= SMEM__WAIT_MAX)
-		return full(ws);
+	rc = smem__wait_set_fd(&ws->set, fd, POLLIN);
+	if (rc)
+		return rc;
 	ws->pidch[ws->npid] = ch;
-	ws->pidbase[ws->npid++] = ws->n;
-	ws->it[ws->n].word = NULL;
-	ws->it[ws->n].fd = fd;
-	ws->it[ws->n].events = POLLIN;
-	ws->it[ws->n].fired = false;
-	ws->n++;
+	ws->pidbase[ws->npid++] = ws->set.n - 1;
 	return 0;
 }
 
@@ -153,24 +143,31 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch)
 int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
 {
 	uint64_t t0 = 0;
-	unsigned i;
+	int fired = -1;
 
-	if (!ws->ready && !ws->err && max_ns > 0) {
+	if (!ws->ready && !ws->set.err && max_ns > 0) {
 		if (stat_ch) {
 			STAT_ADD(stat_ch, sleeps, 1);
 			t0 = smem__now_ns();
 		}
-		smem__wait_many(ws->it, ws->n, min_u64(max_ns, MAX_SLEEP_NS));
+		fired = smem__wait_set_sleep(&ws->set, min_u64(max_ns, MAX_SLEEP_NS));
 		if (stat_ch)
 			stat_max(&stat_ch->st.max_wait_read_ns, smem__now_ns() - t0);
 	}
+	smem__rpc_ws_done(ws, fired);
+	return ws->set.err;
+}
+
+void smem__rpc_ws_done(struct smem__rpc_ws *ws, int fired)
+{
+	unsigned i;
+
 	for (i = 0; i < ws->np; i++)
 		smem__ring_wait_done(ws->prep[i].r, ws->prep[i].wr);
 	for (i = 0; i < ws->nev; i++)
 		atomic_fetch_sub(ws->evsl[i], 1);
 	/* A peer's pidfd fired: look at its liveness now. */
-	for (i = 0; i < ws->npid; i++)
+	for (i = 0; fired > 0 && i < ws->npid; i++)
 		if (ws->it[ws->pidbase[i]].fired)
 			smem__rpc_refresh(ws->pidch[i], true);
-	return ws->err;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ring_int.h"
+#include "wait.h"
 #include "util/ringutil.h"
 #include "util/testutil.h"
 
@@ -566,16 +567,16 @@ START_TEST(ring_auto_spin_policy_grows_caps_decays_and_forgets)
 	ck_assert_uint_eq(smem__ring_spin_cap(1u << 20), SMEM_RING_SPIN_MAX_NS);
 	ck_assert_uint_eq(smem__ring_spin_cap(UINT32_MAX), SMEM_RING_SPIN_MAX_NS);
 	/* a wait that ended after t asks for 1.25 t at once */
-	ck_assert_uint_eq(smem__ring_spin_next(0, 200000, cap), 250000);
-	ck_assert_uint_eq(smem__ring_spin_next(100000, 200000, cap), 250000);
+	ck_assert_uint_eq(smem__spin_next(0, 200000, cap), 250000);
+	ck_assert_uint_eq(smem__spin_next(100000, 200000, cap), 250000);
 	/* never above the cap */
-	ck_assert_uint_eq(smem__ring_spin_next(0, 390000, cap), cap);
-	ck_assert_uint_eq(smem__ring_spin_next(0, cap, cap), cap);
+	ck_assert_uint_eq(smem__spin_next(0, 390000, cap), cap);
+	ck_assert_uint_eq(smem__spin_next(0, cap, cap), cap);
 	/* a quicker wait lowers it by an eighth of the difference */
-	ck_assert_uint_eq(smem__ring_spin_next(250000, 8000, cap), 250000 - (250000 - 10000) / 8);
+	ck_assert_uint_eq(smem__spin_next(250000, 8000, cap), 250000 - (250000 - 10000) / 8);
 	/* a wait longer than the cap, or one that timed out, forgets */
-	ck_assert_uint_eq(smem__ring_spin_next(250000, cap + 1, cap), 0);
-	ck_assert_uint_eq(smem__ring_spin_next(250000, UINT64_MAX, cap), 0);
+	ck_assert_uint_eq(smem__spin_next(250000, cap + 1, cap), 0);
+	ck_assert_uint_eq(smem__spin_next(250000, UINT64_MAX, cap), 0);
 }
 END_TEST
 

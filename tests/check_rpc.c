@@ -21,7 +21,7 @@
 #include "ring_int.h"
 #include "rpc_int.h"
 #include "rpc_proto.h"
-#include "uring.h"
+#include "wait.h"
 #include "util/rpcutil.h"
 #include "util/testutil.h"
 

@@ -5,6 +5,7 @@
  * spinning.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 
 #include "internal.h"
 #include "rpc_int.h"
-#include "uring.h"
+#include "wait.h"
 #include "util/rpcutil.h"
 #include "util/testutil.h"
 
@@ -33,23 +34,28 @@
 #ifndef __NR_io_uring_setup
 #define __NR_io_uring_setup 425
 #endif
+#ifndef __NR_io_uring_enter
+#define __NR_io_uring_enter 426
+#endif
 #ifndef __NR_futex_waitv
 #define __NR_futex_waitv 449
 #endif
 
 /*
- * What container runtimes do: io_uring_setup and futex_waitv fail with EPERM, everything else
+ * What container runtimes do: io_uring_setup (and enter) and futex_waitv fail with EPERM, all else
  * is allowed. Irreversible, so only ever in a forked child. 0 or -errno.
  */
 static int refuse_uring_and_waitv(void)
 {
 #ifdef T_AUDIT_ARCH
+	/* io_uring_enter too: a thread whose ring exists must not keep using it. */
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, T_AUDIT_ARCH, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 3, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 2, 0),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_futex_waitv, 1, 0),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
@@ -184,7 +190,7 @@ START_TEST(wait_set_past_capacity_is_an_error_not_a_drop)
 	for (i = 0; i < SMEM__WAIT_MAX; i++)
 		ck_assert_int_eq(smem__rpc_ws_word(&ws, &words[i], 0), 0);
 	ck_assert_int_eq(smem__rpc_ws_word(&ws, &words[SMEM__WAIT_MAX], 0), -E2BIG);
-	ck_assert_uint_eq(ws.n, SMEM__WAIT_MAX);
+	ck_assert_uint_eq(ws.set.n, SMEM__WAIT_MAX);
 	/* every word holds its value: a sleep would last forever (the test's timeout) */
 	ck_assert_int_eq(smem__rpc_ws_sleep(&ws, NULL, UINT64_MAX), -E2BIG);
 
@@ -192,6 +198,227 @@ START_TEST(wait_set_past_capacity_is_an_error_not_a_drop)
 	for (i = 0; i <= SMEM__WAIT_MAX; i++)
 		many[i].word = &words[i];
 	ck_assert_int_eq(smem__wait_many(many, SMEM__WAIT_MAX + 1, UINT64_MAX), -EINVAL);
+}
+END_TEST
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+/* A waiter on one word: done when *word reaches @target; counts its callbacks. */
+struct t_word_wait {
+	struct smem__waiter w;
+	_Atomic uint32_t *word;
+	_Atomic uint32_t *word2;	/* a second word to sleep on, or NULL */
+	uint32_t target;
+	unsigned polls, arms, disarms, sleeps, timeouts;
+	struct smem__wait_set set;
+	struct smem__wait_item item[2];
+	bool overflow;		/* arm adds one item too many */
+};
+
+static int tw_poll(struct smem__waiter *w)
+{
+	struct t_word_wait *t = (struct t_word_wait *)w;
+
+	t->polls++;
+	return atomic_load(t->word) >= t->target ? 7 : -EAGAIN;
+}
+
+static int tw_arm(struct smem__waiter *w, uint64_t *max_ns)
+{
+	struct t_word_wait *t = (struct t_word_wait *)w;
+	uint32_t v = atomic_load(t->word);
+
+	(void)max_ns;
+	t->arms++;
+	if (v >= t->target)
+		return 7;
+	smem__wait_set_init(&t->set, t->item, t->word2 ? 2 : 1);
+	smem__wait_set_word(&t->set, t->word, v);
+	if (t->word2)
+		smem__wait_set_word(&t->set, t->word2, atomic_load(t->word2));
+	if (t->overflow)
+		ck_assert_int_eq(smem__wait_set_word(&t->set, t->word, v), -E2BIG);
+	return -EAGAIN;
+}
+
+static void tw_disarm(struct smem__waiter *w, int fired)
+{
+	struct t_word_wait *t = (struct t_word_wait *)w;
+
+	t->disarms++;
+	if (fired >= 0)
+		t->sleeps++;
+	if (fired == 0)
+		t->timeouts++;
+}
+
+static void tw_init(struct t_word_wait *t, _Atomic uint32_t *word, uint32_t target,
+		    struct smem__spin spin, int timeout_ms)
+{
+	memset(t, 0, sizeof(*t));
+	t->w.poll = tw_poll;
+	t->w.arm = tw_arm;
+	t->w.disarm = tw_disarm;
+	t->w.set = &t->set;
+	t->w.spin = spin;
+	t->w.deadline = smem__deadline(timeout_ms);
+	t->word = word;
+	t->target = target;
+}
+
+static _Atomic uint32_t t_word;
+
+static void *bump_later(void *arg)
+{
+	usleep((useconds_t)(uintptr_t)arg);
+	atomic_fetch_add(&t_word, 1);
+	smem__futex_wake(&t_word, 1);
+	return NULL;
+}
+
+START_TEST(wait_loop_sleeps_until_woken_and_returns_the_look)
+{
+	struct t_word_wait t;
+	pthread_t th;
+
+	atomic_store(&t_word, 0);
+	tw_init(&t, &t_word, 1, (struct smem__spin){ .ns = 0 }, 10000);
+	ck_assert_int_eq(pthread_create(&th, NULL, bump_later, (void *)(uintptr_t)50000), 0);
+	ck_assert_int_eq(smem__wait_for(&t.w), 7);
+	pthread_join(th, NULL);
+	/* no spin: the first thing was an arm; every arm was disarmed; it slept at least once */
+	ck_assert_uint_ge(t.arms, 1);
+	ck_assert_uint_eq(t.arms, t.disarms);
+	ck_assert_uint_ge(t.sleeps, 1);
+}
+END_TEST
+
+START_TEST(wait_loop_times_out_after_a_last_armed_look)
+{
+	struct t_word_wait t;
+	uint64_t t0 = smem__now_ns();
+
+	atomic_store(&t_word, 0);
+	tw_init(&t, &t_word, 1, (struct smem__spin){ .ns = 0 }, 30);
+	ck_assert_int_eq(smem__wait_for(&t.w), -ETIMEDOUT);
+	ck_assert_uint_ge(smem__now_ns() - t0, 30ull * 1000000);
+	ck_assert_uint_eq(t.arms, t.disarms);
+	ck_assert_uint_eq(t.arms, t.sleeps + 1);	/* the last arm found the time up */
+	ck_assert_uint_ge(t.timeouts, 1);
+}
+END_TEST
+
+START_TEST(wait_loop_spins_for_a_fixed_budget_before_arming)
+{
+	struct t_word_wait t;
+
+	atomic_store(&t_word, 0);
+	/* 5 ms of spinning with a deadline of 2 ms: the spin ends at the deadline, no sleep */
+	tw_init(&t, &t_word, 1, (struct smem__spin){ .ns = 5000000 }, 2);
+	ck_assert_int_eq(smem__wait_for(&t.w), -ETIMEDOUT);
+	ck_assert_uint_ge(t.polls, 16);
+	ck_assert_uint_eq(t.sleeps, 0);
+	ck_assert_uint_eq(t.arms, 1);
+	/* a word that already holds: the first look of the spin ends the wait */
+	atomic_store(&t_word, 1);
+	tw_init(&t, &t_word, 1, (struct smem__spin){ .ns = 5000000 }, -1);
+	ck_assert_int_eq(smem__wait_for(&t.w), 7);
+	ck_assert_uint_eq(t.polls, 1);
+	ck_assert_uint_eq(t.arms, 0);
+}
+END_TEST
+
+START_TEST(wait_loop_adaptive_spin_learns_and_forgets)
+{
+	_Atomic uint32_t learned = 0;
+	/* a cap of 4 s: a loaded machine may wake us late, which must not count as idle */
+	struct smem__spin sp = { .ns = SMEM__SPIN_AUTO, .base = 20000, .cap = 4000000000u,
+				 .learned = &learned };
+	struct t_word_wait t;
+	pthread_t th;
+
+	ck_assert_uint_eq(smem__spin_budget(&sp), 20000);
+	/* got what it waited for after ~200 us: the budget rises to about 1.25 x that */
+	atomic_store(&t_word, 0);
+	tw_init(&t, &t_word, 1, sp, 10000);
+	ck_assert_int_eq(pthread_create(&th, NULL, bump_later, (void *)(uintptr_t)200), 0);
+	ck_assert_int_eq(smem__wait_for(&t.w), 7);
+	pthread_join(th, NULL);
+	ck_assert_uint_ge(atomic_load(&learned), 200 * 1000 * 5 / 4);
+	ck_assert_uint_le(atomic_load(&learned), 4000000000u);
+	/* a timeout forgets: back to the base */
+	tw_init(&t, &t_word, 2, sp, 5);
+	ck_assert_int_eq(smem__wait_for(&t.w), -ETIMEDOUT);
+	ck_assert_uint_eq(atomic_load(&learned), 0);
+	ck_assert_uint_eq(smem__spin_budget(&sp), 20000);
+}
+END_TEST
+
+START_TEST(wait_loop_reports_an_overflowing_set)
+{
+	struct t_word_wait t;
+
+	atomic_store(&t_word, 0);
+	tw_init(&t, &t_word, 1, (struct smem__spin){ .ns = 0 }, -1);
+	t.overflow = true;
+	ck_assert_int_eq(smem__wait_for(&t.w), -E2BIG);
+	ck_assert_uint_eq(t.arms, 1);
+	ck_assert_uint_eq(t.disarms, 1);
+}
+END_TEST
+
+/*
+ * Seccomp installed after the probe (a sandbox that locks itself down after start-up): the
+ * backend in use fails with EPERM at run time; it must be dropped for the plain futex, and a
+ * wait of two words then sleeps rather than spins. Exit codes: 1 seccomp refused, 2 wrong
+ * result, 3 wrong backend after, 4 it spun.
+ */
+static int refused_after_probe(void *arg)
+{
+	static _Atomic uint32_t words[2];
+	struct smem__wait_item it[2];
+	struct t_word_wait t;
+	uint64_t c0, t0, cpu, wall;
+	int rc;
+
+	(void)arg;
+	unsetenv("SMEM_NO_URING");
+	fprintf(stderr, "note: backend before the filter: %d\n", (int)smem__wait_backend());
+	/* make this thread's io_uring (when the backend is io_uring) before the filter */
+	memset(it, 0, sizeof(it));
+	it[0].word = &words[0];
+	it[1].word = &words[1];
+	smem__wait_many(it, 2, 1000000);
+	if (refuse_uring_and_waitv() != 0)
+		return 1;
+	tw_init(&t, &words[0], 1, (struct smem__spin){ .ns = 0 }, 300);
+	t.word2 = &words[1];	/* two words: the backend's job, not one FUTEX_WAIT */
+	c0 = cpu_us();
+	t0 = smem__now_ns();
+	/* the backend refuses now: each of these must fall back and sleep, not return at once */
+	for (rc = 0; rc < 3; rc++)
+		smem__wait_many(it, 2, 100000000);
+	rc = smem__wait_for(&t.w);
+	wall = (smem__now_ns() - t0) / 1000;
+	cpu = cpu_us() - c0;
+	fprintf(stderr, "note: after the filter: backend %d, %llu us CPU in %llu us\n",
+		(int)smem__wait_backend(), (unsigned long long)cpu, (unsigned long long)wall);
+	if (rc != -ETIMEDOUT)
+		return 2;
+	if (smem__wait_backend() != SMEM__WAIT_FUTEX)
+		return 3;
+	return cpu * 5 < wall ? 0 : 4;
+}
+
+START_TEST(wait_backend_refused_at_run_time_is_dropped_not_spun_on)
+{
+	int st = t_wait(t_fork(refused_after_probe, NULL));
+
+	if (st == 1) {
+		fprintf(stderr, "skip: seccomp filters unavailable here\n");
+		return;
+	}
+	ck_assert_int_eq(st, 0);
 }
 END_TEST
 
@@ -208,6 +435,16 @@ static Suite *wait_suite(void)
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, wait_set_past_capacity_is_an_error_not_a_drop);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("loop");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, wait_loop_sleeps_until_woken_and_returns_the_look);
+	tcase_add_test(tc, wait_loop_times_out_after_a_last_armed_look);
+	tcase_add_test(tc, wait_loop_spins_for_a_fixed_budget_before_arming);
+	tcase_add_test(tc, wait_loop_adaptive_spin_learns_and_forgets);
+	tcase_add_test(tc, wait_loop_reports_an_overflowing_set);
+	tcase_add_test(tc, wait_backend_refused_at_run_time_is_dropped_not_spun_on);
 	suite_add_tcase(s, tc);
 	return s;
 }

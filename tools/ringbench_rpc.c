@@ -41,7 +41,7 @@
 
 #include "internal.h"
 #include "rpc_int.h"
-#include "uring.h"
+#include "wait.h"
 #include "ringbench.h"
 
 #define RPC_MAX_INFLIGHT 1024

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "uring.h"
+#include "wait.h"
 #include "util/rpcutil.h"
 #include "util/testutil.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The waiter (see uring.h): many futex words and fds, one sleep.
+ * The wait engine's io_uring backend (see wait.h): many futex words and fds, one sleep.
  *
  * io_uring protocol, per thread:
  *   - every wait is a generation g; item i is submitted with user_data g << 8 | i;
@@ -30,7 +30,7 @@
 #include <linux/futex.h>
 
 #include "internal.h"
-#include "uring.h"
+#include "wait.h"
 
 #ifndef IORING_OP_FUTEX_WAIT
 #define IORING_OP_FUTEX_WAIT	51
@@ -46,23 +46,10 @@
 #ifndef FUTEX_BITSET_MATCH_ANY
 #define FUTEX_BITSET_MATCH_ANY	0xffffffffu
 #endif
-#ifndef SYS_futex_waitv
-#define SYS_futex_waitv		449
-#endif
-
 #define URING_ENTRIES	256u
 #define UD_CANCEL	(1ull << 63)
 _Static_assert(SMEM__WAIT_MAX + 1 <= URING_ENTRIES, "a wait's SQEs and its cancel fit the SQ");
 _Static_assert(SMEM__WAIT_MAX <= 256, "item index in the low 8 bits of user_data");
-
-/* The futex_waitv(2) element; declared here so old headers do not matter. */
-struct waitv_elem {
-	uint64_t val;
-	uint64_t uaddr;
-	uint32_t flags;
-	uint32_t reserved;
-};
-_Static_assert(sizeof(struct waitv_elem) == 24, "struct futex_waitv");
 
 struct waiter {
 	struct io_uring ring;
@@ -70,17 +57,9 @@ struct waiter {
 	unsigned stale;		/* submitted requests whose CQE we have not seen */
 };
 
-static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
-static enum smem__wait_backend backend;
-static bool have_waitv;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t waiter_key;
 static _Thread_local struct waiter *tl_waiter;
-static _Atomic uint64_t syscalls;
-/* Plain-futex backend: consecutive slices of this thread that ended with nothing fired. */
-static _Thread_local unsigned tl_idle_slices;
-
-#define SMEM__WAIT_SLICE_NS		1000000ull	/* first slice on the first word */
-#define SMEM__WAIT_SLICE_DOUBLINGS	3u		/* ... up to 8 ms */
 
 /*
  * liburing maps a ring with raw mmap system calls that ThreadSanitizer does not see, so when a
@@ -121,7 +100,7 @@ static void waiter_free(void *p)
  * Does io_uring work here, with futex waits? A FUTEX_WAIT on a word that does not hold the
  * expected value completes at once with -EAGAIN when supported, -EINVAL when not.
  */
-static bool probe_uring(void)
+bool smem__wait_uring_probe(void)
 {
 	struct io_uring ring;
 	struct io_uring_sqe *sqe;
@@ -151,36 +130,9 @@ out:
 	return ok;
 }
 
-static void probe(void)
+static void key_create(void)
 {
-	const char *no = getenv("SMEM_NO_URING");
-	long r;
-
 	pthread_key_create(&waiter_key, waiter_free);
-	/*
-	 * futex_waitv with no waiters is EINVAL where it exists and may be used. Anything else
-	 * means we cannot sleep in it: ENOSYS (older than 5.16) and EPERM (a seccomp profile)
-	 * above all; reading EPERM as "present" made every wait return at once, so idle
-	 * waiters spun.
-	 */
-	r = syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0);
-	have_waitv = r < 0 && errno == EINVAL;
-	if (!(no && *no && strcmp(no, "0") != 0) && probe_uring()) {
-		backend = SMEM__WAIT_URING;
-		return;
-	}
-	backend = have_waitv ? SMEM__WAIT_FUTEX_WAITV : SMEM__WAIT_FUTEX;
-}
-
-enum smem__wait_backend smem__wait_backend(void)
-{
-	pthread_once(&probe_once, probe);
-	return backend;
-}
-
-uint64_t smem__wait_syscalls(void)
-{
-	return atomic_load_explicit(&syscalls, memory_order_relaxed);
 }
 
 static struct waiter *get_waiter(void)
@@ -189,6 +141,7 @@ static struct waiter *get_waiter(void)
 
 	if (w)
 		return w;
+	pthread_once(&key_once, key_create);
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
@@ -281,7 +234,6 @@ static int wait_uring(struct waiter *w, struct smem__wait_item *items, unsigned 
 		ts.tv_nsec = (long long)(max_ns % 1000000000ull);
 		tsp = &ts;
 	}
-	atomic_fetch_add_explicit(&syscalls, 1, memory_order_relaxed);
 	ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, wait_nr, tsp, NULL);
 	fired = reap(w, items, n, gen);
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && !fired)
@@ -289,143 +241,9 @@ static int wait_uring(struct waiter *w, struct smem__wait_item *items, unsigned 
 	return fired;
 }
 
-static void poll_fds(struct smem__wait_item *items, unsigned n, int timeout_ms, int *fired)
+int smem__wait_uring(struct smem__wait_item *items, unsigned n, uint64_t max_ns)
 {
-	struct pollfd pfd[SMEM__WAIT_MAX];
-	unsigned i, k = 0, map[SMEM__WAIT_MAX];
+	struct waiter *w = get_waiter();
 
-	for (i = 0; i < n; i++) {
-		if (items[i].word)
-			continue;
-		pfd[k].fd = items[i].fd;
-		pfd[k].events = items[i].events;
-		pfd[k].revents = 0;
-		map[k++] = i;
-	}
-	if (!k)
-		return;
-	if (poll(pfd, k, timeout_ms) <= 0)
-		return;
-	for (i = 0; i < k; i++)
-		if (pfd[i].revents && !items[map[i]].fired) {
-			items[map[i]].fired = true;
-			(*fired)++;
-		}
-}
-
-static int wait_futex(struct smem__wait_item *items, unsigned n, uint64_t max_ns)
-{
-	struct waitv_elem wv[SMEM__WAIT_MAX];
-	unsigned i, nw = 0, map[SMEM__WAIT_MAX];
-	bool have_fds = false;
-	uint64_t slice = max_ns;
-	struct timespec ts;
-	int fired = 0;
-	long r;
-
-	for (i = 0; i < n; i++) {
-		if (!items[i].word) {
-			have_fds = true;
-			continue;
-		}
-		wv[nw].val = items[i].val;
-		wv[nw].uaddr = (uint64_t)(uintptr_t)items[i].word;
-		wv[nw].flags = FUTEX2_SIZE_U32;	/* shared: no FUTEX2_PRIVATE */
-		wv[nw].reserved = 0;
-		map[nw++] = i;
-	}
-	if (nw == 0) {
-		/* Only fds: poll(2) sleeps on them directly. */
-		int ms = max_ns == UINT64_MAX ? -1 :
-			 (int)(max_ns / 1000000 > INT32_MAX ? INT32_MAX : (max_ns + 999999) / 1000000);
-
-		poll_fds(items, n, ms, &fired);
-		return fired;
-	}
-	if (have_fds && slice > SMEM__WAIT_POLL_NS)
-		slice = SMEM__WAIT_POLL_NS;
-	if (have_waitv) {
-		struct timespec *tsp = NULL;
-
-		if (slice != UINT64_MAX) {
-			uint64_t abs = smem__now_ns() + slice;
-
-			ts.tv_sec = (time_t)(abs / 1000000000ull);
-			ts.tv_nsec = (long)(abs % 1000000000ull);
-			tsp = &ts;
-		}
-		atomic_fetch_add_explicit(&syscalls, 1, memory_order_relaxed);
-		r = syscall(SYS_futex_waitv, wv, nw, 0, tsp, CLOCK_MONOTONIC);
-		if (r >= 0 && (unsigned long)r < nw) {
-			items[map[r]].fired = true;
-			fired++;
-		} else if (r < 0 && errno == EAGAIN) {
-			/* Some word no longer holds its value; which one is not said. */
-			for (i = 0; i < nw; i++)
-				items[map[i]].fired = true;
-			fired += (int)nw;
-		}
-	} else {
-		/*
-		 * No futex_waitv: sleep on the first word only, in slices, then re-check all.
-		 * A wake on another word is seen at the end of the slice. The slice starts at
-		 * 1 ms and doubles with each slice of this thread that ended with nothing fired,
-		 * up to 8 ms, so that an idle waiter costs ~125 wakeups a second instead of a
-		 * thousand, and a busy one still answers within a millisecond.
-		 */
-		if (nw > 1) {
-			uint64_t cap = SMEM__WAIT_SLICE_NS << tl_idle_slices;
-
-			if (slice > cap)
-				slice = cap;
-		}
-		atomic_fetch_add_explicit(&syscalls, 1, memory_order_relaxed);
-		r = smem__futex_wait(items[map[0]].word, items[map[0]].val, slice);
-		if (r == 0 || r == -EAGAIN) {
-			items[map[0]].fired = true;
-			fired++;
-		}
-	}
-	if (have_fds)
-		poll_fds(items, n, 0, &fired);
-	if (fired)
-		tl_idle_slices = 0;
-	else if (tl_idle_slices < SMEM__WAIT_SLICE_DOUBLINGS)
-		tl_idle_slices++;
-	return fired;
-}
-
-int smem__wait_many(struct smem__wait_item *items, unsigned n, uint64_t max_ns)
-{
-	struct waiter *w;
-	unsigned i;
-
-	if (n > SMEM__WAIT_MAX)
-		return -EINVAL;
-	for (i = 0; i < n; i++)
-		items[i].fired = false;
-	if (max_ns == 0)
-		return 0;
-	if (n == 0) {
-		struct timespec ts = {
-			.tv_sec = (time_t)(max_ns / 1000000000ull),
-			.tv_nsec = (long)(max_ns % 1000000000ull),
-		};
-
-		if (max_ns == UINT64_MAX)
-			return -EINVAL;	/* nothing could ever wake us */
-		nanosleep(&ts, NULL);
-		return 0;
-	}
-	if (smem__wait_backend() == SMEM__WAIT_URING) {
-		w = get_waiter();
-		if (w) {
-			int r = wait_uring(w, items, n, max_ns);
-
-			if (r != -EBUSY)
-				return r < 0 ? 0 : r;
-		}
-		/* No ring for this thread (fd or memlock limits): fall through to futexes. */
-	}
-	return wait_futex(items, n, max_ns);
+	return w ? wait_uring(w, items, n, max_ns) : -EBUSY;
 }
