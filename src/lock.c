@@ -35,6 +35,8 @@
  * waiter's CAS precedes the release (the releaser sees WAITERS and wakes), or it follows (the
  * CAS fails because state changed, and the waiter retries). Nobody sleeping: no system call.
  * A sleeper that dies leaves WAITERS set; the next release clears it with one spare wake.
+ * The spin before (SPIN_NS) and the loop of looks and sleeps are the wait engine's
+ * (smem__wait_for, wait.h); this file gives it the looks and that arming (struct lock_wait).
  *
  * Recovery. A waiter whose sleep ran out without a wake-up (or whose timeout is about to end)
  * looks at the holders:
@@ -87,24 +89,19 @@
 #include <string.h>
 
 #include "lock.h"
+#include "wait.h"
 
 #define READERS(s)	((s) & SMEM_LOCK_READERS_MASK)
 #define WRITER(s)	((uint32_t)((s) >> SMEM_LOCK_WRITER_SHIFT))
 #define WRITER_MASK	(0xffffffffull << SMEM_LOCK_WRITER_SHIFT)
 #define SLOT_COUNT(v)	((uint32_t)(v))
 #define SLOT_OWNER(v)	((uint32_t)((v) >> 32))
-#define SPINS		64
+/* Spin this long before sleeping: about 64 pauses on current x86; holders' sections are short. */
+#define SPIN_NS		4000u
+/* A look's result for "the reader count is at its limit" (the caller's -EAGAIN). */
+#define READERS_FULL	1
 #define MAX_ENTRIES	16
 #define SUB_OWN_MASK	(((1u << SMEM_LOCK_SUBSLOTS) - 1) & ~1u)
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
 
 /* ---- registry of attached locks, and fork ------------------------------------------- */
 
@@ -328,46 +325,82 @@ static void wake_all(struct smem_lock_shm *l)
 }
 
 /*
- * Sleep while state == @s (which blocks us), at most until @deadline and at most
- * SMEM_LOCK_SLEEP_NS. Returns true if the sleep ran its full length without a wake-up (the
- * holders may be dead), false if something changed or we were woken.
+ * A wait for the lock in the wait engine's loop (smem__wait_for, wait.h). @look is the
+ * phase's attempt (a reader's acquire, a writer's claim, the drain): 0 done, -EAGAIN with the
+ * blocking state in @s, or an error; with @recover it first asks the kernel whether the
+ * blockers live and recovers dead ones. Arming is the sleep of the header comment: load seq,
+ * re-check that @s still blocks, set WAITERS, then sleep on seq for at most
+ * SMEM_LOCK_SLEEP_NS. A sleep that ran its full length without a wake-up makes the wait
+ * suspect its blockers dead, so the next look recovers; so does the last look at the deadline.
  */
-static bool wait_for_change(struct smem_lock_shm *l, uint64_t s, uint64_t deadline)
-{
-	uint64_t left = smem__remaining_ns(deadline);
-	uint32_t v;
+struct lock_wait {
+	struct smem__waiter w;		/* first: the callbacks get &lw->w */
+	struct smem__lock *lk;
+	int (*look)(struct lock_wait *lw, bool recover);
+	bool (*blocked)(uint64_t s, uint32_t id);
+	struct tentry *e;
+	uint64_t s;			/* the state that blocked the last look */
+	bool suspect;			/* a sleep ran out: the blockers may be dead */
+	bool dead;			/* -EOWNERDEAD for the caller */
+	struct smem__wait_set set;
+	struct smem__wait_item item;
+};
 
-	if (left == 0)
-		return false;
-	if (left > SMEM_LOCK_SLEEP_NS)
-		left = SMEM_LOCK_SLEEP_NS;
-	/* seq before state: pairs with the releaser's state CAS then seq bump (wake_all). */
-	v = atomic_load_explicit(&l->seq, memory_order_seq_cst);
-	if (atomic_load_explicit(&l->state, memory_order_seq_cst) != s)
-		return false;
-	if (!(s & SMEM_LOCK_WAITERS) &&
-	    !atomic_compare_exchange_strong_explicit(&l->state, &s, s | SMEM_LOCK_WAITERS,
-						     memory_order_seq_cst, memory_order_relaxed))
-		return false;	/* state moved: look again */
-	return smem__futex_wait(&l->seq, v, left) == -ETIMEDOUT &&
-	       smem__remaining_ns(deadline) > 0;
+static int lw_poll(struct smem__waiter *w)
+{
+	struct lock_wait *lw = (struct lock_wait *)w;
+	bool recover = lw->suspect;
+
+	lw->suspect = false;
+	return lw->look(lw, recover);
 }
 
-/* Spin briefly while @blocked(state) holds; returns the last state seen. */
-static uint64_t spin(struct smem_lock_shm *l, uint64_t s, bool (*blocked)(uint64_t, uint32_t),
-		     uint32_t id)
+static int lw_arm(struct smem__waiter *w, uint64_t *max_ns)
 {
-	int i;
+	struct lock_wait *lw = (struct lock_wait *)w;
+	struct smem_lock_shm *l = lw->lk->shm;
+	uint64_t s = lw->s;
+	uint32_t v;
 
-	for (i = 0; i < SPINS && blocked(s, id); i++) {
-		cpu_relax();
-		/*
-		 * Acquire: a draining writer that sees the count reach 0 here holds the lock
-		 * without another RMW; pairs with the release of the last reader's unlock CAS.
-		 */
-		s = atomic_load_explicit(&l->state, memory_order_acquire);
+	if (*max_ns == 0)
+		return lw->look(lw, true);	/* the deadline: a last look, recovering the dead */
+	/* seq before state: pairs with the releaser's state CAS then seq bump (wake_all). */
+	v = atomic_load_explicit(&l->seq, memory_order_seq_cst);
+	if (!lw->blocked(s, lw->lk->id) || atomic_load_explicit(&l->state, memory_order_seq_cst) != s ||
+	    (!(s & SMEM_LOCK_WAITERS) &&
+	     !atomic_compare_exchange_strong_explicit(&l->state, &s, s | SMEM_LOCK_WAITERS,
+						      memory_order_seq_cst, memory_order_relaxed))) {
+		*max_ns = 0;	/* the state moved: look again */
+		return -EAGAIN;
 	}
-	return s;
+	smem__wait_set_init(&lw->set, &lw->item, 1);
+	smem__wait_set_word(&lw->set, &l->seq, v);
+	if (*max_ns > SMEM_LOCK_SLEEP_NS)
+		*max_ns = SMEM_LOCK_SLEEP_NS;
+	return -EAGAIN;
+}
+
+static void lw_disarm(struct smem__waiter *w, int fired)
+{
+	struct lock_wait *lw = (struct lock_wait *)w;
+
+	if (fired == 0 && smem__remaining_ns(w->deadline) > 0)
+		lw->suspect = true;
+}
+
+static void lw_init(struct lock_wait *lw, struct smem__lock *lk,
+		    int (*look)(struct lock_wait *, bool), bool (*blocked)(uint64_t, uint32_t))
+{
+	lw->w.poll = lw_poll;
+	lw->w.arm = lw_arm;
+	lw->w.disarm = lw_disarm;
+	lw->w.set = &lw->set;
+	lw->w.spin = (struct smem__spin){ .ns = SPIN_NS };
+	lw->w.deadline = UINT64_MAX;
+	lw->lk = lk;
+	lw->look = look;
+	lw->blocked = blocked;
+	lw->suspect = false;
 }
 
 /*
@@ -436,35 +469,44 @@ static inline int rd_try(struct smem__lock *lk, unsigned sub, uint64_t *sp, bool
 	return 0;
 }
 
+/* A reader's look: acquire unless a writer blocks us (a dead one is recovered on @recover). */
+static int rd_look(struct lock_wait *lw, bool recover)
+{
+	struct smem__lock *lk = lw->lk;
+	/* Acquire: pairs with the release of the writer's unlock CAS. */
+	uint64_t s = atomic_load_explicit(&lk->shm->state, memory_order_acquire);
+	int ret;
+
+	if (rd_blocked(s, lk->id)) {
+		if (!recover || smem__live_alive(lk->r, WRITER(s))) {
+			lw->s = s;
+			return -EAGAIN;
+		}
+		recover_writer(lk->shm, s);
+	}
+	ret = rd_try(lk, lw->e->sub, &lw->s, &lw->dead);
+	return ret == 1 ? 0 : ret == 0 ? -EAGAIN : READERS_FULL;
+}
+
 /* A writer blocks us: spin, sleep, recover a dead writer; the clock is read only here. */
 static __attribute__((noinline)) int rdlock_slow(struct smem__lock *lk, struct tentry *e,
 						 uint64_t s, int timeout_ms)
 {
-	struct smem_lock_shm *l = lk->shm;
-	uint64_t deadline = smem__deadline(timeout_ms);
-	bool dead = false, suspect = false;
+	struct lock_wait lw;
 	int ret;
 
-	for (;;) {
-		s = spin(l, s, rd_blocked, lk->id);
-		if (rd_blocked(s, lk->id)) {
-			if ((suspect || smem__remaining_ns(deadline) == 0) &&
-			    !smem__live_alive(lk->r, WRITER(s))) {
-				recover_writer(l, s);
-			} else {
-				if (smem__remaining_ns(deadline) == 0)
-					return -ETIMEDOUT;
-				suspect = wait_for_change(l, s, deadline);
-			}
-		}
-		ret = rd_try(lk, e->sub, &s, &dead);
-		if (ret == 1)
-			break;
-		if (ret < 0)
-			return ret;
-	}
+	lw_init(&lw, lk, rd_look, rd_blocked);
+	lw.w.deadline = smem__deadline(timeout_ms);
+	lw.e = e;
+	lw.s = s;
+	lw.dead = false;
+	ret = smem__wait_for(&lw.w);
+	if (ret == READERS_FULL)
+		return -EAGAIN;
+	if (ret)
+		return ret;
 	e->mode = SMEM_LOCK_READ;
-	return dead ? -EOWNERDEAD : 0;
+	return lw.dead ? -EOWNERDEAD : 0;
 }
 
 static inline int rdlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
@@ -587,6 +629,76 @@ static void wr_withdraw(struct smem__lock *lk)
 		wake_all(l);
 }
 
+/* Phase 1 of a writer: claim the writer field (a dead writer in it recovered on @recover). */
+static int claim_look(struct lock_wait *lw, bool recover)
+{
+	struct smem__lock *lk = lw->lk;
+	struct smem_lock_shm *l = lk->shm;
+	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
+
+	for (;;) {
+		if (WRITER(s) != 0) {
+			if (!recover || smem__live_alive(lk->r, WRITER(s))) {
+				lw->s = s;
+				return -EAGAIN;
+			}
+			recover_writer(l, s);
+			recover = false;
+			s = atomic_load_explicit(&l->state, memory_order_relaxed);
+			continue;
+		}
+		ns = (s & ~SMEM_LOCK_RESERVED) | (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT;
+		if (READERS(s) == 0)
+			ns &= ~SMEM_LOCK_INCONSISTENT;	/* we hold at once: ours */
+		/* seq_cst: pairs with readers' announcements (see readers_all_dead). */
+		if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns, memory_order_seq_cst,
+							  memory_order_relaxed)) {
+			lw->dead = READERS(s) == 0 && (s & SMEM_LOCK_INCONSISTENT);
+			lw->s = ns;
+			return 0;
+		}
+	}
+}
+
+/* Phase 2: wait for the readers to drain (dead ones recovered on @recover). */
+static int drain_look(struct lock_wait *lw, bool recover)
+{
+	struct smem__lock *lk = lw->lk;
+	struct smem_lock_shm *l = lk->shm;
+	/*
+	 * Acquire: when the count is 0 we hold the lock without another RMW; pairs with the
+	 * release of the last reader's unlock CAS.
+	 */
+	uint64_t s = atomic_load_explicit(&l->state, memory_order_acquire), ns;
+
+	if (WRITER(s) != lk->id)
+		return -EPROTO;	/* our claim was overwritten: corruption */
+	lw->s = s;
+	if (READERS(s) == 0) {
+		if (!(s & SMEM_LOCK_INCONSISTENT))
+			return 0;
+		/* Left by a dead writer while readers held: we hold now, we are told. */
+		if (atomic_compare_exchange_strong_explicit(&l->state, &s,
+							    s & ~SMEM_LOCK_INCONSISTENT,
+							    memory_order_seq_cst, memory_order_relaxed)) {
+			lw->dead = true;
+			return 0;
+		}
+		return -EAGAIN;	/* the state moved: the arm sees it does not block */
+	}
+	if (recover && readers_all_dead(lk)) {
+		ns = s & ~(SMEM_LOCK_READERS_MASK | SMEM_LOCK_INCONSISTENT);
+		if (atomic_compare_exchange_strong_explicit(&l->state, &s, ns, memory_order_seq_cst,
+							    memory_order_relaxed)) {
+			atomic_fetch_add_explicit(&l->recoveries, 1, memory_order_relaxed);
+			clear_dead_slots(lk);
+			lw->dead = true;
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
 /*
  * The writer's path when the lock was not free and clean. The clock is read only once we
  * have to wait (a leftover WAITERS or INCONSISTENT bit costs no clock_gettime).
@@ -599,86 +711,32 @@ static void wr_withdraw(struct smem__lock *lk)
  */
 static __attribute__((noinline)) int wrlock_slow(struct smem__lock *lk, int timeout_ms)
 {
-	struct smem_lock_shm *l = lk->shm;
-	uint64_t deadline = 0;
-	uint64_t s = atomic_load_explicit(&l->state, memory_order_relaxed), ns;
-	bool dead = false, suspect = false;
+	struct lock_wait lw;
+	int ret;
 
-	/* Phase 1: become the writer. */
-	for (;;) {
-		if (WRITER(s) == 0) {
-			ns = (s & ~SMEM_LOCK_RESERVED) | (uint64_t)lk->id << SMEM_LOCK_WRITER_SHIFT;
-			if (READERS(s) == 0)
-				ns &= ~SMEM_LOCK_INCONSISTENT;	/* we hold at once: ours */
-			/* seq_cst: pairs with readers' announcements (see readers_all_dead). */
-			if (atomic_compare_exchange_weak_explicit(&l->state, &s, ns,
-								  memory_order_seq_cst,
-								  memory_order_relaxed)) {
-				dead = READERS(s) == 0 && (s & SMEM_LOCK_INCONSISTENT);
-				s = ns;
-				break;
-			}
-			continue;
-		}
-		s = spin(l, s, wr_blocked, lk->id);
-		if (!wr_blocked(s, lk->id))
-			continue;
-		if (deadline == 0)
-			deadline = smem__deadline(timeout_ms);
-		if ((suspect || smem__remaining_ns(deadline) == 0) &&
-		    !smem__live_alive(lk->r, WRITER(s))) {
-			recover_writer(l, s);
-			s = atomic_load_explicit(&l->state, memory_order_relaxed);
-			continue;
-		}
-		if (smem__remaining_ns(deadline) == 0)
-			return -ETIMEDOUT;
-		suspect = wait_for_change(l, s, deadline);
-		s = atomic_load_explicit(&l->state, memory_order_relaxed);
+	lw_init(&lw, lk, claim_look, wr_blocked);
+	lw.dead = false;
+	ret = claim_look(&lw, false);
+	if (ret == -EAGAIN) {
+		lw.w.deadline = smem__deadline(timeout_ms);
+		ret = smem__wait_for(&lw.w);
 	}
-
-	/* Phase 2: wait for the readers to drain. New readers cannot enter. */
-	suspect = false;
-	for (;;) {
-		s = spin(l, s, drain_blocked, lk->id);
-		if (WRITER(s) != lk->id)
-			return -EPROTO;	/* our claim was overwritten: corruption */
-		if (READERS(s) == 0) {
-			if (!(s & SMEM_LOCK_INCONSISTENT))
-				break;
-			/* Left by a dead writer while readers held: we hold now, we are told. */
-			if (atomic_compare_exchange_strong_explicit(&l->state, &s,
-								    s & ~SMEM_LOCK_INCONSISTENT,
-								    memory_order_seq_cst,
-								    memory_order_relaxed)) {
-				dead = true;
-				break;
-			}
-			continue;
-		}
-		if (deadline == 0)
-			deadline = smem__deadline(timeout_ms);
-		if ((suspect || smem__remaining_ns(deadline) == 0) && readers_all_dead(lk)) {
-			ns = s & ~(SMEM_LOCK_READERS_MASK | SMEM_LOCK_INCONSISTENT);
-			if (atomic_compare_exchange_strong_explicit(&l->state, &s, ns,
-								    memory_order_seq_cst,
-								    memory_order_relaxed)) {
-				atomic_fetch_add_explicit(&l->recoveries, 1, memory_order_relaxed);
-				clear_dead_slots(lk);
-				dead = true;
-				break;
-			}
-			continue;
-		}
-		if (smem__remaining_ns(deadline) == 0) {
+	if (ret)
+		return ret;
+	lw.look = drain_look;
+	lw.blocked = drain_blocked;
+	lw.suspect = false;
+	ret = drain_look(&lw, false);
+	if (ret == -EAGAIN) {
+		if (lw.w.deadline == UINT64_MAX)
+			lw.w.deadline = smem__deadline(timeout_ms);
+		ret = smem__wait_for(&lw.w);
+		if (ret == -ETIMEDOUT)
 			wr_withdraw(lk);
-			return -ETIMEDOUT;
-		}
-		suspect = wait_for_change(l, s, deadline);
-		/* Acquire: as in spin(), the count may be 0 now and we hold the lock. */
-		s = atomic_load_explicit(&l->state, memory_order_acquire);
 	}
-	return dead ? -EOWNERDEAD : 0;
+	if (ret)
+		return ret;
+	return lw.dead ? -EOWNERDEAD : 0;
 }
 
 static inline int wrlock_e(struct smem__lock *lk, struct tentry *e, int timeout_ms)
