@@ -292,6 +292,33 @@ START_TEST(stream_prints_a_json_row_for_smem_and_each_baseline)
 }
 END_TEST
 
+START_TEST(stream_naive_cap_and_no_work_are_reported_in_the_rows)
+{
+	static struct run r;
+	static const char *const args[] = { "stream", "--size", "1024", "--nodes", "64",
+					     "--compare", "--transport", "smem,naive",
+					     "--naive-cap", "4M", "--no-work", "--json", SHORT, NULL };
+	static const char *const dflt[] = { "stream", "--size", "1000", "--nodes", "8",
+					     "--compare", "--transport", "smem,naive", "--json",
+					     SHORT, NULL };
+	int i;
+
+	rows_of(&r, args, 2, "stream", 1024);
+	check_ratios(&r);
+	for (i = 0; i < r.nlines; i++) {
+		ck_assert(num(&r.obj[i], "work") == 0);
+		if (!strcmp(str(&r.obj[i], "transport"), "naive"))
+			ck_assert(num(&r.obj[i], "capacity") == 4 << 20);
+		else
+			ck_assert(!get(&r.obj[i], "capacity"));
+	}
+	/* by default the naive ring holds what smem's does: nodes x size */
+	rows_of(&r, dflt, 2, "stream", 1000);
+	ck_assert(num(&r.obj[1], "work") == 1);
+	ck_assert(num(&r.obj[1], "capacity") == 8000);
+}
+END_TEST
+
 START_TEST(stream_with_threads_runs_several_writers_and_readers)
 {
 	static struct run r;
@@ -456,6 +483,9 @@ START_TEST(bad_options_exit_with_status_2)
 		{ "rpc", "--service", "thread", "--threads", NULL },	/* CPU time unseen */
 		{ "rpc", "--inproc", "--inflight", "2", NULL },	/* one call at a time */
 		{ "pingpong", "--inproc", NULL },
+		{ "pingpong", "--no-work", NULL },		/* stream only */
+		{ "rpc", "--naive-cap", "1M", NULL },		/* stream only */
+		{ "stream", "--size", "2048", "--naive-cap", "1024", NULL },	/* < 1 message */
 	};
 	unsigned i;
 
@@ -474,6 +504,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, stream_prints_a_json_row_for_smem_and_each_baseline);
+	tcase_add_test(tc, stream_naive_cap_and_no_work_are_reported_in_the_rows);
 	tcase_add_test(tc, stream_with_threads_runs_several_writers_and_readers);
 	tcase_add_test(tc, pingpong_prints_ordered_round_trip_percentiles_for_each_transport);
 	tcase_add_test(tc, rpc_prints_calls_per_second_against_request_response_baselines);

@@ -13,10 +13,14 @@
  *           [--wait spin|block|auto] [--syscalls auto|perf|counted] [--compare]
  *           [--transport T[,T...]] [--no-baselines] [--peers DIR] [--json] [--cdf FILE]
  *           [--progress|--quiet]
+ *   stream: [--naive-cap BYTES] [--no-work]
  *
  * stream: W writers and R readers move messages of B bytes through one ring; every message
  *   is written in full (each cache line of the source changes per message) and read in full
  *   (copied out, every byte summed). msgs_per_s counts messages read, gb_per_s their bytes.
+ *   --no-work leaves out the stamping and the summing (the copies stay): what is left is the
+ *   transport's own cost per message. The naive ring holds nodes x size bytes, as smem's ring
+ *   does, or --naive-cap BYTES (the JSON row says "capacity").
  * pingpong: the pinger sends B bytes, the ponger reads them all and answers B bytes; rtt is
  *   one round trip (two one-way hand-overs); msgs_per_s counts round trips.
  * rpc: calls of B bytes answered with 8 bytes (ringbench_rpc.c); rtt is a call's round trip,
@@ -122,6 +126,11 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 	for (i = 0; i < c->ncpus; i++)
 		printf("%s%d", i ? "," : "", c->cpus[i]);
 	putchar('"');
+	if (c->bench == RB_STREAM) {
+		printf(",\"work\":%d", c->no_work ? 0 : 1);	/* payload stamped and summed */
+		if (!strcmp(name, "naive"))
+			printf(",\"capacity\":%zu", c->naive_cap ? c->naive_cap : c->nodes * c->size);
+	}
 	if (c->bench == RB_RPC) {
 		printf(",\"inflight\":%d,\"channels\":%d", c->inflight, c->channels);
 		if (!strcmp(name, "smem"))
@@ -249,6 +258,8 @@ static void usage(FILE *f)
 	      "                      0 for either: the library's default\n"
 	      "  --service dispatch|thread  rpc: serve loops, or the library's service threads\n"
 	      "  --inproc            rpc: both ends in one thread, one call at a time\n"
+	      "  --naive-cap BYTES   stream: the naive ring's capacity (nodes x size: smem's)\n"
+	      "  --no-work           stream: no payload work (stamp, sum), the copies only\n"
 	      "  --seconds S | --count N   window: time (2) or messages/round trips/calls\n"
 	      "  --warmup S          seconds before the window opens (0.2)\n"
 	      "  --reps N            repetitions; report median, min, max (1)\n"
@@ -341,6 +352,8 @@ int main(int argc, char **argv)
 		{ "node-size", required_argument, NULL, 'Z' },
 		{ "service", required_argument, NULL, 'V' },
 		{ "inproc", no_argument, NULL, 'I' },
+		{ "naive-cap", required_argument, NULL, 'A' },
+		{ "no-work", no_argument, NULL, 'O' },
 		{ "no-baselines", no_argument, NULL, 'B' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "compare", no_argument, NULL, 'C' },
@@ -392,6 +405,8 @@ int main(int argc, char **argv)
 		case 'n': nodes = strtol(optarg, NULL, 0); break;
 		case 'Z': c.rpc_node_size = (long)parse_size(optarg); break;
 		case 'I': c.inproc = true; break;
+		case 'A': c.naive_cap = parse_size(optarg); break;
+		case 'O': c.no_work = true; break;
 		case 'B': c.no_baselines = true; break;
 		case 'V':
 			if ((k = pick(optarg, services, 2)) < 0)
@@ -455,6 +470,10 @@ int main(int argc, char **argv)
 		if (c.bench != RB_RPC || nodes != 0)
 			c.nodes = (uint32_t)nodes;	/* checked below: >= 2 */
 	}
+	/* stream options: only in stream; the naive ring holds at least one message */
+	if ((c.bench != RB_STREAM && (c.naive_cap || c.no_work)) ||
+	    (c.naive_cap && (c.naive_cap < c.size || c.naive_cap > (1ul << 34))))
+		goto bad;
 	/* rpc options: only in rpc; --inproc is one call at a time with nobody waiting */
 	if ((c.bench != RB_RPC && (c.rpc_node_size != -1 || c.service_thread || c.inproc)) ||
 	    (c.rpc_node_size != -1 && c.rpc_node_size != 0 &&

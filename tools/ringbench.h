@@ -56,6 +56,8 @@ struct rb_cfg {
 					 * library's default */
 	bool service_thread;	/* rpc: a library service thread at both ends */
 	bool inproc;		/* rpc: both ends in one thread, nothing waits */
+	size_t naive_cap;	/* stream: the naive ring's bytes (0: nodes x size, like smem's) */
+	bool no_work;		/* stream: no payload work (stamp, sum): the transports' own cost */
 	char name[64];		/* a unique prefix for smem names */
 };
 

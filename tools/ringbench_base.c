@@ -136,11 +136,13 @@ static void naive_stream_worker(struct rb_worker *w)
 	rb_ready(w);
 	if (w->role == 0) {
 		do
-			rb_stamp(buf, size, seq++);
+			if (!w->c->no_work)
+				rb_stamp(buf, size, seq++);
 		while (naive_put(q, buf, size, &cache) && !rb_stopping());
 	} else {
 		while (naive_get(q, buf, size, &cache)) {
-			sum += rb_touch(buf, size);
+			if (!w->c->no_work)
+				sum += rb_touch(buf, size);
 			n++;
 			rb_count(w);
 			if (rb_stopping())
@@ -154,7 +156,7 @@ static void naive_stream_worker(struct rb_worker *w)
 
 int rb_naive_stream(const struct rb_cfg *c, struct rb_result *res)
 {
-	struct naive *q = naive_new((size_t)c->nodes * c->size);
+	struct naive *q = naive_new(c->naive_cap ? c->naive_cap : (size_t)c->nodes * c->size);
 
 	rb_run_roles(c, 2, naive_stream_worker, q, "spin", res, NULL);
 	naive_free(q);

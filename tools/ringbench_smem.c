@@ -73,7 +73,8 @@ static void stream_worker(struct rb_worker *w)
 			int err = smem_ring_write(r, buf, c->size, t);
 
 			if (err == 0) {
-				rb_stamp(buf, c->size, ++seq);
+				if (!c->no_work)
+					rb_stamp(buf, c->size, ++seq);
 			} else if (err != -ETIMEDOUT) {
 				atomic_fetch_add(&rb_ctl->errors, 1);
 				break;
@@ -86,7 +87,8 @@ static void stream_worker(struct rb_worker *w)
 			ssize_t k = smem_ring_read(r, buf, c->size, t);
 
 			if (k >= 0) {
-				sum += rb_touch(buf, (size_t)k);
+				if (!c->no_work)
+					sum += rb_touch(buf, (size_t)k);
 				n++;
 				rb_count(w);
 			} else if (k != -ETIMEDOUT) {
