@@ -360,7 +360,7 @@ int smem__wait_for(struct smem__waiter *w)
 			break;
 		}
 		fired = smem__wait_set_sleep(w->set, max);
-		w->disarm(w, fired < 0 ? 0 : fired);
+		w->disarm(w, fired < 0 ? -1 : fired);	/* -E2BIG: it did not sleep */
 		if (fired < 0) {
 			ret = fired;	/* -E2BIG: the set could not hold what wakes us */
 			break;

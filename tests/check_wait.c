@@ -364,6 +364,7 @@ START_TEST(wait_loop_reports_an_overflowing_set)
 	ck_assert_int_eq(smem__wait_for(&t.w), -E2BIG);
 	ck_assert_uint_eq(t.arms, 1);
 	ck_assert_uint_eq(t.disarms, 1);
+	ck_assert_uint_eq(t.sleeps, 0);	/* disarmed as "no sleep happened" */
 }
 END_TEST
 
