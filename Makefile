@@ -2,8 +2,10 @@
 #
 #   make            library, tools, examples, test binaries
 #   make run        the examples against an auto-started broker
-#   make check      the Check suites (SANITIZE=address,undefined or SANITIZE=thread)
+#   make check      the Check suites (SANITIZE=address,undefined or SANITIZE=thread), then
+#                   the Python package's tests (python/, tests/python/)
 #   make install    PREFIX=/usr/local DESTDIR= (library, headers, tools, smem.pc, man pages)
+#   make install-python   the Python package, where $(PYTHON) finds it under PREFIX
 #   V=1             show the commands
 #
 # Sources are found by wildcard: one file per concept in src/, one suite per module in
@@ -83,6 +85,9 @@ TEST_SRCS := $(sort $(wildcard tests/check_*.c))
 TESTS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL_SRCS := $(sort $(wildcard tests/util/*.c))
 TEST_UTIL_OBJS := $(TEST_UTIL_SRCS:tests/util/%.c=$(BUILD)/tests/util/%.o)
+# C peers of the Python interoperation tests (tests/python/*.c).
+PY_HELPER_SRCS := $(sort $(wildcard tests/python/*.c))
+PY_HELPERS := $(PY_HELPER_SRCS:tests/python/%.c=$(BUILD)/tests/python/%)
 # Long-running harnesses (crash campaign, broker load), built like the suites.
 HARNESS_SRCS := $(sort $(wildcard tests/crash/*.c tests/load/*.c))
 HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -92,15 +97,15 @@ HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
-.PHONY: all lib tools examples tests deps check run install uninstall clean bench bench-peers stress fuzz-deps \
-	fuzz fuzz-build crash load valgrind deb deb-deps check-deb
+.PHONY: all lib tools examples tests deps python-deps check run install uninstall clean bench bench-peers stress fuzz-deps \
+	fuzz fuzz-build crash load valgrind deb deb-deps check-deb install-python uninstall-python
 .DEFAULT_GOAL := all
 
 all: deps lib tools examples tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 tools: $(TOOLS)
 examples: $(EXAMPLES)
-tests: $(TESTS) $(HARNESSES)
+tests: $(TESTS) $(HARNESSES) $(PY_HELPERS)
 
 # deps: liburing, Check, json-c (smemctl), pkg-config and groff (make check lints the man
 # pages). Installed with apt-get when we are root on Debian or Ubuntu; otherwise the exact
@@ -125,6 +130,16 @@ deps:
 	{ [ -f /usr/include/json-c/json.h ] || pkg-config --exists json-c 2>/dev/null; } || missing="$$missing libjson-c-dev"; \
 	if [ -n "$$missing" ]; then \
 		$(call apt_install,deps,$(DEPS_PKGS),missing$$missing); \
+	fi
+
+# The Python package (python/smem) runs on Debian's python3 with numpy and pytest from apt.
+# PYTHON is /usr/bin/python3, not whatever python3 comes first on PATH: apt's python3-* packages
+# serve only the system interpreter (a pyenv or venv python3 would not see them).
+PYTHON ?= /usr/bin/python3
+PY_DEPS_PKGS := python3 python3-numpy python3-pytest
+python-deps:
+	@if ! $(PYTHON) -c 'import numpy, pytest' >/dev/null 2>&1; then \
+		$(call apt_install,python-deps,$(PY_DEPS_PKGS),$(PYTHON) lacks numpy or pytest); \
 	fi
 
 $(BUILD)/src/%.o: src/%.c | deps
@@ -174,6 +189,11 @@ $(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
 
+$(BUILD)/tests/python/%: tests/python/%.c $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+
 $(BUILD)/tests/util/%.o: tests/util/%.c | deps
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
@@ -190,12 +210,17 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(STATIC_LIB)
 # Every suite runs against a broker of its own (SMEM_BROKER in a private directory), started
 # by the library's auto-start and stopped afterwards, so tests never touch a user's broker.
 # The tools are built first: some tests exec smemd, smemctl or ringbench.
-check: all
+# The Python tests load libsmem.so into the interpreter, so they run on plain builds only (an
+# instrumented library would need the sanitizer runtime preloaded into python3).
+check: all $(if $(SANITIZE),,python-deps)
 ifeq ($(SANITIZE),)
 	@./tests/check-shared-lib $(BUILD)
 endif
 	@./tests/check-man $(BUILD)
 	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
+ifeq ($(SANITIZE),)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) ./tests/python/run-pytest
+endif
 
 # The ring's exactly-once stress at length: 4 writer and 4 reader processes, then threads,
 # each moving RING_STRESS_MSGS messages (default 10^8; about 4 minutes on 2 cores).
@@ -260,8 +285,10 @@ VALGRIND_SUITES ?= $(notdir $(TESTS))
 valgrind: all
 	@BUILD=$(BUILD) ./tests/valgrind/run-valgrind $(addprefix $(BUILD)/tests/,$(VALGRIND_SUITES))
 
-run: all
+# The C examples, then the same four in Python (python3 -m smem.examples) over libsmem.so.
+run: all python-deps
 	@BUILD=$(BUILD) ./examples/run-examples $(RUN_EXAMPLES)
+	@PYTHONPATH=python SMEM_LIBRARY=$(abspath $(BUILD))/libsmem.so $(PYTHON) -m smem.examples
 
 # Benchmarks (bench/run): the seed's chart matrix, the ring and RPC comparisons and the
 # latency table, with baselines from the same runs; JSON, a markdown summary and PNG charts
@@ -290,6 +317,23 @@ install: lib tools
 		install -d $(DESTDIR)$(MANDIR)/man$$s && \
 		install -m 644 man/man$$s/*.$$s $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
 	done
+
+# The Python package (python/smem) where $(PYTHON) finds it under PREFIX, and the path of the
+# installed libsmem for it. Apart from install: the Debian packages carry the C library only.
+PYTHON_SITEDIR ?= $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_path('purelib', vars={'base': '$(PREFIX)'}))" 2>/dev/null)
+PY_PKG_FILES := $(sort $(wildcard python/smem/*.py))
+PY_EXAMPLE_FILES := $(sort $(wildcard python/smem/examples/*.py))
+
+install-python:
+	@[ -n "$(PYTHON_SITEDIR)" ] || { echo "install-python: cannot ask $(PYTHON) for its site directory; set PYTHON_SITEDIR"; exit 1; }
+	install -d $(DESTDIR)$(PYTHON_SITEDIR)/smem/examples
+	install -m 644 $(PY_PKG_FILES) $(DESTDIR)$(PYTHON_SITEDIR)/smem/
+	install -m 644 $(PY_EXAMPLE_FILES) $(DESTDIR)$(PYTHON_SITEDIR)/smem/examples/
+	echo 'LIBRARY = "$(LIBDIR)/libsmem.so.$(VERSION_MAJOR)"  # written by make install-python' \
+		> $(DESTDIR)$(PYTHON_SITEDIR)/smem/_paths.py
+
+uninstall-python:
+	[ -z "$(PYTHON_SITEDIR)" ] || rm -rf $(DESTDIR)$(PYTHON_SITEDIR)/smem
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/smem.h $(DESTDIR)$(LIBDIR)/libsmem.a \
@@ -330,5 +374,5 @@ check-deb: deb
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/src/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d)
+-include $(wildcard $(BUILD)/src/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d $(BUILD)/tests/python/*.d)
 -include $(wildcard $(FUZZ_DIR)/src/*.d $(FUZZ_DIR)/*.d)

@@ -1,0 +1,278 @@
+"""Ring: a lock-free multi-producer multi-consumer ring of fixed-size nodes between processes
+(smem_ring, the seed's CircularBuffer). Each message is read exactly once, FIFO per producer."""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import sys
+import time
+from typing import Any, Dict, Optional
+
+from . import _lib
+from ._handle import Handle
+from ._lib import RingSlot, RingStats, lib
+from .errors import TimeoutExpired, error_from
+
+
+def _retire_view(view: memoryview) -> bool:
+    """Release a view of a node that goes back to the ring; False if its memory is still in
+    use. A numpy array (or a slice) made from the view holds a memoryview of its own on the
+    same memory, which view.release() does not revoke: it keeps the ctypes array under the
+    view referenced, which is what we count. Such a holder keeps the ring's memory mapped
+    (Ring.close() refuses while it lives), but the node will carry later messages."""
+    if not view:
+        return True
+    carr = view.obj
+    view.release()
+    return sys.getrefcount(carr) <= 3  # this name, the handle's export list, the argument
+
+
+class ReadView:
+    """A message read zero-copy (:meth:`Ring.read_view`): ``view`` is a read-only memoryview
+    of the node in shared memory, valid until the with block ends, when the view is released
+    and the node given back to the writers. Copy what must outlive the block (bytes(view),
+    numpy.array(...)): if a numpy array or a slice of the view still exists then, the exit
+    raises BufferError (that array stays valid memory, but sees later messages)."""
+
+    __slots__ = ("_ring", "_slot", "view")
+
+    def __init__(self, ring: "Ring", slot: RingSlot) -> None:
+        self._ring = ring
+        self._slot = slot
+        self.view = ring._view(slot.data, slot.len, True) if slot.len else memoryview(b"")
+
+    def __len__(self) -> int:
+        return self._slot.len
+
+    def release(self) -> None:
+        """Give the node back to the writers and release the view (idempotent)."""
+        if self._slot is None:
+            return
+        slot, self._slot = self._slot, None
+        _lib.check(lib.smem_ring_release(self._ring._p(), ctypes.byref(slot)), self._ring._name)
+        if not _retire_view(self.view):
+            raise BufferError("a view of a ring message outlives its read_view() block")
+
+    def __enter__(self) -> memoryview:
+        return self.view
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            self.release()
+        except BufferError:
+            if exc_type is None:
+                raise
+
+
+class WriteSlot:
+    """A node reserved for a zero-copy write (:meth:`Ring.reserve_write`): fill ``buf`` (a
+    writable memoryview of ``node_size`` bytes), then :meth:`commit` the length. A with block
+    that ends without a commit (or with an exception) aborts: the node carries no message.
+    Views of ``buf`` must not outlive the commit (a numpy array over it would write into a
+    node that a reader now owns): one still referenced then makes commit raise BufferError
+    after publishing (see ReadView)."""
+
+    __slots__ = ("_ring", "_slot", "buf")
+
+    def __init__(self, ring: "Ring", slot: RingSlot) -> None:
+        self._ring = ring
+        self._slot = slot
+        self.buf = ring._view(slot.data, slot.cap, False)
+
+    def commit(self, length: int) -> None:
+        """Publish the first @length bytes of ``buf`` as one message."""
+        self._finish(lambda p, s: lib.smem_ring_commit(p, s, length))
+
+    def abort(self) -> None:
+        """Give the node back without a message (idempotent)."""
+        if self._slot is not None:
+            self._finish(lib.smem_ring_abort)
+
+    def _finish(self, fn: Any) -> None:
+        if self._slot is None:
+            raise ValueError("slot already committed or aborted")
+        slot, self._slot = self._slot, None
+        _lib.check(fn(self._ring._p(), ctypes.byref(slot)), self._ring._name)
+        if not _retire_view(self.buf):
+            raise BufferError("a view of a ring slot outlives its commit or abort")
+
+    def __enter__(self) -> "WriteSlot":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            self.abort()
+        except BufferError:
+            if exc_type is None:
+                raise
+
+
+class Ring(Handle):
+    """A named lock-free ring of ``node_count`` nodes of ``node_size`` bytes.
+
+    Messages are up to ``node_size`` bytes. Blocking calls take a timeout in seconds (None:
+    forever, 0: try once) and release the GIL while they wait. :meth:`fileno` gives an eventfd
+    for event loops; :meth:`aread` uses it with asyncio.
+    """
+
+    @classmethod
+    def create(cls, name: str, node_count: int, node_size: int, *, mode: int = 0o600,
+               persist: bool = False, broker: Optional[str] = None) -> "Ring":
+        """Create a ring of @node_count (>= 2) nodes of @node_size (> 0) bytes under @name.
+        Raises ExistsError, InvalidArgumentError, AccessError, BrokerUnavailableError."""
+        opts = _lib.make_opts(broker, mode, _lib.SMEM_PERSIST if persist else 0)
+        p = ctypes.c_void_p()
+        _lib.check(lib.smem_ring_create(_lib.encode_name(name), node_count, node_size,
+                                        ctypes.byref(opts), ctypes.byref(p)), name)
+        return cls._wrap(p.value, name)
+
+    @classmethod
+    def open(cls, name: str, *, broker: Optional[str] = None) -> "Ring":
+        """Open the ring @name (its geometry comes from shared memory). Raises NotFoundError,
+        WrongKindError (another kind of object), ProtocolError (corrupt), SmemError EUSERS
+        (256 handles take part)."""
+        opts = _lib.make_opts(broker)
+        p = ctypes.c_void_p()
+        _lib.check(lib.smem_ring_open(_lib.encode_name(name), ctypes.byref(opts),
+                                      ctypes.byref(p)), name)
+        return cls._wrap(p.value, name)
+
+    @classmethod
+    def _wrap(cls, ptr: int, name: str) -> "Ring":
+        self = cls.__new__(cls)
+        self._adopt(ptr, lib.smem_ring_close, name)
+        self._node_size = lib.smem_ring_node_size(ptr)
+        self._node_count = lib.smem_ring_node_count(ptr)
+        return self
+
+    @property
+    def node_count(self) -> int:
+        return self._node_count
+
+    @property
+    def node_size(self) -> int:
+        """The largest message, in bytes."""
+        return self._node_size
+
+    def write(self, data: Any, timeout: Optional[float] = None) -> None:
+        """Copy @data (bytes or any contiguous buffer) into the next node as one message,
+        waiting up to @timeout seconds for room. Raises MessageSizeError (longer than a node:
+        nothing written), TimeoutExpired, ShutdownError (the creator closed the ring),
+        ProtocolError."""
+        ms = _lib.timeout_ms(timeout)
+        ptr, n, ref = _lib.readable_buffer(data)
+        try:
+            rc = lib.smem_ring_write(self._p(), ptr, n, ms)
+        finally:
+            if ref is not None:
+                ref.release()
+        if rc:
+            raise error_from(rc, filename=self._name)
+
+    def read(self, timeout: Optional[float] = None) -> bytes:
+        """The next message as bytes (one copy out of shared memory), waiting up to @timeout
+        seconds. Raises TimeoutExpired, ShutdownError (closed by its creator and drained),
+        ProtocolError."""
+        slot = RingSlot()
+        p = self._p()
+        rc = lib.smem_ring_reserve_read(p, ctypes.byref(slot), _lib.timeout_ms(timeout))
+        if rc:
+            raise error_from(rc, filename=self._name)
+        try:
+            return ctypes.string_at(slot.data, slot.len) if slot.len else b""
+        finally:
+            _lib.check(lib.smem_ring_release(p, ctypes.byref(slot)), self._name)
+
+    def read_into(self, buf: Any, timeout: Optional[float] = None) -> int:
+        """Consume the next message into the writable buffer @buf; returns its length.
+        Raises MessageSizeError if @buf is smaller than the message (nothing consumed: see
+        :meth:`next_len`), and the errors of :meth:`read`."""
+        ms = _lib.timeout_ms(timeout)
+        with _lib.BufferRef(buf, writable=True) as ref:
+            n = lib.smem_ring_read(self._p(), ref.ptr, ref.nbytes, ms)
+        if n < 0:
+            raise error_from(n, filename=self._name)
+        return n
+
+    def read_view(self, timeout: Optional[float] = None) -> ReadView:
+        """The next message, zero-copy: ``with ring.read_view() as mv: ...`` (see ReadView).
+        Errors as :meth:`read`."""
+        slot = RingSlot()
+        rc = lib.smem_ring_reserve_read(self._p(), ctypes.byref(slot), _lib.timeout_ms(timeout))
+        if rc:
+            raise error_from(rc, filename=self._name)
+        try:
+            return ReadView(self, slot)
+        except BaseException:
+            lib.smem_ring_release(self._p(), ctypes.byref(slot))
+            raise
+
+    def reserve_write(self, timeout: Optional[float] = None) -> WriteSlot:
+        """Reserve the next node for a zero-copy write (see WriteSlot); errors as
+        :meth:`write`. Messages become visible in reservation order."""
+        slot = RingSlot()
+        rc = lib.smem_ring_reserve_write(self._p(), ctypes.byref(slot),
+                                         _lib.timeout_ms(timeout))
+        if rc:
+            raise error_from(rc, filename=self._name)
+        try:
+            return WriteSlot(self, slot)
+        except BaseException:
+            lib.smem_ring_abort(self._p(), ctypes.byref(slot))
+            raise
+
+    def next_len(self) -> Optional[int]:
+        """Length of the next message without consuming it, or None if none is ready."""
+        n = lib.smem_ring_next_len(self._p())
+        if n == -11:  # EAGAIN
+            return None
+        return _lib.check(n, self._name)
+
+    def fileno(self) -> int:
+        """An eventfd (owned by the ring, closed with it) readable when messages are there to
+        read: edge-triggered, so read the eventfd, then drain the ring with ``read(0)``. The
+        first call starts the library's helper thread."""
+        return _lib.check(lib.smem_ring_fd(self._p()), self._name)
+
+    async def aread(self, timeout: Optional[float] = None) -> bytes:
+        """The next message, awaiting it on the running asyncio loop (loop.add_reader on
+        :meth:`fileno`) instead of blocking a thread. Errors as :meth:`read`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        fd = -1
+        while True:
+            try:
+                return self.read(0)
+            except TimeoutExpired:
+                pass
+            if fd < 0:
+                fd = self.fileno()
+                continue  # messages may have come before the eventfd existed: look again
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise error_from(-110, filename=self._name)
+            ready = loop.create_future()
+            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                try:
+                    await asyncio.wait_for(ready, remaining)
+                except asyncio.TimeoutError:
+                    pass  # one last look, then ETIMEDOUT above
+            finally:
+                loop.remove_reader(fd)
+            try:
+                os.read(fd, 8)  # consume the edge; later arrivals signal again
+            except BlockingIOError:
+                pass  # another reader of this handle consumed it
+
+    def set_spin(self, spin_ns: Optional[int]) -> None:
+        """How long blocking calls spin before sleeping: None restores the adaptive default,
+        0 sleeps at once (oversubscribed cores), else that many nanoseconds."""
+        lib.smem_ring_set_spin(self._p(), 0xFFFFFFFF if spin_ns is None else spin_ns)
+
+    def stats(self) -> Dict[str, int]:
+        """Per-handle counters and ring-wide recovery counters (struct smem_ring_stats)."""
+        s = RingStats()
+        _lib.check(lib.smem_ring_stats(self._p(), ctypes.byref(s)), self._name)
+        return {f: getattr(s, f) for f, _ in RingStats._fields_ if f != "reserved"}

@@ -1,0 +1,322 @@
+"""Rpc: a bidirectional request/response channel between two processes over two rings
+(smem_rpc, the seed's RpcBuffer), with a Python callable as the handler."""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from . import _lib
+from ._handle import Handle
+from ._lib import RPC_HANDLER, RpcOpts, RpcStats, lib
+from .errors import SmemError, error_from
+
+Handler = Callable[[bytes], Any]
+"""A handler takes the request's bytes and returns the response: bytes or any contiguous
+buffer, or None for an empty response. Raising OSError with an errno sends that errno (and
+the exception's message) as an error reply; any other exception sends EREMOTEIO with
+"ExceptionType: message"."""
+
+_WAIT_SLICE_MS = 100  # how often a waiting acall() thread looks for cancellation
+_executor: Optional[ThreadPoolExecutor] = None
+_executor_lock = threading.Lock()
+
+
+def _waiters() -> ThreadPoolExecutor:
+    """The threads in which acall() waits (the C library offers no fd for RPC completions):
+    up to 32 calls wait at once, later ones queue (their responses are kept meanwhile)."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="smem-rpc-wait")
+        return _executor
+
+
+def _error(rc: int, name: str) -> SmemError:
+    """The exception for a failed call: a remote error carries the handler's message."""
+    raw = lib.smem_rpc_last_error_message()
+    msg = raw.decode("utf-8", "replace") if raw else ""
+    err = error_from(rc, msg or None, filename=name)
+    err.remote_message = msg or None  # type: ignore[attr-defined]
+    return err
+
+
+def _trampoline(handler: Handler) -> Any:
+    """The C handler that runs @handler (ctypes takes the GIL for it)."""
+
+    def run(_arg: Any, req_p: Any, reply: int) -> int:
+        try:
+            req = req_p.contents
+            data = ctypes.string_at(req.data, req.len) if req.len else b""
+            out = handler(data)
+            if out is None:
+                return 0
+            ptr, n, ref = _lib.readable_buffer(out)
+            try:
+                return lib.smem_rpc_reply_set(reply, ptr, n)
+            finally:
+                if ref is not None:
+                    ref.release()
+        except BaseException as e:  # never let an exception unwind into C
+            if isinstance(e, OSError) and e.errno:
+                code, text = e.errno, str(e.strerror or e)
+            else:
+                code, text = errno.EREMOTEIO, f"{type(e).__name__}: {e}"
+            lib.smem_rpc_reply_error(reply, text.encode("utf-8", "replace")[:255])
+            return -abs(code)
+
+    return RPC_HANDLER(run)
+
+
+class PendingCall:
+    """An asynchronous call (:meth:`Rpc.call_async`): poll :meth:`done`, or :meth:`result`
+    to wait. Free it (with block, or :meth:`free`) before closing its channel; Rpc.close()
+    frees the ones left."""
+
+    def __init__(self, rpc: "Rpc", ptr: int) -> None:
+        self._rpc = rpc
+        self._ptr: Optional[int] = ptr
+        self._busy = False  # a thread is waiting on it
+        self._cancelled = False
+
+    def done(self) -> bool:
+        """Has the call completed (successfully or not)? Never blocks."""
+        with self._rpc._cond:
+            return self._ptr is not None and bool(lib.smem_rpc_call_done(self._ptr))
+
+    def _wait(self, timeout_ms: int) -> int:
+        arr = (ctypes.c_void_p * 1)(self._ptr)
+        return lib.smem_rpc_wait(arr, 1, 1, timeout_ms)
+
+    def _take(self) -> bytes:
+        resp, n = ctypes.c_void_p(), ctypes.c_size_t()
+        rc = lib.smem_rpc_call_result(self._ptr, ctypes.byref(resp), ctypes.byref(n))
+        if rc:
+            raise _error(rc, self._rpc._name)
+        try:
+            return ctypes.string_at(resp.value, n.value) if resp.value else b""
+        finally:
+            lib.smem_rpc_free_response(resp)
+
+    def _enter(self) -> None:
+        with self._rpc._cond:
+            if self._ptr is None:
+                raise ValueError("call handle freed")
+            if self._busy:
+                raise RuntimeError("another thread waits for this call")
+            self._busy = True
+
+    def _leave(self) -> None:
+        with self._rpc._cond:
+            self._busy = False
+            self._rpc._cond.notify_all()
+
+    def result(self, timeout: Optional[float] = None) -> bytes:
+        """Wait up to @timeout seconds for the response and return it; raises the call's error
+        (as Rpc.call), or TimeoutExpired if it has not completed within @timeout (the call
+        stays pending)."""
+        ms = _lib.timeout_ms(timeout)
+        self._enter()
+        try:
+            rc = self._wait(ms)
+            if rc < 0:
+                raise error_from(rc, filename=self._rpc._name)
+            return self._take()
+        finally:
+            self._leave()
+
+    def _result_cancellable(self) -> Any:
+        """acall's waiter thread: wait in slices (so that cancellation and close() are seen),
+        take the outcome, free the handle."""
+        try:
+            while not self._cancelled:
+                rc = self._wait(_WAIT_SLICE_MS)
+                if rc >= 0:
+                    try:
+                        return self._take()
+                    except SmemError as e:
+                        return e
+                if rc != -errno.ETIMEDOUT:
+                    return error_from(rc, filename=self._rpc._name)
+            return None
+        finally:
+            self._leave()
+            self.free()
+
+    def free(self) -> None:
+        """Free the handle; a call still pending is abandoned (its response is discarded).
+        Waits for a thread that is waiting on it."""
+        rpc = self._rpc
+        with rpc._cond:
+            self._cancelled = True
+            while self._busy:
+                rpc._cond.wait()
+            ptr, self._ptr = self._ptr, None
+            rpc._calls.discard(self)
+        if ptr is not None:
+            lib.smem_rpc_call_free(ptr)
+
+    def __enter__(self) -> "PendingCall":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.free()
+
+
+class Rpc(Handle):
+    """One endpoint of a named RPC channel.
+
+    The first process to open a name becomes its master (it creates the rings), the second
+    its slave; both may call and serve. @handler, if given, serves the peer's requests: by
+    default in a service thread the library starts (``dispatch=False``), else in
+    :meth:`dispatch`/:meth:`serve` or in any thread waiting in a call on the channel.
+    Calls release the GIL while they wait. A peer that dies fails pending and new calls with
+    PeerResetError (ECONNRESET); one that closes, with ShutdownError (ESHUTDOWN).
+    """
+
+    @classmethod
+    def open(cls, name: str, handler: Optional[Handler] = None, *, dispatch: bool = False,
+             node_count: int = 0, node_size: int = 0, reply_timeout: Optional[float] = None,
+             max_message: int = 0, spin_ns: Optional[int] = None, mode: int = 0o600,
+             broker: Optional[str] = None) -> "Rpc":
+        """Open the channel @name (master if first, slave if second).
+
+        @node_count/@node_size: the master's ring geometry (0: 16 nodes of 64 KiB);
+        @reply_timeout: how long a reply may wait for ring room (None: the library's 30 s);
+        @max_message: largest message (0: 64 MiB); @spin_ns: waiters poll this long before
+        sleeping (None: 20 us; 0: sleep at once, for oversubscribed cores).
+        Raises BusyError (a live master and slave already), InvalidArgumentError, and the
+        errors of Region/Ring creation.
+        """
+        o = RpcOpts()
+        o.base = _lib.make_opts(broker, mode, 0)
+        o.node_count, o.node_size = node_count, node_size
+        fn = _trampoline(handler) if handler is not None else None
+        if fn is not None:
+            o.handler = fn
+        o.service = 1 if dispatch else 0
+        if reply_timeout is not None:
+            o.reply_timeout_ms = max(1, _lib.timeout_ms(reply_timeout))
+        o.max_message = max_message
+        if spin_ns is not None:
+            o.spin_ns = 0xFFFFFFFF if spin_ns == 0 else spin_ns
+        p = ctypes.c_void_p()
+        _lib.check(lib.smem_rpc_open(_lib.encode_name(name), ctypes.byref(o), ctypes.byref(p)),
+                   name)
+        self = cls.__new__(cls)
+        # The trampoline must live until smem_rpc_close() has stopped the service thread.
+        self._adopt(p.value, lib.smem_rpc_close, name, keep=fn)
+        self._cond = threading.Condition()
+        self._calls: set = set()
+        return self
+
+    @property
+    def is_master(self) -> bool:
+        return bool(lib.smem_rpc_is_master(self._p()))
+
+    @property
+    def packet_payload(self) -> int:
+        """Payload bytes per packet (node size minus the 64-byte header)."""
+        return lib.smem_rpc_packet_payload(self._p())
+
+    def call(self, data: Any = b"", timeout: Optional[float] = None) -> bytes:
+        """Send @data (bytes or any contiguous buffer) and wait up to @timeout seconds (None:
+        forever) for the response, returned as bytes.
+
+        Raises the handler's error (its errno; ``remote_message`` and ``strerror`` carry its
+        message), NoHandlerError (the peer has no handler), TimeoutExpired, PeerResetError
+        (the peer died), ShutdownError (the peer or this endpoint closed), MessageSizeError.
+        Thread-safe: many threads may call at once.
+        """
+        ms = _lib.timeout_ms(timeout)
+        ptr, n, ref = _lib.readable_buffer(data)
+        resp, rlen = ctypes.c_void_p(), ctypes.c_size_t()
+        try:
+            rc = lib.smem_rpc_call(self._p(), ptr, n, ctypes.byref(resp), ctypes.byref(rlen), ms)
+        finally:
+            if ref is not None:
+                ref.release()
+        if rc:
+            raise _error(rc, self._name)
+        try:
+            return ctypes.string_at(resp.value, rlen.value) if resp.value else b""
+        finally:
+            lib.smem_rpc_free_response(resp)
+
+    def call_async(self, data: Any = b"", timeout: Optional[float] = None) -> PendingCall:
+        """Send @data now (waiting up to @timeout for ring room) and return a PendingCall; the
+        response must arrive within @timeout of this call, else the call fails with
+        TimeoutExpired. Sending errors are raised here."""
+        ms = _lib.timeout_ms(timeout)
+        ptr, n, ref = _lib.readable_buffer(data)
+        out = ctypes.c_void_p()
+        try:
+            rc = lib.smem_rpc_call_async(self._p(), ptr, n, ms, ctypes.byref(out))
+        finally:
+            if ref is not None:
+                ref.release()
+        if rc:
+            raise _error(rc, self._name)
+        call = PendingCall(self, out.value)
+        with self._cond:
+            self._calls.add(call)
+        return call
+
+    async def acall(self, data: Any = b"", timeout: Optional[float] = None) -> bytes:
+        """:meth:`call` as a coroutine: the request is sent at once, and the response awaited
+        without blocking the event loop (a pool thread waits for it, the GIL released).
+        Cancelling the task abandons the call."""
+        call = self.call_async(data, timeout)
+        call._enter()
+        fut = asyncio.get_running_loop().run_in_executor(_waiters(), call._result_cancellable)
+        try:
+            out = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            call._cancelled = True
+            raise
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def dispatch(self, timeout: Optional[float] = None) -> int:
+        """Dispatch mode: run the handler for requests that arrive within @timeout seconds;
+        returns how many were handled (0 on timeout). Raises InvalidArgumentError (service
+        thread mode), PeerResetError, ShutdownError."""
+        return _lib.check(lib.smem_rpc_dispatch(self._p(), _lib.timeout_ms(timeout)),
+                          self._name)
+
+    @staticmethod
+    def serve(channels: Sequence["Rpc"], timeout: Optional[float] = None) -> int:
+        """One server loop for up to 32 channels in dispatch mode (one sleep for all);
+        returns how many requests were handled, 0 on timeout."""
+        arr = (ctypes.c_void_p * len(channels))(*[c._p() for c in channels])
+        return _lib.check(lib.smem_rpc_serve(arr, len(channels), _lib.timeout_ms(timeout)))
+
+    @staticmethod
+    def wait(calls: Sequence[PendingCall], timeout: Optional[float] = None,
+             all: bool = False) -> int:
+        """Wait for any (or @all) of @calls, possibly on different channels; returns how many
+        have completed. Raises TimeoutExpired."""
+        arr = (ctypes.c_void_p * len(calls))(*[c._ptr for c in calls])
+        return _lib.check(lib.smem_rpc_wait(arr, len(calls), 1 if all else 0,
+                                            _lib.timeout_ms(timeout)))
+
+    def stats(self) -> Dict[str, int]:
+        """Counters of the channel (struct smem_rpc_stats)."""
+        s = RpcStats()
+        _lib.check(lib.smem_rpc_stats(self._p(), ctypes.byref(s)), self._name)
+        return {f: getattr(s, f) for f, _ in RpcStats._fields_ if f != "reserved"}
+
+    def stats_reset(self) -> None:
+        lib.smem_rpc_stats_reset(self._p())
+
+    def _before_close(self) -> None:
+        # Call handles must be freed before the channel: cancel acall waiters (they notice
+        # within one slice) and free what is left.
+        with self._cond:
+            calls = list(self._calls)
+        for c in calls:
+            c.free()

@@ -1,0 +1,120 @@
+"""Fixtures of the Python tests: unique names, peer processes (Python or the C helper), and
+fd-leak checks. run-pytest sets SMEM_BROKER (a private broker), SMEM_LIBRARY and
+SMEM_TEST_BUILD; without them the tests use a broker of their own as well."""
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from typing import Iterator, List
+
+import pytest
+
+if "SMEM_BROKER" not in os.environ:  # run directly with pytest: never touch a user's broker
+    os.environ["SMEM_BROKER"] = os.path.join(tempfile.mkdtemp(prefix="smem-pytest."),
+                                             "broker.sock")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("SMEM_TEST_BUILD", os.path.join(ROOT, "build", "default"))
+INTEROP = os.path.join(BUILD, "tests", "python", "interop")
+
+
+@pytest.fixture
+def name(request) -> str:
+    """A name no other test (or earlier run) uses."""
+    return f"py-{request.node.name}-{os.getpid()}"[:200]
+
+
+def _fds() -> List[str]:
+    return sorted(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leak() -> Iterator[None]:
+    """Every test leaves the process's open fds as it found them (the broker connection is
+    opened once and kept, so it is counted before)."""
+    import smem
+
+    with smem.Region.create(f"py-warmup-{os.getpid()}", 1):
+        pass  # the shared broker connection exists from here on
+    before = _fds()
+    yield
+    import gc
+
+    import smem.rpc
+
+    # acall()'s pool threads each keep the library's per-thread wait state (an io_uring)
+    # while they live: end them, so that what is counted is what the test left open.
+    if smem.rpc._executor is not None:
+        smem.rpc._executor.shutdown(wait=True)
+        smem.rpc._executor = None
+    gc.collect()
+    after = _fds()
+    assert after == before, f"fds before {before}, after {after}"
+
+
+class Peer:
+    """Another process: its stdout lines are read with line(), stdin closed by finish()."""
+
+    def __init__(self, argv: List[str]) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def line(self) -> str:
+        out = self.proc.stdout.readline()
+        if not out:
+            self.proc.wait(10)
+            raise AssertionError(f"peer exited ({self.proc.returncode}): {self.proc.stderr.read()}")
+        return out.rstrip("\n")
+
+    def expect(self, text: str) -> None:
+        assert self.line() == text
+
+    def finish(self, timeout: float = 10) -> str:
+        """Close its stdin, wait for it, return the rest of its stdout; asserts status 0."""
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, f"peer failed ({self.proc.returncode}): {err}"
+        return out
+
+    def kill9(self) -> None:
+        self.proc.kill()  # SIGKILL
+        self.proc.wait(10)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def peers() -> Iterator[list]:
+    started: List[Peer] = []
+    yield started
+    for p in started:
+        if p.proc.poll() is None:
+            p.kill9()
+
+
+@pytest.fixture
+def py_peer(peers):
+    """Start a Python peer running @code (import smem done; it reads stdin to stay alive)."""
+
+    def start(code: str) -> Peer:
+        src = "import smem, sys, os, struct\n" + textwrap.dedent(code)
+        p = Peer([sys.executable, "-c", src])
+        peers.append(p)
+        return p
+
+    return start
+
+
+@pytest.fixture
+def c_peer(peers):
+    """Start the C helper (tests/python/interop.c) with @args."""
+
+    def start(*args: str) -> Peer:
+        if not os.path.exists(INTEROP):
+            pytest.fail(f"{INTEROP} is missing: build it with `make tests`")
+        p = Peer([INTEROP, *args])
+        peers.append(p)
+        return p
+
+    return start

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The C side of the Python interoperation tests (tests/python/test_interop.py): small
+ * commands that create, open, write and read smem objects through the public API only, so
+ * the tests can check that what C writes Python reads, and the other way round.
+ *
+ *   interop ring-write NAME COUNT       open ring NAME, write "c2py-<i>" for i < COUNT
+ *   interop ring-read NAME COUNT        open ring NAME, read COUNT messages, print each as hex
+ *   interop array-create NAME LEN       create a plain int32 array, a[i] = i * i - 7, print
+ *                                       "ready", hold it until stdin closes
+ *   interop array-print NAME ELEM       open an array of ELEM-byte elements written by
+ *                                       Python with a dtype header; print data_offset, then
+ *                                       each element after the header (ELEM 8: float64, 4: int32)
+ *   interop rpc-serve NAME              open channel NAME with a handler answering "c:" +
+ *                                       the request reversed ("fail" gets -EPERM and a
+ *                                       message); print "ready", serve until stdin closes
+ *   interop rpc-call NAME TEXT TIMEOUT  call channel NAME with TEXT (opening it as slave),
+ *                                       print the response, or "error <errno name> <message>"
+ *   interop rpc-call-pending NAME       as slave, print "ready", call with no timeout and
+ *                                       print the outcome (for a peer killed meanwhile)
+ *
+ * Exit status 0 on success, 1 on an error (printed on stderr), 2 on bad usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <smem.h>
+
+SMEM_ARRAY_DECLARE(i32_array, int32_t)
+
+static int fail(const char *what, int err)
+{
+	fprintf(stderr, "interop: %s: %s\n", what, smem_strerror(err));
+	return 1;
+}
+
+static void wait_stdin_eof(void)
+{
+	char line[64];
+
+	while (fgets(line, sizeof(line), stdin))
+		;
+}
+
+static const char *errno_name(int err)
+{
+	switch (-err) {
+	case ECONNRESET: return "ECONNRESET";
+	case ESHUTDOWN: return "ESHUTDOWN";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case EPERM: return "EPERM";
+	case ENOSYS: return "ENOSYS";
+	case EREMOTEIO: return "EREMOTEIO";
+	default: return "other";
+	}
+}
+
+static int ring_write(const char *name, long count)
+{
+	struct smem_ring *r;
+	char msg[64];
+	int err, n;
+
+	err = smem_ring_open(name, NULL, &r);
+	if (err)
+		return fail("ring open", err);
+	for (long i = 0; i < count && !err; i++) {
+		n = snprintf(msg, sizeof(msg), "c2py-%ld", i);
+		err = smem_ring_write(r, msg, (size_t)n, 5000);
+	}
+	smem_ring_close(r);
+	return err ? fail("ring write", err) : 0;
+}
+
+static int ring_read(const char *name, long count)
+{
+	struct smem_ring *r;
+	unsigned char *buf;
+	ssize_t n = 0;
+	int err;
+
+	err = smem_ring_open(name, NULL, &r);
+	if (err)
+		return fail("ring open", err);
+	buf = malloc(smem_ring_node_size(r));
+	for (long i = 0; buf && i < count; i++) {
+		n = smem_ring_read(r, buf, smem_ring_node_size(r), 5000);
+		if (n < 0)
+			break;
+		for (ssize_t j = 0; j < n; j++)
+			printf("%02x", buf[j]);
+		printf("\n");
+	}
+	free(buf);
+	smem_ring_close(r);
+	return n < 0 ? fail("ring read", (int)n) : 0;
+}
+
+static int array_create(const char *name, long len)
+{
+	struct smem_array *a;
+	int err;
+
+	err = i32_array_create(name, (size_t)len, NULL, &a);
+	if (err)
+		return fail("array create", err);
+	for (long i = 0; i < len && !err; i++)
+		err = i32_array_set(a, (size_t)i, (int32_t)(i * i - 7));
+	if (!err) {
+		printf("ready\n");
+		fflush(stdout);
+		wait_stdin_eof();
+	}
+	smem_array_close(a);
+	return err ? fail("array set", err) : 0;
+}
+
+/* The Python header (python/smem/array.py): magic, u32 version, u32 data_offset, ... */
+static int array_print(const char *name, size_t elem)
+{
+	struct smem_array *a;
+	uint32_t off;
+	const unsigned char *d;
+	size_t n;
+	int err;
+
+	err = smem_array_open(name, elem, NULL, &a);
+	if (err)
+		return fail("array open", err);
+	err = smem_array_lock_read(a, 1000);
+	if (err) {
+		smem_array_close(a);
+		return fail("array lock", err);
+	}
+	d = smem_array_data(a);
+	memcpy(&off, d + 12, sizeof(off));
+	n = smem_array_length(a) * elem;
+	if (memcmp(d, "\x93SMEMNPY", 8) != 0 || off > n || off % elem) {
+		smem_array_unlock(a);
+		smem_array_close(a);
+		return fail("array header", -EPROTO);
+	}
+	printf("%" PRIu32 "\n", off);
+	for (size_t i = off; i + elem <= n; i += elem) {
+		if (elem == sizeof(double)) {
+			double v;
+
+			memcpy(&v, d + i, sizeof(v));
+			printf("%g\n", v);
+		} else {
+			int32_t v;
+
+			memcpy(&v, d + i, sizeof(v));
+			printf("%" PRId32 "\n", v);
+		}
+	}
+	smem_array_unlock(a);
+	smem_array_close(a);
+	return 0;
+}
+
+static int reverse_handler(void *arg, const struct smem_rpc_request *req,
+			   struct smem_rpc_reply *reply)
+{
+	const char *in = req->data;
+	char *out;
+
+	(void)arg;
+	if (req->len == 4 && memcmp(in, "fail", 4) == 0) {
+		smem_rpc_reply_error(reply, "C handler refused");
+		return -EPERM;
+	}
+	out = smem_rpc_reply_alloc(reply, req->len + 2);
+	if (!out)
+		return -ENOMEM;
+	out[0] = 'c';
+	out[1] = ':';
+	for (size_t i = 0; i < req->len; i++)
+		out[2 + i] = in[req->len - 1 - i];
+	return 0;
+}
+
+static int rpc_serve(const char *name)
+{
+	struct smem_rpc_opts o = { .handler = reverse_handler };
+	struct smem_rpc *ch;
+	int err;
+
+	err = smem_rpc_open(name, &o, &ch);
+	if (err)
+		return fail("rpc open", err);
+	printf("ready\n");
+	fflush(stdout);
+	wait_stdin_eof();
+	smem_rpc_close(ch);
+	return 0;
+}
+
+static int rpc_call(const char *name, const char *text, int timeout_ms, bool announce)
+{
+	struct smem_rpc *ch;
+	void *resp = NULL;
+	size_t len = 0;
+	int err;
+
+	err = smem_rpc_open(name, NULL, &ch);
+	if (err)
+		return fail("rpc open", err);
+	if (announce) {
+		printf("ready\n");
+		fflush(stdout);
+	}
+	err = smem_rpc_call(ch, text, strlen(text), &resp, &len, timeout_ms);
+	if (err)
+		printf("error %s %s\n", errno_name(err), smem_rpc_last_error_message());
+	else
+		printf("%.*s\n", (int)len, resp ? (const char *)resp : "");
+	smem_rpc_free_response(resp);
+	smem_rpc_close(ch);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	if (argc == 4 && strcmp(cmd, "ring-write") == 0)
+		return ring_write(argv[2], atol(argv[3]));
+	if (argc == 4 && strcmp(cmd, "ring-read") == 0)
+		return ring_read(argv[2], atol(argv[3]));
+	if (argc == 4 && strcmp(cmd, "array-create") == 0)
+		return array_create(argv[2], atol(argv[3]));
+	if (argc == 4 && strcmp(cmd, "array-print") == 0)
+		return array_print(argv[2], (size_t)atol(argv[3]));
+	if (argc == 3 && strcmp(cmd, "rpc-serve") == 0)
+		return rpc_serve(argv[2]);
+	if (argc == 5 && strcmp(cmd, "rpc-call") == 0)
+		return rpc_call(argv[2], argv[3], atoi(argv[4]), false);
+	if (argc == 3 && strcmp(cmd, "rpc-call-pending") == 0)
+		return rpc_call(argv[2], "pending", -1, true);
+	fprintf(stderr, "usage: see the comment at the top of tests/python/interop.c\n");
+	return 2;
+}
