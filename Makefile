@@ -320,7 +320,11 @@ install: lib tools
 
 # The Python package (python/smem) where $(PYTHON) finds it under PREFIX, and the path of the
 # installed libsmem for it. Apart from install: the Debian packages carry the C library only.
-PYTHON_SITEDIR ?= $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_path('purelib', vars={'base': '$(PREFIX)'}))" 2>/dev/null)
+# Where $(PYTHON) looks for packages under PREFIX: PREFIX/lib/python3.X/dist-packages on Debian
+# (on sys.path for /usr/local and /usr), site-packages on other builds of Python.
+PYTHON_SITEDIR ?= $(shell $(PYTHON) -c "import sys; v = '%d.%d' % sys.version_info[:2]; \
+	d = 'dist-packages' if any(p.endswith('dist-packages') for p in sys.path) else 'site-packages'; \
+	print('$(PREFIX)/lib/python%s/%s' % (v, d))" 2>/dev/null)
 PY_PKG_FILES := $(sort $(wildcard python/smem/*.py))
 PY_EXAMPLE_FILES := $(sort $(wildcard python/smem/examples/*.py))
 
