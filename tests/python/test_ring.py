@@ -157,3 +157,32 @@ def test_ring_between_python_processes_and_a_killed_writer(name, py_peer):
         r.write(b"after")
         assert r.read(5) == b"after"
         assert r.stats()["drops_recovered"] == 1
+
+
+def test_ring_large_nodes_and_concurrent_reader_threads(name):
+    big = bytes(range(256)) * 1200  # 307200 bytes: read() takes the reserve/release path
+    with smem.Ring.create(name, 2, len(big)) as w, smem.Ring.open(name) as r:
+        w.write(big)
+        assert r.read(0) == big
+    with smem.Ring.create(name + "-t", 8, 16) as w, smem.Ring.open(name + "-t") as r:
+        got = [[], []]
+
+        def reader(out):
+            while True:
+                m = r.read(5)
+                if m == b"end":
+                    return
+                out.append(int(m))
+
+        threads = [threading.Thread(target=reader, args=(g,)) for g in got]
+        for t in threads:
+            t.start()
+        for i in range(2000):
+            w.write(b"%d" % i, 5)
+        w.write(b"end", 5)
+        w.write(b"end", 5)
+        for t in threads:
+            t.join(10)
+        # Each message read exactly once, in order within each reader (one producer: FIFO).
+        assert sorted(got[0] + got[1]) == list(range(2000))
+        assert got[0] == sorted(got[0]) and got[1] == sorted(got[1])

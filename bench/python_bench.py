@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Python benchmarks of smem against the standard library's multiprocessing (issue 16).
+
+A benchmark, not a test: it measures and prints, it asserts nothing. Each comparison runs its
+baseline in the same invocation, because the machines are shared and noisy; the ratios are
+what to read. Peers are separate processes started with the "spawn" method (a fresh
+interpreter, as a real deployment would have), and every scenario runs --reps times: the
+median is reported.
+
+  ring    1 KiB messages from one process to another: smem.Ring (write bytes / read bytes)
+          vs multiprocessing.Queue (put/get) and multiprocessing.Pipe (send_bytes/recv_bytes)
+  attach  a 100 MB numpy array shared by name: time for another process to open it and get
+          the ndarray (smem.Array.open(...).array), vs multiprocessing.shared_memory
+  rpc     1 KiB request, 1 KiB response, Python -> Python: smem.Rpc.call vs a
+          multiprocessing.connection Listener/Client round trip (send_bytes/recv_bytes)
+
+Usage: PYTHONPATH=python SMEM_LIBRARY=build/default/libsmem.so \\
+           /usr/bin/python3 bench/python_bench.py [--quick] [--json FILE]
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from multiprocessing import connection, shared_memory
+
+MSG = 1024
+ARRAY_BYTES = 100 * 1000 * 1000
+
+
+# ------------------------------------------------------------------ ring vs Queue vs Pipe
+
+def _ring_reader(name, n, barrier, out):
+    import smem
+    with smem.Ring.open(name) as r:
+        barrier.wait()
+        t0 = time.perf_counter()
+        total = 0
+        for _ in range(n):
+            total += len(r.read(10))
+        out.put((time.perf_counter() - t0, total))
+
+
+def ring_smem(n):
+    import smem
+    ctx = mp.get_context("spawn")
+    name = f"pybench-ring-{os.getpid()}"
+    payload = os.urandom(MSG)
+    with smem.Ring.create(name, 256, MSG) as w:
+        barrier, out = ctx.Barrier(2), ctx.Queue()
+        p = ctx.Process(target=_ring_reader, args=(name, n, barrier, out))
+        p.start()
+        barrier.wait()
+        for _ in range(n):
+            w.write(payload, 10)
+        secs, total = out.get()
+        p.join()
+    assert total == n * MSG
+    return n / secs
+
+
+def _queue_reader(q, n, barrier, out):
+    barrier.wait()
+    t0 = time.perf_counter()
+    total = 0
+    for _ in range(n):
+        total += len(q.get())
+    out.put((time.perf_counter() - t0, total))
+
+
+def ring_queue(n):
+    ctx = mp.get_context("spawn")
+    q, barrier, out = ctx.Queue(maxsize=256), ctx.Barrier(2), ctx.Queue()
+    payload = os.urandom(MSG)
+    p = ctx.Process(target=_queue_reader, args=(q, n, barrier, out))
+    p.start()
+    barrier.wait()
+    for _ in range(n):
+        q.put(payload)
+    secs, total = out.get()
+    p.join()
+    assert total == n * MSG
+    return n / secs
+
+
+def _pipe_reader(conn, n, barrier, out):
+    barrier.wait()
+    t0 = time.perf_counter()
+    total = 0
+    for _ in range(n):
+        total += len(conn.recv_bytes())
+    out.put((time.perf_counter() - t0, total))
+
+
+def ring_pipe(n):
+    ctx = mp.get_context("spawn")
+    rd, wr = ctx.Pipe(duplex=False)
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    payload = os.urandom(MSG)
+    p = ctx.Process(target=_pipe_reader, args=(rd, n, barrier, out))
+    p.start()
+    barrier.wait()
+    for _ in range(n):
+        wr.send_bytes(payload)
+    secs, total = out.get()
+    p.join()
+    assert total == n * MSG
+    return n / secs
+
+
+# ------------------------------------------------------------------ 100 MB array attach
+
+def _attach_smem(name, out):
+    import numpy as np  # noqa: F401  (imported before timing, as an application would)
+    import smem
+    t0 = time.perf_counter()
+    a = smem.Array.open(name)
+    arr = a.array
+    secs = time.perf_counter() - t0
+    out.put((secs, int(arr[-1]), arr.nbytes))
+    del arr
+    a.close()
+
+
+def _attach_shm(name, out):
+    import numpy as np
+    t0 = time.perf_counter()
+    shm = shared_memory.SharedMemory(name)
+    arr = np.ndarray((ARRAY_BYTES,), np.uint8, buffer=shm.buf)
+    secs = time.perf_counter() - t0
+    out.put((secs, int(arr[-1]), arr.nbytes))
+    del arr
+    shm.close()
+
+
+def attach(kind):
+    import numpy as np
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    if kind == "smem":
+        import smem
+        h = smem.Array.create(f"pybench-array-{os.getpid()}", ARRAY_BYTES, np.uint8)
+        v = h.array
+        v[-1] = 42
+        del v
+        target, name = _attach_smem, h.name
+    else:
+        h = shared_memory.SharedMemory(create=True, size=ARRAY_BYTES)
+        h.buf[ARRAY_BYTES - 1] = 42
+        target, name = _attach_shm, h.name
+    try:
+        p = ctx.Process(target=target, args=(name, out))
+        p.start()
+        secs, last, nbytes = out.get()
+        p.join()
+    finally:
+        h.close()
+        if kind != "smem":
+            h.unlink()
+    assert last == 42 and nbytes == ARRAY_BYTES  # the child sees the data: shared, not copied
+    return secs
+
+
+# ------------------------------------------------------------------ RPC vs connection
+
+def _rpc_server(name, ready, stop):
+    import smem
+    with smem.Rpc.open(name, lambda req: req):  # echo: 1 KiB back
+        ready.set()
+        stop.wait()
+
+
+def rpc_smem(n):
+    import smem
+    ctx = mp.get_context("spawn")
+    name = f"pybench-rpc-{os.getpid()}"
+    payload = os.urandom(MSG)
+    with smem.Rpc.open(name) as ch:
+        ready, stop = ctx.Event(), ctx.Event()
+        p = ctx.Process(target=_rpc_server, args=(name, ready, stop))
+        p.start()
+        ready.wait()
+        for _ in range(100):  # warm-up
+            ch.call(payload, 10)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            if len(ch.call(payload, 10)) != MSG:
+                raise RuntimeError("short response")
+        secs = time.perf_counter() - t0
+        stop.set()
+        p.join()
+    return n / secs
+
+
+def _conn_server(address, ready):
+    with connection.Listener(address, family="AF_UNIX") as listener:
+        ready.set()
+        with listener.accept() as c:
+            try:
+                while True:
+                    c.send_bytes(c.recv_bytes())
+            except EOFError:
+                pass
+
+
+def rpc_connection(n):
+    ctx = mp.get_context("spawn")
+    address = f"/tmp/pybench-conn-{os.getpid()}.sock"
+    payload = os.urandom(MSG)
+    ready = ctx.Event()
+    p = ctx.Process(target=_conn_server, args=(address, ready))
+    p.start()
+    ready.wait()
+    with connection.Client(address, family="AF_UNIX") as c:
+        for _ in range(100):
+            c.send_bytes(payload)
+            c.recv_bytes()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            c.send_bytes(payload)
+            if len(c.recv_bytes()) != MSG:
+                raise RuntimeError("short response")
+        secs = time.perf_counter() - t0
+    p.join()
+    return n / secs
+
+
+# ------------------------------------------------------------------ driver
+
+def median_of(reps, fn, *args):
+    vals = [fn(*args) for _ in range(reps)]
+    return statistics.median(vals), vals
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer messages and repetitions")
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--json", help="write the results to this file")
+    args = ap.parse_args()
+    reps = args.reps or (1 if args.quick else 3)
+    n_ring = 20000 if args.quick else 200000
+    n_queue = 5000 if args.quick else 40000
+    n_rpc = 2000 if args.quick else 20000
+
+    import smem
+    start = time.time()
+    load0 = os.getloadavg()
+    res = {}
+    res["ring_smem_msgs_per_s"], res["ring_smem_reps"] = median_of(reps, ring_smem, n_ring)
+    res["queue_msgs_per_s"], res["queue_reps"] = median_of(reps, ring_queue, n_queue)
+    res["pipe_msgs_per_s"], res["pipe_reps"] = median_of(reps, ring_pipe, n_ring)
+    res["attach_smem_s"], res["attach_smem_reps"] = median_of(max(reps, 5), attach, "smem")
+    res["attach_shm_s"], res["attach_shm_reps"] = median_of(max(reps, 5), attach, "shm")
+    res["rpc_smem_calls_per_s"], res["rpc_smem_reps"] = median_of(reps, rpc_smem, n_rpc)
+    res["rpc_connection_calls_per_s"], res["rpc_connection_reps"] = \
+        median_of(reps, rpc_connection, n_rpc)
+    ratios = {
+        "ring_vs_queue": res["ring_smem_msgs_per_s"] / res["queue_msgs_per_s"],
+        "ring_vs_pipe": res["ring_smem_msgs_per_s"] / res["pipe_msgs_per_s"],
+        "rpc_vs_connection": res["rpc_smem_calls_per_s"] / res["rpc_connection_calls_per_s"],
+    }
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    meta = {
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "python": platform.python_version(), "numpy": __import__("numpy").__version__,
+        "library": smem.LIBRARY_PATH, "commit": commit, "cpus": os.cpu_count(),
+        "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+        "seconds": round(time.time() - start, 1), "reps": reps,
+        "messages": {"ring": n_ring, "queue": n_queue, "pipe": n_ring, "rpc": n_rpc},
+        "message_bytes": MSG, "array_bytes": ARRAY_BYTES,
+    }
+    print(f"ring 1 KiB, process to process: smem.Ring {res['ring_smem_msgs_per_s']:,.0f} msg/s, "
+          f"multiprocessing.Queue {res['queue_msgs_per_s']:,.0f} msg/s, "
+          f"multiprocessing.Pipe {res['pipe_msgs_per_s']:,.0f} msg/s")
+    print(f"  ratio vs Queue {ratios['ring_vs_queue']:.1f}x (target >= 20x), "
+          f"vs Pipe {ratios['ring_vs_pipe']:.2f}x (target >= 2x)")
+    print(f"attach 100 MB array in another process: smem.Array {res['attach_smem_s'] * 1e3:.3f} ms"
+          f" (target < 1 ms), multiprocessing.shared_memory {res['attach_shm_s'] * 1e3:.3f} ms")
+    print(f"rpc 1 KiB call, Python -> Python: smem.Rpc {res['rpc_smem_calls_per_s']:,.0f} calls/s,"
+          f" multiprocessing.connection {res['rpc_connection_calls_per_s']:,.0f} calls/s")
+    print(f"  ratio {ratios['rpc_vs_connection']:.2f}x (target >= 5x)")
+    print(f"load average {load0[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
+          f"{meta['seconds']} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "results": res, "ratios": ratios}, f, indent=1)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
