@@ -34,80 +34,51 @@ ARRAY_BYTES = 100 * 1000 * 1000
 
 # ------------------------------------------------------------------ ring vs Queue vs Pipe
 
-def _ring_reader(name, n, barrier, out):
-    import smem
-    with smem.Ring.open(name) as r:
-        barrier.wait()
-        t0 = time.perf_counter()
-        total = 0
-        for _ in range(n):
-            total += len(r.read(10))
-        out.put((time.perf_counter() - t0, total))
-
-
-def ring_smem(n):
-    import smem
-    ctx = mp.get_context("spawn")
-    name = f"pybench-ring-{os.getpid()}"
-    payload = os.urandom(MSG)
-    with smem.Ring.create(name, 256, MSG) as w:
-        barrier, out = ctx.Barrier(2), ctx.Queue()
-        p = ctx.Process(target=_ring_reader, args=(name, n, barrier, out))
-        p.start()
-        barrier.wait()
-        for _ in range(n):
-            w.write(payload, 10)
-        secs, total = out.get()
-        p.join()
-    assert total == n * MSG
-    return n / secs
-
-
-def _queue_reader(q, n, barrier, out):
+def _stream_reader(kind, src, n, barrier, out):
+    """The reading process: @src is a ring name, a Queue or a Pipe end."""
+    if kind == "ring":
+        import smem
+        ring = smem.Ring.open(src)
+        recv = lambda: ring.read(10)  # noqa: E731
+    elif kind == "queue":
+        recv = src.get
+    else:
+        recv = src.recv_bytes
     barrier.wait()
     t0 = time.perf_counter()
     total = 0
     for _ in range(n):
-        total += len(q.get())
+        total += len(recv())
     out.put((time.perf_counter() - t0, total))
+    if kind == "ring":
+        ring.close()
 
 
-def ring_queue(n):
+def stream(kind, n):
+    """Messages per second from this process to a reader process, timed by the reader from
+    the moment both are ready to its last message."""
+    import smem
     ctx = mp.get_context("spawn")
-    q, barrier, out = ctx.Queue(maxsize=256), ctx.Barrier(2), ctx.Queue()
     payload = os.urandom(MSG)
-    p = ctx.Process(target=_queue_reader, args=(q, n, barrier, out))
-    p.start()
-    barrier.wait()
-    for _ in range(n):
-        q.put(payload)
-    secs, total = out.get()
-    p.join()
-    assert total == n * MSG
-    return n / secs
-
-
-def _pipe_reader(conn, n, barrier, out):
-    barrier.wait()
-    t0 = time.perf_counter()
-    total = 0
-    for _ in range(n):
-        total += len(conn.recv_bytes())
-    out.put((time.perf_counter() - t0, total))
-
-
-def ring_pipe(n):
-    ctx = mp.get_context("spawn")
-    rd, wr = ctx.Pipe(duplex=False)
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    payload = os.urandom(MSG)
-    p = ctx.Process(target=_pipe_reader, args=(rd, n, barrier, out))
+    if kind == "ring":
+        ring = smem.Ring.create(f"pybench-ring-{os.getpid()}", 256, MSG)
+        src, send = ring.name, lambda: ring.write(payload, 10)
+    elif kind == "queue":
+        src = ctx.Queue(maxsize=256)
+        send = lambda: src.put(payload)  # noqa: E731
+    else:
+        src, wr = ctx.Pipe(duplex=False)
+        send = lambda: wr.send_bytes(payload)  # noqa: E731
+    p = ctx.Process(target=_stream_reader, args=(kind, src, n, barrier, out))
     p.start()
     barrier.wait()
     for _ in range(n):
-        wr.send_bytes(payload)
+        send()
     secs, total = out.get()
     p.join()
+    if kind == "ring":
+        ring.close()
     assert total == n * MSG
     return n / secs
 
@@ -251,9 +222,9 @@ def main():
     start = time.time()
     load0 = os.getloadavg()
     res = {}
-    res["ring_smem_msgs_per_s"], res["ring_smem_reps"] = median_of(reps, ring_smem, n_ring)
-    res["queue_msgs_per_s"], res["queue_reps"] = median_of(reps, ring_queue, n_queue)
-    res["pipe_msgs_per_s"], res["pipe_reps"] = median_of(reps, ring_pipe, n_ring)
+    res["ring_smem_msgs_per_s"], res["ring_smem_reps"] = median_of(reps, stream, "ring", n_ring)
+    res["queue_msgs_per_s"], res["queue_reps"] = median_of(reps, stream, "queue", n_queue)
+    res["pipe_msgs_per_s"], res["pipe_reps"] = median_of(reps, stream, "pipe", n_ring)
     res["attach_smem_s"], res["attach_smem_reps"] = median_of(max(reps, 5), attach, "smem")
     res["attach_shm_s"], res["attach_shm_reps"] = median_of(max(reps, 5), attach, "shm")
     res["rpc_smem_calls_per_s"], res["rpc_smem_reps"] = median_of(reps, rpc_smem, n_rpc)

@@ -223,28 +223,24 @@ class Ring(Handle):
     def read_view(self, timeout: Optional[float] = None) -> ReadView:
         """The next message, zero-copy: ``with ring.read_view() as mv: ...`` (see ReadView).
         Errors as :meth:`read`."""
-        slot = RingSlot()
-        rc = lib.smem_ring_reserve_read(self._p(), ctypes.byref(slot), _lib.timeout_ms(timeout))
-        if rc:
-            raise error_from(rc, filename=self._name)
-        try:
-            return ReadView(self, slot)
-        except BaseException:
-            lib.smem_ring_release(self._p(), ctypes.byref(slot))
-            raise
+        return self._reserve(lib.smem_ring_reserve_read, lib.smem_ring_release, ReadView,
+                             timeout)
 
     def reserve_write(self, timeout: Optional[float] = None) -> WriteSlot:
         """Reserve the next node for a zero-copy write (see WriteSlot); errors as
         :meth:`write`. Messages become visible in reservation order."""
+        return self._reserve(lib.smem_ring_reserve_write, lib.smem_ring_abort, WriteSlot,
+                             timeout)
+
+    def _reserve(self, reserve: Any, undo: Any, wrap: Any, timeout: Optional[float]) -> Any:
         slot = RingSlot()
-        rc = lib.smem_ring_reserve_write(self._p(), ctypes.byref(slot),
-                                         _lib.timeout_ms(timeout))
+        rc = reserve(self._p(), ctypes.byref(slot), _lib.timeout_ms(timeout))
         if rc:
             raise error_from(rc, filename=self._name)
         try:
-            return WriteSlot(self, slot)
-        except BaseException:
-            lib.smem_ring_abort(self._p(), ctypes.byref(slot))
+            return wrap(self, slot)
+        except BaseException:  # the node must not stay reserved by nobody
+            undo(self._p(), ctypes.byref(slot))
             raise
 
     def next_len(self) -> Optional[int]:

@@ -106,6 +106,20 @@ def py_peer(peers):
     return start
 
 
+def stalling_server(name: str) -> str:
+    """Code for py_peer: an RPC endpoint on @name whose handler announces "in handler" and
+    never answers (so that a call is pending when the test kills it)."""
+    return f"""
+        import time
+        def stall(req):
+            print("in handler", flush=True)
+            time.sleep(60)
+        ch = smem.Rpc.open({name!r}, stall)
+        print("ready", flush=True)
+        sys.stdin.read()
+    """
+
+
 @pytest.fixture
 def c_peer(peers):
     """Start the C helper (tests/python/interop.c) with @args."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import smem
-from conftest import BUILD
+from conftest import BUILD, stalling_server
 
 
 def test_ring_c_writes_python_reads(name, c_peer):
@@ -79,15 +79,7 @@ def test_rpc_c_calls_python_handler(name, c_peer):
 
 
 def test_rpc_killed_python_peer_gives_c_econnreset(name, c_peer, py_peer):
-    server = py_peer(f"""
-        import time
-        def stall(req):
-            print("in handler", flush=True)
-            time.sleep(60)
-        ch = smem.Rpc.open({name!r}, stall)
-        print("ready", flush=True)
-        sys.stdin.read()
-    """)
+    server = py_peer(stalling_server(name))
     server.expect("ready")
     caller = c_peer("rpc-call-pending", name)
     caller.expect("ready")

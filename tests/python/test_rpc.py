@@ -9,6 +9,7 @@ import time
 import pytest
 
 import smem
+from conftest import stalling_server
 
 
 def add_bytes(req: bytes) -> bytes:
@@ -151,15 +152,7 @@ def test_rpc_dispatch_mode_runs_handlers_in_the_callers_thread(name):
 
 def test_rpc_killed_python_peer_fails_calls_with_econnreset(name, py_peer):
     with smem.Rpc.open(name) as m:
-        peer = py_peer(f"""
-            import time
-            def stall(req):
-                print("in handler", flush=True)
-                time.sleep(60)
-            ch = smem.Rpc.open({name!r}, stall)
-            print("ready", flush=True)
-            sys.stdin.read()
-        """)
+        peer = py_peer(stalling_server(name))
         peer.expect("ready")
         pending = m.call_async(b"never answered", timeout=30)
         peer.expect("in handler")
