@@ -34,11 +34,12 @@ ARRAY_BYTES = 100 * 1000 * 1000
 
 # ------------------------------------------------------------------ ring vs Queue vs Pipe
 
-def _stream_reader(kind, src, n, barrier, out):
+def _stream_reader(kind, src, n, barrier, out, spin=None):
     """The reading process: @src is a ring name, a Queue or a Pipe end."""
     if kind == "ring":
         import smem
         ring = smem.Ring.open(src)
+        ring.set_spin(spin)
         recv = lambda: ring.read(10)  # noqa: E731
     elif kind == "queue":
         recv = src.get
@@ -54,15 +55,17 @@ def _stream_reader(kind, src, n, barrier, out):
         ring.close()
 
 
-def stream(kind, n):
+def stream(kind, n, spin=None):
     """Messages per second from this process to a reader process, timed by the reader from
-    the moment both are ready to its last message."""
+    the moment both are ready to its last message. @spin: the ring's spin (None: adaptive
+    default; 0: sleep at once, for oversubscribed cores)."""
     import smem
     ctx = mp.get_context("spawn")
     payload = os.urandom(MSG)
     barrier, out = ctx.Barrier(2), ctx.Queue()
     if kind == "ring":
         ring = smem.Ring.create(f"pybench-ring-{os.getpid()}", 256, MSG)
+        ring.set_spin(spin)
         src, send = ring.name, lambda: ring.write(payload, 10)
     elif kind == "queue":
         src = ctx.Queue(maxsize=256)
@@ -70,7 +73,7 @@ def stream(kind, n):
     else:
         src, wr = ctx.Pipe(duplex=False)
         send = lambda: wr.send_bytes(payload)  # noqa: E731
-    p = ctx.Process(target=_stream_reader, args=(kind, src, n, barrier, out))
+    p = ctx.Process(target=_stream_reader, args=(kind, src, n, barrier, out, spin))
     p.start()
     barrier.wait()
     for _ in range(n):
@@ -85,9 +88,14 @@ def stream(kind, n):
 
 # ------------------------------------------------------------------ 100 MB array attach
 
-def _attach_smem(name, out):
+def _attach_smem(name, out, warm):
     import numpy as np  # noqa: F401  (imported before timing, as an application would)
     import smem
+    if warm:  # a process that already talks to the broker (its connection is kept)
+        try:
+            smem.Region.open(name + "-none")
+        except smem.NotFoundError:
+            pass
     t0 = time.perf_counter()
     a = smem.Array.open(name)
     arr = a.array
@@ -97,7 +105,7 @@ def _attach_smem(name, out):
     a.close()
 
 
-def _attach_shm(name, out):
+def _attach_shm(name, out, warm):
     import numpy as np
     t0 = time.perf_counter()
     shm = shared_memory.SharedMemory(name)
@@ -108,7 +116,9 @@ def _attach_shm(name, out):
     shm.close()
 
 
-def attach(kind):
+def attach(kind, warm=False):
+    """Seconds for another process to attach a 100 MB array by name and get its ndarray.
+    @warm: the process has talked to the broker before (smem only)."""
     import numpy as np
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -124,7 +134,7 @@ def attach(kind):
         h.buf[ARRAY_BYTES - 1] = 42
         target, name = _attach_shm, h.name
     try:
-        p = ctx.Process(target=target, args=(name, out))
+        p = ctx.Process(target=target, args=(name, out, warm))
         p.start()
         secs, last, nbytes = out.get()
         p.join()
@@ -138,21 +148,28 @@ def attach(kind):
 
 # ------------------------------------------------------------------ RPC vs connection
 
-def _rpc_server(name, ready, stop):
+def _rpc_server(name, ready, stop, spin, dispatch):
     import smem
-    with smem.Rpc.open(name, lambda req: req):  # echo: 1 KiB back
-        ready.set()
-        stop.wait()
+    with smem.Rpc.open(name, lambda req: req, spin_ns=spin, dispatch=dispatch) as ch:
+        ready.set()  # the handler echoes: 1 KiB back
+        if dispatch:
+            while not stop.is_set():
+                ch.dispatch(0.1)
+        else:
+            stop.wait()
 
 
-def rpc_smem(n):
+def rpc_smem(n, spin=None, dispatch=False):
+    """Calls per second. @spin: waiters' spin in ns (None: the library's 20 us; 0: sleep at
+    once); @dispatch: the server runs handlers in its main thread (smem_rpc_dispatch) instead
+    of the library's service thread."""
     import smem
     ctx = mp.get_context("spawn")
     name = f"pybench-rpc-{os.getpid()}"
     payload = os.urandom(MSG)
-    with smem.Rpc.open(name) as ch:
+    with smem.Rpc.open(name, spin_ns=spin) as ch:
         ready, stop = ctx.Event(), ctx.Event()
-        p = ctx.Process(target=_rpc_server, args=(name, ready, stop))
+        p = ctx.Process(target=_rpc_server, args=(name, ready, stop, spin, dispatch))
         p.start()
         ready.wait()
         for _ in range(100):  # warm-up
@@ -214,9 +231,9 @@ def main():
     ap.add_argument("--json", help="write the results to this file")
     args = ap.parse_args()
     reps = args.reps or (1 if args.quick else 3)
-    n_ring = 20000 if args.quick else 200000
-    n_queue = 5000 if args.quick else 40000
-    n_rpc = 2000 if args.quick else 20000
+    n_ring = 20000 if args.quick else 100000
+    n_queue = 5000 if args.quick else 30000
+    n_rpc = 2000 if args.quick else 10000
 
     import smem
     start = time.time()
@@ -225,15 +242,29 @@ def main():
     res["ring_smem_msgs_per_s"], res["ring_smem_reps"] = median_of(reps, stream, "ring", n_ring)
     res["queue_msgs_per_s"], res["queue_reps"] = median_of(reps, stream, "queue", n_queue)
     res["pipe_msgs_per_s"], res["pipe_reps"] = median_of(reps, stream, "pipe", n_ring)
+    res["ring_smem_nospin_msgs_per_s"], res["ring_smem_nospin_reps"] = \
+        median_of(reps, stream, "ring", n_ring, 0)
     res["attach_smem_s"], res["attach_smem_reps"] = median_of(max(reps, 5), attach, "smem")
+    res["attach_smem_warm_s"], res["attach_smem_warm_reps"] = \
+        median_of(max(reps, 5), attach, "smem", True)
     res["attach_shm_s"], res["attach_shm_reps"] = median_of(max(reps, 5), attach, "shm")
     res["rpc_smem_calls_per_s"], res["rpc_smem_reps"] = median_of(reps, rpc_smem, n_rpc)
+    res["rpc_smem_nospin_calls_per_s"], res["rpc_smem_nospin_reps"] = \
+        median_of(reps, rpc_smem, n_rpc, 0)
+    res["rpc_smem_dispatch_nospin_calls_per_s"], res["rpc_smem_dispatch_nospin_reps"] = \
+        median_of(reps, rpc_smem, n_rpc, 0, True)
     res["rpc_connection_calls_per_s"], res["rpc_connection_reps"] = \
         median_of(reps, rpc_connection, n_rpc)
     ratios = {
         "ring_vs_queue": res["ring_smem_msgs_per_s"] / res["queue_msgs_per_s"],
         "ring_vs_pipe": res["ring_smem_msgs_per_s"] / res["pipe_msgs_per_s"],
+        "ring_nospin_vs_queue": res["ring_smem_nospin_msgs_per_s"] / res["queue_msgs_per_s"],
+        "ring_nospin_vs_pipe": res["ring_smem_nospin_msgs_per_s"] / res["pipe_msgs_per_s"],
         "rpc_vs_connection": res["rpc_smem_calls_per_s"] / res["rpc_connection_calls_per_s"],
+        "rpc_nospin_vs_connection":
+            res["rpc_smem_nospin_calls_per_s"] / res["rpc_connection_calls_per_s"],
+        "rpc_dispatch_nospin_vs_connection":
+            res["rpc_smem_dispatch_nospin_calls_per_s"] / res["rpc_connection_calls_per_s"],
     }
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
@@ -251,11 +282,19 @@ def main():
           f"multiprocessing.Pipe {res['pipe_msgs_per_s']:,.0f} msg/s")
     print(f"  ratio vs Queue {ratios['ring_vs_queue']:.1f}x (target >= 20x), "
           f"vs Pipe {ratios['ring_vs_pipe']:.2f}x (target >= 2x)")
+    print(f"  ring with spin 0 (sleep at once): {res['ring_smem_nospin_msgs_per_s']:,.0f} msg/s, "
+          f"{ratios['ring_nospin_vs_queue']:.1f}x Queue, {ratios['ring_nospin_vs_pipe']:.2f}x Pipe")
     print(f"attach 100 MB array in another process: smem.Array {res['attach_smem_s'] * 1e3:.3f} ms"
-          f" (target < 1 ms), multiprocessing.shared_memory {res['attach_shm_s'] * 1e3:.3f} ms")
+          f" as its first smem call, {res['attach_smem_warm_s'] * 1e3:.3f} ms with its broker "
+          f"connection open (target < 1 ms); multiprocessing.shared_memory "
+          f"{res['attach_shm_s'] * 1e3:.3f} ms")
     print(f"rpc 1 KiB call, Python -> Python: smem.Rpc {res['rpc_smem_calls_per_s']:,.0f} calls/s,"
           f" multiprocessing.connection {res['rpc_connection_calls_per_s']:,.0f} calls/s")
     print(f"  ratio {ratios['rpc_vs_connection']:.2f}x (target >= 5x)")
+    print(f"  spin 0: {res['rpc_smem_nospin_calls_per_s']:,.0f} calls/s "
+          f"({ratios['rpc_nospin_vs_connection']:.2f}x); spin 0 and the server dispatching "
+          f"in its main thread: {res['rpc_smem_dispatch_nospin_calls_per_s']:,.0f} calls/s "
+          f"({ratios['rpc_dispatch_nospin_vs_connection']:.2f}x)")
     print(f"load average {load0[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
           f"{meta['seconds']} s")
     if args.json:
