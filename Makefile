@@ -331,7 +331,7 @@ PY_EXAMPLE_FILES := $(sort $(wildcard python/smem/examples/*.py))
 install-python:
 	@[ -n "$(PYTHON_SITEDIR)" ] || { echo "install-python: cannot ask $(PYTHON) for its site directory; set PYTHON_SITEDIR"; exit 1; }
 	install -d $(DESTDIR)$(PYTHON_SITEDIR)/smem/examples
-	install -m 644 $(PY_PKG_FILES) $(DESTDIR)$(PYTHON_SITEDIR)/smem/
+	install -m 644 $(PY_PKG_FILES) python/smem/py.typed $(DESTDIR)$(PYTHON_SITEDIR)/smem/
 	install -m 644 $(PY_EXAMPLE_FILES) $(DESTDIR)$(PYTHON_SITEDIR)/smem/examples/
 	echo 'LIBRARY = "$(LIBDIR)/libsmem.so.$(VERSION_MAJOR)"  # written by make install-python' \
 		> $(DESTDIR)$(PYTHON_SITEDIR)/smem/_paths.py

@@ -250,9 +250,12 @@ class Array(LockedHandle):
         mv = self._view(lib.smem_array_data(p) + self._offset, self.nbytes, self._readonly)
         return np.frombuffer(mv, dtype=self._dtype).reshape(self._shape)
 
-    def __array__(self, dtype: Any = None) -> np.ndarray:
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> np.ndarray:
+        """numpy.asarray(arr): the zero-copy view (a copy if @dtype differs or @copy)."""
         a = self.array
-        return a if dtype is None else a.astype(dtype)
+        if dtype is not None and np.dtype(dtype) != a.dtype:
+            return a.astype(dtype)
+        return a.copy() if copy else a
 
     def read(self) -> np.ndarray:
         """A copy of the whole array, taken under the read lock (as one locked C copy)."""

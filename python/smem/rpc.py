@@ -271,7 +271,13 @@ class Rpc(Handle):
         Cancelling the task abandons the call."""
         call = self.call_async(data, timeout)
         call._enter()
-        fut = asyncio.get_running_loop().run_in_executor(_waiters(), call._result_cancellable)
+        try:
+            fut = asyncio.get_running_loop().run_in_executor(_waiters(),
+                                                             call._result_cancellable)
+        except BaseException:  # no thread will wait: the handle is ours to free
+            call._leave()
+            call.free()
+            raise
         try:
             out = await asyncio.shield(fut)
         except asyncio.CancelledError:

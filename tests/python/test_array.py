@@ -19,7 +19,9 @@ def test_array_view_is_shared_and_dtype_shape_come_from_the_region(name):
         assert y[1, 2] == 7.5 and y.flags.c_contiguous and y.ctypes.data % 64 == 0
         y[...] = np.arange(12).reshape(3, 4)
         assert x.sum() == 66
-        del x, y
+        z = np.asarray(b)  # __array__: the same shared memory, no copy
+        assert np.shares_memory(z, y) and np.asarray(b, np.float64).dtype == np.float64
+        del x, y, z
         assert np.array_equal(b.read(), np.arange(12, dtype=np.float32).reshape(3, 4))
 
 
