@@ -71,6 +71,36 @@ def _trampoline(handler: Handler) -> Any:
     return RPC_HANDLER(run)
 
 
+_SERVICE_SLICE_MS = 50  # how often the service thread looks whether its channel is closing
+
+
+class _ServiceThread(threading.Thread):
+    """Runs a channel's handler: smem_rpc_dispatch() in a loop, in a Python thread (whose
+    thread state lives as long as it does). Holds the channel's pointer, not the Rpc, so the
+    Rpc can still be garbage-collected."""
+
+    def __init__(self, ptr: int, name: str) -> None:
+        # Daemon: the interpreter's exit must not wait for it; the Rpc's finalizer (atexit
+        # included) stops it before closing the channel.
+        super().__init__(name=f"smem-rpc {name}"[:60], daemon=True)
+        self._ptr = ptr
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            # Returns at once after handling, or after a slice with no request. A negative
+            # result means no request can ever come (a slave whose master left).
+            if lib.smem_rpc_dispatch(self._ptr, _SERVICE_SLICE_MS) < 0:
+                break
+
+    def close_channel(self, ptr: int) -> None:
+        """The Rpc's close: stop the loop (within a slice), then close the channel."""
+        self._stopping.set()
+        if threading.current_thread() is not self:
+            self.join()
+        lib.smem_rpc_close(ptr)
+
+
 class PendingCall:
     """An asynchronous call (:meth:`Rpc.call_async`): poll :meth:`done`, or :meth:`result`
     to wait. Free it (with block, or :meth:`free`) before closing its channel; Rpc.close()
@@ -184,10 +214,12 @@ class Rpc(Handle):
              broker: Optional[str] = None) -> "Rpc":
         """Open the channel @name (master if first, slave if second).
 
-        @node_count/@node_size: the master's ring geometry (0: 16 nodes of 64 KiB);
-        @reply_timeout: how long a reply may wait for ring room (None: the library's 30 s);
-        @max_message: largest message (0: 64 MiB); @spin_ns: waiters poll this long before
-        sleeping (None: 20 us; 0: sleep at once, for oversubscribed cores).
+        @handler runs in a Python thread this endpoint starts ("smem-rpc NAME"), or with
+        @dispatch=True only in :meth:`dispatch`/:meth:`serve` and in threads waiting in a call
+        on the channel. @node_count/@node_size: the master's ring geometry (0: 16 nodes of
+        64 KiB); @reply_timeout: how long a reply may wait for ring room (None: the library's
+        30 s); @max_message: largest message (0: 64 MiB); @spin_ns: waiters poll this long
+        before sleeping (None: 20 us; 0: sleep at once, for oversubscribed cores).
         Raises BusyError (a live master and slave already), InvalidArgumentError, and the
         errors of Region/Ring creation.
         """
@@ -197,7 +229,12 @@ class Rpc(Handle):
         fn = _trampoline(handler) if handler is not None else None
         if fn is not None:
             o.handler = fn
-        o.service = 1 if dispatch else 0
+        # A handler runs in dispatch mode even when the caller wants a service thread: the
+        # thread is ours, a Python thread. Called from the library's own service thread
+        # instead, each call would make and destroy a Python thread state (ctypes does so
+        # for a thread Python does not know), which costs more than the whole call.
+        own_thread = handler is not None and not dispatch
+        o.service = 1 if (dispatch or own_thread) else 0
         if reply_timeout is not None:
             o.reply_timeout_ms = max(1, _lib.timeout_ms(reply_timeout))
         o.max_message = max_message
@@ -207,10 +244,17 @@ class Rpc(Handle):
         _lib.check(lib.smem_rpc_open(_lib.encode_name(name), ctypes.byref(o), ctypes.byref(p)),
                    name)
         self = cls.__new__(cls)
-        # The trampoline must live until smem_rpc_close() has stopped the service thread.
-        self._adopt(p.value, lib.smem_rpc_close, name, keep=fn)
         self._cond = threading.Condition()
         self._calls: set = set()
+        self._service: Optional[_ServiceThread] = None
+        if own_thread:
+            self._service = _ServiceThread(p.value, name)
+        # The trampoline must live until smem_rpc_close() has returned; the service thread
+        # must stop before it (close is not concurrent with dispatch).
+        closer = self._service.close_channel if self._service else lib.smem_rpc_close
+        self._adopt(p.value, closer, name, keep=fn)
+        if self._service:
+            self._service.start()
         return self
 
     @property
@@ -291,6 +335,9 @@ class Rpc(Handle):
         """Dispatch mode: run the handler for requests that arrive within @timeout seconds;
         returns how many were handled (0 on timeout). Raises InvalidArgumentError (service
         thread mode), PeerResetError, ShutdownError."""
+        if self._service is not None:
+            raise error_from(-errno.EINVAL, "the channel has a service thread",
+                             filename=self._name)
         return _lib.check(lib.smem_rpc_dispatch(self._p(), _lib.timeout_ms(timeout)),
                           self._name)
 

@@ -178,3 +178,24 @@ def test_rpc_closing_python_peer_fails_calls_with_eshutdown(name, py_peer):
         with pytest.raises(smem.ShutdownError) as e:
             s.call(b"x", 5)
         assert e.value.errno == errno.ESHUTDOWN
+
+
+def test_rpc_handler_runs_in_a_python_service_thread_stopped_by_close(name):
+    where = []
+
+    def handler(req: bytes) -> bytes:
+        where.append(threading.current_thread().name)
+        return req
+
+    m = smem.Rpc.open(name)
+    s = smem.Rpc.open(name, handler)
+    service = s._service
+    assert service.is_alive() and service.daemon
+    assert m.call(b"x", 5) == b"x" and where == [f"smem-rpc {name}"[:60]]
+    with pytest.raises(smem.InvalidArgumentError):
+        s.dispatch(0)  # the service thread dispatches; nobody else may
+    s.close()
+    assert not service.is_alive()
+    with pytest.raises(smem.ShutdownError):
+        m.call(b"y", 5)
+    m.close()
