@@ -114,7 +114,8 @@ DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config groff-base
 
 # $(call apt_install,STEP,PACKAGES,WHY): as root where apt-get exists, install PACKAGES; else
 # say WHY and print the command to run, and fail. One shell line, for a recipe's if branch
-# (no commas in the arguments). Every deps step (deps, fuzz-deps, deb-deps) goes through it.
+# (no commas in the arguments). Every deps step (deps, fuzz-deps, deb-deps, python-deps) goes
+# through it.
 apt_install = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	echo "$(1): installing $(2)"; \
 	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2); } || \
@@ -140,6 +141,7 @@ PY_DEPS_PKGS := python3 python3-numpy python3-pytest
 python-deps:
 	@if ! $(PYTHON) -c 'import numpy, pytest' >/dev/null 2>&1; then \
 		$(call apt_install,python-deps,$(PY_DEPS_PKGS),$(PYTHON) lacks numpy or pytest); \
+		$(PYTHON) -c 'import numpy, pytest' || { echo "python-deps: $(PYTHON) still lacks numpy or pytest: is it Debian's python3?"; exit 1; }; \
 	fi
 
 $(BUILD)/src/%.o: src/%.c | deps
