@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -20,7 +22,7 @@ buffer, or None for an empty response. Raising OSError with an errno sends that 
 the exception's message) as an error reply; any other exception sends EREMOTEIO with
 "ExceptionType: message"."""
 
-_WAIT_SLICE_MS = 100  # how often a waiting acall() thread looks for cancellation
+_WAIT_SLICE_MS = 100  # how often a thread waiting for a PendingCall looks for its freeing
 _executor: Optional[ThreadPoolExecutor] = None
 _executor_lock = threading.Lock()
 
@@ -101,6 +103,39 @@ class _ServiceThread(threading.Thread):
         lib.smem_rpc_close(ptr)
 
 
+def _wait_calls(calls: Sequence["PendingCall"], all: bool, timeout: Optional[float],
+                name: str) -> int:
+    """smem_rpc_wait() for PendingCalls, marked busy meanwhile so that free() waits."""
+    ms = _lib.timeout_ms(timeout)
+    entered: list = []
+    try:
+        for c in calls:
+            c._enter()
+            entered.append(c)
+        return _wait_loop(calls, all, ms, name)
+    finally:
+        for c in entered:
+            c._leave()
+
+
+def _wait_loop(calls: Sequence["PendingCall"], all: bool, ms: int, name: str) -> int:
+    """Wait in slices, so that a free() from another thread (Rpc.close()) is seen within one:
+    it raises ShutdownError. The calls are entered (busy)."""
+    deadline = None if ms < 0 else time.monotonic() + ms / 1000.0
+    arr = (ctypes.c_void_p * len(calls))(*[c._ptr for c in calls])
+    while True:
+        if any(c._cancelled for c in calls):
+            raise error_from(-errno.ESHUTDOWN, "the call was abandoned (freed or closed)",
+                             filename=name)
+        left = _WAIT_SLICE_MS if deadline is None else \
+            min(_WAIT_SLICE_MS, max(0, math.ceil((deadline - time.monotonic()) * 1000)))
+        rc = lib.smem_rpc_wait(arr, len(calls), 1 if all else 0, left)
+        if rc >= 0:
+            return rc
+        if rc != -errno.ETIMEDOUT or left < _WAIT_SLICE_MS:
+            raise error_from(rc, filename=name)
+
+
 class PendingCall:
     """An asynchronous call (:meth:`Rpc.call_async`): poll :meth:`done`, or :meth:`result`
     to wait. Free it (with block, or :meth:`free`) before closing its channel; Rpc.close()
@@ -116,10 +151,6 @@ class PendingCall:
         """Has the call completed (successfully or not)? Never blocks."""
         with self._rpc._cond:
             return self._ptr is not None and bool(lib.smem_rpc_call_done(self._ptr))
-
-    def _wait(self, timeout_ms: int) -> int:
-        arr = (ctypes.c_void_p * 1)(self._ptr)
-        return lib.smem_rpc_wait(arr, 1, 1, timeout_ms)
 
     def _take(self) -> bytes:
         resp, n = ctypes.c_void_p(), ctypes.c_size_t()
@@ -146,32 +177,23 @@ class PendingCall:
 
     def result(self, timeout: Optional[float] = None) -> bytes:
         """Wait up to @timeout seconds for the response and return it; raises the call's error
-        (as Rpc.call), or TimeoutExpired if it has not completed within @timeout (the call
-        stays pending)."""
-        ms = _lib.timeout_ms(timeout)
+        (as Rpc.call), TimeoutExpired if it has not completed within @timeout (the call stays
+        pending), or ShutdownError if the handle is freed meanwhile (by Rpc.close())."""
+        _wait_calls([self], True, timeout, self._rpc._name)
         self._enter()
         try:
-            rc = self._wait(ms)
-            if rc < 0:
-                raise error_from(rc, filename=self._rpc._name)
             return self._take()
         finally:
             self._leave()
 
     def _result_cancellable(self) -> Any:
-        """acall's waiter thread: wait in slices (so that cancellation and close() are seen),
-        take the outcome, free the handle."""
+        """acall's waiter thread (the call is entered already): wait (seeing cancellation and
+        close() within a slice), take the outcome, free the handle."""
         try:
-            while not self._cancelled:
-                rc = self._wait(_WAIT_SLICE_MS)
-                if rc >= 0:
-                    try:
-                        return self._take()
-                    except SmemError as e:
-                        return e
-                if rc != -errno.ETIMEDOUT:
-                    return error_from(rc, filename=self._rpc._name)
-            return None
+            _wait_loop([self], True, -1, self._rpc._name)
+            return self._take()
+        except SmemError as e:
+            return e
         finally:
             self._leave()
             self.free()
@@ -201,7 +223,7 @@ class Rpc(Handle):
 
     The first process to open a name becomes its master (it creates the rings), the second
     its slave; both may call and serve. @handler, if given, serves the peer's requests: by
-    default in a service thread the library starts (``dispatch=False``), else in
+    default in a Python thread the endpoint starts (``dispatch=False``), else in
     :meth:`dispatch`/:meth:`serve` or in any thread waiting in a call on the channel.
     Calls release the GIL while they wait. A peer that dies fails pending and new calls with
     PeerResetError (ECONNRESET); one that closes, with ShutdownError (ESHUTDOWN).
@@ -351,11 +373,10 @@ class Rpc(Handle):
     @staticmethod
     def wait(calls: Sequence[PendingCall], timeout: Optional[float] = None,
              all: bool = False) -> int:
-        """Wait for any (or @all) of @calls, possibly on different channels; returns how many
-        have completed. Raises TimeoutExpired."""
-        arr = (ctypes.c_void_p * len(calls))(*[c._ptr for c in calls])
-        return _lib.check(lib.smem_rpc_wait(arr, len(calls), 1 if all else 0,
-                                            _lib.timeout_ms(timeout)))
+        """Wait for any (or @all) of @calls, possibly on different channels, up to @timeout
+        seconds; returns how many have completed. Raises TimeoutExpired, or ShutdownError if
+        one of the calls is freed meanwhile (by its Rpc's close())."""
+        return _wait_calls(calls, all, timeout, "")
 
     def stats(self) -> Dict[str, int]:
         """Counters of the channel (struct smem_rpc_stats)."""

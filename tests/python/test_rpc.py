@@ -199,3 +199,25 @@ def test_rpc_handler_runs_in_a_python_service_thread_stopped_by_close(name):
     with pytest.raises(smem.ShutdownError):
         m.call(b"y", 5)
     m.close()
+
+
+def test_rpc_close_ends_a_wait_for_a_pending_call_with_eshutdown(name):
+    gate = threading.Event()
+    with smem.Rpc.open(name, lambda r: gate.wait(5) and r):
+        m = smem.Rpc.open(name)
+        call = m.call_async(b"slow")
+        outcome = []
+
+        def waiter():
+            try:
+                call.result(None)
+            except smem.SmemError as e:
+                outcome.append(e.errno)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.05)
+        m.close()  # frees the call: the waiter must not stay blocked on a freed handle
+        t.join(5)
+        gate.set()
+        assert outcome == [errno.ESHUTDOWN] and not t.is_alive()
