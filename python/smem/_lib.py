@@ -259,7 +259,9 @@ def make_opts(broker: Optional[str] = None, mode: int = 0, flags: int = 0) -> Op
 # bytearray, memoryview, numpy arrays, ctypes objects, mmap) can be passed to C without a copy.
 
 class _PyBuffer(Structure):
-    _fields_ = [("buf", c_void_p), ("obj", ctypes.py_object), ("len", c_ssize_t),
+    # Py_buffer (CPython's layout). obj is a raw pointer: the reference in it belongs to
+    # CPython and is dropped by PyBuffer_Release; ctypes must not manage it.
+    _fields_ = [("buf", c_void_p), ("obj", c_void_p), ("len", c_ssize_t),
                 ("itemsize", c_ssize_t), ("readonly", c_int), ("ndim", c_int),
                 ("format", c_char_p), ("shape", c_void_p), ("strides", c_void_p),
                 ("suboffsets", c_void_p), ("internal", c_void_p)]

@@ -28,6 +28,21 @@ def test_ring_moves_bytes_and_buffer_objects_in_order(name):
         assert e.value.errno == errno.ETIMEDOUT
 
 
+def test_ring_buffer_writes_hold_no_reference_afterwards(name):
+    import sys
+
+    with smem.Ring.create(name, 4, 64) as w, smem.Ring.open(name) as r:
+        arr = np.arange(8, dtype=np.int32)
+        refs = sys.getrefcount(arr)
+        for _ in range(100):
+            w.write(arr)
+            r.read(0)
+        with pytest.raises(smem.MessageSizeError):
+            w.write(np.zeros(100, np.int32))
+        assert sys.getrefcount(arr) == refs
+        arr.resize(4, refcheck=True)  # would raise if a buffer export were still held
+
+
 def test_ring_refuses_oversized_and_full_writes(name):
     with smem.Ring.create(name, 2, 8) as w:
         with pytest.raises(smem.MessageSizeError) as e:
