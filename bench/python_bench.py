@@ -8,7 +8,8 @@ interpreter, as a real deployment would have), and every scenario runs --reps ti
 median is reported.
 
   ring    1 KiB messages from one process to another: smem.Ring (write bytes / read bytes)
-          vs multiprocessing.Queue (put/get) and multiprocessing.Pipe (send_bytes/recv_bytes)
+          vs multiprocessing.Queue (put/get) and multiprocessing.Pipe (send_bytes/recv_bytes);
+          and the CPU each costs per message, written and read back in one process
   attach  a 100 MB numpy array shared by name: time for another process to open it and get
           the ndarray (smem.Array.open(...).array), vs multiprocessing.shared_memory
   rpc     1 KiB request, 1 KiB response, Python -> Python: smem.Rpc.call vs a
@@ -84,6 +85,30 @@ def stream(kind, n, spin=None):
         ring.close()
     assert total == n * MSG
     return n / secs
+
+
+def cpu_per_message(kind, batches=2000, batch=10):
+    """Microseconds of CPU per 1 KiB message written and read back in ONE process, in
+    batches of @batch (a pipe holds only a few dozen such messages): the cost of the layer
+    itself, with nobody to wait for, which load on the machine does not distort as much."""
+    import smem
+    payload = os.urandom(MSG)
+    if kind == "ring":
+        ring = smem.Ring.create(f"pybench-cpu-{os.getpid()}", 256, MSG)
+        send, recv = (lambda: ring.write(payload, 0)), (lambda: ring.read(0))
+    else:
+        rd, wr = mp.Pipe(duplex=False)
+        send, recv = (lambda: wr.send_bytes(payload)), rd.recv_bytes
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        for _ in range(batch):
+            send()
+        for _ in range(batch):
+            recv()
+    us = (time.perf_counter() - t0) / (batches * batch) * 1e6
+    if kind == "ring":
+        ring.close()
+    return us
 
 
 # ------------------------------------------------------------------ 100 MB array attach
@@ -244,6 +269,8 @@ def main():
     res["pipe_msgs_per_s"], res["pipe_reps"] = median_of(reps, stream, "pipe", n_ring)
     res["ring_smem_nospin_msgs_per_s"], res["ring_smem_nospin_reps"] = \
         median_of(reps, stream, "ring", n_ring, 0)
+    res["cpu_ring_us"], res["cpu_ring_reps"] = median_of(reps, cpu_per_message, "ring")
+    res["cpu_pipe_us"], res["cpu_pipe_reps"] = median_of(reps, cpu_per_message, "pipe")
     res["attach_smem_s"], res["attach_smem_reps"] = median_of(max(reps, 5), attach, "smem")
     res["attach_smem_warm_s"], res["attach_smem_warm_reps"] = \
         median_of(max(reps, 5), attach, "smem", True)
@@ -284,6 +311,8 @@ def main():
           f"vs Pipe {ratios['ring_vs_pipe']:.2f}x (target >= 2x)")
     print(f"  ring with spin 0 (sleep at once): {res['ring_smem_nospin_msgs_per_s']:,.0f} msg/s, "
           f"{ratios['ring_nospin_vs_queue']:.1f}x Queue, {ratios['ring_nospin_vs_pipe']:.2f}x Pipe")
+    print(f"  CPU per message written and read in one process: smem.Ring "
+          f"{res['cpu_ring_us']:.2f} us, multiprocessing.Pipe {res['cpu_pipe_us']:.2f} us")
     print(f"attach 100 MB array in another process: smem.Array {res['attach_smem_s'] * 1e3:.3f} ms"
           f" as its first smem call, {res['attach_smem_warm_s'] * 1e3:.3f} ms with its broker "
           f"connection open (target < 1 ms); multiprocessing.shared_memory "
