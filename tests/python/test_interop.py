@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import smem
-from conftest import BUILD, stalling_server
+from conftest import BUILD, ROOT, stalling_server
 
 
 def test_ring_c_writes_python_reads(name, c_peer):
@@ -106,3 +106,20 @@ def test_python_examples_print_what_the_c_examples_print():
                         capture_output=True, text=True)
     assert py.stdout == c_out
     assert c_out.splitlines()[-2:] == ["SharedMemory.RpcBuffer:", "133"]
+
+
+def test_install_python_puts_the_package_where_python3_finds_it(tmp_path):
+    """make install-python (staged with DESTDIR) lands in a directory on the system
+    python3's sys.path, with the installed library's path recorded beside it."""
+    out = subprocess.run(["make", "-s", "-C", ROOT, "install-python", f"DESTDIR={tmp_path}", "PREFIX=/usr/local",
+                          f"PYTHON={sys.executable}"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    found = list(tmp_path.glob("usr/local/lib/python3*/*-packages/smem/__init__.py"))
+    assert len(found) == 1
+    site = "/" + str(found[0].parent.parent.relative_to(tmp_path))
+    assert site in sys.path
+    paths = (found[0].parent / "_paths.py").read_text()
+    assert 'LIBRARY = "/usr/local/lib/libsmem.so.0"' in paths
+    assert (found[0].parent / "examples" / "__main__.py").exists()
+    assert (found[0].parent / "py.typed").exists()
