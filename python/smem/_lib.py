@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import time
 from ctypes import (POINTER, Structure, c_bool, c_char_p, c_int, c_int32, c_int64, c_size_t,
                     c_ssize_t, c_uint, c_uint32, c_uint64, c_void_p)
 from typing import Any, Optional, Tuple
@@ -243,6 +244,31 @@ def timeout_ms(timeout: Optional[float]) -> int:
     if ms > _INT_MAX:
         raise ValueError(f"timeout {timeout!r} s is longer than {_INT_MAX} ms")
     return ms
+
+
+# Blocking C calls wait in slices of this many ms: between two, the main thread returns to
+# the interpreter, which runs signal handlers, so Ctrl-C (KeyboardInterrupt) interrupts a
+# read or a lock that waits forever. The C library retries its waits on EINTR by itself.
+SLICE_MS = 200
+_ETIMEDOUT = 110
+
+
+def sliced(fn: Any, ms: int, *args: Any) -> int:
+    """fn(*args, timeout_ms) waiting up to @ms (-1: forever) in slices of SLICE_MS; returns
+    fn's result (-ETIMEDOUT once @ms has passed)."""
+    if 0 <= ms <= SLICE_MS:
+        return fn(*args, ms)
+    rc = fn(*args, SLICE_MS)  # the usual case ends here
+    if rc != -_ETIMEDOUT:
+        return rc
+    deadline = None if ms < 0 else time.monotonic() + (ms - SLICE_MS) / 1000.0
+    while True:
+        step = SLICE_MS
+        if deadline is not None:
+            step = min(SLICE_MS, max(0, math.ceil((deadline - time.monotonic()) * 1000.0)))
+        rc = fn(*args, step)
+        if rc != -_ETIMEDOUT or step < SLICE_MS:
+            return rc
 
 
 def make_opts(broker: Optional[str] = None, mode: int = 0, flags: int = 0) -> Opts:

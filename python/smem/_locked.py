@@ -53,7 +53,7 @@ class LockedHandle(Handle):
             self.lock_timeout = lock_timeout
 
     def _acquire(self, op: str, timeout: Optional[float]) -> LockHold:
-        rc = self._fn(op)(self._p(), _lib.timeout_ms(timeout))
+        rc = _lib.sliced(self._fn(op), _lib.timeout_ms(timeout), self._p())
         if rc == -errno.EOWNERDEAD:
             return LockHold(self, True)
         _lib.check(rc, self._name)

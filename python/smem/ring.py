@@ -15,6 +15,7 @@ from ._handle import Handle
 from ._lib import RingSlot, RingStats, lib
 from .errors import TimeoutExpired, error_from
 
+_sliced = _lib.sliced
 _ring_write = lib.smem_ring_write
 _ring_read = lib.smem_ring_read
 _SCRATCH_MAX = 256 * 1024  # read() copies through a per-thread node up to this size
@@ -172,10 +173,10 @@ class Ring(Handle):
         if p is None:
             self._p()
         if type(data) is bytes:
-            rc = _ring_write(p, data, len(data), ms)
+            rc = _sliced(_ring_write, ms, p, data, len(data))
         else:
             with _lib.BufferRef(data) as ref:
-                rc = _ring_write(p, ref.ptr, ref.nbytes, ms)
+                rc = _sliced(_ring_write, ms, p, ref.ptr, ref.nbytes)
         if rc:
             raise error_from(rc, filename=self._name)
 
@@ -194,14 +195,14 @@ class Ring(Handle):
         if scratch is None:
             buf = ctypes.create_string_buffer(self._node_size)
             scratch = self._tls.scratch = (buf, memoryview(buf).cast("B"))
-        n = _ring_read(p, scratch[0], self._node_size, ms)
+        n = _sliced(_ring_read, ms, p, scratch[0], self._node_size)
         if n < 0:
             raise error_from(n, filename=self._name)
         return scratch[1][:n].tobytes()
 
     def _read_reserved(self, p: int, ms: int) -> bytes:
         slot = RingSlot()
-        rc = lib.smem_ring_reserve_read(p, ctypes.byref(slot), ms)
+        rc = _sliced(lib.smem_ring_reserve_read, ms, p, ctypes.byref(slot))
         if rc:
             raise error_from(rc, filename=self._name)
         try:
@@ -215,7 +216,7 @@ class Ring(Handle):
         :meth:`next_len`), and the errors of :meth:`read`."""
         ms = _lib.timeout_ms(timeout)
         with _lib.BufferRef(buf, writable=True) as ref:
-            n = lib.smem_ring_read(self._p(), ref.ptr, ref.nbytes, ms)
+            n = _sliced(_ring_read, ms, self._p(), ref.ptr, ref.nbytes)
         if n < 0:
             raise error_from(n, filename=self._name)
         return n
@@ -234,7 +235,7 @@ class Ring(Handle):
 
     def _reserve(self, reserve: Any, undo: Any, wrap: Any, timeout: Optional[float]) -> Any:
         slot = RingSlot()
-        rc = reserve(self._p(), ctypes.byref(slot), _lib.timeout_ms(timeout))
+        rc = _sliced(reserve, _lib.timeout_ms(timeout), self._p(), ctypes.byref(slot))
         if rc:
             raise error_from(rc, filename=self._name)
         try:

@@ -301,7 +301,11 @@ class Rpc(Handle):
         ptr, n, ref = _lib.readable_buffer(data)
         resp, rlen = ctypes.c_void_p(), ctypes.c_size_t()
         try:
-            rc = lib.smem_rpc_call(self._p(), ptr, n, ctypes.byref(resp), ctypes.byref(rlen), ms)
+            if 0 <= ms <= _lib.SLICE_MS:
+                rc = lib.smem_rpc_call(self._p(), ptr, n, ctypes.byref(resp),
+                                       ctypes.byref(rlen), ms)
+            else:
+                rc = self._call_sliced(ptr, n, ms, resp, rlen)
         finally:
             if ref is not None:
                 ref.release()
@@ -311,6 +315,26 @@ class Rpc(Handle):
             return ctypes.string_at(resp.value, rlen.value) if resp.value else b""
         finally:
             lib.smem_rpc_free_response(resp)
+
+    def _call_sliced(self, ptr: Any, n: int, ms: int, resp: Any, rlen: Any) -> int:
+        """A call that may wait long: sent asynchronously (its deadline @ms is the library's),
+        then waited for in slices, so that signal handlers run meanwhile (Ctrl-C abandons
+        the call: its response is discarded)."""
+        call = ctypes.c_void_p()
+        rc = lib.smem_rpc_call_async(self._p(), ptr, n, ms, ctypes.byref(call))
+        if rc:
+            return rc
+        try:
+            arr = (ctypes.c_void_p * 1)(call.value)
+            while True:
+                rc = lib.smem_rpc_wait(arr, 1, 1, _lib.SLICE_MS)
+                if rc >= 0:
+                    break
+                if rc != -errno.ETIMEDOUT:
+                    return rc
+            return lib.smem_rpc_call_result(call, ctypes.byref(resp), ctypes.byref(rlen))
+        finally:
+            lib.smem_rpc_call_free(call)
 
     def call_async(self, data: Any = b"", timeout: Optional[float] = None) -> PendingCall:
         """Send @data now (waiting up to @timeout for ring room) and return a PendingCall; the

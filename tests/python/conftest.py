@@ -2,10 +2,12 @@
 fd-leak checks. run-pytest sets SMEM_BROKER (a private broker), SMEM_LIBRARY and
 SMEM_TEST_BUILD; without them the tests use a broker of their own as well."""
 import os
+import queue
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from typing import Iterator, List
 
 import pytest
@@ -54,14 +56,26 @@ def no_fd_leak() -> Iterator[None]:
 
 
 class Peer:
-    """Another process: its stdout lines are read with line(), stdin closed by finish()."""
+    """Another process: its stdout lines are read with line() (which fails after a timeout
+    instead of hanging the suite), stdin closed by finish()."""
 
     def __init__(self, argv: List[str]) -> None:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
+        self._lines: "queue.Queue[str]" = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def line(self) -> str:
-        out = self.proc.stdout.readline()
+    def _read(self) -> None:
+        for out in self.proc.stdout:
+            self._lines.put(out)
+        self._lines.put("")  # EOF
+
+    def line(self, timeout: float = 20) -> str:
+        try:
+            out = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"peer printed no line within {timeout} s") from None
         if not out:
             self.proc.wait(10)
             raise AssertionError(f"peer exited ({self.proc.returncode}): {self.proc.stderr.read()}")
@@ -72,13 +86,24 @@ class Peer:
 
     def finish(self, timeout: float = 10) -> str:
         """Close its stdin, wait for it, return the rest of its stdout; asserts status 0."""
-        out, err = self.proc.communicate(timeout=timeout)
+        self.proc.stdin.close()
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+        err = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
         assert self.proc.returncode == 0, f"peer failed ({self.proc.returncode}): {err}"
-        return out
+        rest = []
+        while True:
+            out = self._lines.get_nowait()
+            if not out:
+                return "".join(rest)
+            rest.append(out)
 
     def kill9(self) -> None:
         self.proc.kill()  # SIGKILL
         self.proc.wait(10)
+        self._reader.join(10)
         self.proc.stdin.close()
         self.proc.stdout.close()
         self.proc.stderr.close()

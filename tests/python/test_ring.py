@@ -201,3 +201,32 @@ def test_ring_large_nodes_and_concurrent_reader_threads(name):
         # Each message read exactly once, in order within each reader (one producer: FIFO).
         assert sorted(got[0] + got[1]) == list(range(2000))
         assert got[0] == sorted(got[0]) and got[1] == sorted(got[1])
+
+
+def test_ctrl_c_interrupts_waits_without_timeout(name, py_peer):
+    """A read, a lock or a call waiting forever in the main thread still raises
+    KeyboardInterrupt on SIGINT (the waits are sliced), and the object stays usable."""
+    peer = py_peer(f"""
+        import signal, threading
+        def interrupt_soon():
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with smem.Ring.create({name!r}, 2, 8) as r, \\
+                smem.Buffer.create({name!r} + "-b", 8) as b, \\
+                smem.Buffer.open({name!r} + "-b") as b2, \\
+                smem.Rpc.open({name!r} + "-c") as m, \\
+                smem.Rpc.open({name!r} + "-c", lambda q: __import__("time").sleep(30)):
+            for what, wait in (("read", lambda: r.read()),
+                               ("lock", lambda: b2.lock_write()),
+                               ("call", lambda: m.call(b"x"))):
+                interrupt_soon()
+                try:
+                    with b.lock_write() if what == "lock" else open(os.devnull):
+                        wait()
+                except KeyboardInterrupt:
+                    print(what, "interrupted", flush=True)
+            r.write(b"still ok")
+            print(r.read(1).decode(), flush=True)
+            os._exit(0)  # the handler still sleeps: do not wait for it
+    """)
+    for line in ("read interrupted", "lock interrupted", "call interrupted", "still ok"):
+        assert peer.line() == line
