@@ -216,7 +216,8 @@ static int conn_connect(struct bconn *c)
 	err = smem__broker_greet(fd, &c->seq, NULL);
 	if (err) {
 		close(fd);
-		return err == -ECONNREFUSED ? err : -EPROTO;
+		/* A broker that refuses us for a reason (a cap of our uid) says which. */
+		return err == -ECONNREFUSED || err == -EDQUOT || err == -EMFILE ? err : -EPROTO;
 	}
 	c->fd = fd;
 	for (h = c->holds; h; h = h->next) {

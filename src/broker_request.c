@@ -120,16 +120,99 @@ static int parse_named(const unsigned char *p, size_t len, void *m, size_t fixed
 	return 0;
 }
 
+/*
+ * Whether the memfd's inode (its mode and group, which the kernel checks when anyone re-opens
+ * /proc/PID/fd/N) grants nobody more than the name's @mode and @gid do. When the groups
+ * differ, a member of the inode's group may or may not be in the name's, so its bits must be
+ * within both the name's group and other bits; and so must the inode's other bits.
+ */
+static bool inode_within(const struct stat *st, uint32_t mode, uint32_t gid)
+{
+	uint32_t ig = (st->st_mode >> 3) & 7, io = st->st_mode & 7;
+	uint32_t g = (mode >> 3) & 7, o = mode & 7;
+
+	if ((uint32_t)st->st_gid == gid)
+		return !(ig & ~g) && !(io & ~o);
+	return !(ig & ~(g & o)) && !(io & ~(g & o));
+}
+
+/*
+ * Give a fresh name's inode the name's group and mode when we may (we are root or its owner;
+ * the group only where the kernel lets us), so that the kernel grants what the broker does.
+ * The creator already narrowed it (region.c); a failure here leaves it narrower, never wider.
+ */
+static void inode_adjust(int fd, struct stat *st, uint32_t mode, uint32_t gid)
+{
+	uid_t me = geteuid();
+
+	if ((st->st_mode & 0777) == mode && (uint32_t)st->st_gid == gid)
+		return;
+	if (me != 0 && me != st->st_uid)
+		return;
+	if ((uint32_t)st->st_gid != gid && fchown(fd, (uid_t)-1, (gid_t)gid) < 0)
+		return;
+	if (fchmod(fd, (mode_t)mode) < 0 || fstat(fd, st) < 0)
+		return;
+}
+
+static bool out_of_fds(int err)
+{
+	return err == EMFILE || err == ENFILE;
+}
+
+/*
+ * A holder re-registers a name after a broker restart, with the owner, group and mode the
+ * previous broker told it. The kernel's record decides the owner (the memfd's st_uid, which
+ * nobody but root can change), the inode must not grant more than the claimed mode, and the
+ * caller must be the owner, root, or somebody the claimed mode admits with its fd's access.
+ */
+static int rereg_check(const struct conn *c, const struct smem_msg_create *m,
+		       const struct stat *st, int acc)
+{
+	uint32_t mode = m->mode ? m->mode : 0600;
+
+	if ((uint32_t)st->st_uid != m->uid)
+		return -EPERM;
+	if (!inode_within(st, mode, m->gid))
+		return -EPERM;
+	if (c->uid != 0 && c->uid != m->uid && !may_access(c, m->uid, m->gid, mode, acc == O_RDWR))
+		return -EACCES;
+	return 0;
+}
+
+/* A re-register of the very same memfd joins the entry another holder made. */
+static int rereg_join(struct broker *b, struct conn *c, struct entry *e, int *fdp, int acc,
+		      size_t *out_len)
+{
+	int err;
+
+	if (!may_access(c, e->uid, e->gid, e->mode, acc == O_RDWR))
+		return -EACCES;
+	err = smem__srv_hold_add(b, c, e);
+	if (err)
+		return err;
+	if (e->rw_lost && acc == O_RDWR) {
+		/* A writable description at last (the owner's, say): keep it, drop the old. */
+		close(e->fd);
+		e->fd = *fdp;
+		e->rw_lost = false;
+		*fdp = -1;
+	}
+	*out_len = put_entry(b->tx + sizeof(struct smem_msg_hdr), e);
+	return 0;	/* *fdp, unless taken, stays ours: the caller closes it */
+}
+
 static int do_create(struct broker *b, struct conn *c, const unsigned char *p, size_t len,
 		     int *fdp, size_t *out_len)
 {
 	struct smem_msg_create m;
 	const char *name;
 	size_t name_len;
-	struct quota *q;
+	struct uidrec *owner;
 	struct entry *e;
 	struct stat st;
-	int seals, acc, err, fd = *fdp;
+	uint32_t uid, gid, mode;
+	int seals, acc, err, fd = *fdp, rw_fd = -1;
 	bool rereg;
 
 	err = parse_named(p, len, &m, sizeof(m), offsetof(struct smem_msg_create, name_len),
@@ -140,6 +223,12 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 	    m.kind > SMEM_KIND_MAX || m.mode > 0777)
 		return -EINVAL;
 	rereg = m.flags & SMEM_CREATE_REREGISTER;
+	/*
+	 * Just after a restart, live holders are re-registering their names: until the grace
+	 * period ends nobody may take a name one of them is about to claim back.
+	 */
+	if (!rereg && b->grace_end_ns && smem__now_ns() < b->grace_end_ns)
+		return -EAGAIN;
 
 	/* The fd must be a memfd sealed against resizing, at least as large as declared. */
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
@@ -156,53 +245,71 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 	if (acc != O_RDWR && !rereg)
 		return -EINVAL;
 
-	e = smem__srv_lookup(b, name, name_len);
-	if (e) {
-		/* A re-register of the very same memfd joins the entry another holder made. */
-		if (!rereg || e->dev != st.st_dev || e->ino != st.st_ino)
-			return -EEXIST;
-		if (!may_access(c, e->uid, e->gid, e->mode, acc == O_RDWR))
-			return -EACCES;
-		err = smem__srv_hold_add(c, e);
+	if (rereg) {
+		err = rereg_check(c, &m, &st, acc);
 		if (err)
 			return err;
-		*out_len = put_entry(b->tx + sizeof(struct smem_msg_hdr), e);
-		return 0;	/* *fdp stays ours: the caller closes it */
+		uid = m.uid;
+		gid = m.gid;
+		mode = m.mode ? m.mode : 0600;
+	} else {
+		/* Only root registers memory somebody else made (and pays for it). */
+		if (c->uid != 0 && (uint32_t)st.st_uid != c->uid)
+			return -EPERM;
+		uid = c->uid;
+		gid = b->cfg->group >= 0 ? (gid_t)b->cfg->group : c->gid;
+		mode = m.mode ? m.mode : (b->cfg->group >= 0 ? 0660 : 0600);
 	}
 
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return -ENOMEM;
-	e->ro_fd = -1;
-	e->fd = -1;
-	if (rereg) {
-		/*
-		 * The holder says who owned the name. Believe it from that owner or root; from
-		 * anybody else only if the recorded mode grants them the access their fd has,
-		 * which is what an OPEN by them would have checked.
-		 */
-		if (c->uid != 0 && c->uid != m.uid &&
-		    !may_access(c, m.uid, m.gid, m.mode, acc == O_RDWR)) {
-			free(e);
-			return -EACCES;
-		}
-		e->uid = m.uid;
-		e->gid = m.gid;
-		e->mode = m.mode ? m.mode : 0600;
-	} else {
-		e->uid = c->uid;
-		e->gid = b->cfg->group >= 0 ? (gid_t)b->cfg->group : c->gid;
-		e->mode = m.mode ? m.mode : (b->cfg->group >= 0 ? 0660 : 0600);
+	e = smem__srv_lookup(b, name, name_len);
+	if (e) {
+		if (!rereg || e->dev != st.st_dev || e->ino != st.st_ino)
+			return -EEXIST;
+		return rereg_join(b, c, e, fdp, acc, out_len);
 	}
-	q = smem__srv_quota(b, e->uid, true);
-	if (!q) {
-		free(e);
+
+	/* Names and bytes are charged to the owner until the memfd goes, unlinked or not. */
+	owner = smem__srv_uid(b, uid, true);
+	if (!owner)
 		return -ENOMEM;
-	}
-	if (q->names + 1 > b->max_names || (uint64_t)st.st_size > b->max_bytes - q->bytes) {
-		free(e);
+	if (owner->names + 1 > b->max_names || (uint64_t)st.st_size > b->max_bytes - owner->bytes) {
+		smem__srv_uid_put(b, owner);
 		return -EDQUOT;
 	}
+	if (!rereg)
+		inode_adjust(fd, &st, mode, gid);
+	if (!inode_within(&st, mode, gid)) {
+		/* An inode wider than its name: a read-only opener could re-open it writable. */
+		smem__srv_uid_put(b, owner);
+		return -EPERM;
+	}
+	if (acc != O_RDWR && (c->uid == 0 || c->uid == uid)) {
+		/*
+		 * The owner (or root) re-registers from a read-only description: reopen it
+		 * writable, which the inode's mode allows or not. Never for another uid: that
+		 * would hand it more than its fd gives.
+		 */
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		rw_fd = open(path, O_RDWR | O_CLOEXEC);
+		if (rw_fd < 0 && out_of_fds(errno)) {
+			smem__srv_uid_put(b, owner);
+			return -EMFILE;
+		}
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		if (rw_fd >= 0)
+			close(rw_fd);
+		smem__srv_uid_put(b, owner);
+		return -ENOMEM;
+	}
+	e->ro_fd = -1;
+	e->fd = rw_fd;
+	e->uid = uid;
+	e->gid = gid;
+	e->mode = mode;
 	e->id = ++b->next_id;
 	e->size = (uint64_t)st.st_size;
 	e->ctime_ns = realtime_ns();
@@ -213,23 +320,17 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 	e->name_len = (uint16_t)name_len;
 	memcpy(e->name, name, name_len);
 	e->name[name_len] = 0;
-	if (smem__srv_hold_add(c, e) < 0) {
-		free(e);
-		return -ENOMEM;
-	}
-	if (acc != O_RDWR) {
-		/* A read-only holder re-registers: a memfd's inode lets us reopen it rw. */
-		char path[64];
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		e->fd = open(path, O_RDWR | O_CLOEXEC);
-		e->rw_lost = e->fd < 0;
-	}
 	if (e->fd < 0) {
+		e->rw_lost = acc != O_RDWR;
 		e->fd = fd;
 		*fdp = -1;	/* moved into the entry */
 	}
-	smem__srv_link(b, e, q);
+	smem__srv_link(b, e, owner);
+	err = smem__srv_hold_add(b, c, e);
+	if (err) {
+		smem__srv_unlink(b, e);	/* nobody holds it: freed, the owner uncharged */
+		return err;
+	}
 	*out_len = put_entry(b->tx + sizeof(struct smem_msg_hdr), e);
 	return 0;
 }
@@ -263,9 +364,9 @@ static int do_open(struct broker *b, struct conn *c, const unsigned char *p, siz
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", e->fd);
 		e->ro_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (e->ro_fd < 0)
-			return -EACCES;
+			return out_of_fds(errno) ? -EMFILE : -EACCES;
 	}
-	err = smem__srv_hold_add(c, e);
+	err = smem__srv_hold_add(b, c, e);
 	if (err)
 		return err;
 	*send_fd = rdonly ? e->ro_fd : e->fd;
@@ -367,7 +468,13 @@ bool smem__srv_handle(struct broker *b, struct conn *c, uint32_t events)
 	if (msg.msg_flags & MSG_TRUNC)
 		status = -EMSGSIZE;
 	else if (msg.msg_flags & MSG_CTRUNC)
-		status = -EBADMSG;
+		/*
+		 * Fewer fds than the buffer holds and still cut: the kernel could not give us
+		 * one (we are out of fds), which the client must hear as such.
+		 */
+		status = nfds < MAX_RX_FDS ? -EMFILE : -EBADMSG;
+	else if (c->refuse)
+		status = c->refuse;
 	else if (h.version != SMEM_PROTO_VERSION)
 		status = -EPROTONOSUPPORT;
 	else if (h.length != len || h.status != 0)
@@ -457,9 +564,16 @@ answer_unparsed:
 			close(fds[i]);
 	if (status < 0 && h.op != SMEM_OP_HELLO)
 		out_len = 0;	/* an error reply is a bare header (HELLO's carries our version) */
-	if (noreply)
+	if (noreply && !c->refuse)
 		return true;
-	return reply(b, c, (size_t)n >= sizeof(h) ? &h : NULL, status, out_len,
-		     status == 0 ? send_fd : -1);
+	if (!reply(b, c, (size_t)n >= sizeof(h) ? &h : NULL, status, out_len,
+		   status == 0 ? send_fd : -1))
+		return false;
+	if (c->refuse) {
+		/* Over its uid's connection cap: told why, then closed. */
+		smem__srv_conn_close(b, c);
+		return false;
+	}
+	return true;
 }
 

@@ -17,7 +17,10 @@
  * State: entries (one per name) in a hash table and in an id-ordered list; connections with
  * their holds (entry, count). An entry is freed when it is out of the table (unlinked, or its
  * last hold went and it is not persistent) and nobody holds it. Quotas are charged to the
- * entry's owner uid while the name is in the table.
+ * entry's owner uid until the entry is freed (an unlinked name still held keeps its memfd, so
+ * it keeps counting), connections and holds to the uid that has them; a uid's record goes
+ * with the last thing it counts. broker_request.c says what a claimed owner and mode are held
+ * against (the memfd's st_uid and inode mode) and what the grace period after a start is.
  *
  * fd ownership: a received fd is owned by the request being handled; it is either moved into an
  * entry or closed before the reply goes out, on every path.
@@ -37,6 +40,25 @@
 
 #include "broker_server.h"
 
+/*
+ * Out of fds with a connection waiting: the listener would stay readable and the loop spin.
+ * Give up the reserve fd for a moment to accept the connection and close it at once (its
+ * client sees the broker hang up), then take the reserve back. Never sleep here: every other
+ * client waits on this loop.
+ */
+static void accept_shed(struct broker *b)
+{
+	int fd;
+
+	if (b->reserve < 0)
+		return;
+	close(b->reserve);
+	fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd >= 0)
+		close(fd);
+	b->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void conn_accept(struct broker *b)
 {
 	struct ucred cred;
@@ -47,9 +69,8 @@ static void conn_accept(struct broker *b)
 
 	fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0) {
-		/* Out of fds: the listener stays readable; do not spin on it. */
 		if (errno == EMFILE || errno == ENFILE)
-			usleep(10000);
+			accept_shed(b);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -65,14 +86,16 @@ static void conn_accept(struct broker *b)
 	len = sizeof(c->groups);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
 		c->ngroups = (int)(len / sizeof(gid_t));
-	ev.events = EPOLLIN | EPOLLRDHUP;
-	ev.data.ptr = c;
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	/* Far over its uid's cap: not even an answer (the fd is what a flood is after). */
+	if (smem__srv_conn_link(b, c) < 0) {
 		free(c);
 		close(fd);
 		return;
 	}
-	smem__srv_conn_link(b, c);
+	ev.events = EPOLLIN | EPOLLRDHUP;
+	ev.data.ptr = c;
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		smem__srv_conn_close(b, c);
 }
 
 /* ---- the request path without the loop (fuzz targets, tests) ------------------------- */
@@ -105,6 +128,7 @@ static struct conn *conn_by_fd(struct broker *b, int fd)
 int smem__broker_adopt(struct smem__broker *sb, int fd, uid_t uid, gid_t gid)
 {
 	struct conn *c;
+	int err;
 
 	if (fd < 0 || conn_by_fd(&sb->b, fd))
 		return -EINVAL;
@@ -115,8 +139,10 @@ int smem__broker_adopt(struct smem__broker *sb, int fd, uid_t uid, gid_t gid)
 	c->uid = uid;
 	c->gid = gid;
 	c->pid = 0;
-	smem__srv_conn_link(&sb->b, c);
-	return 0;
+	err = smem__srv_conn_link(&sb->b, c);
+	if (err)
+		free(c);
+	return err;
 }
 
 int smem__broker_step(struct smem__broker *sb, int fd)
@@ -151,6 +177,11 @@ void smem__broker_free(struct smem__broker *sb)
 unsigned smem__broker_names(const struct smem__broker *sb)
 {
 	return sb->b.nentries;
+}
+
+unsigned smem__broker_uids(const struct smem__broker *sb)
+{
+	return sb->b.nuids;
 }
 
 /* ---- the loop ------------------------------------------------------------------------ */
@@ -203,6 +234,7 @@ int smem__broker_serve(const struct smem__broker_config *cfg)
 	if (cfg->path && stat(cfg->path, &sock_st) == 0)
 		have_sock_st = true;
 	fcntl(b->lfd, F_SETFL, fcntl(b->lfd, F_GETFL) | O_NONBLOCK);
+	b->reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (b->epfd < 0) {

@@ -20,10 +20,21 @@
 #define MAX_GROUPS		64
 #define DEFAULT_MAX_NAMES	4096u
 #define DEFAULT_MAX_BYTES	(64ull << 30)
+#define DEFAULT_MAX_CONNS	256u
+#define DEFAULT_MAX_HOLDS	4096u
+/*
+ * Connections of a uid over its cap are accepted and answered -EDQUOT on their first request
+ * (so the client can say why), up to this many at once; beyond that they are closed unread.
+ */
+#define REFUSE_SLACK		16u
+#define UID_BUCKETS		1024u
+
+struct uidrec;
 
 struct entry {
 	struct entry *hnext;		/* hash chain */
 	struct entry *prev, *next;	/* id order */
+	struct uidrec *owner;		/* charged with this entry until it is freed */
 	uint64_t id, size, ctime_ns;
 	uint32_t kind, mode, uid, gid, flags;
 	uint32_t holders;
@@ -51,14 +62,23 @@ struct conn {
 	int ngroups;
 	gid_t groups[MAX_GROUPS];
 	bool hello;
+	int refuse;			/* 0, or the status every request gets before the close */
+	struct uidrec *rec;		/* the peer uid's record, charged with this connection */
 	struct hold *holds;
 	size_t nholds, cap;
 };
 
-struct quota {
-	struct quota *next;
+/*
+ * What one uid has at the broker: names and bytes it owns (linked or not: an unlinked name
+ * still held keeps its memfd, as an unlinked open file keeps its inode), its connections and
+ * its holds. Freed when all four are zero, so that uids that come and go leave nothing.
+ */
+struct uidrec {
+	struct uidrec *next;		/* hash chain */
 	uid_t uid;
 	uint32_t names;
+	uint32_t conns;
+	uint32_t holds;
 	uint64_t bytes;
 };
 
@@ -71,9 +91,12 @@ struct broker {
 	struct entry *first, *last;	/* id order, linked entries only */
 	unsigned nentries;
 	uint64_t next_id;
-	struct quota *quotas;
-	uint32_t max_names;
+	struct uidrec *uids[UID_BUCKETS];
+	unsigned nuids;
+	uint32_t max_names, max_conns, max_holds;
 	uint64_t max_bytes;
+	uint64_t grace_end_ns;		/* CLOCK_MONOTONIC: plain CREATEs get -EAGAIN before it */
+	int reserve;			/* /dev/null, given up to accept (and close) at EMFILE */
 	bool stop;
 	/* The request being handled and its reply. */
 	_Alignas(8) unsigned char rx[SMEM_PROTO_MAX_REQ];
@@ -86,18 +109,27 @@ struct broker {
 void smem__srv_init(struct broker *b, const struct smem__broker_config *cfg);
 /* The entry named @name (@len bytes, no NUL), or NULL. */
 struct entry *smem__srv_lookup(struct broker *b, const char *name, size_t len);
-/* @uid's quota record, made (zeroed) if @make and missing; NULL if none or out of memory. */
-struct quota *smem__srv_quota(struct broker *b, uid_t uid, bool make);
-/* Put @e in the table under its name and charge @q. */
-void smem__srv_link(struct broker *b, struct entry *e, struct quota *q);
-/* Take @e out of the table (the name no longer resolves) and give its quota back. */
+/* @uid's record, made (zeroed) if @make and missing; NULL if none or out of memory. */
+struct uidrec *smem__srv_uid(struct broker *b, uid_t uid, bool make);
+/* Free @r if it no longer counts anything. */
+void smem__srv_uid_put(struct broker *b, struct uidrec *r);
+/*
+ * Put @e in the table under its name and charge its owner @r (names, bytes) until @e is
+ * freed, which is after its unlink and its last hold.
+ */
+void smem__srv_link(struct broker *b, struct entry *e, struct uidrec *r);
+/* Take @e out of the table (the name no longer resolves); freed now if nobody holds it. */
 void smem__srv_unlink(struct broker *b, struct entry *e);
-/* One more hold of @c on @e. 0 or -ENOMEM. */
-int smem__srv_hold_add(struct conn *c, struct entry *e);
+/* One more hold of @c on @e. 0, -EDQUOT (the uid's holds are at the cap) or -ENOMEM. */
+int smem__srv_hold_add(struct broker *b, struct conn *c, struct entry *e);
 /* Drop one hold of @c on the entry with @id. 0 or -ENOENT. */
 int smem__srv_hold_drop(struct broker *b, struct conn *c, uint64_t id);
-/* Add @c to the broker's connections. */
-void smem__srv_conn_link(struct broker *b, struct conn *c);
+/*
+ * Add @c (its uid filled in) to the broker's connections and charge its uid. 0; -EDQUOT if
+ * the uid is far over its connection cap (@c is not linked: close its fd and free it); over
+ * the cap by less, @c is linked with c->refuse set. -ENOMEM without a record.
+ */
+int smem__srv_conn_link(struct broker *b, struct conn *c);
 /* Close @c, releasing every hold it had, and free it. */
 void smem__srv_conn_close(struct broker *b, struct conn *c);
 /* Close every connection (releasing its holds), then every name, then the broker's own fds. */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's state: names (a hash table and an id-ordered list), per-uid quotas, each
- * connection's holds, and what closing a connection releases. See broker_server.c for the
- * design and broker_server.h for the other broker files.
+ * The broker's state: names (a hash table and an id-ordered list), per-uid records (quotas
+ * and caps), each connection's holds, and what closing a connection releases. See
+ * broker_server.c for the design and broker_server.h for the other broker files.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +14,13 @@
 void smem__srv_init(struct broker *b, const struct smem__broker_config *cfg)
 {
 	b->cfg = cfg;
-	b->lfd = b->epfd = b->sigfd = -1;
+	b->lfd = b->epfd = b->sigfd = b->reserve = -1;
 	b->max_names = cfg->max_names ? cfg->max_names : DEFAULT_MAX_NAMES;
 	b->max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;
+	b->max_conns = cfg->max_conns ? cfg->max_conns : DEFAULT_MAX_CONNS;
+	b->max_holds = cfg->max_holds ? cfg->max_holds : DEFAULT_MAX_HOLDS;
+	if (cfg->grace_ms > 0)
+		b->grace_end_ns = smem__now_ns() + (uint64_t)cfg->grace_ms * 1000000u;
 }
 
 /* ---- entries ------------------------------------------------------------------------- */
@@ -40,33 +44,54 @@ struct entry *smem__srv_lookup(struct broker *b, const char *name, size_t len)
 	return NULL;
 }
 
-struct quota *smem__srv_quota(struct broker *b, uid_t uid, bool make)
-{
-	struct quota *q;
+/* ---- per-uid records ---------------------------------------------------------------- */
 
-	for (q = b->quotas; q; q = q->next)
-		if (q->uid == uid)
-			return q;
-	if (!make || !(q = calloc(1, sizeof(*q))))
-		return NULL;
-	q->uid = uid;
-	q->next = b->quotas;
-	b->quotas = q;
-	return q;
-}
-static void entry_free(struct entry *e)
+struct uidrec *smem__srv_uid(struct broker *b, uid_t uid, bool make)
 {
+	struct uidrec **head = &b->uids[(uint32_t)uid * 2654435761u % UID_BUCKETS], *r;
+
+	for (r = *head; r; r = r->next)
+		if (r->uid == uid)
+			return r;
+	if (!make || !(r = calloc(1, sizeof(*r))))
+		return NULL;
+	r->uid = uid;
+	r->next = *head;
+	*head = r;
+	b->nuids++;
+	return r;
+}
+
+void smem__srv_uid_put(struct broker *b, struct uidrec *r)
+{
+	struct uidrec **pp = &b->uids[(uint32_t)r->uid * 2654435761u % UID_BUCKETS];
+
+	if (r->names || r->conns || r->holds || r->bytes)
+		return;
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	b->nuids--;
+	free(r);
+}
+
+/* The memfd goes, and only now its owner gets the name and the bytes back. */
+static void entry_free(struct broker *b, struct entry *e)
+{
+	struct uidrec *r = e->owner;
+
+	r->names--;
+	r->bytes -= e->size;
 	close(e->fd);
 	if (e->ro_fd >= 0)
 		close(e->ro_fd);
 	free(e);
+	smem__srv_uid_put(b, r);
 }
 
-/* Take @e out of the table (the name no longer resolves) and give its quota back. */
 void smem__srv_unlink(struct broker *b, struct entry *e)
 {
 	struct entry **pp = &b->table[name_hash(e->name, e->name_len)];
-	struct quota *q;
 
 	if (!e->linked)
 		return;
@@ -83,16 +108,11 @@ void smem__srv_unlink(struct broker *b, struct entry *e)
 		b->last = e->prev;
 	e->linked = false;
 	b->nentries--;
-	q = smem__srv_quota(b, e->uid, false);
-	if (q) {
-		q->names--;
-		q->bytes -= e->size;
-	}
 	if (!e->holders)
-		entry_free(e);
+		entry_free(b, e);
 }
 
-void smem__srv_link(struct broker *b, struct entry *e, struct quota *q)
+void smem__srv_link(struct broker *b, struct entry *e, struct uidrec *r)
 {
 	uint32_t h = name_hash(e->name, e->name_len);
 
@@ -107,8 +127,9 @@ void smem__srv_link(struct broker *b, struct entry *e, struct quota *q)
 	b->last = e;
 	e->linked = true;
 	b->nentries++;
-	q->names++;
-	q->bytes += e->size;
+	e->owner = r;
+	r->names++;
+	r->bytes += e->size;
 }
 
 /* One hold fewer on @e: the name goes with its last hold unless persistent. */
@@ -117,17 +138,19 @@ static void entry_put(struct broker *b, struct entry *e)
 	if (--e->holders)
 		return;
 	if (!e->linked)
-		entry_free(e);
+		entry_free(b, e);
 	else if (!(e->flags & SMEM_ENTRY_PERSIST))
 		smem__srv_unlink(b, e);
 }
 
 /* ---- connections and holds ----------------------------------------------------------- */
 
-int smem__srv_hold_add(struct conn *c, struct entry *e)
+int smem__srv_hold_add(struct broker *b, struct conn *c, struct entry *e)
 {
 	size_t i;
 
+	if (c->rec->holds >= b->max_holds)
+		return -EDQUOT;
 	for (i = 0; i < c->nholds; i++)
 		if (c->holds[i].e == e)
 			break;
@@ -144,6 +167,7 @@ int smem__srv_hold_add(struct conn *c, struct entry *e)
 		c->holds[c->nholds++] = (struct hold){ .e = e, .count = 0 };
 	}
 	c->holds[i].count++;
+	c->rec->holds++;
 	e->holders++;
 	return 0;
 }
@@ -159,6 +183,7 @@ int smem__srv_hold_drop(struct broker *b, struct conn *c, uint64_t id)
 			continue;
 		if (--c->holds[i].count == 0)
 			c->holds[i] = c->holds[--c->nholds];
+		c->rec->holds--;
 		entry_put(b, e);
 		return 0;
 	}
@@ -171,8 +196,10 @@ void smem__srv_conn_close(struct broker *b, struct conn *c)
 
 	/* A process that exits or is killed releases every hold it had. */
 	for (i = 0; i < c->nholds; i++)
-		for (j = 0; j < c->holds[i].count; j++)
+		for (j = 0; j < c->holds[i].count; j++) {
+			c->rec->holds--;
 			entry_put(b, c->holds[i].e);
+		}
 	free(c->holds);
 	epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -183,16 +210,31 @@ void smem__srv_conn_close(struct broker *b, struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	b->nconns--;
+	c->rec->conns--;
+	smem__srv_uid_put(b, c->rec);
 	free(c);
 }
 
-void smem__srv_conn_link(struct broker *b, struct conn *c)
+int smem__srv_conn_link(struct broker *b, struct conn *c)
 {
+	struct uidrec *r = smem__srv_uid(b, c->uid, true);
+
+	if (!r)
+		return -ENOMEM;
+	if (r->conns >= b->max_conns + REFUSE_SLACK) {
+		smem__srv_uid_put(b, r);
+		return -EDQUOT;
+	}
+	if (r->conns >= b->max_conns)
+		c->refuse = -EDQUOT;
+	r->conns++;
+	c->rec = r;
 	c->next = b->conns;
 	if (b->conns)
 		b->conns->prev = c;
 	b->conns = c;
 	b->nconns++;
+	return 0;
 }
 
 /* Close every connection (releasing its holds), then every name, then the broker's own fds. */
@@ -202,17 +244,14 @@ void smem__srv_destroy(struct broker *b)
 		smem__srv_conn_close(b, b->conns);
 	while (b->first)
 		smem__srv_unlink(b, b->first);
-	while (b->quotas) {
-		struct quota *q = b->quotas;
-
-		b->quotas = q->next;
-		free(q);
-	}
+	/* Every record was freed with the last thing it counted. */
 	if (b->sigfd >= 0)
 		close(b->sigfd);
 	if (b->epfd >= 0)
 		close(b->epfd);
 	if (b->lfd >= 0)
 		close(b->lfd);
+	if (b->reserve >= 0)
+		close(b->reserve);
 	free(b);
 }

@@ -168,6 +168,9 @@ struct smem__broker_config {
 	long group;			/* >= 0: gid given to names, whose default mode is 0660 */
 	uint32_t max_names;		/* per uid; 0: 4096 */
 	uint64_t max_bytes;		/* per uid; 0: 64 GiB */
+	uint32_t max_conns;		/* per uid; 0: 256 */
+	uint32_t max_holds;		/* per uid; 0: 4096 */
+	int grace_ms;			/* after start, plain CREATEs get -EAGAIN this long; 0 none */
 	bool verbose;			/* log requests to stderr */
 };
 
@@ -192,6 +195,8 @@ int smem__broker_adopt(struct smem__broker *b, int fd, uid_t uid, gid_t gid);
 int smem__broker_step(struct smem__broker *b, int fd);
 /* Names in the table. */
 unsigned smem__broker_names(const struct smem__broker *b);
+/* Per-uid records the broker keeps (a uid with no name, connection or hold has none). */
+unsigned smem__broker_uids(const struct smem__broker *b);
 /* Close every connection and name, as the loop does on exit. NULL is ignored. */
 void smem__broker_free(struct smem__broker *b);
 

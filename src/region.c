@@ -19,6 +19,8 @@
 #include "internal.h"
 
 #define REQUIRED_SEALS	(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+/* How long a create waits out a broker's grace period (above any default --grace). */
+#define GRACE_WAIT_S	10
 
 int smem__name_check(const char *name)
 {
@@ -63,6 +65,35 @@ static void region_free(struct smem_region *r)
 		close(r->fd);
 	smem__broker_release(r->hold);
 	free(r);
+}
+
+/*
+ * The memfd inode's mode for a name of @mode (0: the broker's default, at most 0660). The
+ * inode's group is our own, which need not be the name's (a broker with --group), so a bit
+ * goes to the inode's group and others only if the name gives it to its group and to others.
+ */
+static mode_t inode_mode(uint32_t mode)
+{
+	uint32_t m = mode ? mode : 0600, go = (m >> 3) & m & 7;
+
+	return (mode_t)((m & 0700) | (go << 3) | go);
+}
+
+/*
+ * A broker in its grace period after a restart (docs/SECURITY.md) refuses plain creates with
+ * -EAGAIN for a few seconds while holders re-register: wait it out, up to GRACE_WAIT_S, then
+ * report -EAGAIN.
+ */
+static int broker_create_retry(const struct smem_opts *opts, const char *name, uint32_t kind,
+			       int fd, uint32_t mode, uint32_t flags, struct smem__hold **hold)
+{
+	uint64_t end = smem__now_ns() + (uint64_t)GRACE_WAIT_S * 1000000000u;
+	int err;
+
+	while ((err = smem__broker_create(opts, name, kind, fd, mode, flags, hold)) == -EAGAIN &&
+	       smem__now_ns() < end)
+		usleep(20000);
+	return err;
 }
 
 int smem__region_create(const char *name, uint32_t kind, size_t obj_size, smem__init_fn init,
@@ -132,11 +163,20 @@ int smem__region_create(const char *name, uint32_t kind, size_t obj_size, smem__
 	/* Release: everything above is visible to whoever sees the magic (acquire at open). */
 	atomic_store_explicit(&hdr->magic, SMEM_MAGIC, memory_order_release);
 
+	/*
+	 * memfd_create makes a 0777 inode: anyone handed a read-only fd could re-open
+	 * /proc/self/fd/N writable. Narrow it before anyone sees it; the broker widens it to the
+	 * name's exact mode and group where it may (docs/SECURITY.md).
+	 */
+	if (fchmod(r->fd, inode_mode(mode)) < 0) {
+		err = -errno;
+		goto fail;
+	}
 	if (fcntl(r->fd, F_ADD_SEALS, REQUIRED_SEALS) < 0) {
 		err = -errno;
 		goto fail;
 	}
-	err = smem__broker_create(opts, name, kind, r->fd, mode, flags, &r->hold);
+	err = broker_create_retry(opts, name, kind, r->fd, mode, flags, &r->hold);
 	if (err)
 		goto fail;
 	*ret = r;

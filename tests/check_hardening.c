@@ -120,7 +120,7 @@ START_TEST(broker_step_answers_each_request_once_and_free_closes_every_fd)
 	int srv, cli, mfd, got, before = t_count_fds();
 
 	ck_assert_ptr_nonnull(b);
-	cli = adopt(b, 1000, &srv);
+	cli = adopt(b, geteuid(), &srv);	/* the memfds are ours (st_uid) */
 	ck_assert_int_eq(smem__broker_step(b, srv), 0);		/* nothing to read yet */
 	send_with_fd(cli, buf, msg_hello(buf, 1), -1);
 	ck_assert_int_eq(smem__broker_step(b, srv), 1);
@@ -160,7 +160,7 @@ START_TEST(broker_step_sees_a_hangup_and_releases_the_holds)
 	struct smem__broker *b = smem__broker_new(&cfg);
 	int srv, cli, mfd, got, before = t_count_fds();
 
-	cli = adopt(b, 1000, &srv);
+	cli = adopt(b, geteuid(), &srv);	/* the memfds are ours (st_uid) */
 	send_with_fd(cli, buf, msg_hello(buf, 1), -1);
 	ck_assert_int_eq(smem__broker_step(b, srv), 1);
 	ck_assert_int_eq(recv_reply(cli, SMEM_OP_HELLO, 1, &got), 0);

@@ -4,7 +4,8 @@
  * (src/broker_server.c) so that any smem process can auto-start one; this is its main().
  *
  *   smemd [--socket PATH|@NAME] [--group NAME] [--foreground] [--idle-exit SECONDS]
- *         [--max-names N] [--max-bytes N] [--verbose]
+ *         [--max-names N] [--max-bytes N] [--max-conns N] [--max-holds N] [--grace SECONDS]
+ *         [--verbose]
  *
  * Under systemd socket activation (LISTEN_PID/LISTEN_FDS) it serves fd 3 instead of binding.
  */
@@ -21,6 +22,8 @@
 
 #include "internal.h"
 
+#define DEFAULT_GRACE_S	3
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -32,7 +35,13 @@ static void usage(FILE *f)
 		"  --foreground         do not detach\n"
 		"  --idle-exit SECONDS  exit after SECONDS with no connection and no name (0: never)\n"
 		"  --max-names N        per-uid limit on names (default 4096)\n"
-		"  --max-bytes N        per-uid limit on bytes, suffixes K M G (default 64G)\n"
+		"  --max-bytes N        per-uid limit on bytes, suffixes K M G (default 64G);\n"
+		"                       an unlinked name counts until its last holder lets go\n"
+		"  --max-conns N        per-uid limit on connections (default 256)\n"
+		"  --max-holds N        per-uid limit on holds of names (default 4096)\n"
+		"  --grace SECONDS      after start, only re-registrations for this long: plain\n"
+		"                       creates get EAGAIN (default 3 with --group or socket\n"
+		"                       activation, else 0)\n"
 		"  --verbose            log every request to stderr\n"
 		"  --help               this text\n"
 		"  --version            the version of smem it belongs to\n"
@@ -125,6 +134,9 @@ int main(int argc, char **argv)
 		{ "idle-exit", required_argument, NULL, 'i' },
 		{ "max-names", required_argument, NULL, 'n' },
 		{ "max-bytes", required_argument, NULL, 'b' },
+		{ "max-conns", required_argument, NULL, 'C' },
+		{ "max-holds", required_argument, NULL, 'H' },
+		{ "grace", required_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -134,11 +146,13 @@ int main(int argc, char **argv)
 	const char *sock = NULL, *group = NULL, *lpid, *lfds;
 	char abs_path[PATH_MAX + 110];
 	bool foreground = false;
+	long grace_s = -1;	/* -1: the default, which depends on who may connect */
+	bool activated = false;
 	struct smem__addr a;
 	uint64_t v;
 	int c, err;
 
-	while ((c = getopt_long(argc, argv, "s:g:fi:n:b:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:g:fi:n:b:C:H:G:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': sock = optarg; break;
 		case 'g': group = optarg; break;
@@ -164,6 +178,25 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.max_bytes = v;
+			break;
+		case 'C':
+		case 'H':
+			if (parse_u64(optarg, &v) || v == 0 || v > UINT32_MAX) {
+				fprintf(stderr, "smemd: bad --max-%s '%s'\n",
+					c == 'C' ? "conns" : "holds", optarg);
+				return 2;
+			}
+			if (c == 'C')
+				cfg.max_conns = (uint32_t)v;
+			else
+				cfg.max_holds = (uint32_t)v;
+			break;
+		case 'G':
+			if (parse_u64(optarg, &v) || v > INT_MAX / 1000) {
+				fprintf(stderr, "smemd: bad --grace '%s'\n", optarg);
+				return 2;
+			}
+			grace_s = (long)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -200,6 +233,7 @@ int main(int argc, char **argv)
 	if (lpid && lfds && atol(lpid) == (long)getpid() && atoi(lfds) >= 1) {
 		/* Socket activation: systemd owns the socket file and its mode. */
 		cfg.listen_fd = 3;
+		activated = true;
 		fcntl(3, F_SETFD, FD_CLOEXEC);
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
@@ -240,6 +274,14 @@ int main(int argc, char **argv)
 		if (cfg.verbose)
 			fprintf(stderr, "smemd: listening at %s\n", a.text);
 	}
+	/*
+	 * A broker only its own uid can reach needs no grace: nobody else could take a name
+	 * while its holders re-register. A shared one (a group, or a socket systemd made with
+	 * whatever mode) gives them DEFAULT_GRACE_S, as an NFS server gives its clients.
+	 */
+	if (grace_s < 0)
+		grace_s = cfg.group >= 0 || activated ? DEFAULT_GRACE_S : 0;
+	cfg.grace_ms = (int)grace_s * 1000;
 	if (!foreground)
 		detach();
 	if (chdir("/") < 0) {
