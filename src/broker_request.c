@@ -223,13 +223,6 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 	    m.kind > SMEM_KIND_MAX || m.mode > 0777)
 		return -EINVAL;
 	rereg = m.flags & SMEM_CREATE_REREGISTER;
-	/*
-	 * Just after a restart, live holders are re-registering their names: until the grace
-	 * period ends nobody may take a name one of them is about to claim back.
-	 */
-	if (!rereg && b->grace_end_ns && smem__now_ns() < b->grace_end_ns)
-		return -EAGAIN;
-
 	/* The fd must be a memfd sealed against resizing, at least as large as declared. */
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return -EPROTO;
@@ -267,6 +260,13 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 			return -EEXIST;
 		return rereg_join(b, c, e, fdp, acc, out_len);
 	}
+
+	/*
+	 * Just after a restart, live holders are re-registering their names: until the grace
+	 * period ends nobody may take a name one of them may be about to claim back.
+	 */
+	if (!rereg && b->grace_end_ns && smem__now_ns() < b->grace_end_ns)
+		return -EAGAIN;
 
 	/* Names and bytes are charged to the owner until the memfd goes, unlinked or not. */
 	owner = smem__srv_uid(b, uid, true);
