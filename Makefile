@@ -98,7 +98,7 @@ RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
 .PHONY: all lib tools examples tests deps python-deps check run install uninstall clean bench bench-peers stress fuzz-deps \
-	fuzz fuzz-build crash load valgrind deb deb-deps check-deb install-python uninstall-python
+	fuzz fuzz-build crash load load-flood valgrind deb deb-deps check-deb install-python uninstall-python
 .DEFAULT_GOAL := all
 
 all: deps lib tools examples tests
@@ -280,6 +280,13 @@ crash: all
 # the broker's VmRSS before and after, per-uid limits (as root).
 load: all
 	@BUILD=$(BUILD) $(BUILD)/tests/load/load
+
+# The flood scenario alone (part of `make load`): one uid floods connections, holds and
+# create/unlink churn at a broker with the default per-uid caps while another uid's
+# create/open latency (p50/p99) and the broker's fd count are measured. Needs root.
+LOAD_FLOOD_ITERS ?= 2000
+load-flood: all
+	@BUILD=$(BUILD) $(BUILD)/tests/load/load -F -i $(LOAD_FLOOD_ITERS)
 
 # Memcheck over the suites: every process under valgrind, a log each in $(BUILD)/valgrind/.
 # VALGRIND_SUITES=check_ring limits it (default: all; about 8 minutes on 2 cores).

@@ -3,6 +3,7 @@
  * Broker load: many connections, many names, churn from many processes, per-uid limits.
  *
  *   load [-c CONNECTIONS] [-n NAMES] [-p PROCESSES] [-i ITERATIONS] [-v]
+ *   load -F [-i ITERATIONS]          (the flood scenario alone: `make load-flood`)
  *
  * Runs the real smemd ($BUILD/tools/smemd) in a private directory, then:
  *   1. opens CONNECTIONS (1000) client connections at once and says HELLO on all of them;
@@ -14,6 +15,13 @@
  *   4. closes the connections: every name must disappear;
  *   5. per-uid limits: a second smemd with --max-names 64 --max-bytes 1M; four processes under
  *      four uids fill their quotas: each gets exactly its own, then -EDQUOT.
+ *   6. flood (as root): uid 3000 floods a broker with the default caps (256 connections,
+ *      4096 holds, 4096 names per uid): 2000 connections, holds of one name until -EDQUOT,
+ *      create+unlink churn until -EDQUOT, over and over; meanwhile uid 3001 creates and
+ *      opens ITERATIONS names through the library, and the same is measured first without
+ *      the flood. Prints the other uid's create and open latency (p50, p99, max) with and
+ *      without the flood, and the broker's fd count (sampled; its cap: 2 x (256 + 16)
+ *      connections, 4096 memfds and as many read-only descriptions, plus the victim's).
  * Checked: every request is answered (within 30 s), with the expected status; the broker's
  * memory after the second churn round is within 2 MiB of the first (bounded, not growing
  * with traffic); the name count is exact at each step; the limits hold exactly per uid.
@@ -21,8 +29,10 @@
  * per-uid part (skipped otherwise) and for more than the hard fd limit.
  */
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +75,7 @@ static const char *build_dir(void)
 
 /* ---- the broker under test ----------------------------------------------------------- */
 
+/* Our own scenarios are one uid with far more than the default per-uid caps. */
 static pid_t start_smemd(const char *addr, const char *max_names, const char *max_bytes)
 {
 	char path[512];
@@ -79,8 +90,13 @@ static pid_t start_smemd(const char *addr, const char *max_names, const char *ma
 		exit(2);
 	}
 	if (pid == 0) {
-		execl(path, path, "--foreground", "--socket", addr, "--idle-exit", "0",
-		      "--max-names", max_names, "--max-bytes", max_bytes, (char *)NULL);
+		if (max_names)
+			execl(path, path, "--foreground", "--socket", addr, "--idle-exit", "0",
+			      "--max-names", max_names, "--max-bytes", max_bytes, "--max-conns",
+			      "1000000", "--max-holds", "1000000", (char *)NULL);
+		else	/* the defaults */
+			execl(path, path, "--foreground", "--socket", addr, "--idle-exit", "0",
+			      (char *)NULL);
 		perror("load: exec smemd");
 		_exit(127);
 	}
@@ -435,12 +451,217 @@ static void limits(void)
 	munmap(res, sizeof(*res));
 }
 
+/* ---- flood: one uid floods, another is measured -------------------------------------------- */
+
+#define FLOOD_UID	3000
+#define VICTIM_UID	3001
+#define FLOOD_CONNS	2000
+
+static int fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* As FLOOD_UID until killed: connections, holds, create+unlink churn, over and over. */
+static void flood_proc(int kind)
+{
+	struct smem_opts o666 = { .mode = 0666 };
+	static int conns[FLOOD_CONNS];
+	struct smem_region **rs = calloc(8192, sizeof(*rs));
+	struct smem__addr a;
+	unsigned long round;
+
+	if (setgroups(0, NULL) < 0 || setresgid(FLOOD_UID, FLOOD_UID, FLOOD_UID) < 0 ||
+	    setresuid(FLOOD_UID, FLOOD_UID, FLOOD_UID) < 0 || !rs)
+		_exit(3);
+	smem__addr_resolve(NULL, &a);
+	for (round = 0;; round++) {
+		int n = 0, i, err;
+		char name[64];
+
+		if (kind == 0) {
+			/* Connections: as many as the broker lets us have, again and again. */
+			for (i = 0; i < FLOOD_CONNS; i++)
+				conns[i] = raw_connect(&a);
+			usleep(100000);
+			for (i = 0; i < FLOOD_CONNS; i++)
+				if (conns[i] >= 0)
+					close(conns[i]);
+			continue;
+		}
+		if (kind == 1) {
+			/* Holds of one name until the cap, then let go. */
+			snprintf(name, sizeof(name), "flood-hold-%lu", round);
+			err = smem_region_create(name, 4096, &o666, &rs[n]);
+			if (!err)
+				n++;
+			while (n < 8192 && smem_region_open(name, NULL, &rs[n]) == 0)
+				n++;
+		} else {
+			/* Create and unlink, keeping the memory, until the quota; then let go. */
+			for (i = 0; n < 8192; i++) {
+				snprintf(name, sizeof(name), "flood-%d-%lu-%d", kind, round, i);
+				if (smem_region_create(name, 4096, NULL, &rs[n]))
+					break;
+				smem_unlink(name, NULL);
+				n++;
+			}
+		}
+		while (n > 0)
+			smem_region_close(rs[--n]);
+	}
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct victim_result {
+	_Atomic int errors;
+	int first_err;
+	long long create_us[3], open_us[3];	/* p50, p99, max */
+};
+
+static void pcts(long long *v, int n, long long out[3])
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_ll);
+	out[0] = v[n / 2];
+	out[1] = v[(n * 99) / 100];
+	out[2] = v[n - 1];
+}
+
+/* As VICTIM_UID: create+open+close @iters names, each timed. */
+static void victim_proc(int iters, const char *tag, struct victim_result *res)
+{
+	long long *c = calloc((size_t)iters, sizeof(*c)), *o = calloc((size_t)iters, sizeof(*o));
+	int i, err;
+
+	if (setgroups(0, NULL) < 0 || setresgid(VICTIM_UID, VICTIM_UID, VICTIM_UID) < 0 ||
+	    setresuid(VICTIM_UID, VICTIM_UID, VICTIM_UID) < 0 || !c || !o)
+		_exit(3);
+	for (i = 0; i < iters; i++) {
+		struct smem_region *r, *h;
+		char name[64];
+		uint64_t t0;
+
+		snprintf(name, sizeof(name), "victim-%s-%d", tag, i);
+		t0 = smem__now_ns();
+		err = smem_region_create(name, 4096, NULL, &r);
+		c[i] = (long long)((smem__now_ns() - t0) / 1000u);
+		if (err) {
+			if (!res->errors++)
+				res->first_err = err;
+			o[i] = c[i];
+			continue;
+		}
+		t0 = smem__now_ns();
+		err = smem_region_open(name, NULL, &h);
+		o[i] = (long long)((smem__now_ns() - t0) / 1000u);
+		if (err) {
+			if (!res->errors++)
+				res->first_err = err;
+		} else {
+			smem_region_close(h);
+		}
+		smem_region_close(r);
+	}
+	pcts(c, iters, res->create_us);
+	pcts(o, iters, res->open_us);
+	smem__broker_disconnect();
+	_exit(0);
+}
+
+static void victim_run(int iters, const char *tag, struct victim_result *res, pid_t bpid,
+		       int *max_fds)
+{
+	int status;
+	pid_t v = fork();
+
+	if (v == 0)
+		victim_proc(iters, tag, res);
+	while (waitpid(v, &status, WNOHANG) == 0) {
+		int n = fd_count(bpid);
+
+		if (n > *max_fds)
+			*max_fds = n;
+		usleep(5000);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		FAIL("victim process failed (%d)", status);
+	printf("load: flood: uid %d %s: %d creates+opens, %d errors%s%s; create p50 %lld us "
+	       "p99 %lld us max %lld us; open p50 %lld us p99 %lld us max %lld us\n",
+	       VICTIM_UID, tag, iters, res->errors, res->errors ? ", first " : "",
+	       res->errors ? smem_strerror(res->first_err) : "", res->create_us[0],
+	       res->create_us[1], res->create_us[2], res->open_us[0], res->open_us[1],
+	       res->open_us[2]);
+	if (res->errors)
+		FAIL("the other uid's creates or opens failed during the %s run", tag);
+}
+
+static void flood(int iters)
+{
+	struct victim_result *res = mmap(NULL, 2 * sizeof(*res), PROT_READ | PROT_WRITE,
+					 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	/* Connections of two uids with slack, names and read-only descriptions, our own. */
+	const int cap = 2 * (256 + 16) + 2 * 4096 + 64;
+	int max_fds = 0, idle_fds, i, status;
+	pid_t bpid, fl[4];
+	char addr[64];
+
+	if (geteuid() != 0) {
+		printf("load: flood skipped (needs root to run as other uids)\n");
+		return;
+	}
+	snprintf(addr, sizeof(addr), "@smem-load-flood-%d", (int)getpid());
+	bpid = start_smemd(addr, NULL, NULL);
+	setenv("SMEM_BROKER", addr, 1);
+	idle_fds = fd_count(bpid);
+	victim_run(iters, "alone", &res[0], bpid, &max_fds);
+	for (i = 0; i < 4; i++) {
+		fl[i] = fork();
+		if (fl[i] == 0)
+			flood_proc(i < 2 ? i : 2);
+	}
+	sleep(2);	/* let the flood reach the caps */
+	victim_run(iters, "under-flood", &res[1], bpid, &max_fds);
+	for (i = 0; i < 4; i++) {
+		kill(fl[i], SIGKILL);
+		waitpid(fl[i], &status, 0);
+	}
+	printf("load: flood: broker fds idle %d, at most %d during the runs (cap %d); "
+	       "other uid's create p99 %.2f ms, open p99 %.2f ms under flood (target < 10 ms); "
+	       "p99 ratio flood/alone create %.1f open %.1f\n", idle_fds, max_fds, cap,
+	       res[1].create_us[1] / 1000.0, res[1].open_us[1] / 1000.0,
+	       (double)res[1].create_us[1] / (double)(res[0].create_us[1] ? res[0].create_us[1] : 1),
+	       (double)res[1].open_us[1] / (double)(res[0].open_us[1] ? res[0].open_us[1] : 1));
+	if (max_fds > cap)
+		FAIL("broker fds %d over the caps' %d", max_fds, cap);
+	stop_smemd(addr, bpid);
+	munmap(res, 2 * sizeof(*res));
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
 	unsigned nconn = 1000, nnames = 10000, answered, bad, i, k, per;
 	int procs = 16, iters = 500, opt;
+	bool flood_only = false;
 	struct churn_result *res;
 	struct smem__addr a;
 	struct rlimit rl;
@@ -450,13 +671,14 @@ int main(int argc, char **argv)
 	long long t0;
 	pid_t bpid;
 
-	while ((opt = getopt(argc, argv, "c:n:p:i:v")) != -1) {
+	while ((opt = getopt(argc, argv, "c:n:p:i:vF")) != -1) {
 		switch (opt) {
 		case 'c': nconn = (unsigned)atoi(optarg); break;
 		case 'n': nnames = (unsigned)atoi(optarg); break;
 		case 'p': procs = atoi(optarg); break;
 		case 'i': iters = atoi(optarg); break;
 		case 'v': verbose = true; break;
+		case 'F': flood_only = true; break;
 		default:
 			fprintf(stderr, "usage: load [-c CONNECTIONS] [-n NAMES] [-p PROCESSES] "
 					"[-i ITERATIONS]\n");
@@ -487,6 +709,12 @@ int main(int argc, char **argv)
 				(unsigned long)rl.rlim_max, nconn);
 			return 2;
 		}
+	}
+
+	if (flood_only) {
+		flood(iters);
+		printf("load: flood, %d failures\n", failures);
+		return failures ? 1 : 0;
 	}
 
 	snprintf(dir, sizeof(dir), "/tmp/smem-load.XXXXXX");
@@ -578,6 +806,9 @@ int main(int argc, char **argv)
 
 	/* 5. per-uid limits */
 	limits();
+
+	/* 6. one uid floods, another is served */
+	flood(iters);
 
 	printf("load: %u connections, %u names, %d churn processes x %d x 2, %d failures\n",
 	       nconn, per * nconn, procs, iters, failures);
