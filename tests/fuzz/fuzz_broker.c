@@ -9,7 +9,10 @@
  *   conn 2: uid 1001 gid 1000    conn 3: uid 0 (root)
  *
  *   byte 0            config: bits 0-2 max_names (0: default, else 1..7), bit 3 --group 1000,
- *                     bits 4-5 max_bytes (default, 8 KiB, 64 KiB, 1 MiB)
+ *                     bits 4-5 max_bytes (default, 8 KiB, 64 KiB, 1 MiB), bits 6-7: 0 nothing
+ *                     more, 1 max_holds 4, 2 max_conns 1 (conn 1, uid 1000 again, is over
+ *                     the cap: answered -EDQUOT and closed, then reconnected), 3 a grace
+ *                     period that outlasts the input (plain CREATEs get -EAGAIN)
  *   then records      ctl (1 byte), len (2 bytes, little-endian), len bytes of message
  *
  *   ctl bits 0-1      the connection that sends
@@ -18,8 +21,12 @@
  *                     again, so that re-registration of the same inode is reachable), 2 an
  *                     unsealed memfd, 3 a pipe, 4 2 + sel copies of one sealed memfd (over 8:
  *                     MSG_CTRUNC), 5 a read-only description of a sealed memfd (sel 7: the
- *                     last fd a reply carried), 6 a sealed memfd of sel * 512 bytes, 7 no
- *                     message: the connection hangs up and a new one takes its place
+ *                     last fd a reply carried), 6 a sealed memfd of (sel & 3) * 2048 bytes
+ *                     with inode mode 0666, owned by the next connection's uid if sel & 4
+ *                     (a forged owner, an inode wider than its name), 7 no message: the
+ *                     connection hangs up and a new one takes its place
+ *                     Sealed memfds other than kind 6 belong to the sender's uid (st_uid, as
+ *                     the broker checks) with inode mode 0600, when the harness runs as root.
  *   ctl bits 5-7      sel
  *
  * Checked after every message, not only "no crash": the connection stays open or the broker
@@ -37,6 +44,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -79,6 +87,7 @@ struct state {
 	int last_memfd;		/* previous sealed memfd sent (kind 1) */
 	int last_rx;		/* last fd a reply carried */
 	struct smem_msg_hdr req;	/* the request's header (zero if shorter) */
+	int last_status;		/* of the last reply drained */
 };
 
 static void connect_one(struct state *s, int i)
@@ -98,19 +107,25 @@ static void replace_fd(int *slot, int fd)
 	*slot = fd;
 }
 
-static int sealed_memfd(size_t size)
+/* A sealed memfd of @size bytes owned by @uid (when we may) with inode mode @mode. */
+static int sealed_memfd(size_t size, uid_t uid, mode_t mode)
 {
 	int fd = memfd_create("fuzz", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	CHECK(fd >= 0);
 	CHECK(ftruncate(fd, (off_t)size) == 0);
+	CHECK(fchmod(fd, mode) == 0);
+	if (geteuid() == 0)
+		CHECK(fchown(fd, uid, uid) == 0);
 	CHECK(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0);
 	return fd;
 }
 
 /* The fds that go with a message (ours to close after sending). Returns how many. */
-static int make_fds(struct state *s, unsigned kind, unsigned sel, int *fds)
+static int make_fds(struct state *s, unsigned ci, unsigned kind, unsigned sel, int *fds)
 {
+	uid_t uid = conn_uid[ci];
+
 	char path[64];
 	int i, n, p[2];
 
@@ -119,7 +134,7 @@ static int make_fds(struct state *s, unsigned kind, unsigned sel, int *fds)
 		if (sel == 7 && s->last_memfd >= 0) {
 			fds[0] = dup(s->last_memfd);
 		} else {
-			fds[0] = sealed_memfd((size_t)(1 + sel) * 4096);
+			fds[0] = sealed_memfd((size_t)(1 + sel) * 4096, uid, 0600);
 			replace_fd(&s->last_memfd, dup(fds[0]));
 		}
 		return 1;
@@ -134,7 +149,7 @@ static int make_fds(struct state *s, unsigned kind, unsigned sel, int *fds)
 		return 1;
 	case 4:
 		n = 2 + (int)sel;
-		fds[0] = sealed_memfd(8192);
+		fds[0] = sealed_memfd(8192, uid, 0600);
 		for (i = 1; i < n; i++)
 			fds[i] = dup(fds[0]);
 		return n;
@@ -143,14 +158,15 @@ static int make_fds(struct state *s, unsigned kind, unsigned sel, int *fds)
 			fds[0] = dup(s->last_rx);
 			return 1;
 		}
-		i = sealed_memfd((size_t)(1 + sel) * 4096);
+		i = sealed_memfd((size_t)(1 + sel) * 4096, uid, 0600);
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", i);
 		fds[0] = open(path, O_RDONLY | O_CLOEXEC);
 		close(i);
 		CHECK(fds[0] >= 0);
 		return 1;
 	case 6:
-		fds[0] = sealed_memfd((size_t)sel * 512);
+		fds[0] = sealed_memfd((size_t)(sel & 3) * 2048,
+				      (sel & 4) ? conn_uid[(ci + 1) % NCONN] : uid, 0666);
 		return 1;
 	default:
 		return 0;
@@ -225,6 +241,7 @@ static int drain(struct state *s, int sock)
 		CHECK(h.version == SMEM_PROTO_VERSION);
 		CHECK(h.length == (size_t)n - sizeof(h));
 		CHECK(h.status <= 0);
+		s->last_status = h.status;
 		/* Replies echo the request's op and seq (0 for one too short to have them). */
 		CHECK(h.op == s->req.op && h.seq == s->req.seq);
 		if (trace)
@@ -268,6 +285,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.max_names = data[0] & 7;
 	cfg.group = (data[0] & 8) ? 1000 : -1;
 	cfg.max_bytes = max_bytes[(data[0] >> 4) & 3];
+	switch (data[0] >> 6) {
+	case 1: cfg.max_holds = 4; break;
+	case 2: cfg.max_conns = 1; break;
+	case 3: cfg.grace_ms = 3600 * 1000; break;
+	default: break;
+	}
 	s.b = smem__broker_new(&cfg);
 	CHECK(s.b);
 	for (i = 0; i < NCONN; i++)
@@ -296,7 +319,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(&s.req, 0, sizeof(s.req));
 		if (len >= sizeof(s.req))
 			memcpy(&s.req, m, sizeof(s.req));
-		nfds = make_fds(&s, kind, sel, fds);
+		nfds = make_fds(&s, ci, kind, sel, fds);
 		send_msg(s.client[ci], m, len, fds, nfds);
 		for (k = 0; k < nfds; k++)
 			close(fds[k]);
@@ -308,8 +331,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(smem__broker_step(s.b, s.server[ci]) == 0);
 			CHECK(r == 1 || (r == 0 && maybe_noreply(m, len)));
 		} else {
-			/* Closed: only when it could not send, which it never should here. */
-			CHECK(!"the broker dropped a connection that reads its replies");
+			/*
+			 * Closed: only a connection over its uid's cap, after answering -EDQUOT;
+			 * never because it could not send, which it never should here.
+			 */
+			CHECK(r == 1 && s.last_status == -EDQUOT);
+			close(s.client[ci]);
+			connect_one(&s, (int)ci);
 		}
 	}
 

@@ -115,6 +115,41 @@ def broker_seeds():
     s.release(0, 12345)
     write("broker", "hostile", s.out)
 
+    s = Script()
+    for c in range(4):
+        s.hello(c)
+    # Forged owners (uid 0 and 1001 claimed by conn 0, whose memfd is uid 1000's), a memfd
+    # of another uid (kind 6, sel & 4) and a wide inode (kind 6 gives 0666) on a plain create.
+    s.create(0, b"forged", size=4096, flags=2, uid=0, gid=0, mode=0o666)
+    s.create(0, b"forged2", size=4096, flags=2, uid=1001, gid=1000, mode=0o666)
+    s.create(0, b"honest", size=4096, flags=2, uid=1000, gid=1000, mode=0o600)
+    s.create(2, b"theirs", size=4096, fdkind=6, sel=4 | 2).create(2, b"wide", fdkind=6, sel=2)
+    s.create(3, b"root-wide", fdkind=6, sel=2, mode=0o644)
+    s.create(0, b"held", size=4096).named(0, OP_UNLINK, b"held").lst(0)
+    write("broker", "owners", s.out)
+
+    s = Script(config=0x40 | 2)		# max_holds 4, max_names 2
+    for c in range(4):
+        s.hello(c)
+    s.create(0, b"h", mode=0o666)
+    for _ in range(5):
+        s.named(1, OP_OPEN, b"h")
+    s.named(0, OP_UNLINK, b"h").create(0, b"h2").create(0, b"h3").hangup(1).create(0, b"h3")
+    write("broker", "caps", s.out)
+
+    s = Script(config=0x80)		# max_conns 1: conn 1 (uid 1000 again) is refused
+    for c in range(4):
+        s.hello(c)
+    s.hello(1).create(0, b"c")
+    write("broker", "conn_cap", s.out)
+
+    s = Script(config=0xc0)		# in the grace period
+    for c in range(4):
+        s.hello(c)
+    s.create(0, b"g").create(0, b"g", flags=2, uid=1000, gid=1000, mode=0o600, sel=7)
+    s.create(1, b"g", flags=2, uid=1000, gid=1000, mode=0o600, sel=7).named(2, OP_OPEN, b"g")
+    write("broker", "grace", s.out)
+
 
 # ---- region (open of a hostile copy) ------------------------------------------------------
 def region_input(kind, a, b, delta=0, flags=0, patches=()):
