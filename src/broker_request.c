@@ -474,7 +474,7 @@ bool smem__srv_handle(struct broker *b, struct conn *c, uint32_t events)
 		 */
 		status = nfds < MAX_RX_FDS ? -EMFILE : -EBADMSG;
 	else if (c->refuse)
-		status = c->refuse;
+		status = c->refuse;	/* see below */
 	else if (h.version != SMEM_PROTO_VERSION)
 		status = -EPROTONOSUPPORT;
 	else if (h.length != len || h.status != 0)
@@ -559,6 +559,9 @@ answer:
 		fprintf(stderr, "smemd: uid %u pid %d op %u seq %u -> %d\n", (unsigned)c->uid,
 			(int)c->pid, h.op, h.seq, status);
 answer_unparsed:
+	/* Over its uid's connection cap, whatever it sent: told why, then closed. */
+	if (c->refuse)
+		status = c->refuse;
 	for (i = 0; i < nfds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -570,7 +573,6 @@ answer_unparsed:
 		   status == 0 ? send_fd : -1))
 		return false;
 	if (c->refuse) {
-		/* Over its uid's connection cap: told why, then closed. */
 		smem__srv_conn_close(b, c);
 		return false;
 	}
