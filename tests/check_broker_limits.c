@@ -562,26 +562,47 @@ static int flood_child(void *arg)
 	return 0;
 }
 
+/* Fork flood_child and wait until its flood is on; *ready_rd and *done_wr are ours to use. */
+static pid_t flood_start(struct flood_arg *a, int *ready_rd, int *done_wr)
+{
+	int ready[2], done[2];
+	pid_t f;
+
+	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(done, O_CLOEXEC), 0);
+	a->ready = ready[1];
+	a->done = done[0];
+	f = t_fork(flood_child, a);
+	close(ready[1]);
+	close(done[0]);
+	ck_assert(tb_sig_wait(ready[0]));
+	*ready_rd = ready[0];
+	*done_wr = done[1];
+	return f;
+}
+
+/* Let the flood go and check that it did all it wanted. */
+static void flood_end(pid_t f, int ready_rd, int done_wr)
+{
+	tb_sig_send(done_wr);
+	ck_assert_int_eq(t_wait(f), 0);
+	close(ready_rd);
+	close(done_wr);
+}
+
 START_TEST(another_uid_is_served_while_one_uid_floods_connections_holds_and_churn)
 {
 	const char *args[] = { "--max-conns", "16", "--max-holds", "64", "--max-names", "32",
 			       NULL };
 	struct flood_arg a = { .nconns = 100, .min_hup = 100 - 2 * 16, .churn = true };
-	int ready[2], done[2], i, base;
+	int ready, done, i, base;
 	pid_t d, f;
 
 	if (!need_root())
 		return;
 	d = start_smemd(args, 0);
 	base = tb_broker_extra_fds(d);
-	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(done, O_CLOEXEC), 0);
-	a.ready = ready[1];
-	a.done = done[0];
-	f = t_fork(flood_child, &a);
-	close(ready[1]);
-	close(done[0]);
-	ck_assert(tb_sig_wait(ready[0]));
+	f = flood_start(&a, &ready, &done);
 	/* The flood is on: 32 names, 64 holds, 32 connections of nobody's. We are served. */
 	for (i = 0; i < 50; i++) {
 		struct smem_region *r, *o;
@@ -595,10 +616,7 @@ START_TEST(another_uid_is_served_while_one_uid_floods_connections_holds_and_chur
 	}
 	/* Within the caps: nobody's connections and memfds, our connection. */
 	ck_assert_int_le(tb_broker_extra_fds(d), base + 2 * 16 + 32 + 1);
-	tb_sig_send(done[1]);
-	ck_assert_int_eq(t_wait(f), 0);
-	close(ready[0]);
-	close(done[1]);
+	flood_end(f, ready, done);
 	stop_smemd(d);
 }
 END_TEST
@@ -608,7 +626,7 @@ START_TEST(broker_out_of_fds_sheds_connections_and_answers_emfile)
 	struct flood_arg a = { .nconns = 80, .min_hup = 30 };	/* under the 256 cap */
 	struct smem_opts ro = { .flags = SMEM_RDONLY };
 	struct smem_region *first, *r = NULL;
-	int ready[2], done[2], err, i;
+	int ready, done, err, i;
 	pid_t d, f;
 
 	if (!need_root())
@@ -616,14 +634,7 @@ START_TEST(broker_out_of_fds_sheds_connections_and_answers_emfile)
 	/* About 30 fds to spare once the broker runs. */
 	d = start_smemd(NULL, 40);
 	ck_assert_int_eq(smem_region_create("first", 4096, NULL, &first), 0);
-	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(done, O_CLOEXEC), 0);
-	a.ready = ready[1];
-	a.done = done[0];
-	f = t_fork(flood_child, &a);
-	close(ready[1]);
-	close(done[0]);
-	ck_assert(tb_sig_wait(ready[0]));
+	f = flood_start(&a, &ready, &done);
 	/*
 	 * The broker is out of fds: the memfd of a CREATE cannot reach it, which the client
 	 * hears as -EMFILE (not a protocol error); a read-only OPEN needs a new description,
@@ -633,8 +644,7 @@ START_TEST(broker_out_of_fds_sheds_connections_and_answers_emfile)
 	ck_assert_int_eq(smem_region_open("first", &ro, &r), -EMFILE);
 	ck_assert_int_eq(smem_region_open("first", NULL, &r), 0);
 	smem_region_close(r);
-	tb_sig_send(done[1]);
-	ck_assert_int_eq(t_wait(f), 0);
+	flood_end(f, ready, done);
 	/* The flood gone, everything works again (once the broker has seen the hangups). */
 	for (i = 0; i < 100; i++) {
 		err = smem_region_create("second", 4096, NULL, &r);
@@ -645,8 +655,6 @@ START_TEST(broker_out_of_fds_sheds_connections_and_answers_emfile)
 	ck_assert_int_eq(err, 0);
 	smem_region_close(r);
 	smem_region_close(first);
-	close(ready[0]);
-	close(done[1]);
 	stop_smemd(d);
 }
 END_TEST

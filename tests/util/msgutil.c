@@ -58,27 +58,18 @@ int t_raw_connect(void)
 int t_raw_send(int s, uint16_t op, uint32_t seq, const void *p1, size_t l1, const void *p2,
 	       size_t l2, int send_fd)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cm;
+	_Alignas(8) unsigned char buf[SMEM_PROTO_MAX_REQ];
 	struct smem_msg_hdr h = { .version = SMEM_PROTO_VERSION, .op = op,
 				  .length = (uint32_t)(l1 + l2), .seq = seq };
-	struct iovec iov[3] = { { &h, sizeof(h) }, { (void *)p1, l1 }, { (void *)p2, l2 } };
-	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 3 };
-	struct cmsghdr *c;
 
-	if (send_fd >= 0) {
-		memset(&cm, 0, sizeof(cm));
-		msg.msg_control = cm.buf;
-		msg.msg_controllen = sizeof(cm.buf);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &send_fd, sizeof(int));
-	}
-	return sendmsg(s, &msg, MSG_NOSIGNAL) < 0 ? T_RAW_GONE : 0;
+	if (sizeof(h) + l1 + l2 > sizeof(buf))
+		return T_RAW_GONE;
+	memcpy(buf, &h, sizeof(h));
+	if (l1)
+		memcpy(buf + sizeof(h), p1, l1);
+	if (l2)
+		memcpy(buf + sizeof(h) + l1, p2, l2);
+	return t_send_fd(s, buf, sizeof(h) + l1 + l2, send_fd) < 0 ? T_RAW_GONE : 0;
 }
 
 int t_raw_recv(int s, int *recv_fd)
