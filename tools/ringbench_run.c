@@ -388,12 +388,17 @@ void rb_run(const struct rb_cfg *c, struct rb_worker *ws, int n, struct rb_resul
 	for (;;) {
 		uint64_t now = rb_now_ns();
 
-		if (now >= end || atomic_load(&rb_ctl->errors))
+		/* A window in which a starved worker (a loaded machine, a short --seconds) moved
+		 * nothing is no measurement: it stretches until one message went through, for 30 s
+		 * at most, rather than reporting a rate of 0. */
+		if (atomic_load(&rb_ctl->errors) ||
+		    (now >= end && (read_counts() != m0 || now >= end + 30000000000ull)))
 			break;
 		if (c->count && read_counts() - m0 >= c->count)
 			break;
 		progress(c, t0, m0, false);
-		sleep_ns(c->count ? 2000000 : (end - now < 100000000 ? end - now : 100000000));
+		sleep_ns(c->count || now >= end ? 2000000 :
+			 (end - now < 100000000 ? end - now : 100000000));
 	}
 	m1 = read_counts();
 	t1 = rb_now_ns();
