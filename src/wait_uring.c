@@ -7,7 +7,12 @@
  *   - the requests of a wait that are still armed when it returns stay armed ("stale") until
  *     the next wait, whose first SQE is an ASYNC_CANCEL matching any request of the ring. The
  *     cancel runs synchronously at submission, before the new generation's SQEs are issued
- *     (SQEs are issued in order), so it only hits the stale ones;
+ *     (SQEs are issued in order), so it only hits the stale ones. It carries CANCEL_ALL as
+ *     well as CANCEL_ANY: with ANY alone the kernel (io_cancel_remove) stops at the first
+ *     request it tries, and a futex wait that was woken but whose completion has not run yet
+ *     cannot be cancelled, so every stale request behind it stayed armed, the CQE count below
+ *     was never reached and the wait slept out its whole timeout (the 50 ms tail of
+ *     `ringbench rpc --wait block --channels 8 --inflight 64`);
  *   - each stale request posts exactly one CQE (cancelled, or completed meanwhile) and the
  *     cancel one more, so waiting for stale + 1 + 1 CQEs returns when, and only when, one of
  *     the new requests completed too (or the timeout hit): one io_uring_enter per sleep;
@@ -214,7 +219,7 @@ static int wait_uring(struct waiter *w, struct smem__wait_item *items, unsigned 
 		sqe = io_uring_get_sqe(&w->ring);
 		if (!sqe)
 			return -EBUSY;
-		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
 		sqe->user_data = UD_CANCEL;
 		wait_nr += w->stale + 1;
 	}
