@@ -504,7 +504,9 @@ _Static_assert(offsetof(struct smem_rpc_stats, partials_cancelled) == 8 + 25 * 8
 	       "smem_rpc_stats layout");
 _Static_assert(offsetof(struct smem_rpc_stats, partials_expired) == 8 + 26 * 8,
 	       "smem_rpc_stats layout");
-_Static_assert(offsetof(struct smem_rpc_stats, reserved) == 8 + 27 * 8, "smem_rpc_stats layout");
+_Static_assert(offsetof(struct smem_rpc_stats, missed_wakeups) == 8 + 27 * 8,
+	       "smem_rpc_stats layout");
+_Static_assert(offsetof(struct smem_rpc_stats, reserved) == 8 + 28 * 8, "smem_rpc_stats layout");
 
 #define LOAD(f) atomic_load_explicit(&ch->st.f, memory_order_relaxed)
 
@@ -542,6 +544,7 @@ int smem_rpc_stats(const struct smem_rpc *ch, struct smem_rpc_stats *out)
 	out->sleeps = LOAD(sleeps);
 	out->partials_cancelled = LOAD(partials_cancelled);
 	out->partials_expired = LOAD(partials_expired);
+	out->missed_wakeups = LOAD(missed_wakeups);
 	return 0;
 }
 
@@ -576,4 +579,5 @@ void smem_rpc_stats_reset(struct smem_rpc *ch)
 	STAT_SET(ch, sleeps, 0);
 	STAT_SET(ch, partials_cancelled, 0);
 	STAT_SET(ch, partials_expired, 0);
+	STAT_SET(ch, missed_wakeups, 0);
 }

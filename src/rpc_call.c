@@ -186,7 +186,7 @@ static int reserve_room_wait(struct smem_rpc *ch, struct smem_ring_slot *slot,
 			continue;
 		}
 		smem__rpc_ws_init(&ws);
-		smem__rpc_ws_ring(&ws, ch->tx, true);
+		smem__rpc_ws_ring(&ws, ch, ch->tx, true);
 		smem__rpc_ws_ev(&ws, ch, v);
 		smem__rpc_ws_rx(&ws, ch);
 		smem__rpc_ws_peer(&ws, ch);

@@ -163,6 +163,7 @@ struct stats {
 	_Atomic uint64_t protocol_errors, stale_packets, peer_resets;
 	_Atomic uint64_t max_wait_write_ns, max_wait_read_ns, sleeps;
 	_Atomic uint64_t partials_cancelled, partials_expired;			/* R */
+	_Atomic uint64_t missed_wakeups;
 };
 
 #define REQ_ROOM_MAX		4096u
@@ -348,6 +349,7 @@ _Static_assert(MAX_WAIT_CHANNELS * SMEM__RPC_WS_PER_CHANNEL <= SMEM__WAIT_MAX,
 struct smem__rpc_ws {
 	struct smem__wait_item it[SMEM__WAIT_MAX];
 	struct smem__wait_set set;	/* over it[]; set.err: -E2BIG, an item did not fit */
+	struct smem_rpc *ich[SMEM__WAIT_MAX];	/* the channel each item is for */
 	struct {
 		struct smem_ring *r;
 		bool wr;
@@ -385,10 +387,12 @@ static inline void smem__rpc_poll_leave(struct smem_rpc *ch)
  * library's own callers within the capacity.
  */
 void smem__rpc_ws_init(struct smem__rpc_ws *ws);
-int smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v);
+int smem__rpc_ws_word(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint32_t *w,
+		      uint32_t v);
 int smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
 int smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
-int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr);
+int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_ring *r,
+		      bool wr);
 int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);

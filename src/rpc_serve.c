@@ -265,7 +265,7 @@ void *smem__rpc_service_main(void *arg)
 				(void)smem__rpc_ws_channel(&ws, ch, v);
 			else
 				smem__rpc_ws_peer(&ws, ch);
-			smem__rpc_ws_word(&ws, &ch->ctl->event, atomic_load(&ch->ctl->event));
+			smem__rpc_ws_word(&ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
 			if (smem__rpc_may_run_queue(ch))
 				ws.ready = true;
 			smem__rpc_ws_sleep(&ws, ch, POLLER_RECHECK_NS);
@@ -287,7 +287,7 @@ void *smem__rpc_service_main(void *arg)
 		smem__rpc_ws_init(&ws);
 		bound = smem__rpc_ws_channel(&ws, ch, v);
 		/* A master whose slave left waits for a new slave: watch the control region. */
-		smem__rpc_ws_word(&ws, &ch->ctl->event, atomic_load(&ch->ctl->event));
+		smem__rpc_ws_word(&ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
 		smem__rpc_ws_sleep(&ws, ch, bound);
 	}
 	return NULL;
@@ -339,7 +339,8 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 		for (k = 0; k < n; k++) {
 			bound = min_u64(bound, smem__rpc_ws_channel(&ws, chs[k], evs[k]));
 			if (chs[k]->role == SMEM_RPC_MASTER)
-				smem__rpc_ws_word(&ws, &chs[k]->ctl->event, atomic_load(&chs[k]->ctl->event));
+				smem__rpc_ws_word(&ws, chs[k], &chs[k]->ctl->event,
+						  atomic_load(&chs[k]->ctl->event));
 		}
 		smem__rpc_ws_sleep(&ws, chs[0], bound);
 	}

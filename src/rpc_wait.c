@@ -50,15 +50,18 @@ void smem__rpc_ws_init(struct smem__rpc_ws *ws)
 	ws->ready = false;
 }
 
-int smem__rpc_ws_word(struct smem__rpc_ws *ws, _Atomic uint32_t *w, uint32_t v)
+int smem__rpc_ws_word(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint32_t *w,
+		      uint32_t v)
 {
+	if (ws->set.n < ws->set.cap)
+		ws->ich[ws->set.n] = ch;
 	return smem__wait_set_word(&ws->set, w, v);
 }
 
-static int ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
+static int ws_event(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint32_t *word,
 		    _Atomic uint32_t *sleepers, uint32_t v)
 {
-	int rc = smem__rpc_ws_word(ws, word, v);
+	int rc = smem__rpc_ws_word(ws, ch, word, v);
 
 	if (rc)
 		return rc;
@@ -71,16 +74,17 @@ static int ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
 /* Sleep on the channel's event word, from snapshot @v. */
 int smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
-	return ws_event(ws, &ch->ev, &ch->ev_sleepers, v);
+	return ws_event(ws, ch, &ch->ev, &ch->ev_sleepers, v);
 }
 
 /* Sleep on the service thread's event word, from snapshot @v. */
 int smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
-	return ws_event(ws, &ch->sev, &ch->sev_sleepers, v);
+	return ws_event(ws, ch, &ch->sev, &ch->sev_sleepers, v);
 }
 
-int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
+int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_ring *r,
+		      bool wr)
 {
 	_Atomic uint32_t *word;
 	uint32_t val;
@@ -98,7 +102,7 @@ int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_ring *r, bool wr)
 	ws->prep[ws->np].r = r;
 	ws->prep[ws->np].wr = wr;
 	ws->np++;
-	return smem__rpc_ws_word(ws, word, val);	/* fits: checked above */
+	return smem__rpc_ws_word(ws, ch, word, val);	/* fits: checked above */
 }
 
 /* Receive ring data, unless somebody is pumping it (they bump ev when they let go). */
@@ -109,7 +113,7 @@ int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 	atomic_store(&ch->pump_skipped, true);
 	if (atomic_load(&ch->pumping))
 		return 0;
-	return smem__rpc_ws_ring(ws, ch->rx, false);
+	return smem__rpc_ws_ring(ws, ch, ch->rx, false);
 }
 
 int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
@@ -121,6 +125,8 @@ int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 	pthread_mutex_unlock(&ch->lock);
 	if (fd < 0)
 		return 0;
+	if (ws->set.n < ws->set.cap)
+		ws->ich[ws->set.n] = ch;
 	rc = smem__wait_set_fd(&ws->set, fd, POLLIN);
 	if (rc)
 		return rc;
@@ -140,19 +146,49 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch)
 	return pidfd ? MAX_SLEEP_NS : LIVE_POLL_NS;
 }
 
+/*
+ * A sleep that lasted its whole bound although the bound was a safety net (the cap, or the
+ * peer-polling slice), not the caller's deadline: if a word it slept on has moved meanwhile
+ * while the peer is alive, the wake-up that should have ended it never came. Counted once per
+ * channel whose word moved. (A word that moves in the last microseconds of the sleep, its
+ * wake still on the way, would count too; at a 20 ms bound that window is negligible.)
+ */
+static void count_missed(struct smem__rpc_ws *ws)
+{
+	unsigned i, j;
+
+	for (i = 0; i < ws->set.n; i++) {
+		struct smem_rpc *ch = ws->ich[i];
+
+		if (!ws->it[i].word || !ch ||
+		    atomic_load_explicit(ws->it[i].word, memory_order_relaxed) == ws->it[i].val ||
+		    atomic_load_explicit(&ch->state, memory_order_acquire) != 0)
+			continue;
+		for (j = 0; j < i; j++)
+			if (ws->ich[j] == ch && ws->it[j].word &&
+			    atomic_load_explicit(ws->it[j].word, memory_order_relaxed) !=
+			    ws->it[j].val)
+				break;
+		if (j == i)
+			STAT_ADD(ch, missed_wakeups, 1);
+	}
+}
+
 int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
 {
-	uint64_t t0 = 0;
+	uint64_t t0, slept, bound = min_u64(max_ns, MAX_SLEEP_NS);
 	int fired = -1;
 
 	if (!ws->ready && !ws->set.err && max_ns > 0) {
-		if (stat_ch) {
-			STAT_ADD(stat_ch, sleeps, 1);
-			t0 = smem__now_ns();
-		}
-		fired = smem__wait_set_sleep(&ws->set, min_u64(max_ns, MAX_SLEEP_NS));
 		if (stat_ch)
-			stat_max(&stat_ch->st.max_wait_read_ns, smem__now_ns() - t0);
+			STAT_ADD(stat_ch, sleeps, 1);
+		t0 = smem__now_ns();
+		fired = smem__wait_set_sleep(&ws->set, bound);
+		slept = smem__now_ns() - t0;
+		if (stat_ch)
+			stat_max(&stat_ch->st.max_wait_read_ns, slept);
+		if (bound >= LIVE_POLL_NS && slept >= bound)
+			count_missed(ws);
 	}
 	smem__rpc_ws_done(ws, fired);
 	return ws->set.err;

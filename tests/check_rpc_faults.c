@@ -576,6 +576,115 @@ START_TEST(rpc_one_thread_waits_for_64_calls_across_8_channels)
 }
 END_TEST
 
+/*
+ * No lost wake-ups: 64 calls in flight over 8 channels, both ends sleeping at once (no spin),
+ * the client restarting each call as it completes. A sleep that runs to the safety cap while
+ * a word it watches has moved is counted (missed_wakeups); on a correct waiter that stays 0
+ * on both ends. (The io_uring waiter used to leave stale requests armed, and about one sleep
+ * in forty then slept out the 50 ms cap.) The count is of events, not of time.
+ */
+#define NOMISS_CALLS 40000
+
+static int nomiss_server(void *arg)
+{
+	struct multi_arg *a = arg;
+	struct smem_rpc_opts o = { .handler = t_rpc_h_mul, .service = SMEM_RPC_SERVICE_DISPATCH,
+				   .spin_ns = SMEM_RPC_NO_SPIN };
+	struct smem_rpc_stats st;
+	struct smem_rpc *chs[NCH];
+	uint64_t missed = 0;
+	int i, rc;
+
+	if (child_wait_go(&a->a))
+		return 1;
+	for (i = 0; i < NCH; i++)
+		if (smem_rpc_open(a->names[i], &o, &chs[i]))
+			return 1;
+	if (write(a->a.ready_fd, "o", 1) != 1)
+		return 2;
+	while ((rc = smem_rpc_serve(chs, NCH, 5000)) > 0)
+		;
+	for (i = 0; i < NCH; i++) {
+		if (smem_rpc_stats(chs[i], &st))
+			return 4;
+		missed += st.missed_wakeups;
+		smem_rpc_close(chs[i]);
+	}
+	if (write(a->a.ready_fd, &missed, sizeof(missed)) != sizeof(missed))
+		return 2;
+	return rc == -ESHUTDOWN ? 0 : 3;
+}
+
+START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
+{
+	struct smem_rpc_opts o = { .spin_ns = SMEM_RPC_NO_SPIN };
+	struct smem_rpc_call *c[NCH * PER_CH];
+	struct smem_rpc_stats st;
+	struct smem_rpc *chs[NCH];
+	struct multi_arg a;
+	uint8_t args[NCH * PER_CH][2];
+	uint64_t missed = 0, received = 0, server_missed = UINT64_MAX;
+	unsigned started = 0, done = 0;
+	int ready, go, i, k;
+	size_t len;
+	void *resp;
+	pid_t pid;
+	char ch;
+
+	t_rpc_check_backend();
+	for (i = 0; i < NCH; i++)
+		t_name(a.names[i], sizeof(a.names[i]), "rpcw");
+	pid = fork_server(nomiss_server, &a.a, "", &ready, &go);
+	for (i = 0; i < NCH; i++)
+		chs[i] = t_rpc_open_opts(a.names[i], &o);
+	ck_assert_int_eq(write(go, "g", 1), 1);
+	close(go);
+	ck_assert_int_eq(read(ready, &ch, 1), 1);
+	for (k = 0; k < NCH * PER_CH; k++) {
+		args[k][0] = (uint8_t)started;
+		args[k][1] = (uint8_t)(started >> 8);
+		started++;
+		ck_assert_int_eq(smem_rpc_call_async(chs[k % NCH], args[k], 2, 10000, &c[k]), 0);
+	}
+	while (done < NOMISS_CALLS) {
+		ck_assert_int_ge(smem_rpc_wait(c, NCH * PER_CH, SMEM_RPC_WAIT_ANY, 10000), 1);
+		for (k = 0; k < NCH * PER_CH; k++) {
+			if (!smem_rpc_call_done(c[k]))
+				continue;
+			ck_assert_int_eq(smem_rpc_call_result(c[k], &resp, &len), 0);
+			ck_assert_uint_eq(len, 1);
+			ck_assert_uint_eq(((uint8_t *)resp)[0], (uint8_t)(args[k][0] * args[k][1]));
+			smem_rpc_free_response(resp);
+			smem_rpc_call_free(c[k]);
+			done++;
+			args[k][0] = (uint8_t)started;
+			args[k][1] = (uint8_t)(started >> 8);
+			started++;
+			ck_assert_int_eq(smem_rpc_call_async(chs[k % NCH], args[k], 2, 10000, &c[k]),
+					 0);
+		}
+	}
+	ck_assert_int_eq(smem_rpc_wait(c, NCH * PER_CH, SMEM_RPC_WAIT_ALL, 10000), NCH * PER_CH);
+	for (k = 0; k < NCH * PER_CH; k++) {
+		ck_assert_int_eq(smem_rpc_call_result(c[k], NULL, NULL), 0);
+		smem_rpc_call_free(c[k]);
+	}
+	for (i = 0; i < NCH; i++) {
+		ck_assert_int_eq(smem_rpc_stats(chs[i], &st), 0);
+		received += st.responses_received;
+		missed += st.missed_wakeups;
+		smem_rpc_close(chs[i]);
+	}
+	ck_assert_int_eq(read(ready, &server_missed, sizeof(server_missed)),
+			 (int)sizeof(server_missed));
+	close(ready);
+	ck_assert_int_eq(t_wait(pid), 0);
+	ck_assert_uint_eq(received, done + NCH * PER_CH);
+	ck_assert_uint_eq(missed, 0);
+	ck_assert_uint_eq(server_missed, 0);
+}
+END_TEST
+
 START_TEST(rpc_full_ring_makes_senders_wait_never_drop)
 {
 	struct smem_rpc_opts om = { .node_size = 256, .node_count = 2 };
@@ -671,6 +780,7 @@ static void add_channel_tests(TCase *tc)
 	tcase_add_test(tc, rpc_server_killed_mid_call_fails_pending_calls_promptly);
 	tcase_add_test(tc, rpc_hostile_packets_are_counted_and_dropped);
 	tcase_add_test(tc, rpc_one_thread_waits_for_64_calls_across_8_channels);
+	tcase_add_test(tc, rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup);
 	tcase_add_test(tc, rpc_full_ring_makes_senders_wait_never_drop);
 	tcase_add_test(tc, rpc_dispatch_mode_runs_handlers_in_the_callers_loop);
 	tcase_add_test(tc, rpc_sender_timing_out_mid_message_cancels_the_partial_message);

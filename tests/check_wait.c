@@ -188,8 +188,8 @@ START_TEST(wait_set_past_capacity_is_an_error_not_a_drop)
 
 	smem__rpc_ws_init(&ws);
 	for (i = 0; i < SMEM__WAIT_MAX; i++)
-		ck_assert_int_eq(smem__rpc_ws_word(&ws, &words[i], 0), 0);
-	ck_assert_int_eq(smem__rpc_ws_word(&ws, &words[SMEM__WAIT_MAX], 0), -E2BIG);
+		ck_assert_int_eq(smem__rpc_ws_word(&ws, NULL, &words[i], 0), 0);
+	ck_assert_int_eq(smem__rpc_ws_word(&ws, NULL, &words[SMEM__WAIT_MAX], 0), -E2BIG);
 	ck_assert_uint_eq(ws.set.n, SMEM__WAIT_MAX);
 	/* every word holds its value: a sleep would last forever (the test's timeout) */
 	ck_assert_int_eq(smem__rpc_ws_sleep(&ws, NULL, UINT64_MAX), -E2BIG);

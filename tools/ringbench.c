@@ -134,8 +134,10 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 	if (c->bench == RB_RPC) {
 		printf(",\"inflight\":%d,\"channels\":%d", c->inflight, c->channels);
 		if (!strcmp(name, "smem"))
-			printf(",\"backend\":%d,\"node_size\":%u,\"service\":\"%s\"", r->backend,
-			       r->node_size, c->service_thread ? "thread" : "dispatch");
+			printf(",\"backend\":%d,\"node_size\":%u,\"service\":\"%s\","
+			       "\"missed_wakeups\":%llu", r->backend, r->node_size,
+			       c->service_thread ? "thread" : "dispatch",
+			       (unsigned long long)r->missed_wakeups);
 	}
 	if (ref && ref != r) {
 		json_num("ratio_to_smem", ref->msgs_per_s > 0 ? r->msgs_per_s / ref->msgs_per_s : -1,
@@ -206,6 +208,9 @@ static void report_table(const struct rb_cfg *c, const char *name, const struct 
 	       bench_names[c->bench], name, c->size, r->nodes ? r->nodes : c->nodes,
 	       c->bench == RB_STREAM ? c->writers : 1, c->bench == RB_STREAM ? c->readers : 1,
 	       r->wait ? r->wait : "", rate, lo, hi, r->gb_per_s, p50, p99, p999, sys, cpu, ratio);
+	if (r->missed_wakeups)
+		printf("%-8s %-9s   %llu missed wake-ups (sleeps that ran to the safety cap)\n",
+		       bench_names[c->bench], name, (unsigned long long)r->missed_wakeups);
 }
 
 static int cmp_rate(const void *a, const void *b)

@@ -71,6 +71,7 @@ struct rb_result {
 	bool syscalls_perf;	/* counted by perf (all system calls) or by our own code */
 	const char *wait;	/* the transport's own waiting: "spin", "block", smem's mode */
 	int backend;		/* rpc: the wait backend (1 io_uring, 2 futex_waitv, 3 futex) */
+	uint64_t missed_wakeups;	/* rpc: smem_rpc_stats.missed_wakeups, both ends (a bug if > 0) */
 	uint32_t nodes;		/* nodes per ring when not --nodes (smem rpc sizes its own) */
 	uint32_t node_size;	/* rpc: smem's ring node size (0: not reported) */
 	const char *skip;	/* not run: why */
@@ -87,6 +88,7 @@ struct rb_ctl {
 	_Atomic uint64_t cpu_ns, nvcsw;		/* getrusage, go..stop, all workers */
 	_Atomic uint64_t sink;			/* sums of what was read, so it is really read */
 	_Atomic int backend;
+	_Atomic uint64_t missed_wakeups;	/* rpc: both ends' channels, summed */
 	struct {
 		_Atomic uint64_t n;		/* messages read (or round trips) so far */
 		char pad[56];

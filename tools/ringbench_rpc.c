@@ -134,6 +134,17 @@ static void fail(const char *what, int err)
 	atomic_fetch_add(&rb_ctl->errors, 1);
 }
 
+/* Sleeps of these channels that ran to the safety cap for want of a wake-up (a bug if any). */
+static void add_missed_wakeups(struct smem_rpc *const *chs, int n)
+{
+	struct smem_rpc_stats st;
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (smem_rpc_stats(chs[i], &st) == 0)
+			atomic_fetch_add(&rb_ctl->missed_wakeups, st.missed_wakeups);
+}
+
 /* The client's last word (aux 2: the server may stop serving), and a wake for a server that
  * sleeps on it (--service thread). */
 static void client_done(void)
@@ -171,6 +182,7 @@ static void server(struct rb_worker *w, struct rpc_bench *b)
 	}
 	/* Threads share the process-wide counter: the client reports it for both. */
 	rb_account(w, 0, c->threads ? 0 : smem__wait_syscalls() - sys0);
+	add_missed_wakeups(chs, c->channels);
 	for (i = 0; i < c->channels; i++)
 		smem_rpc_close(chs[i]);		/* joins a service thread: hs is final */
 	atomic_fetch_add(&rb_ctl->sink, hs.sum);
@@ -265,6 +277,7 @@ out:
 			smem_rpc_wait(&calls[k], 1, SMEM_RPC_WAIT_ALL, 1000);
 			smem_rpc_call_free(calls[k]);
 		}
+	add_missed_wakeups(chs, c->channels);
 	for (i = 0; i < c->channels; i++)
 		smem_rpc_close(chs[i]);
 	free(req);
@@ -347,6 +360,7 @@ int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res)
 	run++;
 	rb_run_roles(c, c->inproc ? 1 : 2, rpc_worker, b, rb_wait_names[c->wait], res, NULL);
 	res->backend = atomic_load(&rb_ctl->backend);
+	res->missed_wakeups = atomic_load(&rb_ctl->missed_wakeups);
 	res->nodes = b->nodes;
 	res->node_size = b->node_size;
 	munmap(b, sizeof(*b));

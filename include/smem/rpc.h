@@ -223,7 +223,14 @@ struct smem_rpc_stats {
 	/* Partial messages (the first packets of a multi-packet message) this end dropped: */
 	uint64_t partials_cancelled;	/* its sender gave up partway and sent a CANCEL */
 	uint64_t partials_expired;	/* no packet for 30 s while the ring was drained */
-	uint64_t reserved[6];		/* zero; room for counters to come (the size stays) */
+	/*
+	 * Sleeps that ran to the safety cap (50 ms; 20 ms while the peer's liveness is polled)
+	 * although a word they slept on had moved and the peer was alive: a wake-up that never
+	 * came. The cap is a net for dead peers, not how waiters are woken; anything but 0 is a
+	 * bug (counted per channel whose word moved).
+	 */
+	uint64_t missed_wakeups;
+	uint64_t reserved[5];		/* zero; room for counters to come (the size stays) */
 };
 
 /* Snapshot. 0 or -EINVAL. Thread-safe. */
