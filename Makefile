@@ -211,7 +211,8 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(STATIC_LIB)
 
 # Every suite runs against a broker of its own (SMEM_BROKER in a private directory), started
 # by the library's auto-start and stopped afterwards, so tests never touch a user's broker.
-# The tools are built first: some tests exec smemd, smemctl or ringbench.
+# The tools are built first: some tests exec smemd, smemctl or ringbench. check-layers reads
+# the RPC objects and fails if their calls or includes go round in a circle.
 # The Python tests load libsmem.so into the interpreter, so they run on plain builds only (an
 # instrumented library would need the sanitizer runtime preloaded into python3).
 check: all $(if $(SANITIZE),,python-deps)
@@ -219,6 +220,7 @@ ifeq ($(SANITIZE),)
 	@./tests/check-shared-lib $(BUILD)
 endif
 	@./tests/check-man $(BUILD)
+	@./tests/check-layers $(BUILD)
 	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
 ifeq ($(SANITIZE),)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) ./tests/python/run-pytest

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * RPC channels: two rings and a control region (the seed's RpcBuffer, rebuilt). This file:
- * opening and closing a channel, the election, sessions and the peer's liveness, statistics.
+ * RPC channels: two rings and a control region (the seed's RpcBuffer, rebuilt). This file
+ * owns a channel's life: opening (the election, the rings, the service thread), closing,
+ * the accessors and the statistics.
  *
  * Naming and election. Channel N is a control region N (kind SMEM_KIND_RPC, struct
  * smem_rpc_ctl) plus two rings "N.<gen>.m2s" (master writes, slave reads) and "N.<gen>.s2m".
@@ -21,14 +22,8 @@
  * The record of an endpoint (live id, session, pid and pid namespace) is written under the
  * lock; ctl.session is stored last with release, and readers acquire it.
  *
- * The rest of the channel lives beside this file (see rpc_int.h): the caller's side in
- * rpc_call.c, the receive pump in rpc_recv.c, handlers in rpc_serve.c, sleeping in rpc_wait.c.
- *
- * Peer liveness: the peer's live id in the control region, checked with one fcntl (live.c);
- * when the peer is in our pid namespace a pidfd for its pid sits in every wait, so its death
- * wakes us at once; otherwise waits are sliced to 20 ms and the live id is checked between
- * slices. A dead peer fails every pending call with -ECONNRESET; a peer that closed, with
- * -ESHUTDOWN.
+ * The rest of the channel lives in layers below this file, listed in rpc_int.h; the peer's
+ * liveness and the adoption of a new session are in rpc_peer.c.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -36,158 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
-#include "ring_int.h"
 #include "rpc_int.h"
-#include "rpc_proto.h"
 
 static _Atomic int open_channels;
-
-void smem__rpc_fail(struct smem_rpc *ch, int err)
-{
-	unsigned n = 0;
-
-	pthread_mutex_lock(&ch->lock);
-	if (atomic_load_explicit(&ch->state, memory_order_relaxed) == 0) {
-		atomic_store_explicit(&ch->state, err, memory_order_release);
-		n = smem__rpc_calls_fail(ch, err);
-	}
-	pthread_mutex_unlock(&ch->lock);
-	if (n)
-		STAT_ADD(ch, peer_resets, n);
-	smem__rpc_ev_bump(ch);
-}
-
-/* ---- peer tracking -------------------------------------------------------------------------- */
-
-static int pidns_id(uint64_t *dev, uint64_t *ino)
-{
-	struct stat st;
-
-	if (stat("/proc/self/ns/pid", &st) < 0)
-		return -errno;
-	*dev = (uint64_t)st.st_dev;
-	*ino = (uint64_t)st.st_ino;
-	return 0;
-}
-
-/* A pidfd for the peer when it lives in our pid namespace (its pid means something here). */
-static int peer_pidfd_open(const struct smem_rpc_ctl_end *e)
-{
-	uint64_t dev, ino;
-	int fd;
-
-	if (e->pid == 0 || e->pid > INT_MAX || pidns_id(&dev, &ino) < 0)
-		return -1;
-	if (dev != e->pidns_dev || ino != e->pidns_ino)
-		return -1;
-	fd = (int)syscall(SYS_pidfd_open, (pid_t)e->pid, 0);
-	return fd < 0 ? -1 : fd;	/* pidfds are close-on-exec from birth */
-}
-
-/* A master whose slave was replaced takes on the new session (see the top comment). */
-static void adopt_session(struct smem_rpc *ch, uint32_t s)
-{
-	struct inreq *q;
-	unsigned n;
-
-	pthread_mutex_lock(&ch->lock);
-	if (atomic_load_explicit(&ch->session, memory_order_relaxed) == s) {
-		/* Another thread adopted it first; calls made since belong to the new slave. */
-		pthread_mutex_unlock(&ch->lock);
-		return;
-	}
-	n = smem__rpc_calls_fail(ch, -ECONNRESET);
-	q = ch->q_head;
-	ch->q_head = ch->q_tail = NULL;
-	if (ch->peer_pidfd >= 0)
-		close(ch->peer_pidfd);
-	ch->peer_pidfd = -1;
-	atomic_store_explicit(&ch->peer_max, 0, memory_order_relaxed);
-	atomic_store_explicit(&ch->peer_id, 0, memory_order_relaxed);
-	atomic_store_explicit(&ch->session, s, memory_order_release);
-	atomic_store_explicit(&ch->state, 0, memory_order_release);
-	pthread_mutex_unlock(&ch->lock);
-	smem__rpc_queue_free(q);
-	if (n)
-		STAT_ADD(ch, peer_resets, n);
-	smem__rpc_ev_bump(ch);
-}
-
-/*
- * Look at the control region: session changes, the peer's arrival, departure or death.
- * @force checks the peer's liveness now (its pidfd fired). Returns the channel state.
- */
-int smem__rpc_refresh(struct smem_rpc *ch, bool force)
-{
-	struct smem_rpc_ctl *ctl = ch->ctl;
-	const struct smem_rpc_ctl_end *me = &ctl->end[ch->role], *peer = &ctl->end[!ch->role];
-	uint32_t s, mine = my_session(ch), pid, psess;
-	uint64_t now;
-	int state;
-
-	/* Acquire: pairs with the release of ctl.session by the election that set it. */
-	s = atomic_load_explicit(&ctl->session, memory_order_acquire);
-	if (s != mine) {
-		if (ch->role == SMEM_RPC_MASTER &&
-		    atomic_load_explicit(&me->live_id, memory_order_relaxed) == ch->reg->live_id &&
-		    atomic_load_explicit(&me->session, memory_order_relaxed) == s)
-			adopt_session(ch, s);
-		else if (atomic_load_explicit(&ch->state, memory_order_acquire) == 0)
-			smem__rpc_fail(ch, -ECONNRESET);	/* our session is over */
-		return atomic_load_explicit(&ch->state, memory_order_acquire);
-	}
-	state = atomic_load_explicit(&ch->state, memory_order_acquire);
-	if (state)
-		return state;
-	psess = atomic_load_explicit(&peer->session, memory_order_relaxed);
-	pid = atomic_load_explicit(&peer->live_id, memory_order_relaxed);
-	if (psess != s || pid == 0)
-		return 0;	/* master without a slave yet */
-	if (atomic_load_explicit(&peer->flags, memory_order_relaxed) & SMEM_RPC_END_CLOSED) {
-		smem__rpc_fail(ch, -ESHUTDOWN);
-		return -ESHUTDOWN;
-	}
-	/*
-	 * The fast path (every look of a polling waiter) takes no lock and reads only the
-	 * coarse clock: the peer is known and was found alive less than live_every_ns ago.
-	 * Acquire: pairs with the release store of peer_id below (peer_max is then current).
-	 */
-	now = smem__rpc_coarse_ns();
-	if (pid != atomic_load_explicit(&ch->peer_id, memory_order_acquire)) {
-		pthread_mutex_lock(&ch->lock);
-		if (pid != atomic_load_explicit(&ch->peer_id, memory_order_relaxed)) {
-			if (ch->peer_pidfd >= 0)
-				close(ch->peer_pidfd);
-			ch->peer_pidfd = peer_pidfd_open(peer);
-			atomic_store_explicit(&ch->live_every_ns, ch->peer_pidfd >= 0 ?
-					      LIVE_RECHECK_NS : LIVE_POLL_NS, memory_order_relaxed);
-			atomic_store_explicit(&ch->peer_max, peer->max_message,
-					      memory_order_relaxed);
-			atomic_store_explicit(&ch->peer_id, pid, memory_order_release);
-		}
-		pthread_mutex_unlock(&ch->lock);
-		force = true;
-	}
-	if (!force && now < atomic_load_explicit(&ch->next_live_check, memory_order_relaxed))
-		return 0;
-	/* Racing threads may both check: one fcntl more, no harm. */
-	atomic_store_explicit(&ch->next_live_check,
-			      now + atomic_load_explicit(&ch->live_every_ns, memory_order_relaxed),
-			      memory_order_relaxed);
-	if (!smem__live_alive(ch->reg, pid)) {
-		/* Closed cleanly just now, or died? The flag is set before the slot is left. */
-		if (atomic_load_explicit(&peer->flags, memory_order_acquire) & SMEM_RPC_END_CLOSED)
-			smem__rpc_fail(ch, -ESHUTDOWN);
-		else
-			smem__rpc_fail(ch, -ECONNRESET);
-	}
-	return atomic_load_explicit(&ch->state, memory_order_acquire);
-}
 
 /* ---- open and close ------------------------------------------------------------------------- */
 
@@ -239,7 +88,7 @@ static void end_fill(struct smem_rpc *ch, struct smem_rpc_ctl_end *e, uint32_t s
 {
 	uint64_t dev = 0, ino = 0;
 
-	pidns_id(&dev, &ino);
+	smem__rpc_pidns_id(&dev, &ino);
 	e->pid = (uint32_t)getpid();
 	e->pidns_dev = dev;
 	e->pidns_ino = ino;
@@ -342,10 +191,7 @@ static void channel_free(struct smem_rpc *ch)
 	smem_region_close(ch->reg);
 	smem__rpc_queue_free(ch->q_head);
 	smem__rpc_asm_clear(ch);
-	free(atomic_load_explicit(&ch->spare_call, memory_order_acquire));
-	free(atomic_load_explicit(&ch->spare_req, memory_order_acquire));
-	for (unsigned i = 0; i < SPARE_BUFS; i++)
-		free(ch->spare_buf[i].p);
+	smem__rpc_pools_free(ch);
 	if (ch->peer_pidfd >= 0)
 		close(ch->peer_pidfd);
 	pthread_mutex_destroy(&ch->lock);

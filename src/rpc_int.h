@@ -1,15 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * RPC internals shared by the rpc*.c files and the tests: the control region's layout
- * (docs/PROTOCOL.md, "RPC protocol"), the process-local channel state, and the functions the
- * parts of the channel call in each other. The protocol (election, data path, sleeping, peer
- * liveness) is described at the top of rpc.c.
+ * (docs/PROTOCOL.md, "RPC protocol"), the process-local channel state, and the functions each
+ * layer offers the layers above it. The election is described at the top of rpc.c.
  *
- *   rpc.c        channel open/close, election, sessions, peer tracking, statistics
- *   rpc_call.c   the caller's side: pending calls, sending messages, call/wait API
- *   rpc_recv.c   the receive pump: packets, reassembly, delivery
- *   rpc_serve.c  running handlers: request queue, replies, service thread, serve/dispatch
- *   rpc_wait.c   sleeping on many channels at once (event words, rings, pidfds)
+ * The files are layers; a file calls only files listed before it (tests/check-layers checks
+ * this on the objects, in make check):
+ *
+ *   rpc_proto.c     packets: the wire header, splitting, checking, reassembly
+ *   rpc_wait.c      event words and wait sets: sleeping on many channels at once
+ *   rpc_pool.c      pools: spare call objects, request entries, large-request buffers
+ *   rpc_pending.c   the pending-call table: add, resolve, expire, fail, forget
+ *   rpc_queue.c     the request queue, and which thread may take from it
+ *   rpc_peer.c      the peer: liveness, session adoption, the channel's failure; sleeping
+ *   rpc_recv.c      the receive path: pump, reassembly, delivery
+ *   rpc_send.c      the transmit path: packets out, waiting for room, cancels
+ *   rpc_progress.c  the progress engine: pump, flush, run handlers; what a waiter sleeps on
+ *   rpc_serve.c     serving: the service thread, smem_rpc_serve/dispatch, the reply API
+ *   rpc_call.c      the call API: calls, waits, results
+ *   rpc.c           the channel: open (election), close, accessors, statistics
  */
 #ifndef SMEM_RPC_INT_H
 #define SMEM_RPC_INT_H
@@ -120,8 +129,8 @@ struct smem_rpc_call {
 };
 
 /* A received request waiting for a thread that may run it. */
-struct inreq {
-	struct inreq *next;
+struct smem__rpc_req {
+	struct smem__rpc_req *next;
 	uint64_t id;
 	uint32_t session;
 	uint32_t cap;			/* bytes of room[] (0: data is a separate malloc) */
@@ -131,13 +140,7 @@ struct inreq {
 	uint8_t room[];			/* req_room bytes: the payload of a small request */
 };
 
-struct assembly {
-	struct assembly *next;
-	bool discard;			/* a response nobody waits for: consume, do not copy */
-	uint64_t touched_ns;		/* when its last packet came */
-	size_t bufcap;			/* malloc'd size of a.buf */
-	struct smem__rpc_asm a;
-};
+struct smem__rpc_assembly;	/* a partial message (rpc_recv.c) */
 
 struct smem_rpc_reply {
 	void *data;
@@ -151,7 +154,7 @@ struct smem_rpc_reply {
  * thread at a time, so they are bumped with a relaxed load and store (STAT_BUMP), not a
  * locked read-modify-write; the others may be bumped by several threads at once (STAT_ADD).
  */
-struct stats {
+struct smem__rpc_counters {
 	_Atomic uint64_t requests_sent, responses_sent, errors_sent;
 	_Atomic uint64_t requests_received, responses_received, errors_received;	/* R */
 	_Atomic uint64_t packets_sent, bytes_sent;
@@ -190,7 +193,7 @@ struct smem_rpc {
 
 	pthread_mutex_t lock;		/* calls, queue, peer state, cancels */
 	struct smem_rpc_call *calls[CALL_BUCKETS];
-	struct inreq *q_head, *q_tail;
+	struct smem__rpc_req *q_head, *q_tail;
 	_Atomic unsigned qlen;		/* written under lock; read without it as a hint */
 	_Atomic int state;		/* 0, or the error every call gets (-ECONNRESET...) */
 	/* The peer as last seen: written under lock, read without it (relaxed) on fast paths. */
@@ -209,7 +212,7 @@ struct smem_rpc {
 
 	/* One spare of each, so a steady stream of calls allocates nothing (exchanged). */
 	_Atomic(struct smem_rpc_call *) spare_call;
-	_Atomic(struct inreq *) spare_req;
+	_Atomic(struct smem__rpc_req *) spare_req;
 	/* Spare buffers for large requests (under lock): no mmap/munmap and page faults for every
 	 * large message. At most SPARE_BUFS, SPARE_BUF_MAX bytes in all. */
 	struct {
@@ -221,7 +224,7 @@ struct smem_rpc {
 	pthread_mutex_t pump;		/* trylock only: receive ring and assemblies */
 	_Atomic bool pumping;
 	_Atomic bool pump_skipped;
-	struct assembly *asms;
+	struct smem__rpc_assembly *asms;
 	_Atomic unsigned nasm;		/* written by the pump's holder; read as a hint */
 	uint32_t asm_session;
 
@@ -240,15 +243,12 @@ struct smem_rpc {
 	pthread_t thread;
 	bool has_thread;
 	_Atomic bool stopping;
-	struct stats st;
+	struct smem__rpc_counters st;
 };
-
-extern _Thread_local const struct smem_rpc *smem__rpc_tl_service;	/* a service thread's channel */
-extern _Thread_local int smem__rpc_tl_depth;	/* handlers running on this thread */
 
 #define STAT_ADD(ch, f, n) atomic_fetch_add_explicit(&(ch)->st.f, (n), memory_order_relaxed)
 #define STAT_SET(ch, f, v) atomic_store_explicit(&(ch)->st.f, (v), memory_order_relaxed)
-/* For the counters only the pump lock's holder writes (see struct stats). */
+/* For the counters only the pump lock's holder writes (see struct smem__rpc_counters). */
 #define STAT_BUMP(ch, f, n) \
 	STAT_SET(ch, f, atomic_load_explicit(&(ch)->st.f, memory_order_relaxed) + (n))
 
@@ -280,61 +280,13 @@ static inline uint32_t my_session(const struct smem_rpc *ch)
 	return atomic_load_explicit(&ch->session, memory_order_acquire);
 }
 
-/* ---- rpc.c: the channel ----------------------------------------------------------------- */
+/* A call's outcome is final. Acquire: pairs with the release in rpc_pending.c's completion. */
+static inline bool smem__rpc_call_is_done(const struct smem_rpc_call *c)
+{
+	return atomic_load_explicit(&c->done, memory_order_acquire) != 0;
+}
 
-/* Look at the control region (session, peer arrival/departure/death); returns the state. */
-int smem__rpc_refresh(struct smem_rpc *ch, bool force);
-/* The channel failed: every pending call gets @err, and so will every new one. */
-void smem__rpc_fail(struct smem_rpc *ch, int err);
-
-/* ---- rpc_call.c: pending calls and sending ------------------------------------------------ */
-
-/* Under ch->lock: complete every pending call with @err; returns how many. */
-unsigned smem__rpc_calls_fail(struct smem_rpc *ch, int err);
-/* Is a call with this id pending? (takes ch->lock) */
-bool smem__rpc_call_pending(struct smem_rpc *ch, uint64_t id);
-/*
- * A complete response or error for the call @response_to (takes ch->lock). A response's
- * payload *buf (malloc'd, @len bytes) moves to the call (*buf set to NULL); an error's message
- * is copied from *buf. Returns false when no such call is pending (late or abandoned).
- */
-bool smem__rpc_call_resolve(struct smem_rpc *ch, uint8_t type, uint64_t response_to,
-			    int32_t error, void **buf, size_t len);
-/*
- * Send one message, split into packets, waiting for room until @deadline (or, with
- * SMEM__RPC_REPLY_DEADLINE, reply_timeout_ms from when the ring is first found full). A
- * message abandoned partway is cancelled (rpc_proto.h), at once or when room comes.
- */
-#define SMEM__RPC_REPLY_DEADLINE 0
-int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
-		   int32_t error, const void *data, size_t len, uint64_t deadline);
-/* Write the CANCEL packets that found no room before (takes ch->lock; never waits). */
-void smem__rpc_flush_cancels(struct smem_rpc *ch);
-
-/* ---- rpc_recv.c: the receive pump -------------------------------------------------------- */
-
-/* Drain the receive ring unless another thread does. Packets consumed, or -EBUSY. */
-int smem__rpc_try_pump(struct smem_rpc *ch);
-/* Give back a large request's buffer (@cap bytes, malloc'd): kept as the spare, or freed. */
-void smem__rpc_buf_put(struct smem_rpc *ch, void *buf, size_t cap);
-/* Drop every partial message (the pump lock held, or the channel being freed). */
-void smem__rpc_asm_clear(struct smem_rpc *ch);
-
-/* ---- rpc_serve.c: requests and handlers --------------------------------------------------- */
-
-/* Queue a received request (takes ownership) and wake whoever may run it. */
-void smem__rpc_queue_push(struct smem_rpc *ch, struct inreq *q);
-/* Free a list of queued requests (not recycled). */
-void smem__rpc_queue_free(struct inreq *q);
-/* Everything a waiting thread does for a channel without sleeping. Returns requests run. */
-int smem__rpc_progress(struct smem_rpc *ch);
-void *smem__rpc_service_main(void *arg);
-struct smem__rpc_ws;
-bool smem__rpc_may_run_queue(struct smem_rpc *ch);
-/* What a thread waiting on @ch sleeps on (event, rx ring, peer); longest it may sleep. */
-uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
-
-/* ---- rpc_wait.c: sleeping ---------------------------------------------------------------- */
+/* ---- rpc_wait.c: event words and wait sets ------------------------------------------------- */
 
 /*
  * Items one channel can add to a wait set, at most: its event word, its receive ring's data
@@ -396,10 +348,121 @@ int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_
 int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
-/* Sleep on the set (unless ready), then undo its announcements. 0, or the set's -E2BIG. */
+/*
+ * Sleep on the set (unless ready; at most MAX_SLEEP_NS), then undo its announcements; fired
+ * pidfds are left to the caller. 0, or the set's -E2BIG.
+ */
 int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
-/* After a sleep (@fired: items fired, -1 when it did not sleep): undo the announcements. */
+/*
+ * After a sleep (@fired: items fired, -1 when it did not sleep): undo the announcements. The
+ * peers whose pidfd fired are the caller's to look at (smem__rpc_sleep() does both).
+ */
 void smem__rpc_ws_done(struct smem__rpc_ws *ws, int fired);
+
+/* ---- rpc_pool.c: spares ------------------------------------------------------------------- */
+
+/* A spare buffer that holds @len bytes (*cap set to its size); NULL: none, allocate one. */
+void *smem__rpc_buf_get(struct smem_rpc *ch, uint64_t len, size_t *cap);
+/* Give back a large request's buffer (@cap bytes, malloc'd): kept as a spare, or freed. */
+void smem__rpc_buf_put(struct smem_rpc *ch, void *buf, size_t cap);
+/*
+ * A queue entry for a request of @len bytes. Small ones carry the payload in the entry itself
+ * (the channel's spare entry when it has one); larger ones in a buffer from the spares or
+ * malloc (q->data set, q->bufcap its size). With @buf (malloc'd, @bufcap bytes), the entry
+ * takes that buffer. NULL: no memory.
+ */
+struct smem__rpc_req *smem__rpc_req_new(struct smem_rpc *ch, size_t len, void *buf,
+					size_t bufcap);
+/* A handled request: its entry or its buffer kept as a spare (or freed). */
+void smem__rpc_req_recycle(struct smem_rpc *ch, struct smem__rpc_req *q);
+/* Free an entry and its buffer (not recycled). */
+void smem__rpc_req_destroy(struct smem__rpc_req *q);
+/* A call object: the channel's spare if it has one (a steady stream allocates nothing). */
+struct smem_rpc_call *smem__rpc_call_new(struct smem_rpc *ch);
+/* A released call object: kept as the spare (the previous spare is freed). */
+void smem__rpc_call_recycle(struct smem_rpc *ch, struct smem_rpc_call *c);
+/* Free every spare (the channel being freed). */
+void smem__rpc_pools_free(struct smem_rpc *ch);
+
+/* ---- rpc_pending.c: the pending-call table ----------------------------------------------- */
+
+/* Put @c (its id set) in the table unless the channel failed: 0, or the channel's error. */
+int smem__rpc_call_add(struct smem_rpc *ch, struct smem_rpc_call *c);
+/* Take @c out of the table if it is still there (its caller gives up on it). */
+void smem__rpc_call_forget(struct smem_rpc *ch, struct smem_rpc_call *c);
+/* Time out @c if its deadline passed (counted in timeouts). */
+void smem__rpc_call_expire(struct smem_rpc_call *c, uint64_t now);
+/* Under ch->lock: complete every pending call with @err; returns how many. */
+unsigned smem__rpc_calls_fail(struct smem_rpc *ch, int err);
+/* Is a call with this id pending? (takes ch->lock) */
+bool smem__rpc_call_pending(struct smem_rpc *ch, uint64_t id);
+/*
+ * A complete response or error for the call @response_to (takes ch->lock). A response's
+ * payload *buf (malloc'd, @len bytes) moves to the call (*buf set to NULL); an error's message
+ * is copied from *buf. Returns false when no such call is pending (late or abandoned).
+ */
+bool smem__rpc_call_resolve(struct smem_rpc *ch, uint8_t type, uint64_t response_to,
+			    int32_t error, void **buf, size_t len);
+
+/* ---- rpc_queue.c: the request queue ------------------------------------------------------ */
+
+extern _Thread_local const struct smem_rpc *smem__rpc_tl_service;	/* a service thread's channel */
+extern _Thread_local int smem__rpc_tl_depth;	/* handlers running on this thread */
+
+/* May this thread run @ch's handler now? */
+bool smem__rpc_may_serve(const struct smem_rpc *ch);
+/* Queue a received request (takes ownership) and wake whoever may run it. */
+void smem__rpc_queue_push(struct smem_rpc *ch, struct smem__rpc_req *q);
+/* The oldest request, if this thread may run it; NULL otherwise. */
+struct smem__rpc_req *smem__rpc_queue_pop(struct smem_rpc *ch);
+/* Are there queued requests this thread may run? */
+bool smem__rpc_may_run_queue(struct smem_rpc *ch);
+/* Under ch->lock: empty the queue; the caller frees what it returns. */
+struct smem__rpc_req *smem__rpc_queue_take_all(struct smem_rpc *ch);
+/* Free a list of queued requests (not recycled). */
+void smem__rpc_queue_free(struct smem__rpc_req *q);
+
+/* ---- rpc_peer.c: the peer and the channel's failure --------------------------------------- */
+
+/* Look at the control region (session, peer arrival/departure/death); returns the state. */
+int smem__rpc_refresh(struct smem_rpc *ch, bool force);
+/* The channel failed: every pending call gets @err, and so will every new one. */
+void smem__rpc_fail(struct smem_rpc *ch, int err);
+/* This process's pid namespace (st_dev, st_ino of /proc/self/ns/pid). 0 or -errno. */
+int smem__rpc_pidns_id(uint64_t *dev, uint64_t *ino);
+/* Sleep on the set, then look at every peer whose pidfd fired. 0, or the set's -E2BIG. */
+int smem__rpc_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
+
+/* ---- rpc_recv.c: the receive path --------------------------------------------------------- */
+
+/* Drain the receive ring unless another thread does. Packets consumed, or -EBUSY. */
+int smem__rpc_try_pump(struct smem_rpc *ch);
+/* Drop every partial message (the pump lock held, or the channel being freed). */
+void smem__rpc_asm_clear(struct smem_rpc *ch);
+
+/* ---- rpc_send.c: the transmit path -------------------------------------------------------- */
+
+/*
+ * Send one message, split into packets, waiting for room until @deadline (or, with
+ * SMEM__RPC_REPLY_DEADLINE, reply_timeout_ms from when the ring is first found full). A
+ * message abandoned partway is cancelled (rpc_proto.h), at once or when room comes.
+ */
+#define SMEM__RPC_REPLY_DEADLINE 0
+int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
+		   int32_t error, const void *data, size_t len, uint64_t deadline);
+/* Write the CANCEL packets that found no room before (takes ch->lock; never waits). */
+void smem__rpc_flush_cancels(struct smem_rpc *ch);
+
+/* ---- rpc_progress.c: the progress engine --------------------------------------------------- */
+
+/* Everything a waiting thread does for a channel without sleeping. Returns requests run. */
+int smem__rpc_progress(struct smem_rpc *ch);
+/* What a thread waiting on @ch sleeps on (event, rx ring, peer); longest it may sleep. */
+uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+
+/* ---- rpc_serve.c: serving ------------------------------------------------------------------ */
+
+void *smem__rpc_service_main(void *arg);
 
 /* ---- for tests ---------------------------------------------------------------------------- */
 

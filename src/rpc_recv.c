@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The RPC receive pump. Every thread that waits on a channel (a caller, the service thread, a
- * dispatch loop) makes progress itself: whoever wins the channel's pump lock (trylock, never
- * held across a sleep, a send or a handler) drains the receive ring. Each packet's header is
+ * The receive path: the receive ring drained into calls and requests. This file owns the
+ * pump lock, the partial messages being reassembled, and delivery (a response to its pending
+ * call, a request to the queue); it is the only reader of the receive ring.
+ *
+ * Every thread that waits on a channel (a caller, the service thread, a dispatch loop) makes
+ * progress itself: whoever wins the channel's pump lock (trylock, never held across a sleep,
+ * a send or a handler) drains the receive ring. Each packet's header is
  * copied out of shared memory and checked (rpc_proto.c); its payload is copied once, straight
  * from the ring node into private memory, and the node is released at once.
  *
@@ -23,16 +27,24 @@
 #include <string.h>
 
 #include "internal.h"
-#include "ring_int.h"
 #include "rpc_int.h"
 
 /* Responses above this size are looked up before they are copied (one lock more). */
 #define LOOKUP_FIRST_BYTES	4096u
 
-static struct assembly *asm_find(struct smem_rpc *ch, uint8_t type, uint64_t key,
-				 struct assembly ***prevp)
+/* A partial message: the first packets of a message of several. */
+struct smem__rpc_assembly {
+	struct smem__rpc_assembly *next;
+	bool discard;			/* a response nobody waits for: consume, do not copy */
+	uint64_t touched_ns;		/* when its last packet came */
+	size_t bufcap;			/* malloc'd size of a.buf */
+	struct smem__rpc_asm a;
+};
+
+static struct smem__rpc_assembly *asm_find(struct smem_rpc *ch, uint8_t type, uint64_t key,
+				 struct smem__rpc_assembly ***prevp)
 {
-	struct assembly **pp, *a;
+	struct smem__rpc_assembly **pp, *a;
 	bool req = type == SMEM_RPC_REQUEST;
 
 	for (pp = &ch->asms; (a = *pp); pp = &a->next) {
@@ -48,9 +60,9 @@ static struct assembly *asm_find(struct smem_rpc *ch, uint8_t type, uint64_t key
 	return NULL;
 }
 
-static void asm_drop(struct smem_rpc *ch, struct assembly **pp)
+static void asm_drop(struct smem_rpc *ch, struct smem__rpc_assembly **pp)
 {
-	struct assembly *a = *pp;
+	struct smem__rpc_assembly *a = *pp;
 
 	*pp = a->next;
 	smem__rpc_asm_free(&a->a);
@@ -65,79 +77,6 @@ void smem__rpc_asm_clear(struct smem_rpc *ch)
 		asm_drop(ch, &ch->asms);
 }
 
-/* A spare buffer that holds @len bytes (*cap set to its size); NULL: allocate one. */
-static void *buf_get(struct smem_rpc *ch, uint64_t len, size_t *cap)
-{
-	void *buf = NULL;
-	unsigned i;
-
-	pthread_mutex_lock(&ch->lock);
-	for (i = 0; i < SPARE_BUFS; i++)
-		if (ch->spare_buf[i].p && ch->spare_buf[i].cap >= len) {
-			buf = ch->spare_buf[i].p;
-			*cap = ch->spare_buf[i].cap;
-			ch->spare_buf[i].p = NULL;
-			ch->spare_buf_bytes -= *cap;
-			break;
-		}
-	pthread_mutex_unlock(&ch->lock);
-	return buf;
-}
-
-void smem__rpc_buf_put(struct smem_rpc *ch, void *buf, size_t cap)
-{
-	unsigned i;
-
-	pthread_mutex_lock(&ch->lock);
-	if (cap <= SPARE_BUF_MAX - ch->spare_buf_bytes)
-		for (i = 0; i < SPARE_BUFS; i++)
-			if (!ch->spare_buf[i].p) {
-				ch->spare_buf[i].p = buf;
-				ch->spare_buf[i].cap = cap;
-				ch->spare_buf_bytes += cap;
-				buf = NULL;
-				break;
-			}
-	pthread_mutex_unlock(&ch->lock);
-	free(buf);
-}
-
-/*
- * A queue entry for a request of @len bytes. Small ones carry the payload in the entry itself
- * (the channel's spare entry when it has one); larger ones in a buffer from the spares or
- * malloc (q->data set, q->bufcap its size). With @buf (malloc'd, @bufcap bytes), the entry
- * takes that buffer.
- */
-static struct inreq *req_new(struct smem_rpc *ch, size_t len, void *buf, size_t bufcap)
-{
-	struct inreq *q;
-
-	if (!buf && len <= ch->req_room) {
-		/* Acquire: pairs with the exchange in req_free() (rpc_serve.c). */
-		q = atomic_exchange_explicit(&ch->spare_req, NULL, memory_order_acquire);
-		if (!q && (q = malloc(sizeof(*q) + ch->req_room)))
-			q->cap = ch->req_room;
-		if (q)
-			q->data = q->room;
-		return q;
-	}
-	q = malloc(sizeof(*q));
-	if (!q)
-		return NULL;
-	q->cap = 0;
-	if (!buf && !(buf = buf_get(ch, len, &bufcap))) {
-		bufcap = len;
-		buf = malloc(len);
-		if (!buf) {
-			free(q);
-			return NULL;
-		}
-	}
-	q->data = buf;
-	q->bufcap = bufcap;
-	return q;
-}
-
 /*
  * A complete request, its payload in @data: copied, or with @bufcap != 0 a malloc'd buffer of
  * that size that moves to the request.
@@ -146,7 +85,7 @@ static void deliver_request(struct smem_rpc *ch, uint64_t id, uint32_t session,
 			    const void *data, size_t len, size_t bufcap)
 {
 	bool owned = bufcap != 0;
-	struct inreq *q = req_new(ch, len, owned ? (void *)data : NULL, bufcap);
+	struct smem__rpc_req *q = smem__rpc_req_new(ch, len, owned ? (void *)data : NULL, bufcap);
 
 	STAT_BUMP(ch, requests_received, 1);
 	STAT_SET(ch, last_message_received, (int64_t)len);
@@ -216,7 +155,7 @@ static void on_single(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 static void on_cancel(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h)
 {
 	bool req = h->response_to == 0;
-	struct assembly *a, **pp;
+	struct smem__rpc_assembly *a, **pp;
 
 	a = asm_find(ch, req ? SMEM_RPC_REQUEST : SMEM_RPC_RESPONSE,
 		     req ? h->msg_id : h->response_to, &pp);
@@ -231,7 +170,7 @@ static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 		     const uint8_t *payload)
 {
 	bool discard = h->type != SMEM_RPC_REQUEST && !smem__rpc_call_pending(ch, h->response_to);
-	struct assembly *a, **pp;
+	struct smem__rpc_assembly *a, **pp;
 
 	if (discard)
 		discard_reply(ch, h->response_to);
@@ -248,7 +187,7 @@ static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 
 		a->bufcap = h->total_size;
 		if (h->type == SMEM_RPC_REQUEST)
-			buf = buf_get(ch, h->total_size, &a->bufcap);
+			buf = smem__rpc_buf_get(ch, h->total_size, &a->bufcap);
 		if (smem__rpc_asm_start_into(&a->a, h, buf) < 0) {
 			free(buf);
 			free(a);
@@ -288,7 +227,7 @@ static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 static void on_next(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 		    const uint8_t *payload, uint64_t key)
 {
-	struct assembly *a, **pp;
+	struct smem__rpc_assembly *a, **pp;
 	int rc;
 
 	a = asm_find(ch, h->type, key, &pp);
@@ -332,7 +271,7 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 {
 	const uint8_t *payload = (const uint8_t *)pkt + SMEM_RPC_HDR_SIZE;
 	struct smem_rpc_pkt_hdr h;
-	struct assembly **pp;
+	struct smem__rpc_assembly **pp;
 	uint64_t key;
 
 	if (smem__rpc_pkt_parse(pkt, len, ch->per, ch->max_message, &h) < 0) {
@@ -377,7 +316,7 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 static void expire_partials(struct smem_rpc *ch)
 {
 	uint64_t now = smem__rpc_coarse_ns();
-	struct assembly **pp = &ch->asms;
+	struct smem__rpc_assembly **pp = &ch->asms;
 
 	while (*pp) {
 		if (now - (*pp)->touched_ns > ch->partial_expiry_ns) {

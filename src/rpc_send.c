@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transmit path: messages split into packets and written to the send ring. This file owns
+ * the send ring (its writers: callers sending requests, handlers' threads sending replies) and
+ * the CANCEL packets of messages abandoned partway (rpc_proto.h), kept until there is room.
+ *
+ * A sender that finds the ring full waits for room (the deadline of its call bounds it:
+ * nothing is ever dropped) and pumps the receive ring meanwhile, so two sides sending to each
+ * other cannot wedge. It polls for spin_ns first: a busy peer frees a node within
+ * microseconds, and then nobody makes a system call.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "rpc_int.h"
+
+/*
+ * Reserve a node of the send ring by *deadline (SMEM__RPC_REPLY_DEADLINE: reply_timeout_ms
+ * from the first time the ring is found full), pumping the receive ring while we wait. A full
+ * ring is polled for spin_ns first: a busy peer frees a node within microseconds, and then
+ * nobody makes a system call.
+ */
+static int reserve_room_wait(struct smem_rpc *ch, struct smem_ring_slot *slot,
+			     uint64_t *deadline);
+
+static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64_t *deadline)
+{
+	int rc = smem_ring_reserve_write(ch->tx, slot, 0);
+
+	if (rc != -ETIMEDOUT && rc != -EAGAIN)
+		return rc == -ESHUTDOWN ? (smem__rpc_refresh(ch, true) ?: -ESHUTDOWN) : rc;
+	/* Full: wait, pumping (so the service thread need not watch the ring meanwhile). */
+	smem__rpc_poll_enter(ch);
+	rc = reserve_room_wait(ch, slot, deadline);
+	smem__rpc_poll_leave(ch);
+	return rc;
+}
+
+static int reserve_room_wait(struct smem_rpc *ch, struct smem_ring_slot *slot,
+			     uint64_t *deadline)
+{
+	uint64_t t0 = 0, now, spin_until = 0;
+	struct smem__rpc_ws ws;
+	unsigned spins;
+	uint32_t v;
+	int rc;
+
+	for (spins = 0;; spins++) {
+		v = atomic_load(&ch->ev);
+		rc = smem_ring_reserve_write(ch->tx, slot, 0);
+		if (rc == 0)
+			break;
+		if (rc != -ETIMEDOUT && rc != -EAGAIN)
+			return rc == -ESHUTDOWN ? (smem__rpc_refresh(ch, true) ?: -ESHUTDOWN) : rc;
+		if (t0 && (spins & 7) && now < spin_until) {
+			smem__rpc_try_pump(ch);	/* polling: the clock every 8th look only */
+			cpu_relax();
+			continue;
+		}
+		now = smem__now_ns();
+		if (!t0) {
+			t0 = now;
+			spin_until = now + ch->spin_ns;
+			if (*deadline == SMEM__RPC_REPLY_DEADLINE)
+				*deadline = now + (uint64_t)ch->reply_timeout_ms * 1000000ull;
+		}
+		rc = smem__rpc_refresh(ch, false);
+		if (rc)
+			return rc;
+		if (*deadline != UINT64_MAX && now >= *deadline)
+			return -ETIMEDOUT;
+		smem__rpc_try_pump(ch);
+		if (now < spin_until) {
+			cpu_relax();
+			continue;
+		}
+		smem__rpc_ws_init(&ws);
+		smem__rpc_ws_ring(&ws, ch, ch->tx, true);
+		smem__rpc_ws_ev(&ws, ch, v);
+		smem__rpc_ws_rx(&ws, ch);
+		smem__rpc_ws_peer(&ws, ch);
+		smem__rpc_sleep(&ws, NULL, min_u64(smem__remaining_ns(*deadline),
+						   smem__rpc_peer_poll_bound(ch)));
+	}
+	if (t0)
+		stat_max(&ch->st.max_wait_write_ns, smem__now_ns() - t0);
+	return 0;
+}
+
+/* Write the CANCEL packet of an abandoned message if the ring has room now. 0 or -EAGAIN. */
+static int write_cancel(struct smem_rpc *ch, uint64_t id, uint64_t response_to,
+			uint32_t session)
+{
+	struct smem_rpc_pkt_hdr h;
+	struct smem_ring_slot slot;
+
+	if (smem_ring_reserve_write(ch->tx, &slot, 0) != 0)
+		return -EAGAIN;
+	if (slot.cap < SMEM_RPC_HDR_SIZE) {
+		smem_ring_abort(ch->tx, &slot);
+		return -EAGAIN;
+	}
+	smem__rpc_pkt_fill(&h, SMEM_RPC_CANCEL, session, id, response_to, 0, 0, 1, 0, 0);
+	memcpy(slot.data, &h, sizeof(h));
+	if (smem_ring_commit(ch->tx, &slot, SMEM_RPC_HDR_SIZE) != 0)
+		return -EAGAIN;
+	STAT_ADD(ch, packets_sent, 1);
+	return 0;
+}
+
+/* A message was abandoned after some of its packets left: cancel it now or when room comes. */
+static void cancel_message(struct smem_rpc *ch, uint64_t id, uint64_t response_to,
+			   uint32_t session)
+{
+	unsigned n;
+
+	if (write_cancel(ch, id, response_to, session) == 0)
+		return;
+	pthread_mutex_lock(&ch->lock);
+	n = atomic_load_explicit(&ch->ncancels, memory_order_relaxed);
+	if (n == MAX_CANCELS) {
+		/* The oldest is left to the receiver's expiry of stale partial messages. */
+		memmove(&ch->cancels[0], &ch->cancels[1], sizeof(ch->cancels[0]) * (n - 1));
+		n--;
+	}
+	ch->cancels[n].msg_id = id;
+	ch->cancels[n].response_to = response_to;
+	ch->cancels[n].session = session;
+	atomic_store_explicit(&ch->ncancels, n + 1, memory_order_relaxed);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void smem__rpc_flush_cancels(struct smem_rpc *ch)
+{
+	unsigned n, i = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	n = atomic_load_explicit(&ch->ncancels, memory_order_relaxed);
+	for (; i < n; i++) {
+		/* Packets of an ended session are dropped by the receiver anyway. */
+		if (ch->cancels[i].session == my_session(ch) &&
+		    write_cancel(ch, ch->cancels[i].msg_id, ch->cancels[i].response_to,
+				 ch->cancels[i].session) != 0)
+			break;
+	}
+	memmove(&ch->cancels[0], &ch->cancels[i], sizeof(ch->cancels[0]) * (n - i));
+	atomic_store_explicit(&ch->ncancels, n - i, memory_order_relaxed);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,
+		   int32_t error, const void *data, size_t len, uint64_t deadline)
+{
+	uint32_t count = smem__rpc_packet_count(len, ch->per), i, chunk = 0;
+	uint32_t session = my_session(ch);
+	struct smem_rpc_pkt_hdr h;
+	struct smem_ring_slot slot;
+	int rc = 0;
+
+	if (count == 0 || len > SMEM_RPC_MAX_MESSAGE)
+		return -EMSGSIZE;
+	if (atomic_load_explicit(&ch->ncancels, memory_order_relaxed))
+		smem__rpc_flush_cancels(ch);
+	for (i = 0; i < count; i++) {
+		rc = reserve_room(ch, &slot, &deadline);
+		if (rc)
+			break;
+		if (slot.cap < SMEM_RPC_HDR_SIZE + (size_t)ch->per) {
+			smem_ring_abort(ch->tx, &slot);
+			rc = -EPROTO;
+			break;
+		}
+		/* Straight into the node: the payload is copied once, by this memcpy. */
+		chunk = smem__rpc_chunk_len(len, ch->per, i);
+		smem__rpc_pkt_fill(&h, type, session, id, response_to, len, i, count, chunk, error);
+		memcpy(slot.data, &h, sizeof(h));
+		if (chunk)
+			memcpy((uint8_t *)slot.data + SMEM_RPC_HDR_SIZE,
+			       (const uint8_t *)data + (size_t)i * ch->per, chunk);
+		rc = smem_ring_commit(ch->tx, &slot, SMEM_RPC_HDR_SIZE + chunk);
+		if (rc)
+			break;
+	}
+	/* Counted once per message: packets 0..i-1 left (all full but maybe the last). */
+	if (i) {
+		STAT_ADD(ch, packets_sent, i);
+		STAT_ADD(ch, bytes_sent, rc ? (uint64_t)i * ch->per : len);
+		stat_max(&ch->st.max_packet_sent, i > 1 ? ch->per : chunk);
+		STAT_SET(ch, last_packet_sent, (int64_t)(rc ? ch->per : chunk));
+	}
+	if (rc) {
+		if (i > 0)
+			cancel_message(ch, id, response_to, session);
+		return rc;
+	}
+	STAT_SET(ch, last_message_sent, (int64_t)len);
+	return 0;
+}
