@@ -44,7 +44,8 @@ static void call_init(struct smem_rpc_call *c, struct smem_rpc *ch, uint64_t dea
  */
 static void call_release(struct smem_rpc_call *c)
 {
-	smem__rpc_call_forget(c->ch, c);
+	if (!smem__rpc_call_is_done(c))
+		smem__rpc_call_forget(c->ch, c);
 	free(c->resp);
 	c->resp = NULL;
 	if (!c->on_stack)

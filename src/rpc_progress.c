@@ -65,7 +65,9 @@ static int run_queue(struct smem_rpc *ch)
 	struct smem__rpc_req *q;
 	int n = 0;
 
-	while ((q = smem__rpc_queue_pop(ch))) {
+	/* The length hint first: progress on an empty queue costs one load, not a call. */
+	while (atomic_load_explicit(&ch->qlen, memory_order_relaxed) &&
+	       (q = smem__rpc_queue_pop(ch))) {
 		handle_request(ch, q);
 		smem__rpc_req_recycle(ch, q);
 		n++;
