@@ -301,8 +301,10 @@ void smem_rpc_close(struct smem_rpc *ch)
 	}
 	smem__rpc_fail(ch, -ESHUTDOWN);
 	channel_free(ch);
-	if (atomic_fetch_sub(&open_channels, 1) == 1)
+	if (atomic_fetch_sub(&open_channels, 1) == 1) {
 		smem__wait_thread_release();
+		smem__rpc_wait_thread_release();
+	}
 }
 
 /* ---- accessors and statistics --------------------------------------------------------------- */

@@ -350,7 +350,8 @@ int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
 /*
  * Sleep on the set (unless ready; at most MAX_SLEEP_NS), then undo its announcements; fired
- * pidfds are left to the caller. 0, or the set's -E2BIG.
+ * pidfds are left to the caller. 0, or the set's -E2BIG. A sleep that runs out a safety bound
+ * although a word it watched moved counts in missed_wakeups.
  */
 int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
 /*
@@ -358,6 +359,8 @@ int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64
  * peers whose pidfd fired are the caller's to look at (smem__rpc_sleep() does both).
  */
 void smem__rpc_ws_done(struct smem__rpc_ws *ws, int fired);
+/* Close the calling thread's schedstat file (reopened on demand). */
+void smem__rpc_wait_thread_release(void);
 
 /* ---- rpc_pool.c: spares ------------------------------------------------------------------- */
 

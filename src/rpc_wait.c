@@ -18,8 +18,12 @@
  * the process waits on the channel itself (pollers), the service thread sleeps on sev only,
  * so that neither call completions nor the peer's commits wake it for nothing.
  */
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "ring_int.h"
@@ -146,15 +150,92 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch)
 	return pidfd ? MAX_SLEEP_NS : LIVE_POLL_NS;
 }
 
+/* ---- missed wake-ups ------------------------------------------------------------------------ */
+
+/*
+ * The calling thread's run delay: the time it spent runnable, waiting for a CPU (the second
+ * field of /proc/thread-self/schedstat), in ns; UINT64_MAX when it cannot be read. The file
+ * stays open per thread (one pread per look), closed at thread exit, by
+ * smem__rpc_wait_thread_release(), and in a child of fork().
+ */
+static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sched_key;
+static _Thread_local int tl_sched_fd = -1;
+static _Thread_local bool tl_sched_tried;
+
+static void sched_fd_close(void *p)
+{
+	close((int)(intptr_t)p - 1);
+}
+
+/* A child of fork() must not read its parent's thread: it opens its own file on demand. */
+static void sched_fd_forget(void)
+{
+	smem__rpc_wait_thread_release();
+}
+
+static void sched_key_init(void)
+{
+	pthread_key_create(&sched_key, sched_fd_close);
+	pthread_atfork(NULL, NULL, sched_fd_forget);
+}
+
+static uint64_t run_delay_ns(void)
+{
+	char buf[96], *end;
+	unsigned long long rd;
+	ssize_t n;
+
+	if (!tl_sched_tried) {
+		tl_sched_tried = true;
+		pthread_once(&sched_once, sched_key_init);
+		tl_sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+		if (tl_sched_fd >= 0)
+			pthread_setspecific(sched_key, (void *)(intptr_t)(tl_sched_fd + 1));
+	}
+	if (tl_sched_fd < 0)
+		return UINT64_MAX;
+	n = pread(tl_sched_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = '\0';
+	strtoull(buf, &end, 10);	/* time on the CPU */
+	rd = strtoull(end, &end, 10);	/* time waiting for one */
+	return rd;
+}
+
+void smem__rpc_wait_thread_release(void)
+{
+	if (tl_sched_fd >= 0) {
+		pthread_setspecific(sched_key, NULL);
+		close(tl_sched_fd);
+	}
+	tl_sched_fd = -1;
+	tl_sched_tried = false;
+}
+
 /*
  * A sleep that lasted its whole bound although the bound was a safety net (the cap, or the
  * peer-polling slice), not the caller's deadline: if a word it slept on has moved meanwhile
  * while the peer is alive, the wake-up that should have ended it never came. Counted once per
- * channel whose word moved. (A word that moves in the last microseconds of the sleep, its
- * wake still on the way, would count too; at a 20 ms bound that window is negligible.)
+ * channel whose word moved.
+ *
+ * Unless the thread was woken in time but got no CPU until the bound had passed (a loaded
+ * machine): then its run delay grew by more than it slept past the bound. The run delay
+ * decides: a thread the timer woke waited for a CPU at most (slept - bound), plus
+ * RUN_DELAY_SLACK_NS for what it waited around the sleep itself. (A wake in the last slack of
+ * a sleep that then found no CPU could still count; where the run delay cannot be read, every
+ * such sleep counts.)
  */
-static void count_missed(struct smem__rpc_ws *ws)
+#define RUN_DELAY_SLACK_NS	(1000ull * 1000)
+
+static void count_missed(struct smem__rpc_ws *ws, uint64_t slept, uint64_t bound,
+			 uint64_t rd0)
 {
+	uint64_t rd1 = rd0 == UINT64_MAX ? UINT64_MAX : run_delay_ns();
+
+	if (rd1 != UINT64_MAX && rd1 - rd0 > slept - bound + RUN_DELAY_SLACK_NS)
+		return;	/* woken in time, kept off the CPU */
 	unsigned i, j;
 
 	for (i = 0; i < ws->set.n; i++) {
@@ -176,19 +257,22 @@ static void count_missed(struct smem__rpc_ws *ws)
 
 int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
 {
-	uint64_t t0, slept, bound = min_u64(max_ns, MAX_SLEEP_NS);
+	uint64_t t0, slept, rd0 = UINT64_MAX, bound = min_u64(max_ns, MAX_SLEEP_NS);
+	bool net = bound >= LIVE_POLL_NS;	/* only a safety net lasts this long */
 	int fired = -1;
 
 	if (!ws->ready && !ws->set.err && max_ns > 0) {
 		if (stat_ch)
 			STAT_ADD(stat_ch, sleeps, 1);
+		if (net)
+			rd0 = run_delay_ns();
 		t0 = smem__now_ns();
 		fired = smem__wait_set_sleep(&ws->set, bound);
 		slept = smem__now_ns() - t0;
 		if (stat_ch)
 			stat_max(&stat_ch->st.max_wait_read_ns, slept);
-		if (bound >= LIVE_POLL_NS && slept >= bound)
-			count_missed(ws);
+		if (net && slept >= bound)
+			count_missed(ws, slept, bound, rd0);
 	}
 	smem__rpc_ws_done(ws, fired);
 	return ws->set.err;
