@@ -33,7 +33,7 @@
 #include <smem/rpc.h>
 #include <smem/ring.h>
 
-#include "rpc_proto.h"
+#include "rpc_proto_int.h"
 #include "wait.h"
 
 #define SMEM_RPC_CTL_MAGIC	0x314350524d454d53ull	/* "SMEMRPC1" little-endian */
@@ -448,7 +448,7 @@ void smem__rpc_asm_clear(struct smem_rpc *ch);
 /*
  * Send one message, split into packets, waiting for room until @deadline (or, with
  * SMEM__RPC_REPLY_DEADLINE, reply_timeout_ms from when the ring is first found full). A
- * message abandoned partway is cancelled (rpc_proto.h), at once or when room comes.
+ * message abandoned partway is cancelled (rpc_proto_int.h), at once or when room comes.
  */
 #define SMEM__RPC_REPLY_DEADLINE 0
 int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t response_to,

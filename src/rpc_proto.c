@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * RPC packets: splitting a message into ring-node-sized packets, checking received headers,
- * and reassembling messages with order and completeness checked (see rpc_proto.h).
+ * and reassembling messages with order and completeness checked (see rpc_proto_int.h).
  *
  * The seed computed the last chunk as total % P, which is 0 for an exact multiple of P and
  * lost the last chunk; here every packet states its chunk length and the receiver checks it
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rpc_proto.h"
+#include "rpc_proto_int.h"
 
 uint32_t smem__rpc_packet_count(uint64_t total, uint32_t per)
 {

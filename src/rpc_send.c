@@ -2,7 +2,7 @@
 /*
  * The transmit path: messages split into packets and written to the send ring. This file owns
  * the send ring (its writers: callers sending requests, handlers' threads sending replies) and
- * the CANCEL packets of messages abandoned partway (rpc_proto.h), kept until there is room.
+ * the CANCEL packets of messages abandoned partway (rpc_proto_int.h), kept until there is room.
  *
  * A sender that finds the ring full waits for room (the deadline of its call bounds it:
  * nothing is ever dropped) and pumps the receive ring meanwhile, so two sides sending to each

@@ -20,7 +20,7 @@
 #include "internal.h"
 #include "ring_int.h"
 #include "rpc_int.h"
-#include "rpc_proto.h"
+#include "rpc_proto_int.h"
 #include "wait.h"
 #include "util/rpcutil.h"
 #include "util/testutil.h"

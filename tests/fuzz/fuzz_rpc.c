@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rpc_proto.h"
+#include "rpc_proto_int.h"
 
 #define CHECK(cond) do { \
 	if (!(cond)) { \

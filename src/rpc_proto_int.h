@@ -16,8 +16,8 @@
  * Everything in a received header is untrusted: smem__rpc_pkt_parse() copies it out of shared
  * memory once and checks it against the receiver's private geometry before anything uses it.
  */
-#ifndef SMEM_RPC_PROTO_H
-#define SMEM_RPC_PROTO_H
+#ifndef SMEM_RPC_PROTO_INT_H
+#define SMEM_RPC_PROTO_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
