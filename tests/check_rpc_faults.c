@@ -578,7 +578,8 @@ END_TEST
 
 /*
  * No lost wake-ups: 64 calls in flight over 8 channels, both ends sleeping at once (no spin),
- * the client restarting each call as it completes. A sleep that runs to the safety cap while
+ * in dispatch mode (no service threads: one thread per end, as ringbench rpc runs them), the
+ * client restarting each call as it completes. A sleep that runs to the safety cap while
  * a word it watches has moved is counted (missed_wakeups); on a correct waiter that stays 0
  * on both ends. (The io_uring waiter used to leave stale requests armed, and about one sleep
  * in forty then slept out the 50 ms cap.) The count is of events, not of time.
@@ -617,7 +618,7 @@ static int nomiss_server(void *arg)
 
 START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
 {
-	struct smem_rpc_opts o = { .spin_ns = SMEM_RPC_NO_SPIN };
+	struct smem_rpc_opts o = { .service = SMEM_RPC_SERVICE_DISPATCH, .spin_ns = SMEM_RPC_NO_SPIN };
 	struct smem_rpc_call *c[NCH * PER_CH];
 	struct smem_rpc_stats st;
 	struct smem_rpc *chs[NCH];
