@@ -54,6 +54,15 @@ static int ctl_init(void *obj, size_t size, void *arg)
 
 /* Generations a new master tries when leftover rings hold the names (see elect()). */
 #define ELECT_GEN_TRIES 64
+/*
+ * A slave-to-be that found the master alive but finds its rings gone (-ENOENT) saw the master
+ * die between the two looks (the broker drops a dead holder's names as soon as it sees its
+ * connection close, which may even come before the kernel releases its liveness slot). It
+ * elects again, every ELECT_RETRY_US, until it sees the master dead (and leads) or
+ * ELECT_RETRIES pass: a master that stays alive without rings is -EPROTO, as before.
+ */
+#define ELECT_RETRIES	250
+#define ELECT_RETRY_US	2000
 
 static int elect_lock(struct smem_rpc *ch, bool lock)
 {
@@ -156,11 +165,14 @@ static int elect(struct smem_rpc *ch, const char *name, const struct smem_rpc_op
 		ring_name(n1, sizeof(n1), name, gen, true);
 		ring_name(n2, sizeof(n2), name, gen, false);
 		rc = smem_ring_open(n1, base, &ch->rx);
-		if (rc)
-			return rc == -ENOENT ? -EPROTO : rc;
-		rc = smem_ring_open(n2, base, &ch->tx);
-		if (rc)
-			return rc == -ENOENT ? -EPROTO : rc;
+		if (rc == 0)
+			rc = smem_ring_open(n2, base, &ch->tx);
+		if (rc) {
+			smem_ring_close(ch->rx);
+			ch->rx = NULL;
+			/* A live master whose rings are gone is dying: see ELECT_RETRIES. */
+			return rc == -ENOENT ? -EAGAIN : rc;
+		}
 		ch->role = SMEM_RPC_SLAVE;
 		end_fill(ch, sl, ns);
 		atomic_store_explicit(&m->session, ns, memory_order_relaxed);
@@ -254,11 +266,20 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	rc = smem__live_join(ch->reg);
 	if (rc)
 		goto fail;
-	rc = elect_lock(ch, true);
-	if (rc)
-		goto fail;
-	rc = elect(ch, name, o, node_count, node_size);
-	elect_lock(ch, false);
+	for (tries = 0;; tries++) {
+		rc = elect_lock(ch, true);
+		if (rc)
+			goto fail;
+		rc = elect(ch, name, o, node_count, node_size);
+		elect_lock(ch, false);
+		if (rc != -EAGAIN)
+			break;
+		if (tries == ELECT_RETRIES) {
+			rc = -EPROTO;
+			break;
+		}
+		usleep(ELECT_RETRY_US);
+	}
 	if (rc)
 		goto fail;
 	rc = geometry(ch);

@@ -118,6 +118,65 @@ START_TEST(rpc_eight_racing_openers_elect_one_master_one_slave)
 }
 END_TEST
 
+/*
+ * Found by `make crash` under ASan ("rpc client open: shared memory or message failed
+ * validation"): an opener found the master alive, then the master died and the broker dropped
+ * its rings before the opener opened them, and the open failed with -EPROTO. The dying master
+ * is played by a child that lets go of its rings (through the internals), then exits without
+ * closing the channel; the opener now elects again until it sees the master dead, and leads.
+ */
+struct ringless_arg {
+	const char *name;
+	int ready_fd, close_fd;
+};
+
+static int ringless_master(void *arg)
+{
+	struct smem_rpc_opts o = { .service = SMEM_RPC_SERVICE_DISPATCH };	/* nobody pumps */
+	struct ringless_arg *a = arg;
+	struct smem_rpc *ch;
+
+	close(a->close_fd);
+	if (smem_rpc_open(a->name, &o, &ch) || !smem_rpc_is_master(ch))
+		return 1;
+	smem_ring_close(smem__rpc_tx(ch));	/* the names go; the liveness slot stays */
+	smem_ring_close(smem__rpc_rx(ch));
+	if (write(a->ready_fd, "r", 1) != 1)
+		return 2;
+	usleep(30000);
+	_exit(0);	/* dies as master: no close, no CLOSED flag */
+}
+
+START_TEST(rpc_open_beside_a_master_dying_without_its_rings_elects_again)
+{
+	struct ringless_arg a;
+	struct smem_rpc *m, *s;
+	int p[2];
+	pid_t pid;
+	char c;
+	T_NAME(name, "rpc");
+
+	t_rpc_check_backend();
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	a.name = name;
+	a.ready_fd = p[1];
+	a.close_fd = p[0];
+	pid = t_fork(ringless_master, &a);
+	close(p[1]);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	close(p[0]);
+	/* The master is alive, its rings are gone: before, -EPROTO at once. */
+	m = t_rpc_open(name, t_rpc_h_mul, NULL);
+	ck_assert(smem_rpc_is_master(m));
+	ck_assert_int_eq(t_wait(pid), 0);
+	s = t_rpc_open(name, NULL, NULL);
+	ck_assert(!smem_rpc_is_master(s));
+	ck_assert_int_eq(smem_rpc_call(s, "\x06\x07", 2, NULL, NULL, 5000), 0);
+	smem_rpc_close(s);
+	smem_rpc_close(m);
+}
+END_TEST
+
 /* ---- crashes ------------------------------------------------------------------------------------ */
 
 static int h_block(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *rep)
@@ -778,6 +837,7 @@ END_TEST
 static void add_channel_tests(TCase *tc)
 {
 	tcase_add_test(tc, rpc_third_opener_gets_ebusy_until_a_side_leaves);
+	tcase_add_test(tc, rpc_open_beside_a_master_dying_without_its_rings_elects_again);
 	tcase_add_test(tc, rpc_server_killed_mid_call_fails_pending_calls_promptly);
 	tcase_add_test(tc, rpc_hostile_packets_are_counted_and_dropped);
 	tcase_add_test(tc, rpc_one_thread_waits_for_64_calls_across_8_channels);
