@@ -561,13 +561,18 @@ END_TEST
 struct multi_arg {
 	struct server_arg a;
 	char names[NCH][128];
+	uint32_t spin_ns;	/* the server's spin (0: the default) */
+	bool report_missed;	/* write the channels' missed_wakeups sum to ready_fd at the end */
 };
 
 static int multi_server(void *arg)
 {
 	struct multi_arg *a = arg;
-	struct smem_rpc_opts o = { .handler = t_rpc_h_mul, .service = SMEM_RPC_SERVICE_DISPATCH };
+	struct smem_rpc_opts o = { .handler = t_rpc_h_mul, .service = SMEM_RPC_SERVICE_DISPATCH,
+				   .spin_ns = a->spin_ns };
+	struct smem_rpc_stats st;
 	struct smem_rpc *chs[NCH];
+	uint64_t missed = 0;
 	int i, rc;
 
 	if (child_wait_go(&a->a))
@@ -580,8 +585,14 @@ static int multi_server(void *arg)
 	/* One loop, one sleep for all eight channels, until the client has closed them all. */
 	while ((rc = smem_rpc_serve(chs, NCH, 5000)) > 0)
 		;
-	for (i = 0; i < NCH; i++)
+	for (i = 0; i < NCH; i++) {
+		if (smem_rpc_stats(chs[i], &st))
+			return 4;
+		missed += st.missed_wakeups;
 		smem_rpc_close(chs[i]);
+	}
+	if (a->report_missed && write(a->a.ready_fd, &missed, sizeof(missed)) != sizeof(missed))
+		return 2;
 	return rc == -ESHUTDOWN ? 0 : 3;
 }
 
@@ -599,6 +610,8 @@ START_TEST(rpc_one_thread_waits_for_64_calls_across_8_channels)
 	t_rpc_check_backend();
 	for (i = 0; i < NCH; i++)
 		t_name(a.names[i], sizeof(a.names[i]), "rpcb");
+	a.spin_ns = 0;
+	a.report_missed = false;
 	pid = fork_server(multi_server, &a.a, "", &ready, &go);
 	for (i = 0; i < NCH; i++)
 		chs[i] = t_rpc_open(a.names[i], NULL, NULL);
@@ -645,36 +658,6 @@ END_TEST
  */
 #define NOMISS_CALLS 40000
 
-static int nomiss_server(void *arg)
-{
-	struct multi_arg *a = arg;
-	struct smem_rpc_opts o = { .handler = t_rpc_h_mul, .service = SMEM_RPC_SERVICE_DISPATCH,
-				   .spin_ns = SMEM_RPC_NO_SPIN };
-	struct smem_rpc_stats st;
-	struct smem_rpc *chs[NCH];
-	uint64_t missed = 0;
-	int i, rc;
-
-	if (child_wait_go(&a->a))
-		return 1;
-	for (i = 0; i < NCH; i++)
-		if (smem_rpc_open(a->names[i], &o, &chs[i]))
-			return 1;
-	if (write(a->a.ready_fd, "o", 1) != 1)
-		return 2;
-	while ((rc = smem_rpc_serve(chs, NCH, 5000)) > 0)
-		;
-	for (i = 0; i < NCH; i++) {
-		if (smem_rpc_stats(chs[i], &st))
-			return 4;
-		missed += st.missed_wakeups;
-		smem_rpc_close(chs[i]);
-	}
-	if (write(a->a.ready_fd, &missed, sizeof(missed)) != sizeof(missed))
-		return 2;
-	return rc == -ESHUTDOWN ? 0 : 3;
-}
-
 START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
 {
 	struct smem_rpc_opts o = { .service = SMEM_RPC_SERVICE_DISPATCH, .spin_ns = SMEM_RPC_NO_SPIN };
@@ -694,7 +677,9 @@ START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
 	t_rpc_check_backend();
 	for (i = 0; i < NCH; i++)
 		t_name(a.names[i], sizeof(a.names[i]), "rpcw");
-	pid = fork_server(nomiss_server, &a.a, "", &ready, &go);
+	a.spin_ns = SMEM_RPC_NO_SPIN;
+	a.report_missed = true;
+	pid = fork_server(multi_server, &a.a, "", &ready, &go);
 	for (i = 0; i < NCH; i++)
 		chs[i] = t_rpc_open_opts(a.names[i], &o);
 	ck_assert_int_eq(write(go, "g", 1), 1);
