@@ -113,8 +113,8 @@ class RpcStats(Structure):
                 + [(n, c_uint64) for n in (
                     "timeouts", "discarded_responses", "last_discarded_id", "protocol_errors",
                     "stale_packets", "peer_resets", "max_wait_write_ns", "max_wait_read_ns",
-                    "sleeps", "partials_cancelled", "partials_expired")]
-                + [("reserved", c_uint64 * 6)])
+                    "sleeps", "partials_cancelled", "partials_expired", "missed_wakeups")]
+                + [("reserved", c_uint64 * 5)])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ def test_rpc_call_runs_the_python_handler(name):
         assert master.call(bytearray([1, 2]), timeout=5) == struct.pack("<i", 3)
         st = master.stats()
         assert st["requests_sent"] == 2 and st["responses_received"] == 2
+        assert st["missed_wakeups"] == 0
         with pytest.raises(smem.BusyError):
             smem.Rpc.open(name)
 
