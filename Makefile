@@ -79,6 +79,16 @@ TOOL_SRCS := $(filter-out tools/ringbench_%.c tools/smemctl_%.c,$(sort $(wildcar
 RINGBENCH_PARTS := $(sort $(wildcard tools/ringbench_*.c))
 SMEMCTL_PARTS := $(sort $(wildcard tools/smemctl_*.c))
 TOOLS := $(TOOL_SRCS:tools/%.c=$(BUILD)/tools/%)
+# The NATS bridge (bridge/): its own library, libsmem-bridge.a, over libsmem and libnats
+# (libsmem itself never links libnats), and the daemon smem-bridge, installed with the tools.
+# bridge/smem-bridge.c and bridge/bridgebench.c are programs; every other bridge/*.c is the
+# library.
+BRIDGE_PROGS := smem-bridge bridgebench
+BRIDGE_LIB_SRCS := $(filter-out $(BRIDGE_PROGS:%=bridge/%.c),$(sort $(wildcard bridge/*.c)))
+BRIDGE_LIB_OBJS := $(BRIDGE_LIB_SRCS:bridge/%.c=$(BUILD)/bridge/%.o)
+BRIDGE_LIB := $(BUILD)/libsmem-bridge.a
+BRIDGE_TOOLS := $(BUILD)/tools/smem-bridge
+BRIDGE_BENCH := $(BUILD)/tools/bridgebench
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 TEST_SRCS := $(sort $(wildcard tests/check_*.c))
@@ -103,14 +113,14 @@ RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMP
 
 all: deps lib tools examples tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
-tools: $(TOOLS)
+tools: $(TOOLS) $(BRIDGE_TOOLS)
 examples: $(EXAMPLES)
 tests: $(TESTS) $(HARNESSES) $(PY_HELPERS)
 
 # deps: liburing, Check, json-c (smemctl), pkg-config and groff (make check lints the man
-# pages). Installed with apt-get when we are root on Debian or Ubuntu; otherwise the exact
+# pages), the NATS C client and server (smem-bridge and its tests). Installed with apt-get when we are root on Debian or Ubuntu; otherwise the exact
 # command to run is printed and the build stops.
-DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config groff-base
+DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config groff-base libnats-dev nats-server
 
 # $(call apt_install,STEP,PACKAGES,WHY): as root where apt-get exists, install PACKAGES; else
 # say WHY and print the command to run, and fail. One shell line, for a recipe's if branch
@@ -129,6 +139,8 @@ deps:
 	{ [ -f /usr/include/liburing.h ] || pkg-config --exists liburing 2>/dev/null; } || missing="$$missing liburing-dev"; \
 	{ [ -f /usr/include/check.h ] || pkg-config --exists check 2>/dev/null; } || missing="$$missing check"; \
 	{ [ -f /usr/include/json-c/json.h ] || pkg-config --exists json-c 2>/dev/null; } || missing="$$missing libjson-c-dev"; \
+	{ [ -f /usr/include/nats/nats.h ] || pkg-config --exists libnats 2>/dev/null; } || missing="$$missing libnats-dev"; \
+	command -v nats-server >/dev/null 2>&1 || [ -x /usr/bin/nats-server ] || missing="$$missing nats-server"; \
 	if [ -n "$$missing" ]; then \
 		$(call apt_install,deps,$(DEPS_PKGS),missing$$missing); \
 	fi
@@ -185,6 +197,22 @@ $(BUILD)/tools/smemctl: tools/smemctl.c $(SMEMCTL_PARTS) tools/smemctl.h $(STATI
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) $(JSON_CFLAGS) $(LDFLAGS) -o $@ tools/smemctl.c \
 		$(SMEMCTL_PARTS) $(STATIC_LIB) $(LIBS) $(JSON_LIBS) -lm
+
+NATS_LIBS := $(if $(HAVE_PKGCONFIG),$(shell pkg-config --libs libnats 2>/dev/null || echo -lnats),-lnats)
+$(BUILD)/bridge/%.o: bridge/%.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -Ibridge -c -o $@ $<
+
+$(BRIDGE_LIB): $(BRIDGE_LIB_OBJS)
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/tools/smem-bridge $(BUILD)/tools/bridgebench: $(BUILD)/tools/%: bridge/%.c $(BRIDGE_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -Ibridge $(TOOL_CFLAGS) $(LDFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC_LIB) \
+		$(LIBS) $(NATS_LIBS) -lm
 
 $(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(@D)
@@ -321,7 +349,7 @@ install: lib tools
 	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION)
 	ln -sf libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsmem.so
-	install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(TOOLS) $(BRIDGE_TOOLS) $(DESTDIR)$(BINDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' smem.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/smem.pc
 	for s in 1 3 7 8; do \
@@ -354,7 +382,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/smem.h $(DESTDIR)$(LIBDIR)/libsmem.a \
 		$(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libsmem.so $(DESTDIR)$(PKGCONFIGDIR)/smem.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS))) \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BRIDGE_TOOLS))) \
 		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(wildcard man/man*/*.[0-9]))
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/smem
 
@@ -389,5 +417,5 @@ check-deb: deb
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/src/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d $(BUILD)/tests/python/*.d)
+-include $(wildcard $(BUILD)/src/*.d $(BUILD)/bridge/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d $(BUILD)/tests/python/*.d)
 -include $(wildcard $(FUZZ_DIR)/src/*.d $(FUZZ_DIR)/*.d)

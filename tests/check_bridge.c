@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smem-bridge against a real nats-server of the test's own (loopback, free ports): a ring
+ * carried ring -> NATS -> ring in order; losses of plain NATS counted at the receiving end;
+ * RPC through two bridges, with the remote handler's errors and -ECONNRESET / -ETIMEDOUT when
+ * the remote side is gone; JetStream exactly once across kill -9 of the importing bridge and
+ * of the server; a config holding secrets refused when others can read it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/natsutil.h"
+#include "util/testutil.h"
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Messages of the tests: "<index>:" then filler up to @len bytes. */
+static size_t make_msg(char *buf, size_t len, unsigned i)
+{
+	int n = snprintf(buf, len, "%u:", i);
+
+	for (size_t k = (size_t)n; k < len; k++)
+		buf[k] = (char)('a' + (i + k) % 26);
+	return len;
+}
+
+static unsigned msg_index(const char *buf)
+{
+	return (unsigned)strtoul(buf, NULL, 10);
+}
+
+START_TEST(bridge_carries_a_ring_over_plain_nats_in_order)
+{
+	struct t_nats n = { 0 };
+	struct t_bridge exp = { 0 }, imp = { 0 };
+	struct smem_ring *a, *b;
+	char cfg[1024], buf[512], got[512];
+	T_NAME(ra, "br-a");
+	T_NAME(rb, "br-b");
+	T_NAME(subj, "subj");
+	const unsigned count = 2000;
+
+	for (char *p = subj; *p; p++)
+		if (*p == '.')
+			*p = '_';
+	t_nats_start(&n, false);
+	ck_assert_int_eq(smem_ring_create(ra, 64, 512, NULL, &a), 0);
+	ck_assert_int_eq(smem_ring_create(rb, 4096, 512, NULL, &b), 0);
+	snprintf(cfg, sizeof(cfg), "server %s\nimport t.%s -> ring %s\n", n.url, subj, rb);
+	t_bridge_start(&imp, cfg);
+	snprintf(cfg, sizeof(cfg), "server %s\nexport ring %s -> t.%s\n", n.url, ra, subj);
+	t_bridge_start(&exp, cfg);
+
+	for (unsigned i = 0; i < count; i++) {
+		size_t len = 100 + i % 400;
+
+		make_msg(buf, len, i);
+		ck_assert_int_eq(smem_ring_write(a, buf, len, 5000), 0);
+	}
+	for (unsigned i = 0; i < count; i++) {
+		ssize_t len = smem_ring_read(b, got, sizeof(got), 5000);
+
+		ck_assert_int_eq(len, (ssize_t)(100 + i % 400));
+		make_msg(buf, (size_t)len, i);
+		ck_assert_msg(memcmp(buf, got, (size_t)len) == 0, "message %u differs", i);
+	}
+	ck_assert_int_eq(smem_ring_read(b, got, sizeof(got), 100), -ETIMEDOUT);
+	ck_assert_int_eq(t_bridge_wait_stat(&exp, 0, "messages", count, 2000), count);
+	ck_assert_int_eq(t_bridge_wait_stat(&imp, 0, "messages", count, 2000), count);
+	ck_assert_int_eq(t_bridge_stat(&exp, 0, "lost"), 0);
+	ck_assert_int_eq(t_bridge_stat(&imp, 0, "lost"), 0);
+	ck_assert_int_eq(t_bridge_stat(&imp, 0, "errors"), 0);
+	/* SIGTERM: a clean stop. */
+	ck_assert_int_eq(t_bridge_term(&exp), 0);
+	ck_assert_int_eq(t_bridge_term(&imp), 0);
+	t_bridge_stop(&exp);
+	t_bridge_stop(&imp);
+	t_nats_stop(&n);
+	smem_ring_close(a);
+	smem_ring_close(b);
+}
+END_TEST
+
+/*
+ * A full receiving ring pushes back; plain NATS holds a bounded queue (max-pending 16) and
+ * drops beyond it. What the importer lost is counted: what arrived plus what was counted lost
+ * accounts for every message up to the last one that arrived.
+ */
+START_TEST(bridge_plain_nats_counts_what_a_slow_receiver_lost)
+{
+	struct t_nats n = { 0 };
+	struct t_bridge exp = { 0 }, imp = { 0 };
+	struct smem_ring *a, *b;
+	char cfg[1024], buf[256];
+	T_NAME(ra, "br-a");
+	T_NAME(rb, "br-b");
+	const unsigned count = 3000;
+	unsigned received = 0, last = 0;
+	ssize_t len;
+
+	t_nats_start(&n, false);
+	ck_assert_int_eq(smem_ring_create(ra, 1024, 256, NULL, &a), 0);
+	ck_assert_int_eq(smem_ring_create(rb, 4, 256, NULL, &b), 0);
+	snprintf(cfg, sizeof(cfg), "server %s\nmax-pending 16\nimport slow.x -> ring %s\n",
+		 n.url, rb);
+	t_bridge_start(&imp, cfg);
+	snprintf(cfg, sizeof(cfg), "server %s\nexport ring %s -> slow.x\n", n.url, ra);
+	t_bridge_start(&exp, cfg);
+	for (unsigned i = 0; i < count; i++)
+		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 200, i), 5000), 0);
+	ck_assert_int_eq(t_bridge_wait_stat(&exp, 0, "messages", count, 5000), count);
+	/* Now drain slowly: the importer was blocked on the 4-node ring all along. */
+	while ((len = smem_ring_read(b, buf, sizeof(buf), 500)) >= 0) {
+		ck_assert_int_eq(len, 200);
+		last = msg_index(buf);
+		received++;
+	}
+	ck_assert_int_eq(len, -ETIMEDOUT);
+	ck_assert_uint_lt(received, count);
+	ck_assert_uint_gt(received, 0);
+	/* Messages 0..last either arrived or were counted as lost. */
+	ck_assert_int_eq(t_bridge_stat(&imp, 0, "lost") + received, (long long)last + 1);
+	ck_assert_int_eq(t_bridge_stat(&imp, 0, "messages"), received);
+	t_bridge_stop(&exp);
+	t_bridge_stop(&imp);
+	t_nats_stop(&n);
+	smem_ring_close(a);
+	smem_ring_close(b);
+}
+END_TEST
+
+/* The remote service: upper-cases; "fail" gives -EDOM with a message; "slow" sleeps 1.5 s. */
+static int upper(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *reply)
+{
+	char *out;
+
+	(void)arg;
+	if (req->len == 4 && !memcmp(req->data, "fail", 4)) {
+		smem_rpc_reply_error(reply, "no such thing");
+		return -EDOM;
+	}
+	if (req->len == 4 && !memcmp(req->data, "slow", 4))
+		sleep_ms(1500);
+	out = smem_rpc_reply_alloc(reply, req->len);
+	ck_assert_ptr_nonnull(out);
+	for (size_t i = 0; i < req->len; i++) {
+		char c = ((const char *)req->data)[i];
+
+		out[i] = (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+	}
+	return 0;
+}
+
+static void expect_call(struct smem_rpc *cli, const char *req, int want, const char *resp)
+{
+	void *r = NULL;
+	size_t rlen = 0;
+	int rc = smem_rpc_call(cli, req, strlen(req), &r, &rlen, 5000);
+
+	ck_assert_msg(rc == want, "call '%s': %d (%s), wanted %d", req, rc, smem_strerror(rc),
+		      want);
+	if (resp) {
+		ck_assert_uint_eq(rlen, strlen(resp));
+		ck_assert(memcmp(r, resp, rlen) == 0);
+	}
+	smem_rpc_free_response(r);
+}
+
+START_TEST(bridge_rpc_reaches_a_remote_service_and_fails_cleanly_when_it_is_gone)
+{
+	struct t_nats n = { 0 };
+	struct t_bridge srv = { 0 }, cl = { 0 };
+	struct smem_rpc_opts o;
+	struct smem_rpc *svc, *cli;
+	char cfg[1024];
+	long long t0;
+	T_NAME(svc_name, "br-svc");
+	T_NAME(cli_name, "br-cli");
+
+	t_nats_start(&n, false);
+	memset(&o, 0, sizeof(o));
+	o.handler = upper;
+	ck_assert_int_eq(smem_rpc_open(svc_name, &o, &svc), 0);
+	snprintf(cfg, sizeof(cfg), "server %s\nrequest-timeout-ms 800\nserve rpc %s as svc.upper\n",
+		 n.url, svc_name);
+	t_bridge_start(&srv, cfg);
+	snprintf(cfg, sizeof(cfg), "server %s\nrequest-timeout-ms 800\ncall svc.upper as rpc %s\n",
+		 n.url, cli_name);
+	t_bridge_start(&cl, cfg);
+	ck_assert_int_eq(smem_rpc_open(cli_name, NULL, &cli), 0);
+
+	expect_call(cli, "hello, bridge", 0, "HELLO, BRIDGE");
+	expect_call(cli, "fail", -EDOM, NULL);
+	ck_assert_str_eq(smem_rpc_last_error_message(), "no such thing");
+	/* Longer than the bridge's request timeout (800 ms): -ETIMEDOUT, not a hang. */
+	t0 = t_now_ms();
+	expect_call(cli, "slow", -ETIMEDOUT, NULL);
+	ck_assert_int_lt(t_now_ms() - t0, 3000);
+	sleep_ms(1000);		/* let the slow call finish on the service side */
+	expect_call(cli, "again", 0, "AGAIN");
+
+	/* The local service closes: the remote caller gets -ECONNRESET. */
+	smem_rpc_close(svc);
+	expect_call(cli, "anyone?", -ECONNRESET, NULL);
+	/* It comes back: the bridge picks it up. */
+	ck_assert_int_eq(smem_rpc_open(svc_name, &o, &svc), 0);
+	expect_call(cli, "back", 0, "BACK");
+
+	/* The serving bridge is killed: no responder, -ECONNRESET at once. */
+	t_bridge_kill(&srv);
+	t0 = t_now_ms();
+	expect_call(cli, "anyone?", -ECONNRESET, NULL);
+	ck_assert_int_lt(t_now_ms() - t0, 3000);
+	ck_assert_int_ge(t_bridge_wait_stat(&cl, 0, "messages", 3, 2000), 3);
+	/* "fail", "slow", and the two "anyone?": failed by the remote side (errors) or on the
+	 * way (lost); "slow" may be either, whichever timeout fires first. */
+	for (long long end = t_now_ms() + 2000; t_now_ms() < end; sleep_ms(10))
+		if (t_bridge_stat(&cl, 0, "lost") + t_bridge_stat(&cl, 0, "errors") >= 4)
+			break;
+	ck_assert_int_ge(t_bridge_stat(&cl, 0, "lost"), 1);	/* the last: no responder */
+	ck_assert_int_eq(t_bridge_stat(&cl, 0, "lost") + t_bridge_stat(&cl, 0, "errors"), 4);
+
+	smem_rpc_close(cli);
+	smem_rpc_close(svc);
+	t_bridge_stop(&cl);
+	t_bridge_stop(&srv);
+	t_nats_stop(&n);
+}
+END_TEST
+
+/*
+ * JetStream: a writer streams messages into ring A; the importing bridge is killed with
+ * SIGKILL mid-stream and restarted, and so is the NATS server (same store). Ring B gets every
+ * message exactly once, in order.
+ */
+/* The importer's cursor file in @dir (import-STREAM-HASH.cursor: magic, cursor). */
+static long long read_cursor(const char *dir)
+{
+	char cmd[512], path[512] = "";
+	uint64_t v[2] = { 0, 0 };
+	FILE *p;
+	int fd;
+
+	snprintf(cmd, sizeof(cmd), "ls %s/import-*.cursor", dir);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(fgets(path, sizeof(path), p));
+	pclose(p);
+	path[strcspn(path, "\n")] = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, v, sizeof(v)), sizeof(v));
+	close(fd);
+	return (long long)v[1];
+}
+
+static const char *js_ring;
+static unsigned js_count;
+
+static int js_writer(void *arg)
+{
+	struct smem_ring *a;
+	char buf[128];
+
+	(void)arg;
+	if (smem_ring_open(js_ring, NULL, &a))
+		return 1;
+	for (unsigned i = 0; i < js_count; i++) {
+		if (smem_ring_write(a, buf, make_msg(buf, 100, i), 20000))
+			return 2;
+		if (i % 50 == 49)
+			sleep_ms(5);	/* a stream, not a burst: the kills land mid-way */
+	}
+	smem_ring_close(a);
+	return 0;
+}
+
+START_TEST(bridge_jetstream_delivers_exactly_once_across_kill9_of_bridge_and_server)
+{
+	struct t_nats n = { 0 };
+	struct t_bridge exp = { 0 }, imp = { 0 };
+	struct smem_ring *a, *b;
+	char cfg[1024], buf[128];
+	T_NAME(ra, "br-a");
+	T_NAME(rb, "br-b");
+	const unsigned count = 3000;
+	long long resumed;
+	pid_t writer;
+
+	t_nats_start(&n, true);
+	ck_assert_int_eq(smem_ring_create(ra, 256, 128, NULL, &a), 0);
+	ck_assert_int_eq(smem_ring_create(rb, 4096, 128, NULL, &b), 0);
+	snprintf(cfg, sizeof(cfg), "server %s\nstate-dir STATE\n"
+		 "import js.x -> ring %s jetstream JSX\n", n.url, rb);
+	t_bridge_start(&imp, cfg);
+	snprintf(cfg, sizeof(cfg), "server %s\nexport ring %s -> js.x jetstream JSX\n", n.url, ra);
+	t_bridge_start(&exp, cfg);
+	js_ring = ra;
+	js_count = count;
+	writer = t_fork(js_writer, NULL);
+
+	ck_assert_int_ge(t_bridge_wait_stat(&imp, 0, "messages", count / 4, 20000), count / 4);
+	t_bridge_kill(&imp);
+	/* The cursor that survived kill -9: at least what the bridge had counted. */
+	resumed = read_cursor(imp.dir);
+	ck_assert_int_ge(resumed, count / 4 - 1);
+	t_bridge_restart(&imp);
+	ck_assert_int_ge(t_bridge_wait_stat(&imp, 0, "cursor", count / 2, 20000), count / 2);
+	t_nats_kill(&n);
+	sleep_ms(200);
+	t_nats_restart(&n);
+	ck_assert_int_eq(t_wait(writer), 0);
+
+	for (unsigned i = 0; i < count; i++) {
+		ssize_t len = smem_ring_read(b, buf, sizeof(buf), 20000);
+
+		ck_assert_msg(len == 100, "message %u: %zd (%s)", i, len,
+			      smem_strerror((int)len));
+		ck_assert_uint_eq(msg_index(buf), i);
+	}
+	/* Nothing twice. */
+	ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 500), -ETIMEDOUT);
+	ck_assert_int_eq(t_bridge_wait_stat(&imp, 0, "cursor", count, 2000), count);
+	/* The restarted importer wrote exactly the messages after its cursor. */
+	ck_assert_int_eq(t_bridge_stat(&imp, 0, "messages"), count - resumed);
+	t_bridge_stop(&exp);
+	t_bridge_stop(&imp);
+	t_nats_stop(&n);
+	smem_ring_close(a);
+	smem_ring_close(b);
+}
+END_TEST
+
+/* Credentials are refused in a file that group or others can read; accepted at 0600. */
+START_TEST(bridge_refuses_a_config_with_secrets_that_others_can_read)
+{
+	char dir[] = "/tmp/smem-bcfg.XXXXXX", path[128], tool[512];
+	int fd, status;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/c", dir);
+	snprintf(tool, sizeof(tool), "%s/tools/smem-bridge", t_build_dir());
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_gt(write(fd, "password hunter2\ncall a.b as rpc x\n", 35), 0);
+	close(fd);
+	static const int modes[] = { 0644, 0640, 0604, 0660, 0600 };
+
+	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		int mode = modes[i];
+
+		ck_assert_int_eq(chmod(path, (mode_t)mode), 0);
+		pid = fork();
+		if (pid == 0) {
+			int null = open("/dev/null", O_WRONLY);
+
+			dup2(null, 2);
+			execl(tool, tool, "-c", path, "--check", (char *)NULL);
+			_exit(127);
+		}
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert(WIFEXITED(status));
+		ck_assert_msg(WEXITSTATUS(status) == (mode == 0600 ? 0 : 2), "mode %o: exit %d",
+			      mode, WEXITSTATUS(status));
+	}
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+static Suite *bridge_suite(void)
+{
+	Suite *s = suite_create("bridge");
+	TCase *tc = tcase_create("bridge");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, bridge_refuses_a_config_with_secrets_that_others_can_read);
+	tcase_add_test(tc, bridge_carries_a_ring_over_plain_nats_in_order);
+	tcase_add_test(tc, bridge_plain_nats_counts_what_a_slow_receiver_lost);
+	tcase_add_test(tc, bridge_rpc_reaches_a_remote_service_and_fails_cleanly_when_it_is_gone);
+	tcase_add_test(tc, bridge_jetstream_delivers_exactly_once_across_kill9_of_bridge_and_server);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+T_MAIN(bridge_suite)
