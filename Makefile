@@ -107,7 +107,7 @@ HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
-.PHONY: all lib tools examples tests deps python-deps check run install uninstall clean bench bench-peers stress fuzz-deps \
+.PHONY: all lib tools examples tests deps python-deps check check-bridge-long run install uninstall clean bench bench-peers stress fuzz-deps \
 	fuzz fuzz-build crash load load-flood valgrind deb deb-deps check-deb install-python uninstall-python
 .DEFAULT_GOAL := all
 
@@ -253,6 +253,12 @@ endif
 ifeq ($(SANITIZE),)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) ./tests/python/run-pytest
 endif
+
+# The bridge's long case on top of check_bridge: JetStream exactly once across the loss of a
+# server in a three-server cluster (leader elections take ~15 s; make check has the plain
+# cluster failover).
+check-bridge-long: all
+	@SMEM_BRIDGE_LONG=1 BUILD=$(BUILD) ./tests/run-suites $(BUILD)/tests/check_bridge
 
 # The ring's exactly-once stress at length: 4 writer and 4 reader processes, then threads,
 # each moving RING_STRESS_MSGS messages (default 10^8; about 4 minutes on 2 cores).

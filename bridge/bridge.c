@@ -60,6 +60,9 @@ static int build_options(const struct smem_bridge_config *cfg, struct smem_bridg
 		s = natsOptions_SetMaxReconnect(o, -1);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectWait(o, 100);
+	/* Servers are tried in the order given: the first is the preferred (nearest) one. */
+	if (s == NATS_OK)
+		s = natsOptions_SetNoRandomize(o, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectBufSize(o, 8 << 20);
 	if (s == NATS_OK)

@@ -26,6 +26,7 @@ struct smem_bridge_route_cfg {
 	char subject[SMEM_BRIDGE_SUBJECT_MAX + 1];
 	char stream[64];		/* "" = plain NATS */
 	uint32_t create_nodes, create_size;	/* import: create the ring if missing */
+	uint32_t replicas;		/* jetstream: the stream's replicas when created (0: 1) */
 };
 
 struct smem_bridge_config {

@@ -172,6 +172,13 @@ static int add_route(struct smem_bridge_config *c, char **t, int n, char *err, s
 				return fail(err, errlen, "bad stream name '%s'", s);
 			snprintf(r.stream, sizeof(r.stream), "%s", s);
 			opt += 2;
+		} else if (!strcmp(t[opt], "replicas") && opt + 1 < n) {
+			long v;
+
+			if (parse_int(t[opt + 1], 1, 5, &v))
+				return fail(err, errlen, "bad replicas (1..5)");
+			r.replicas = (uint32_t)v;
+			opt += 2;
 		} else if (!strcmp(t[opt], "create") && opt + 2 < n &&
 			   r.kind == SMEM_BRIDGE_IMPORT_RING) {
 			long nodes, size;

@@ -67,33 +67,44 @@ static bool stopping(const struct smem_bridge_route *rt)
 	return atomic_load_explicit(&rt->bridge->stop, memory_order_relaxed);
 }
 
-/* The stream behind a JetStream route: created on first use (file storage, the subject only). */
+/*
+ * The stream behind a JetStream route: created on first use (file storage, the subject only,
+ * the route's replicas). A cluster that is still electing its JetStream leader answers with
+ * errors for a few seconds: keep asking for up to 30 s.
+ */
 static int ensure_stream(struct smem_bridge_route *rt)
 {
-	jsStreamInfo *si = NULL;
-	jsStreamConfig sc;
-	jsErrCode jerr = 0;
 	const char *subjects[1] = { rt->cfg.subject };
-	natsStatus s;
+	natsStatus s = NATS_OK;
+	jsErrCode jerr = 0;
 
-	s = js_GetStreamInfo(&si, rt->bridge->js, rt->cfg.stream, NULL, &jerr);
-	if (s == NATS_OK) {
-		jsStreamInfo_Destroy(si);
-		return 0;
+	for (int attempt = 0; attempt < 300 && !stopping(rt); attempt++) {
+		jsStreamInfo *si = NULL;
+		jsStreamConfig sc;
+
+		jerr = 0;
+		s = js_GetStreamInfo(&si, rt->bridge->js, rt->cfg.stream, NULL, &jerr);
+		if (s == NATS_OK) {
+			jsStreamInfo_Destroy(si);
+			return 0;
+		}
+		jsStreamConfig_Init(&sc);
+		sc.Name = rt->cfg.stream;
+		sc.Subjects = subjects;
+		sc.SubjectsLen = 1;
+		sc.Storage = js_FileStorage;
+		sc.Replicas = rt->cfg.replicas ? (int64_t)rt->cfg.replicas : 1;
+		jerr = 0;
+		s = js_AddStream(&si, rt->bridge->js, &sc, NULL, &jerr);
+		if (s == NATS_OK) {
+			jsStreamInfo_Destroy(si);
+			return 0;
+		}
+		/* Another bridge created it meanwhile. */
+		if (jerr == JSStreamNameExistErr)
+			return 0;
+		sleep_ms(WAIT_MS);
 	}
-	jsStreamConfig_Init(&sc);
-	sc.Name = rt->cfg.stream;
-	sc.Subjects = subjects;
-	sc.SubjectsLen = 1;
-	sc.Storage = js_FileStorage;
-	s = js_AddStream(&si, rt->bridge->js, &sc, NULL, &jerr);
-	if (s == NATS_OK) {
-		jsStreamInfo_Destroy(si);
-		return 0;
-	}
-	/* Another bridge created it meanwhile. */
-	if (jerr == JSStreamNameExistErr)
-		return 0;
 	fprintf(stderr, "smem-bridge: stream %s: %s (%d)\n", rt->cfg.stream,
 		natsStatus_GetText(s), (int)jerr);
 	return smem__bridge_errno(s);
@@ -383,6 +394,10 @@ static int subscribe(struct smem_bridge_route *rt, struct ring_priv *p)
 		jsSubOptions_Init(&so);
 		so.Stream = rt->cfg.stream;
 		so.Ordered = true;
+		/* An ordered consumer notices a lost server by missing heartbeats, then recreates
+		 * itself after the last sequence it saw: 1 s instead of the default 5 s bounds
+		 * the pause of a failover. */
+		so.Config.Heartbeat = 1000000000LL;
 		if (cursor) {
 			so.Config.DeliverPolicy = js_DeliverByStartSequence;
 			so.Config.OptStartSeq = cursor + 1;

@@ -19,12 +19,7 @@
 #include "util/natsutil.h"
 #include "util/testutil.h"
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
+#define sleep_ms t_sleep_ms
 
 /* Messages of the tests: "<index>:" then filler up to @len bytes. */
 static size_t make_msg(char *buf, size_t len, unsigned i)
@@ -343,13 +338,203 @@ START_TEST(bridge_jetstream_delivers_exactly_once_across_kill9_of_bridge_and_ser
 }
 END_TEST
 
+/* A three-server cluster (@js: with JetStream), its URLs as "server" lines in @servers. */
+static void start_cluster(struct t_nats n[3], bool js, char *servers, size_t cap)
+{
+	char routes[512] = "";
+	int len = 0;
+
+	memset(n, 0, 3 * sizeof(n[0]));
+	servers[0] = 0;
+	for (int i = 0; i < 3; i++) {
+		n[i].port = t_free_port();
+		n[i].cluster_port = t_free_port();
+		snprintf(n[i].server_name, sizeof(n[i].server_name), "s%d", i);
+		len += snprintf(routes + len, sizeof(routes) - (size_t)len, "%snats://127.0.0.1:%d",
+				i ? "," : "", n[i].cluster_port);
+	}
+	for (int i = 0; i < 3; i++) {
+		snprintf(n[i].routes, sizeof(n[i].routes), "%s", routes);
+		t_nats_start(&n[i], js);
+		snprintf(servers + strlen(servers), cap - strlen(servers), "server %s\n", n[i].url);
+	}
+}
+
+/*
+ * Plain NATS over a three-server cluster: the server both bridges use is killed; both
+ * reconnect to the next one and the route carries on, nothing lost once they are back.
+ */
+START_TEST(bridge_reconnects_when_its_cluster_server_dies)
+{
+	struct t_nats n[3];
+	struct t_bridge exp = { 0 }, imp = { 0 };
+	struct smem_ring *a, *b;
+	char cfg[2048], servers[512], buf[256];
+	T_NAME(ra, "br-a");
+	T_NAME(rb, "br-b");
+
+	start_cluster(n, false, servers, sizeof(servers));
+	ck_assert_int_eq(smem_ring_create(ra, 256, 256, NULL, &a), 0);
+	ck_assert_int_eq(smem_ring_create(rb, 1024, 256, NULL, &b), 0);
+	snprintf(cfg, sizeof(cfg), "%simport cp.x -> ring %s\n", servers, rb);
+	t_bridge_start(&imp, cfg);
+	snprintf(cfg, sizeof(cfg), "%sexport ring %s -> cp.x\n", servers, ra);
+	t_bridge_start(&exp, cfg);
+	for (unsigned i = 0; i < 300; i++)
+		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 200, i), 5000), 0);
+	for (unsigned i = 0; i < 300; i++) {
+		ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 5000), 200);
+		ck_assert_uint_eq(msg_index(buf), i);
+	}
+	t_nats_kill(&n[0]);	/* the first listed: both bridges are on it */
+	ck_assert_int_ge(t_bridge_wait_stat(&imp, -1, "reconnects", 1, 10000), 1);
+	ck_assert_int_ge(t_bridge_wait_stat(&exp, -1, "reconnects", 1, 10000), 1);
+	for (unsigned i = 300; i < 600; i++)
+		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 200, i), 5000), 0);
+	for (unsigned i = 300; i < 600; i++) {
+		ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 5000), 200);
+		ck_assert_uint_eq(msg_index(buf), i);
+	}
+	ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 100), -ETIMEDOUT);
+	ck_assert_int_eq(t_bridge_stat(&imp, 0, "lost"), 0);
+	t_bridge_stop(&exp);
+	t_bridge_stop(&imp);
+	for (int i = 0; i < 3; i++)
+		t_nats_stop(&n[i]);
+	smem_ring_close(a);
+	smem_ring_close(b);
+}
+END_TEST
+
+/*
+ * A three-server cluster, the stream replicated on all three: the server both bridges use is
+ * killed mid-stream; they reconnect to the others, and ring B still gets every message exactly
+ * once, in order.
+ */
+START_TEST(bridge_survives_the_loss_of_a_cluster_server_without_loss_or_duplicate)
+{
+	struct t_nats n[3];
+	struct t_bridge exp = { 0 }, imp = { 0 };
+	struct smem_ring *a, *b;
+	char cfg[2048], servers[512], buf[128];
+	T_NAME(ra, "br-a");
+	T_NAME(rb, "br-b");
+	const unsigned count = 2000;
+	pid_t writer;
+
+	start_cluster(n, true, servers, sizeof(servers));
+	ck_assert_int_eq(smem_ring_create(ra, 256, 128, NULL, &a), 0);
+	ck_assert_int_eq(smem_ring_create(rb, 4096, 128, NULL, &b), 0);
+	snprintf(cfg, sizeof(cfg), "%sstate-dir STATE\n"
+		 "import cl.x -> ring %s jetstream CLX replicas 3\n", servers, rb);
+	t_bridge_start(&imp, cfg);
+	snprintf(cfg, sizeof(cfg), "%sexport ring %s -> cl.x jetstream CLX replicas 3\n", servers,
+		 ra);
+	t_bridge_start(&exp, cfg);
+	js_ring = ra;
+	js_count = count;
+	writer = t_fork(js_writer, NULL);
+
+	ck_assert_int_ge(t_bridge_wait_stat(&imp, 0, "cursor", count / 4, 20000), count / 4);
+	t_nats_kill(&n[0]);	/* the first listed: both bridges are on it */
+	ck_assert_int_eq(t_wait(writer), 0);
+	for (unsigned i = 0; i < count; i++) {
+		ssize_t got = smem_ring_read(b, buf, sizeof(buf), 30000);
+
+		ck_assert_msg(got == 100, "message %u: %zd (%s)", i, got, smem_strerror((int)got));
+		ck_assert_uint_eq(msg_index(buf), i);
+	}
+	ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 500), -ETIMEDOUT);
+	ck_assert_int_ge(t_bridge_wait_stat(&imp, -1, "reconnects", 1, 2000), 1);
+	ck_assert_int_ge(t_bridge_wait_stat(&exp, -1, "reconnects", 1, 2000), 1);
+	t_bridge_stop(&exp);
+	t_bridge_stop(&imp);
+	for (int i = 0; i < 3; i++)
+		t_nats_stop(&n[i]);
+	smem_ring_close(a);
+	smem_ring_close(b);
+}
+END_TEST
+
+/*
+ * Two hosts (network namespaces joined by a veth pair), each with its own smemd and bridge;
+ * the NATS server runs on host A. A ring on A reaches a ring on B, and B's client calls A's
+ * service, across the link.
+ */
+START_TEST(bridge_joins_two_hosts_each_with_its_own_broker)
+{
+	struct t_host ha, hb;
+	struct t_nats n = { 0 };
+	struct t_bridge ba = { 0 }, bb = { 0 };
+	struct smem_opts oa = { 0 }, ob = { 0 };
+	struct smem_rpc_opts ra_opts;
+	struct smem_ring *a, *b;
+	struct smem_rpc *svc, *cli;
+	char cfg[1024], buf[512];
+	int rc = t_hosts_start(&ha, &hb);
+
+	if (rc) {
+		t_hosts_stop(&ha, &hb);
+		fprintf(stderr, "skip: no network namespaces or veth here (%s)\n", smem_strerror(rc));
+		return;
+	}
+	oa.broker = ha.broker;
+	ob.broker = hb.broker;
+	snprintf(n.host, sizeof(n.host), "%s", ha.addr);
+	n.port = 4222;		/* in host A's own namespace: no one else's port */
+	snprintf(n.netns, sizeof(n.netns), "%s", ha.netns);
+	t_nats_start(&n, false);
+
+	ck_assert_int_eq(smem_ring_create("jobs", 64, 512, &oa, &a), 0);
+	memset(&ra_opts, 0, sizeof(ra_opts));
+	ra_opts.base = oa;
+	ra_opts.handler = upper;
+	ck_assert_int_eq(smem_rpc_open("resize", &ra_opts, &svc), 0);
+
+	snprintf(bb.netns, sizeof(bb.netns), "%s", hb.netns);
+	snprintf(bb.broker, sizeof(bb.broker), "%s", hb.broker);
+	snprintf(cfg, sizeof(cfg), "server nats://%s:4222\nimport a.jobs -> ring jobs create 64 512\n"
+		 "call a.resize as rpc resize\n", ha.addr);
+	t_bridge_start(&bb, cfg);
+	snprintf(ba.netns, sizeof(ba.netns), "%s", ha.netns);
+	snprintf(ba.broker, sizeof(ba.broker), "%s", ha.broker);
+	snprintf(cfg, sizeof(cfg), "server nats://%s:4222\nexport ring jobs -> a.jobs\n"
+		 "serve rpc resize as a.resize\n", ha.addr);
+	t_bridge_start(&ba, cfg);
+
+	for (unsigned i = 0; i < 200; i++)
+		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 300, i), 5000), 0);
+	/* Host B's bridge created its ring in host B's broker. */
+	rc = smem_ring_open("jobs", &ob, &b);
+	ck_assert_int_eq(rc, 0);
+	for (unsigned i = 0; i < 200; i++) {
+		ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 5000), 300);
+		ck_assert_uint_eq(msg_index(buf), i);
+	}
+	memset(&ra_opts, 0, sizeof(ra_opts));
+	ra_opts.base = ob;
+	ck_assert_int_eq(smem_rpc_open("resize", &ra_opts, &cli), 0);
+	expect_call(cli, "across the link", 0, "ACROSS THE LINK");
+
+	smem_rpc_close(cli);
+	smem_rpc_close(svc);
+	smem_ring_close(b);
+	smem_ring_close(a);
+	t_bridge_stop(&ba);
+	t_bridge_stop(&bb);
+	t_nats_stop(&n);
+	t_hosts_stop(&ha, &hb);
+}
+END_TEST
+
 /* Credentials are refused in a file that group or others can read; accepted at 0600. */
 START_TEST(bridge_refuses_a_config_with_secrets_that_others_can_read)
 {
-	char dir[] = "/tmp/smem-bcfg.XXXXXX", path[128], tool[512];
+	char dir[256], path[300], tool[512];
 	int fd, status;
 	pid_t pid;
 
+	snprintf(dir, sizeof(dir), "%s/smem-bcfg.XXXXXX", getenv("SMEM_TEST_TMP"));
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/c", dir);
 	snprintf(tool, sizeof(tool), "%s/tools/smem-bridge", t_build_dir());
@@ -387,12 +572,26 @@ static Suite *bridge_suite(void)
 	TCase *tc = tcase_create("bridge");
 
 	tcase_set_timeout(tc, 60);
+	tcase_add_unchecked_fixture(tc, t_tmp_setup, t_tmp_teardown);
 	tcase_add_test(tc, bridge_refuses_a_config_with_secrets_that_others_can_read);
 	tcase_add_test(tc, bridge_carries_a_ring_over_plain_nats_in_order);
 	tcase_add_test(tc, bridge_plain_nats_counts_what_a_slow_receiver_lost);
 	tcase_add_test(tc, bridge_rpc_reaches_a_remote_service_and_fails_cleanly_when_it_is_gone);
 	tcase_add_test(tc, bridge_jetstream_delivers_exactly_once_across_kill9_of_bridge_and_server);
+	tcase_add_test(tc, bridge_reconnects_when_its_cluster_server_dies);
+	tcase_add_test(tc, bridge_joins_two_hosts_each_with_its_own_broker);
 	suite_add_tcase(s, tc);
+	/* make check-bridge-long: a JetStream cluster takes seconds to elect its leaders, at
+	 * start and again after the failover (about 15 s in all). */
+	if (getenv("SMEM_BRIDGE_LONG")) {
+		TCase *lc = tcase_create("bridge_long");
+
+		tcase_set_timeout(lc, 120);
+		tcase_add_unchecked_fixture(lc, t_tmp_setup, t_tmp_teardown);
+		tcase_add_test(lc,
+			       bridge_survives_the_loss_of_a_cluster_server_without_loss_or_duplicate);
+		suite_add_tcase(s, lc);
+	}
 	return s;
 }
 

@@ -16,6 +16,29 @@
 #include "util/natsutil.h"
 #include "util/testutil.h"
 
+/* Where the helpers make their directories: $SMEM_TEST_TMP (a suite's own directory,
+ * removed by its unchecked fixture whatever the tests did), else /tmp. */
+static const char *tmp_base(void)
+{
+	const char *t = getenv("SMEM_TEST_TMP");
+
+	return t && *t ? t : "/tmp";
+}
+
+void t_tmp_setup(void)
+{
+	char dir[] = "/tmp/smem-suite.XXXXXX";
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	setenv("SMEM_TEST_TMP", dir, 1);
+}
+
+void t_tmp_teardown(void)
+{
+	t_rm_rf(tmp_base());
+	unsetenv("SMEM_TEST_TMP");
+}
+
 int t_free_port(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -30,15 +53,16 @@ int t_free_port(void)
 	return port;
 }
 
-static void sleep_ms(int ms)
+void t_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
 
-/* fork + exec @argv (prefixed by "ip netns exec NS" when @netns is set), dying with us. */
-static pid_t spawn(const char *netns, char **argv, const char *log, const char *broker)
+/* fork + exec @argv (inside the network namespace of pid @netns when set, through nsenter),
+ * dying with us. */
+pid_t t_spawn(const char *netns, char **argv, const char *log, const char *broker)
 {
 	pid_t parent = getpid(), pid = fork();
 
@@ -58,10 +82,10 @@ static pid_t spawn(const char *netns, char **argv, const char *log, const char *
 		if (broker && *broker)
 			setenv("SMEM_BROKER", broker, 1);
 		if (netns && *netns) {
-			full[n++] = "ip";
-			full[n++] = "netns";
-			full[n++] = "exec";
+			full[n++] = "nsenter";
+			full[n++] = "-t";
 			full[n++] = (char *)netns;
+			full[n++] = "-n";
 		}
 		for (int i = 0; argv[i] && n < 47; i++)
 			full[n++] = argv[i];
@@ -125,12 +149,12 @@ void t_nats_restart(struct t_nats *n)
 		}
 	}
 	argv[a] = NULL;
-	n->pid = spawn(n->netns, argv, NULL, NULL);
+	n->pid = t_spawn(n->netns, argv, NULL, NULL);
 	for (int i = 0; i < 1000; i++) {
 		if (file_has(log, "Server is ready"))
 			return;
 		ck_assert_msg(waitpid(n->pid, NULL, WNOHANG) == 0, "nats-server exited at start");
-		sleep_ms(10);
+		t_sleep_ms(10);
 	}
 	ck_abort_msg("nats-server did not become ready in 10 s");
 }
@@ -139,7 +163,7 @@ void t_nats_start(struct t_nats *n, bool js)
 {
 	char store[300];
 
-	snprintf(n->dir, sizeof(n->dir), "/tmp/smem-nats.XXXXXX");
+	snprintf(n->dir, sizeof(n->dir), "%s/smem-nats.XXXXXX", tmp_base());
 	ck_assert_ptr_nonnull(mkdtemp(n->dir));
 	if (js) {
 		snprintf(store, sizeof(store), "%s/js", n->dir);
@@ -162,7 +186,7 @@ void t_nats_kill(struct t_nats *n)
 	n->pid = 0;
 }
 
-static void rm_rf(const char *dir)
+void t_rm_rf(const char *dir)
 {
 	char cmd[400];
 
@@ -176,7 +200,7 @@ static void rm_rf(const char *dir)
 void t_nats_stop(struct t_nats *n)
 {
 	t_nats_kill(n);
-	rm_rf(n->dir);
+	t_rm_rf(n->dir);
 	n->dir[0] = 0;
 }
 
@@ -202,7 +226,7 @@ void t_bridge_restart(struct t_bridge *b)
 	argv[a++] = "--stats-interval";
 	argv[a++] = "20";
 	argv[a] = NULL;
-	b->pid = spawn(b->netns, argv, log, b->broker);
+	b->pid = t_spawn(b->netns, argv, log, b->broker);
 	for (int i = 0; i < 1000; i++) {
 		int status;
 
@@ -221,7 +245,7 @@ void t_bridge_restart(struct t_bridge *b)
 			b->pid = 0;
 			ck_abort_msg("smem-bridge exited at start (status %d): %s", status, buf);
 		}
-		sleep_ms(10);
+		t_sleep_ms(10);
 	}
 	ck_abort_msg("smem-bridge did not start in 10 s");
 }
@@ -233,7 +257,7 @@ void t_bridge_start(struct t_bridge *b, const char *config)
 	FILE *f;
 	int fd;
 
-	snprintf(b->dir, sizeof(b->dir), "/tmp/smem-bridge.XXXXXX");
+	snprintf(b->dir, sizeof(b->dir), "%s/smem-bridge.XXXXXX", tmp_base());
 	ck_assert_ptr_nonnull(mkdtemp(b->dir));
 	snprintf(b->config, sizeof(b->config), "%s/bridge.conf", b->dir);
 	snprintf(b->stats, sizeof(b->stats), "%s/stats", b->dir);
@@ -279,7 +303,7 @@ void t_bridge_kill(struct t_bridge *b)
 void t_bridge_stop(struct t_bridge *b)
 {
 	t_bridge_kill(b);
-	rm_rf(b->dir);
+	t_rm_rf(b->dir);
 	b->dir[0] = 0;
 }
 
@@ -296,6 +320,8 @@ long long t_bridge_stat(const struct t_bridge *b, int route, const char *key)
 	while (fgets(line, sizeof(line), f)) {
 		char *k;
 
+		if (route < 0 && !strncmp(line, "reconnects ", 11))
+			v = strtoll(line + 11, NULL, 10);
 		if (strncmp(line, prefix, strlen(prefix)) || !(k = strstr(line, pat)))
 			continue;
 		v = strtoll(k + strlen(pat), NULL, 10);
@@ -309,10 +335,108 @@ long long t_bridge_wait_stat(const struct t_bridge *b, int route, const char *ke
 {
 	long long v = -1;
 
-	for (long long end = t_now_ms() + ms; t_now_ms() < end; sleep_ms(10)) {
+	for (long long end = t_now_ms() + ms; t_now_ms() < end; t_sleep_ms(10)) {
 		v = t_bridge_stat(b, route, key);
 		if (v >= want)
 			break;
 	}
 	return v;
+}
+
+/* Run @argv to completion (in our namespaces); returns its exit status. */
+static int run_cmd(char **argv)
+{
+	int status;
+	pid_t pid = t_spawn(NULL, argv, NULL, NULL);
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool other_netns(pid_t pid)
+{
+	char path[64];
+	struct stat a, b;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	return stat(path, &a) == 0 && stat("/proc/self/ns/net", &b) == 0 && a.st_ino != b.st_ino;
+}
+
+int t_hosts_start(struct t_host *a, struct t_host *b)
+{
+	struct t_host *h[2] = { a, b };
+	char pa[16], pb[16], va[16], vb[16];
+	char *add[] = { "ip", "link", "add", va, "netns", pa, "type", "veth", "peer", "name", vb,
+			"netns", pb, NULL };
+	unsigned net = (unsigned)getpid() % 250;
+
+	snprintf(va, sizeof(va), "sma%u", (unsigned)getpid());
+	snprintf(vb, sizeof(vb), "smb%u", (unsigned)getpid());
+	for (int i = 0; i < 2; i++) {
+		char *hold[] = { "unshare", "--net", "sleep", "600", NULL };
+
+		memset(h[i], 0, sizeof(*h[i]));
+		h[i]->holder = t_spawn(NULL, hold, NULL, NULL);
+		for (int k = 0; k < 500 && !other_netns(h[i]->holder); k++) {
+			if (waitpid(h[i]->holder, NULL, WNOHANG) == h[i]->holder)
+				return -EPERM;	/* no unshare(CLONE_NEWNET) here */
+			t_sleep_ms(2);
+		}
+		if (!other_netns(h[i]->holder))
+			return -EPERM;
+		snprintf(h[i]->netns, sizeof(h[i]->netns), "%d", (int)h[i]->holder);
+		snprintf(h[i]->addr, sizeof(h[i]->addr), "10.231.%u.%d", net, i + 1);
+		snprintf(h[i]->dir, sizeof(h[i]->dir), "%s/smem-host.XXXXXX", tmp_base());
+		ck_assert_ptr_nonnull(mkdtemp(h[i]->dir));
+		snprintf(h[i]->broker, sizeof(h[i]->broker), "%s/broker.sock", h[i]->dir);
+	}
+	snprintf(pa, sizeof(pa), "%d", (int)a->holder);
+	snprintf(pb, sizeof(pb), "%d", (int)b->holder);
+	/* The pair is created inside the two namespaces: it dies with them. */
+	if (run_cmd(add))
+		return -EPERM;
+	for (int i = 0; i < 2; i++) {
+		char cidr[40];
+		char *dev = i ? vb : va;
+		char *lo[] = { "nsenter", "-t", h[i]->netns, "-n", "ip", "link", "set", "lo", "up",
+			       NULL };
+		char *up[] = { "nsenter", "-t", h[i]->netns, "-n", "ip", "link", "set", dev, "up",
+			       NULL };
+		char *addr[] = { "nsenter", "-t", h[i]->netns, "-n", "ip", "addr", "add", cidr, "dev",
+				 dev, NULL };
+		char *smemd_argv[] = { NULL, "--socket", h[i]->broker, "--foreground", NULL };
+		char smemd[512];
+
+		snprintf(cidr, sizeof(cidr), "%s/30", h[i]->addr);
+		ck_assert_int_eq(run_cmd(lo), 0);
+		ck_assert_int_eq(run_cmd(addr), 0);
+		ck_assert_int_eq(run_cmd(up), 0);
+		/* Each host has its own broker, running in its namespace. */
+		snprintf(smemd, sizeof(smemd), "%s/tools/smemd", t_build_dir());
+		smemd_argv[0] = smemd;
+		h[i]->smemd = t_spawn(h[i]->netns, smemd_argv, NULL, NULL);
+		for (int k = 0; k < 500 && access(h[i]->broker, F_OK); k++)
+			t_sleep_ms(10);
+		ck_assert_int_eq(access(h[i]->broker, F_OK), 0);
+	}
+	return 0;
+}
+
+void t_hosts_stop(struct t_host *a, struct t_host *b)
+{
+	struct t_host *h[2] = { a, b };
+
+	for (int i = 0; i < 2; i++) {
+		if (h[i]->smemd > 0) {
+			kill(h[i]->smemd, SIGKILL);
+			waitpid(h[i]->smemd, NULL, 0);
+		}
+		if (h[i]->holder > 0) {
+			kill(h[i]->holder, SIGKILL);
+			waitpid(h[i]->holder, NULL, 0);
+		}
+		t_rm_rf(h[i]->dir);
+		memset(h[i], 0, sizeof(*h[i]));
+	}
 }

@@ -18,7 +18,7 @@ struct t_nats {
 	char dir[256];		/* JetStream store ("" without) */
 	char url[64];
 	char host[32];		/* listen address, "127.0.0.1" by default */
-	char netns[64];		/* run inside this named network namespace ("" = ours) */
+	char netns[64];		/* run inside the network namespace of this pid ("" = ours) */
 	char routes[512];	/* cluster: --routes value ("" = no cluster) */
 	char cluster_name[32];
 	char server_name[32];
@@ -43,7 +43,7 @@ struct t_bridge {
 	char config[300];
 	char stats[300];
 	char netns[64];
-	char broker[256];	/* SMEM_BROKER for the bridge ("" = inherited) */
+	char broker[300];	/* SMEM_BROKER for the bridge ("" = inherited) */
 };
 
 /*
@@ -59,10 +59,40 @@ int t_bridge_term(struct t_bridge *b);
 void t_bridge_kill(struct t_bridge *b);
 /* kill and remove the directory. */
 void t_bridge_stop(struct t_bridge *b);
-/* Counter @key ("messages", "lost", ...) of route @route from the stats file; -1 if absent. */
+/* Counter @key ("messages", "lost", ...) of route @route from the stats file; -1 if absent.
+ * Route -1: the bridge's reconnections to NATS. */
 long long t_bridge_stat(const struct t_bridge *b, int route, const char *key);
 /* Wait up to @ms for counter >= @want; returns the last value. */
 long long t_bridge_wait_stat(const struct t_bridge *b, int route, const char *key,
 			     long long want, int ms);
+
+/*
+ * Two "hosts": two network namespaces of their own (each held by a process that dies with
+ * the test, so neither, nor the veth pair between them, can outlive it), joined by a veth
+ * pair with addresses 10.231.X.1 and .2/30 that exist only inside them, each with its own
+ * smemd (the path socket in @dir is reachable from the test's namespace too). Returns 0, or
+ * -EPERM when namespaces or veth cannot be made here (the caller skips).
+ */
+struct t_host {
+	pid_t holder, smemd;
+	char netns[16];		/* the holder's pid, for t_nats.netns / t_bridge.netns */
+	char addr[32];
+	char dir[256];
+	char broker[300];
+};
+int t_hosts_start(struct t_host *a, struct t_host *b);
+void t_hosts_stop(struct t_host *a, struct t_host *b);
+
+/*
+ * An unchecked fixture (runs in Check's parent process, so even after a failed test): a
+ * directory for the suite that every helper's directory goes under, removed at the end.
+ */
+void t_tmp_setup(void);
+void t_tmp_teardown(void);
+
+pid_t t_spawn(const char *netns, char **argv, const char *log, const char *broker);
+void t_sleep_ms(int ms);
+/* rm -rf of a /tmp/smem-* directory (refuses anything else). */
+void t_rm_rf(const char *dir);
 
 #endif
