@@ -67,6 +67,9 @@ static int build_options(const struct smem_bridge_config *cfg, struct smem_bridg
 		s = natsOptions_SetReconnectBufSize(o, 8 << 20);
 	if (s == NATS_OK)
 		s = natsOptions_SetRetryOnFailedConnect(o, false, NULL, NULL);
+	/* Buffered (libnats's flusher sends in batches) unless the config asks for latency. */
+	if (s == NATS_OK && cfg->send_asap)
+		s = natsOptions_SetSendAsap(o, true);
 	if (s == NATS_OK)
 		s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
 	if (s == NATS_OK && cfg->user)
@@ -110,9 +113,14 @@ void smem_bridge_stop(struct smem_bridge *b)
 		return;
 	stop_routes(b);
 	jsCtx_Destroy(b->js);
+	jsCtx_Destroy(b->js_in);
 	if (b->nc) {
 		natsConnection_Close(b->nc);
 		natsConnection_Destroy(b->nc);
+	}
+	if (b->nc_in) {
+		natsConnection_Close(b->nc_in);
+		natsConnection_Destroy(b->nc_in);
 	}
 	free(b);
 }
@@ -123,16 +131,19 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 	natsOptions *o = NULL;
 	natsStatus s;
 	int rc;
-	bool need_js = false;
+	bool need_js = false, need_in = false;
 
 	if (!cfg || !ret || cfg->nroutes == 0)
 		return -EINVAL;
-	for (int i = 0; i < cfg->nroutes; i++)
+	for (int i = 0; i < cfg->nroutes; i++) {
+		if (cfg->routes[i].kind == SMEM_BRIDGE_IMPORT_RING)
+			need_in = true;
 		if (cfg->routes[i].stream[0]) {
 			need_js = true;
 			if (cfg->routes[i].kind == SMEM_BRIDGE_IMPORT_RING && !cfg->state_dir)
 				return -EINVAL;
 		}
+	}
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -152,12 +163,15 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 		return rc;
 	}
 	s = natsConnection_Connect(&b->nc, o);
+	if (s == NATS_OK && need_in)
+		s = natsConnection_Connect(&b->nc_in, o);
 	natsOptions_Destroy(o);
 	if (s != NATS_OK) {
-		free(b);
+		smem_bridge_stop(b);
 		return s == NATS_NO_SERVER ? -ECONNREFUSED : smem__bridge_errno(s);
 	}
-	if (need_js && natsConnection_JetStream(&b->js, b->nc, NULL) != NATS_OK) {
+	if (need_js && (natsConnection_JetStream(&b->js, b->nc, NULL) != NATS_OK ||
+			(need_in && natsConnection_JetStream(&b->js_in, b->nc_in, NULL) != NATS_OK))) {
 		smem_bridge_stop(b);
 		return -ENOMEM;
 	}

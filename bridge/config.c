@@ -253,6 +253,10 @@ int smem_bridge_config_line(struct smem_bridge_config *c, const char *line, char
 		if (parse_int(t[1], 1, 3600000, &v))
 			return fail(err, errlen, "bad request-timeout-ms");
 		c->request_timeout_ms = (int)v;
+	} else if (!strcmp(t[0], "send-asap")) {
+		if (strcmp(t[1], "yes") && strcmp(t[1], "no"))
+			return fail(err, errlen, "send-asap takes yes or no");
+		c->send_asap = !strcmp(t[1], "yes");
 	} else if (!strcmp(t[0], "max-pending")) {
 		if (parse_int(t[1], 1, 1 << 24, &v))
 			return fail(err, errlen, "bad max-pending");

@@ -381,7 +381,7 @@ static int subscribe(struct smem_bridge_route *rt, struct ring_priv *p)
 	natsStatus s;
 
 	if (!rt->cfg.stream[0]) {
-		s = natsConnection_SubscribeSync(&p->sub, b->nc, rt->cfg.subject);
+		s = natsConnection_SubscribeSync(&p->sub, b->nc_in, rt->cfg.subject);
 		/* Bounded: while the ring pushes back, NATS holds at most this much. */
 		if (s == NATS_OK)
 			s = natsSubscription_SetPendingLimits(p->sub, b->max_pending_msgs,
@@ -404,7 +404,7 @@ static int subscribe(struct smem_bridge_route *rt, struct ring_priv *p)
 		} else {
 			so.Config.DeliverPolicy = js_DeliverAll;
 		}
-		s = js_SubscribeSync(&p->sub, b->js, rt->cfg.subject, NULL, &so, &jerr);
+		s = js_SubscribeSync(&p->sub, b->js_in, rt->cfg.subject, NULL, &so, &jerr);
 		if (s != NATS_OK)
 			fprintf(stderr, "smem-bridge: subscribe %s: %s (%d)\n", rt->cfg.subject,
 				natsStatus_GetText(s), (int)jerr);
@@ -412,7 +412,7 @@ static int subscribe(struct smem_bridge_route *rt, struct ring_priv *p)
 	/* The interest exists at the server before start returns: an exporter started next
 	 * loses nothing to a subscription still in flight. */
 	if (s == NATS_OK)
-		s = natsConnection_Flush(b->nc);
+		s = natsConnection_Flush(b->nc_in);
 	return smem__bridge_errno(s);
 }
 
