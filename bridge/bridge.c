@@ -155,6 +155,7 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 		snprintf(b->state_dir, sizeof(b->state_dir), "%s", cfg->state_dir);
 	b->request_timeout_ms = cfg->request_timeout_ms;
 	b->max_pending_msgs = cfg->max_pending_msgs;
+	b->send_asap = cfg->send_asap;
 	if (getrandom(&b->sender, sizeof(b->sender), 0) != sizeof(b->sender) || !b->sender)
 		b->sender = 1;
 	rc = build_options(cfg, b, &o);
