@@ -107,13 +107,13 @@ HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
-.PHONY: all lib tools examples tests deps python-deps check check-bridge-long run install uninstall clean bench bench-peers stress fuzz-deps \
+.PHONY: all lib tools examples tests deps python-deps check check-bridge-long run install uninstall clean bench bench-bridge bench-peers stress fuzz-deps \
 	fuzz fuzz-build crash load load-flood valgrind deb deb-deps check-deb install-python uninstall-python
 .DEFAULT_GOAL := all
 
 all: deps lib tools examples tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
-tools: $(TOOLS) $(BRIDGE_TOOLS)
+tools: $(TOOLS) $(BRIDGE_TOOLS) $(BRIDGE_BENCH)
 examples: $(EXAMPLES)
 tests: $(TESTS) $(HARNESSES) $(PY_HELPERS)
 
@@ -342,6 +342,13 @@ run: all python-deps
 QUICK ?= 0
 bench: all
 	@BUILD=$(BUILD) QUICK=$(QUICK) ./bench/run
+
+# The NATS bridge against NATS alone (tools/bridgebench starts its own nats-server): buffered
+# and send-asap publishes, JSON in bench/results/.
+BENCH_DATE ?= $(shell date -u +%Y-%m-%d)
+bench-bridge: tools
+	@$(BUILD)/tools/bridgebench --json bench/results/$(BENCH_DATE)-bridge-buffered.json
+	@$(BUILD)/tools/bridgebench --send-asap --json bench/results/$(BENCH_DATE)-bridge-send-asap.json
 
 bench-peers: all
 	@BUILD=$(BUILD) ./bench/run peers
