@@ -36,27 +36,82 @@ static unsigned msg_index(const char *buf)
 	return (unsigned)strtoul(buf, NULL, 10);
 }
 
+/* Ring A exported by one bridge, imported by another into ring B. */
+struct pair {
+	struct t_bridge exp, imp;
+	struct smem_ring *a, *b;
+	char ra[128], rb[128];
+};
+
+/*
+ * Create rings A (@a_nodes) and B (@b_nodes) of @size-byte nodes and start the importer,
+ * then the exporter, on @subject. @servers: "server" lines; @imp_extra: more directives for
+ * the importer; @opts: what follows both routes ("" or "jetstream STREAM ...").
+ */
+static void pair_start(struct pair *p, const char *servers, const char *imp_extra,
+		       const char *subject, const char *opts, uint32_t a_nodes, uint32_t b_nodes,
+		       uint32_t size)
+{
+	char cfg[2048];
+
+	memset(p, 0, sizeof(*p));
+	t_name(p->ra, sizeof(p->ra), "br-a");
+	t_name(p->rb, sizeof(p->rb), "br-b");
+	ck_assert_int_eq(smem_ring_create(p->ra, a_nodes, size, NULL, &p->a), 0);
+	ck_assert_int_eq(smem_ring_create(p->rb, b_nodes, size, NULL, &p->b), 0);
+	snprintf(cfg, sizeof(cfg), "%s%simport %s -> ring %s %s\n", servers, imp_extra, subject,
+		 p->rb, opts);
+	t_bridge_start(&p->imp, cfg);
+	snprintf(cfg, sizeof(cfg), "%sexport ring %s -> %s %s\n", servers, p->ra, subject, opts);
+	t_bridge_start(&p->exp, cfg);
+}
+
+static void pair_stop(struct pair *p)
+{
+	t_bridge_stop(&p->exp);
+	t_bridge_stop(&p->imp);
+	smem_ring_close(p->a);
+	smem_ring_close(p->b);
+}
+
+/* Write messages @from..@to-1 of @len bytes into @r. */
+static void write_range(struct smem_ring *r, unsigned from, unsigned to, size_t len)
+{
+	char buf[1024];
+
+	for (unsigned i = from; i < to; i++)
+		ck_assert_int_eq(smem_ring_write(r, buf, make_msg(buf, len, i), 5000), 0);
+}
+
+/* Read messages @from..@to-1 of @len bytes from @r, in order, then nothing more. */
+static void read_range(struct smem_ring *r, unsigned from, unsigned to, size_t len,
+		       int timeout_ms)
+{
+	char buf[1024];
+
+	for (unsigned i = from; i < to; i++) {
+		ssize_t got = smem_ring_read(r, buf, sizeof(buf), timeout_ms);
+
+		ck_assert_msg(got == (ssize_t)len, "message %u: %zd (%s)", i, got,
+			      smem_strerror((int)got));
+		ck_assert_uint_eq(msg_index(buf), i);
+	}
+	ck_assert_int_eq(smem_ring_read(r, buf, sizeof(buf), 300), -ETIMEDOUT);
+}
+
 START_TEST(bridge_carries_a_ring_over_plain_nats_in_order)
 {
 	struct t_nats n = { 0 };
-	struct t_bridge exp = { 0 }, imp = { 0 };
+	struct pair p;
 	struct smem_ring *a, *b;
-	char cfg[1024], buf[512], got[512];
-	T_NAME(ra, "br-a");
-	T_NAME(rb, "br-b");
-	T_NAME(subj, "subj");
+	char servers[128], buf[512], got[512];
 	const unsigned count = 2000;
 
-	for (char *p = subj; *p; p++)
-		if (*p == '.')
-			*p = '_';
 	t_nats_start(&n, false);
-	ck_assert_int_eq(smem_ring_create(ra, 64, 512, NULL, &a), 0);
-	ck_assert_int_eq(smem_ring_create(rb, 4096, 512, NULL, &b), 0);
-	snprintf(cfg, sizeof(cfg), "server %s\nimport t.%s -> ring %s\n", n.url, subj, rb);
-	t_bridge_start(&imp, cfg);
-	snprintf(cfg, sizeof(cfg), "server %s\nexport ring %s -> t.%s\n", n.url, ra, subj);
-	t_bridge_start(&exp, cfg);
+	snprintf(servers, sizeof(servers), "server %s\n", n.url);
+	pair_start(&p, servers, "", "t.plain", "", 64, 4096, 512);
+	a = p.a;
+	b = p.b;
 
 	for (unsigned i = 0; i < count; i++) {
 		size_t len = 100 + i % 400;
@@ -72,19 +127,16 @@ START_TEST(bridge_carries_a_ring_over_plain_nats_in_order)
 		ck_assert_msg(memcmp(buf, got, (size_t)len) == 0, "message %u differs", i);
 	}
 	ck_assert_int_eq(smem_ring_read(b, got, sizeof(got), 100), -ETIMEDOUT);
-	ck_assert_int_eq(t_bridge_wait_stat(&exp, 0, "messages", count, 2000), count);
-	ck_assert_int_eq(t_bridge_wait_stat(&imp, 0, "messages", count, 2000), count);
-	ck_assert_int_eq(t_bridge_stat(&exp, 0, "lost"), 0);
-	ck_assert_int_eq(t_bridge_stat(&imp, 0, "lost"), 0);
-	ck_assert_int_eq(t_bridge_stat(&imp, 0, "errors"), 0);
+	ck_assert_int_eq(t_bridge_wait_stat(&p.exp, 0, "messages", count, 2000), count);
+	ck_assert_int_eq(t_bridge_wait_stat(&p.imp, 0, "messages", count, 2000), count);
+	ck_assert_int_eq(t_bridge_stat(&p.exp, 0, "lost"), 0);
+	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "lost"), 0);
+	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "errors"), 0);
 	/* SIGTERM: a clean stop. */
-	ck_assert_int_eq(t_bridge_term(&exp), 0);
-	ck_assert_int_eq(t_bridge_term(&imp), 0);
-	t_bridge_stop(&exp);
-	t_bridge_stop(&imp);
+	ck_assert_int_eq(t_bridge_term(&p.exp), 0);
+	ck_assert_int_eq(t_bridge_term(&p.imp), 0);
+	pair_stop(&p);
 	t_nats_stop(&n);
-	smem_ring_close(a);
-	smem_ring_close(b);
 }
 END_TEST
 
@@ -96,28 +148,19 @@ END_TEST
 START_TEST(bridge_plain_nats_counts_what_a_slow_receiver_lost)
 {
 	struct t_nats n = { 0 };
-	struct t_bridge exp = { 0 }, imp = { 0 };
-	struct smem_ring *a, *b;
-	char cfg[1024], buf[256];
-	T_NAME(ra, "br-a");
-	T_NAME(rb, "br-b");
+	struct pair p;
+	char servers[128], buf[256];
 	const unsigned count = 3000;
 	unsigned received = 0, last = 0;
 	ssize_t len;
 
 	t_nats_start(&n, false);
-	ck_assert_int_eq(smem_ring_create(ra, 1024, 256, NULL, &a), 0);
-	ck_assert_int_eq(smem_ring_create(rb, 4, 256, NULL, &b), 0);
-	snprintf(cfg, sizeof(cfg), "server %s\nmax-pending 16\nimport slow.x -> ring %s\n",
-		 n.url, rb);
-	t_bridge_start(&imp, cfg);
-	snprintf(cfg, sizeof(cfg), "server %s\nexport ring %s -> slow.x\n", n.url, ra);
-	t_bridge_start(&exp, cfg);
-	for (unsigned i = 0; i < count; i++)
-		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 200, i), 5000), 0);
-	ck_assert_int_eq(t_bridge_wait_stat(&exp, 0, "messages", count, 5000), count);
+	snprintf(servers, sizeof(servers), "server %s\n", n.url);
+	pair_start(&p, servers, "max-pending 16\n", "slow.x", "", 1024, 4, 256);
+	write_range(p.a, 0, count, 200);
+	ck_assert_int_eq(t_bridge_wait_stat(&p.exp, 0, "messages", count, 5000), count);
 	/* Now drain slowly: the importer was blocked on the 4-node ring all along. */
-	while ((len = smem_ring_read(b, buf, sizeof(buf), 500)) >= 0) {
+	while ((len = smem_ring_read(p.b, buf, sizeof(buf), 500)) >= 0) {
 		ck_assert_int_eq(len, 200);
 		last = msg_index(buf);
 		received++;
@@ -126,13 +169,10 @@ START_TEST(bridge_plain_nats_counts_what_a_slow_receiver_lost)
 	ck_assert_uint_lt(received, count);
 	ck_assert_uint_gt(received, 0);
 	/* Messages 0..last either arrived or were counted as lost. */
-	ck_assert_int_eq(t_bridge_stat(&imp, 0, "lost") + received, (long long)last + 1);
-	ck_assert_int_eq(t_bridge_stat(&imp, 0, "messages"), received);
-	t_bridge_stop(&exp);
-	t_bridge_stop(&imp);
+	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "lost") + received, (long long)last + 1);
+	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "messages"), received);
+	pair_stop(&p);
 	t_nats_stop(&n);
-	smem_ring_close(a);
-	smem_ring_close(b);
 }
 END_TEST
 
@@ -285,56 +325,38 @@ static int js_writer(void *arg)
 START_TEST(bridge_jetstream_delivers_exactly_once_across_kill9_of_bridge_and_server)
 {
 	struct t_nats n = { 0 };
-	struct t_bridge exp = { 0 }, imp = { 0 };
-	struct smem_ring *a, *b;
-	char cfg[1024], buf[128];
-	T_NAME(ra, "br-a");
-	T_NAME(rb, "br-b");
+	struct pair p;
+	char servers[128];
 	const unsigned count = 3000;
 	long long resumed;
 	pid_t writer;
 
 	t_nats_start(&n, true);
-	ck_assert_int_eq(smem_ring_create(ra, 256, 128, NULL, &a), 0);
-	ck_assert_int_eq(smem_ring_create(rb, 4096, 128, NULL, &b), 0);
-	snprintf(cfg, sizeof(cfg), "server %s\nstate-dir STATE\n"
-		 "import js.x -> ring %s jetstream JSX\n", n.url, rb);
-	t_bridge_start(&imp, cfg);
-	snprintf(cfg, sizeof(cfg), "server %s\nexport ring %s -> js.x jetstream JSX\n", n.url, ra);
-	t_bridge_start(&exp, cfg);
-	js_ring = ra;
+	snprintf(servers, sizeof(servers), "server %s\n", n.url);
+	pair_start(&p, servers, "state-dir STATE\n", "js.x", "jetstream JSX", 256, 4096, 128);
+	js_ring = p.ra;
 	js_count = count;
 	writer = t_fork(js_writer, NULL);
 
-	ck_assert_int_ge(t_bridge_wait_stat(&imp, 0, "messages", count / 4, 20000), count / 4);
-	t_bridge_kill(&imp);
+	ck_assert_int_ge(t_bridge_wait_stat(&p.imp, 0, "messages", count / 4, 20000), count / 4);
+	t_bridge_kill(&p.imp);
 	/* The cursor that survived kill -9: at least what the bridge had counted. */
-	resumed = read_cursor(imp.dir);
+	resumed = read_cursor(p.imp.dir);
 	ck_assert_int_ge(resumed, count / 4 - 1);
-	t_bridge_restart(&imp);
-	ck_assert_int_ge(t_bridge_wait_stat(&imp, 0, "cursor", count / 2, 20000), count / 2);
+	t_bridge_restart(&p.imp);
+	ck_assert_int_ge(t_bridge_wait_stat(&p.imp, 0, "cursor", count / 2, 20000), count / 2);
 	t_nats_kill(&n);
 	sleep_ms(200);
 	t_nats_restart(&n);
 	ck_assert_int_eq(t_wait(writer), 0);
 
-	for (unsigned i = 0; i < count; i++) {
-		ssize_t len = smem_ring_read(b, buf, sizeof(buf), 20000);
-
-		ck_assert_msg(len == 100, "message %u: %zd (%s)", i, len,
-			      smem_strerror((int)len));
-		ck_assert_uint_eq(msg_index(buf), i);
-	}
-	/* Nothing twice. */
-	ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 500), -ETIMEDOUT);
-	ck_assert_int_eq(t_bridge_wait_stat(&imp, 0, "cursor", count, 2000), count);
+	/* Every message once, in order, and nothing twice. */
+	read_range(p.b, 0, count, 100, 20000);
+	ck_assert_int_eq(t_bridge_wait_stat(&p.imp, 0, "cursor", count, 2000), count);
 	/* The restarted importer wrote exactly the messages after its cursor. */
-	ck_assert_int_eq(t_bridge_stat(&imp, 0, "messages"), count - resumed);
-	t_bridge_stop(&exp);
-	t_bridge_stop(&imp);
+	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "messages"), count - resumed);
+	pair_stop(&p);
 	t_nats_stop(&n);
-	smem_ring_close(a);
-	smem_ring_close(b);
 }
 END_TEST
 
@@ -367,42 +389,22 @@ static void start_cluster(struct t_nats n[3], bool js, char *servers, size_t cap
 START_TEST(bridge_reconnects_when_its_cluster_server_dies)
 {
 	struct t_nats n[3];
-	struct t_bridge exp = { 0 }, imp = { 0 };
-	struct smem_ring *a, *b;
-	char cfg[2048], servers[512], buf[256];
-	T_NAME(ra, "br-a");
-	T_NAME(rb, "br-b");
+	struct pair p;
+	char servers[512];
 
 	start_cluster(n, false, servers, sizeof(servers));
-	ck_assert_int_eq(smem_ring_create(ra, 256, 256, NULL, &a), 0);
-	ck_assert_int_eq(smem_ring_create(rb, 1024, 256, NULL, &b), 0);
-	snprintf(cfg, sizeof(cfg), "%simport cp.x -> ring %s\n", servers, rb);
-	t_bridge_start(&imp, cfg);
-	snprintf(cfg, sizeof(cfg), "%sexport ring %s -> cp.x\n", servers, ra);
-	t_bridge_start(&exp, cfg);
-	for (unsigned i = 0; i < 300; i++)
-		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 200, i), 5000), 0);
-	for (unsigned i = 0; i < 300; i++) {
-		ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 5000), 200);
-		ck_assert_uint_eq(msg_index(buf), i);
-	}
+	pair_start(&p, servers, "", "cp.x", "", 256, 1024, 256);
+	write_range(p.a, 0, 300, 200);
+	read_range(p.b, 0, 300, 200, 5000);
 	t_nats_kill(&n[0]);	/* the first listed: both bridges are on it */
-	ck_assert_int_ge(t_bridge_wait_stat(&imp, -1, "reconnects", 1, 10000), 1);
-	ck_assert_int_ge(t_bridge_wait_stat(&exp, -1, "reconnects", 1, 10000), 1);
-	for (unsigned i = 300; i < 600; i++)
-		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 200, i), 5000), 0);
-	for (unsigned i = 300; i < 600; i++) {
-		ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 5000), 200);
-		ck_assert_uint_eq(msg_index(buf), i);
-	}
-	ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 100), -ETIMEDOUT);
-	ck_assert_int_eq(t_bridge_stat(&imp, 0, "lost"), 0);
-	t_bridge_stop(&exp);
-	t_bridge_stop(&imp);
+	ck_assert_int_ge(t_bridge_wait_stat(&p.imp, -1, "reconnects", 1, 10000), 1);
+	ck_assert_int_ge(t_bridge_wait_stat(&p.exp, -1, "reconnects", 1, 10000), 1);
+	write_range(p.a, 300, 600, 200);
+	read_range(p.b, 300, 600, 200, 5000);
+	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "lost"), 0);
+	pair_stop(&p);
 	for (int i = 0; i < 3; i++)
 		t_nats_stop(&n[i]);
-	smem_ring_close(a);
-	smem_ring_close(b);
 }
 END_TEST
 
@@ -414,45 +416,27 @@ END_TEST
 START_TEST(bridge_survives_the_loss_of_a_cluster_server_without_loss_or_duplicate)
 {
 	struct t_nats n[3];
-	struct t_bridge exp = { 0 }, imp = { 0 };
-	struct smem_ring *a, *b;
-	char cfg[2048], servers[512], buf[128];
-	T_NAME(ra, "br-a");
-	T_NAME(rb, "br-b");
+	struct pair p;
+	char servers[512];
 	const unsigned count = 2000;
 	pid_t writer;
 
 	start_cluster(n, true, servers, sizeof(servers));
-	ck_assert_int_eq(smem_ring_create(ra, 256, 128, NULL, &a), 0);
-	ck_assert_int_eq(smem_ring_create(rb, 4096, 128, NULL, &b), 0);
-	snprintf(cfg, sizeof(cfg), "%sstate-dir STATE\n"
-		 "import cl.x -> ring %s jetstream CLX replicas 3\n", servers, rb);
-	t_bridge_start(&imp, cfg);
-	snprintf(cfg, sizeof(cfg), "%sexport ring %s -> cl.x jetstream CLX replicas 3\n", servers,
-		 ra);
-	t_bridge_start(&exp, cfg);
-	js_ring = ra;
+	pair_start(&p, servers, "state-dir STATE\n", "cl.x", "jetstream CLX replicas 3", 256, 4096,
+		   128);
+	js_ring = p.ra;
 	js_count = count;
 	writer = t_fork(js_writer, NULL);
 
-	ck_assert_int_ge(t_bridge_wait_stat(&imp, 0, "cursor", count / 4, 20000), count / 4);
+	ck_assert_int_ge(t_bridge_wait_stat(&p.imp, 0, "cursor", count / 4, 20000), count / 4);
 	t_nats_kill(&n[0]);	/* the first listed: both bridges are on it */
 	ck_assert_int_eq(t_wait(writer), 0);
-	for (unsigned i = 0; i < count; i++) {
-		ssize_t got = smem_ring_read(b, buf, sizeof(buf), 30000);
-
-		ck_assert_msg(got == 100, "message %u: %zd (%s)", i, got, smem_strerror((int)got));
-		ck_assert_uint_eq(msg_index(buf), i);
-	}
-	ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 500), -ETIMEDOUT);
-	ck_assert_int_ge(t_bridge_wait_stat(&imp, -1, "reconnects", 1, 2000), 1);
-	ck_assert_int_ge(t_bridge_wait_stat(&exp, -1, "reconnects", 1, 2000), 1);
-	t_bridge_stop(&exp);
-	t_bridge_stop(&imp);
+	read_range(p.b, 0, count, 100, 30000);
+	ck_assert_int_ge(t_bridge_wait_stat(&p.imp, -1, "reconnects", 1, 2000), 1);
+	ck_assert_int_ge(t_bridge_wait_stat(&p.exp, -1, "reconnects", 1, 2000), 1);
+	pair_stop(&p);
 	for (int i = 0; i < 3; i++)
 		t_nats_stop(&n[i]);
-	smem_ring_close(a);
-	smem_ring_close(b);
 }
 END_TEST
 
@@ -470,7 +454,7 @@ START_TEST(bridge_joins_two_hosts_each_with_its_own_broker)
 	struct smem_rpc_opts ra_opts;
 	struct smem_ring *a, *b;
 	struct smem_rpc *svc, *cli;
-	char cfg[1024], buf[512];
+	char cfg[1024];
 	int rc = t_hosts_start(&ha, &hb);
 
 	if (rc) {
@@ -502,15 +486,11 @@ START_TEST(bridge_joins_two_hosts_each_with_its_own_broker)
 		 "serve rpc resize as a.resize\n", ha.addr);
 	t_bridge_start(&ba, cfg);
 
-	for (unsigned i = 0; i < 200; i++)
-		ck_assert_int_eq(smem_ring_write(a, buf, make_msg(buf, 300, i), 5000), 0);
+	write_range(a, 0, 200, 300);
 	/* Host B's bridge created its ring in host B's broker. */
 	rc = smem_ring_open("jobs", &ob, &b);
 	ck_assert_int_eq(rc, 0);
-	for (unsigned i = 0; i < 200; i++) {
-		ck_assert_int_eq(smem_ring_read(b, buf, sizeof(buf), 5000), 300);
-		ck_assert_uint_eq(msg_index(buf), i);
-	}
+	read_range(b, 0, 200, 300, 5000);
 	memset(&ra_opts, 0, sizeof(ra_opts));
 	ra_opts.base = ob;
 	ck_assert_int_eq(smem_rpc_open("resize", &ra_opts, &cli), 0);
