@@ -248,7 +248,7 @@ START_TEST(bridge_rpc_reaches_a_remote_service_and_fails_cleanly_when_it_is_gone
 
 	/* The local service closes: the remote caller gets -ECONNRESET. */
 	smem_rpc_close(svc);
-	expect_call(cli, "anyone?", -ECONNRESET, NULL);
+	expect_call(cli, "after close", -ECONNRESET, NULL);
 	/* It comes back: the bridge picks it up. */
 	ck_assert_int_eq(smem_rpc_open(svc_name, &o, &svc), 0);
 	expect_call(cli, "back", 0, "BACK");
@@ -256,11 +256,18 @@ START_TEST(bridge_rpc_reaches_a_remote_service_and_fails_cleanly_when_it_is_gone
 	/* The serving bridge is killed: no responder, -ECONNRESET at once. */
 	t_bridge_kill(&srv);
 	t0 = t_now_ms();
-	expect_call(cli, "anyone?", -ECONNRESET, NULL);
+	{
+		/* -ECONNRESET (no responders), or -ETIMEDOUT when the request reached the
+		 * server before it had seen the dead bridge's connection close (seen once in
+		 * ~20 runs): either way a clear error within the request timeout. */
+		int rc = smem_rpc_call(cli, "after kill", 10, NULL, NULL, 5000);
+
+		ck_assert_msg(rc == -ECONNRESET || rc == -ETIMEDOUT, "after kill: %d", rc);
+	}
 	ck_assert_int_lt(t_now_ms() - t0, 3000);
 	ck_assert_int_ge(t_bridge_wait_stat(&cl, 0, "messages", 3, 2000), 3);
-	/* "fail", "slow", and the two "anyone?": failed by the remote side (errors) or on the
-	 * way (lost); "slow" may be either, whichever timeout fires first. */
+	/* "fail", "slow", "after close" and "after kill": failed by the remote side (errors)
+	 * or on the way (lost); "slow" may be either, whichever timeout fires first. */
 	for (long long end = t_now_ms() + 2000; t_now_ms() < end; sleep_ms(10))
 		if (t_bridge_stat(&cl, 0, "lost") + t_bridge_stat(&cl, 0, "errors") >= 4)
 			break;
