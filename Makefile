@@ -362,7 +362,7 @@ install: lib tools
 	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION)
 	ln -sf libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsmem.so
-	install -m 755 $(TOOLS) $(BRIDGE_TOOLS) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(TOOLS) $(BRIDGE_TOOLS) $(BRIDGE_BENCH) $(DESTDIR)$(BINDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' smem.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/smem.pc
 	for s in 1 3 7 8; do \
@@ -395,7 +395,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/smem.h $(DESTDIR)$(LIBDIR)/libsmem.a \
 		$(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libsmem.so $(DESTDIR)$(PKGCONFIGDIR)/smem.pc \
-		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BRIDGE_TOOLS))) \
+		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BRIDGE_TOOLS) $(BRIDGE_BENCH))) \
 		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(wildcard man/man*/*.[0-9]))
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/smem
 
