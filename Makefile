@@ -30,6 +30,9 @@ WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wformat=2 -Wvla -Wcast-align
 override CFLAGS += -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP -pthread
 override LDFLAGS += -pthread
+# Where auto-start finds smemd once installed ($SMEM_SMEMD overrides it at run time).
+SMEMD_PATH_CFLAGS = -DSMEM_SMEMD_PATH='"$(BINDIR)/smemd"'
+override CFLAGS += $(SMEMD_PATH_CFLAGS)
 
 # Sanitizers: SANITIZE=address,undefined or SANITIZE=thread. Objects go to their own build
 # directory so switching knobs never mixes instrumented and plain objects.
@@ -73,11 +76,16 @@ STATIC_LIB := $(BUILD)/libsmem.a
 SONAME := libsmem.so.$(VERSION_MAJOR)
 SHARED_LIB := $(BUILD)/libsmem.so.$(VERSION)
 
-# tools/ringbench_*.c and tools/smemctl_*.c are parts of ringbench and smemctl (linked into
-# them below), not programs.
-TOOL_SRCS := $(filter-out tools/ringbench_%.c tools/smemctl_%.c,$(sort $(wildcard tools/*.c)))
+# tools/ringbench_*.c, tools/smemctl_*.c and tools/smemd_*.c are parts of ringbench, smemctl
+# and smemd (linked into them below), not programs. smemd's parts are the broker's server:
+# they also go into $(BUILD)/libsmemd.a (never installed) for the tests and fuzz targets that
+# drive the server without its loop; libsmem holds none of it (tests/check-shared-lib).
+TOOL_SRCS := $(filter-out tools/ringbench_%.c tools/smemctl_%.c tools/smemd_%.c,$(sort $(wildcard tools/*.c)))
 RINGBENCH_PARTS := $(sort $(wildcard tools/ringbench_*.c))
 SMEMCTL_PARTS := $(sort $(wildcard tools/smemctl_*.c))
+SMEMD_PARTS := $(sort $(wildcard tools/smemd_*.c))
+SMEMD_OBJS := $(SMEMD_PARTS:tools/%.c=$(BUILD)/tools/%.o)
+SMEMD_LIB := $(BUILD)/libsmemd.a
 TOOLS := $(TOOL_SRCS:tools/%.c=$(BUILD)/tools/%)
 # The NATS bridge (bridge/): its own library, libsmem-bridge.a, over libsmem and libnats
 # (libsmem itself never links libnats), and the daemon smem-bridge, installed with the tools.
@@ -177,6 +185,24 @@ $(SHARED_LIB): $(LIB_PIC_OBJS) src/libsmem.map
 	$(Q)ln -sf libsmem.so.$(VERSION) $(BUILD)/$(SONAME)
 	$(Q)ln -sf $(SONAME) $(BUILD)/libsmem.so
 
+# Auto-start execs smemd: in the tree, the one just built (recipes that run programs see it;
+# a program run by hand finds $(BINDIR)/smemd unless SMEM_SMEMD is set).
+export SMEM_SMEMD := $(abspath $(BUILD))/tools/smemd
+
+$(BUILD)/tools/smemd_%.o: tools/smemd_%.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -Itools -c -o $@ $<
+
+$(SMEMD_LIB): $(SMEMD_OBJS)
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/tools/smemd: tools/smemd.c tools/smemd.h $(SMEMD_LIB) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(SMEMD_LIB) $(STATIC_LIB) $(LIBS)
+
 # Tools, examples and tests link the static library: they run from the tree without
 # LD_LIBRARY_PATH, and tests may reach smem__ internals. Tools print $(VERSION) for --version.
 TOOL_CFLAGS := -DSMEM_TOOLS_VERSION='"$(VERSION)"'
@@ -231,11 +257,11 @@ $(BUILD)/tests/util/%.o: tests/util/%.c | deps
 
 # check_smemctl parses smemctl's documents back with json-c.
 $(BUILD)/tests/check_smemctl: TEST_LIBS := $(JSON_LIBS)
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(STATIC_LIB)
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(JSON_CFLAGS) -Itests $(LDFLAGS) -o $@ $< \
-		$(TEST_UTIL_OBJS) $(STATIC_LIB) $(LIBS) $(TEST_LIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(JSON_CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< \
+		$(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB) $(LIBS) $(TEST_LIBS) $(CHECK_LIBS)
 
 # Every suite runs against a broker of its own (SMEM_BROKER in a private directory), started
 # by the library's auto-start and stopped afterwards, so tests never touch a user's broker.
@@ -276,10 +302,10 @@ FUZZ_SECONDS ?= 30
 FUZZ_DIR := build/fuzz
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_DIR)/%)
-FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_DIR)/src/%.o)
-FUZZ_CFLAGS := -O1 -g -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Isrc -MMD -MP -pthread \
+FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_DIR)/src/%.o) $(SMEMD_PARTS:tools/%.c=$(FUZZ_DIR)/tools/%.o)
+FUZZ_CFLAGS := -O1 -g -std=gnu11 $(WARNINGS) -D_GNU_SOURCE -Iinclude -Isrc -Itools -MMD -MP -pthread \
 	$(URING_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	-fno-omit-frame-pointer -Wno-cast-align
+	-fno-omit-frame-pointer -Wno-cast-align $(SMEMD_PATH_CFLAGS)
 # clang's -Wcast-align warns on x86 where gcc's does not (alignment is checked by UBSan here).
 .SECONDARY: $(FUZZ_LIB_OBJS)
 
@@ -287,6 +313,11 @@ $(FUZZ_DIR)/src/%.o: src/%.c | deps
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  FUZZCC  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -fvisibility=hidden -c -o $@ $<
+
+$(FUZZ_DIR)/tools/%.o: tools/%.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  FUZZCC  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(@D)
@@ -431,4 +462,4 @@ clean:
 	rm -rf build
 
 -include $(wildcard $(BUILD)/src/*.d $(BUILD)/bridge/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d $(BUILD)/tests/python/*.d)
--include $(wildcard $(FUZZ_DIR)/src/*.d $(FUZZ_DIR)/*.d)
+-include $(wildcard $(FUZZ_DIR)/src/*.d $(FUZZ_DIR)/tools/*.d $(FUZZ_DIR)/*.d)

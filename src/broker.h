@@ -10,7 +10,7 @@
  *   broker_wire.c       one request/reply round trip, fd passing, entry records
  *   broker_client.c     shared connections, holds, the restart watcher thread
  *   broker_admin.c      one-shot administration calls (smemctl)
- *   broker_server.c     (and broker_state.c, broker_request.c, broker_server.h) the broker
+ * The server is smemd's (tools/smemd.h); the library only starts it (broker_autostart.c).
  */
 #ifndef SMEM_BROKER_H
 #define SMEM_BROKER_H

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Auto-start: a process that finds no broker at its address starts one (a detached grandchild
- * running smem__broker_serve() on a socket bound before the fork), then connects. See broker.h
- * for the other broker files.
+ * Auto-start: a process that finds no broker at its address starts one, then connects. The
+ * broker is the real smemd, exec'd in a detached grandchild on a socket bound here before the
+ * fork and handed over as fd 3 with LISTEN_FDS=1/LISTEN_PID (the sd_listen_fds protocol, as
+ * D-Bus autolaunch does): it shows in ps as smemd, and carries none of the application's heap,
+ * preloaded libraries or lock state. See broker.h for the other broker files.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,82 +17,158 @@
 
 #include "broker.h"
 
-#define AUTOSTART_IDLE_S	30	/* an auto-started broker exits after this long unused */
+#ifndef SMEM_SMEMD_PATH
+#define SMEM_SMEMD_PATH		"/usr/local/bin/smemd"
+#endif
+/*
+ * An auto-started broker exits after this long unused ($SMEM_BROKER_IDLE_EXIT changes it):
+ * short, so that `make run` or a one-off program leaves no broker behind for long, yet long
+ * enough that a script's next command finds the names a persistent create left.
+ */
+#define AUTOSTART_IDLE_S	"5"
 #define CONNECT_WAIT_MS		2000	/* how long to retry connect after starting a broker */
 
-/* The grandchild: a detached broker serving @lfd. Never returns. */
-static void __attribute__((noreturn)) broker_child(const struct smem__addr *a, int lfd)
+/* The smemd to run: $SMEM_SMEMD, else the one installed with the library. */
+static const char *smemd_path(void)
 {
-	struct smem__broker_config cfg = { .group = -1, .idle_exit_s = AUTOSTART_IDLE_S };
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2 };
-	char path[sizeof(a->text) + 4096];
+	const char *p = getenv("SMEM_SMEMD");
+
+	return p && *p ? p : SMEM_SMEMD_PATH;
+}
+
+/* Everything the exec needs, built before the fork (the child may not allocate). */
+struct spawn {
+	const char *path;
+	char *argv[8];
+	char **envp;			/* the environment without LISTEN_*, plus ours */
+	char idle[16];
+	char pid_var[32];		/* "LISTEN_PID=" and the grandchild's pid, written there */
+};
+
+static int spawn_prepare(struct spawn *sp)
+{
+	extern char **environ;
 	const char *idle = getenv("SMEM_BROKER_IDLE_EXIT");
+	size_t n = 0, i, k = 0;
+
+	for (char **e = environ; e && *e; e++)
+		n++;
+	sp->envp = calloc(n + 3, sizeof(*sp->envp));
+	if (!sp->envp)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "LISTEN_", 7) != 0)
+			sp->envp[k++] = environ[i];
+	sp->envp[k++] = (char *)"LISTEN_FDS=1";
+	sp->envp[k++] = sp->pid_var;
+	sp->envp[k] = NULL;
+	snprintf(sp->idle, sizeof(sp->idle), "%s", idle && *idle ? idle : AUTOSTART_IDLE_S);
+	sp->path = smemd_path();
+	sp->argv[0] = (char *)"smemd";
+	sp->argv[1] = (char *)"--foreground";
+	sp->argv[2] = (char *)"--idle-exit";
+	sp->argv[3] = sp->idle;
+	sp->argv[4] = (char *)"--grace";	/* private: nobody else can take a name meanwhile */
+	sp->argv[5] = (char *)"0";
+	sp->argv[6] = (char *)"--remove-socket";	/* the file is ours: remove it at exit */
+	sp->argv[7] = NULL;
+	return 0;
+}
+
+/* "LISTEN_PID=<pid>" without stdio (we are a child of a possibly threaded process). */
+static void put_pid_var(char *buf, pid_t pid)
+{
+	static const char pre[] = "LISTEN_PID=";
+	char digits[16];
+	int n = 0;
+
+	memcpy(buf, pre, sizeof(pre) - 1);
+	buf += sizeof(pre) - 1;
+	do {
+		digits[n++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid);
+	while (n)
+		*buf++ = digits[--n];
+	*buf = 0;
+}
+
+/*
+ * The grandchild: smemd on @lfd as fd 3. Never returns; on a failed exec it writes errno to
+ * @errfd (the parent's sign that no broker is coming), which the exec closes otherwise.
+ */
+static void __attribute__((noreturn)) broker_child(struct spawn *sp, int lfd, int errfd)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2 };
 	sigset_t none;
 	unsigned i;
-	int null;
+	int null, err;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (i = 0; i < SMEM__ARRAY_SIZE(sigs); i++)
 		signal(sigs[i], SIG_DFL);
-	/* Keep the listening socket above stdio, then close everything else we inherited. */
-	if (lfd < 3) {
-		int moved = fcntl(lfd, F_DUPFD_CLOEXEC, 3);
-
-		if (moved < 0)
-			_exit(1);
-		lfd = moved;
-	}
+	/* Above 3 first, so that neither dup2 below can clobber the other's source. */
+	lfd = fcntl(lfd, F_DUPFD_CLOEXEC, 10);
+	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10);
+	if (lfd < 0 || errfd < 0)
+		_exit(1);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0) {
 		dup2(null, 0);
 		dup2(null, 1);
 		dup2(null, 2);
 	}
-	if (lfd > 3)
-		close_range(3, (unsigned)lfd - 1, 0);
-	close_range((unsigned)lfd + 1, ~0u, 0);
-
-	if (!a->abstract) {
-		/* Absolute, so that the socket can be removed at exit after chdir("/"). */
-		if (a->text[0] == '/' || !getcwd(path, sizeof(path) - sizeof(a->text) - 2))
-			snprintf(path, sizeof(path), "%s", a->text);
-		else
-			snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", a->text);
-		cfg.path = path;
+	if (dup2(lfd, 3) != 3)	/* dup2 leaves fd 3 without CLOEXEC: smemd inherits it */
+		_exit(1);
+	close_range(4, (unsigned)errfd - 1, 0);
+	close_range((unsigned)errfd + 1, ~0u, 0);
+	put_pid_var(sp->pid_var, getpid());
+	execve(sp->path, sp->argv, sp->envp);
+	err = errno;
+	/*
+	 * Stop listening before we tell: the parent's next start must find a stale socket, not
+	 * one that still accepts connections nobody will serve.
+	 */
+	close(3);
+	if (write(errfd, &err, sizeof(err)) < 0) {
+		/* nobody to tell */
 	}
-	if (chdir("/") < 0) {
-		/* not fatal: we only keep a directory busy */
-	}
-	if (idle && *idle)
-		cfg.idle_exit_s = atoi(idle);
-	cfg.listen_fd = lfd;
-	_exit(smem__broker_serve(&cfg) < 0 ? 1 : 0);
+	_exit(127);
 }
 
 /*
  * Start a broker at @a unless one answers (the check and the bind happen under the directory
  * lock, see smem__broker_listen()). The listening socket exists before we return, so a connect
- * right after succeeds even if the broker has not reached its loop yet.
+ * right after succeeds even if smemd has not reached its loop yet. -ENOENT (or the exec's
+ * errno) when smemd could not be run.
  */
 static int autostart(const struct smem__addr *addr)
 {
 	/* A copy: @addr may live in a connection, which the atfork child handler frees. */
 	const struct smem__addr copy = *addr, *a = &copy;
-	int lfd, err, status;
+	struct spawn sp = { 0 };
+	int lfd, err, status, pipefd[2], child_err = 0;
+	struct pollfd pfd;
+	ssize_t got;
 	pid_t pid;
 
-	err = smem__broker_listen(a, 0600, -1, &lfd);
-	if (err == -EADDRINUSE)
-		return 0;
+	err = spawn_prepare(&sp);
 	if (err)
 		return err;
-	pid = fork();
-	if (pid < 0) {
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		err = -errno;
-		close(lfd);
+		free(sp.envp);
 		return err;
 	}
+	err = smem__broker_listen(a, 0600, -1, &lfd);
+	if (err) {
+		free(sp.envp);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return err == -EADDRINUSE ? 0 : err;
+	}
+	pid = fork();
 	if (pid == 0) {
 		/* Double fork and a session of its own: no zombie, no controlling terminal. */
 		pid_t grandchild;
@@ -98,12 +177,25 @@ static int autostart(const struct smem__addr *addr)
 		grandchild = fork();
 		if (grandchild != 0)
 			_exit(grandchild < 0 ? 1 : 0);
-		broker_child(a, lfd);
+		broker_child(&sp, lfd, pipefd[1]);
 	}
+	err = pid < 0 ? -errno : 0;
 	close(lfd);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return 0;
+	close(pipefd[1]);
+	free(sp.envp);
+	if (pid > 0) {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		/* EOF when smemd is running (the exec closed the pipe), an errno when it failed. */
+		pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
+		if (poll(&pfd, 1, CONNECT_WAIT_MS) == 1) {
+			got = read(pipefd[0], &child_err, sizeof(child_err));
+			if (got == (ssize_t)sizeof(child_err) && child_err > 0)
+				err = -ENOENT;	/* no smemd to run: not a permission on the socket */
+		}
+	}
+	close(pipefd[0]);
+	return err;
 }
 
 static bool autostart_allowed(void)

@@ -52,6 +52,95 @@ START_TEST(first_create_autostarts_a_broker_that_stop_ends)
 }
 END_TEST
 
+/* /proc/@pid/@what read into @buf (NULs turned to spaces, as ps shows a command line). */
+static void read_proc(pid_t pid, const char *what, char *buf, size_t cap)
+{
+	char path[64];
+	ssize_t n, i;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	ck_assert_int_gt(n, 0);
+	for (i = 0; i < n; i++)
+		if (buf[i] == 0 || buf[i] == '\n')
+			buf[i] = ' ';
+	buf[n] = 0;
+}
+
+START_TEST(autostart_execs_smemd_in_a_session_of_its_own)
+{
+	const char *want = getenv("SMEM_SMEMD");
+	char comm[64], cmdline[256], exe[4096], want_real[4096], link[64];
+	struct smem_region *r;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_msg(want && *want, "make exports SMEM_SMEMD (the smemd just built)");
+	tb_private_path_broker();
+	ck_assert_int_eq(smem_region_create("exec", 4096, NULL, &r), 0);
+	pid = tb_broker_pid();
+	/* What ps shows: the smemd binary, not a copy of this test. */
+	read_proc(pid, "comm", comm, sizeof(comm));
+	ck_assert_str_eq(comm, "smemd ");
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	n = readlink(link, exe, sizeof(exe) - 1);
+	ck_assert_int_gt(n, 0);
+	exe[n] = 0;
+	ck_assert_ptr_nonnull(realpath(want, want_real));
+	ck_assert_str_eq(exe, want_real);
+	read_proc(pid, "cmdline", cmdline, sizeof(cmdline));
+	ck_assert_str_eq(cmdline, "smemd --foreground --idle-exit 5 --grace 0 --remove-socket ");
+	/* Detached: another session, and not our child. */
+	ck_assert_int_ne(getsid(pid), getsid(0));
+	ck_assert_int_eq(waitpid(pid, NULL, WNOHANG), -1);
+	smem_region_close(r);
+	tb_private_broker_end();
+	ck_assert(tb_pid_gone(pid, 100));
+}
+END_TEST
+
+START_TEST(missing_smemd_fails_and_the_next_autostart_recovers)
+{
+	char *saved = strdup(getenv("SMEM_SMEMD"));
+	struct smem_region *r = NULL;
+	char missing[300];
+
+	tb_private_path_broker();
+	snprintf(missing, sizeof(missing), "%s/no-such-smemd", tb_dir);
+	setenv("SMEM_SMEMD", missing, 1);
+	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), -ECONNREFUSED);
+	ck_assert_ptr_null(r);
+	/* The socket we bound for it stays as a stale file, which the next start replaces. */
+	setenv("SMEM_SMEMD", saved, 1);
+	free(saved);
+	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), 0);
+	smem_region_close(r);
+	tb_private_broker_end();
+}
+END_TEST
+
+START_TEST(autostarted_broker_exits_when_idle_and_removes_its_socket)
+{
+	struct smem_region *r;
+	pid_t pid;
+
+	tb_private_path_broker();
+	setenv("SMEM_BROKER_IDLE_EXIT", "1", 1);
+	ck_assert_int_eq(smem_region_create("idle", 4096, NULL, &r), 0);
+	unsetenv("SMEM_BROKER_IDLE_EXIT");
+	pid = tb_broker_pid();
+	smem_region_close(r);
+	smem__broker_disconnect();
+	ck_assert_msg(tb_pid_gone(pid, 10000), "idle broker %d still runs", (int)pid);
+	ck_assert_int_ne(access(tb_sock, F_OK), 0);
+	ck_assert_int_eq(rmdir(tb_dir), 0);
+}
+END_TEST
+
 static int race_child(void *arg)
 {
 	int *p = arg;	/* p[0]: go (read end), p[1]: results (write end), p[2]: go (write end) */
@@ -521,6 +610,9 @@ static Suite *broker_suite(void)
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 15);
 	tcase_add_test(tc, first_create_autostarts_a_broker_that_stop_ends);
+	tcase_add_test(tc, autostart_execs_smemd_in_a_session_of_its_own);
+	tcase_add_test(tc, missing_smemd_fails_and_the_next_autostart_recovers);
+	tcase_add_test(tc, autostarted_broker_exits_when_idle_and_removes_its_socket);
 	tcase_add_test(tc, eight_racing_autostarts_end_with_exactly_one_broker);
 	tcase_add_test(tc, no_autostart_gives_econnrefused_and_starts_nothing);
 	tcase_add_test(tc, default_socket_directory_open_to_others_is_refused);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "smemd.h"
 #include "proto.h"
 #include "util/brokerutil.h"
 #include "util/msgutil.h"

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "smemd.h"
 #include "ring_int.h"
 #include "proto.h"
 #include "util/msgutil.h"

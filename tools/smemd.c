@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smemd: the smem broker daemon. The broker itself lives in the library
- * (src/broker_server.c) so that any smem process can auto-start one; this is its main().
+ * smemd: the smem broker daemon; this is its main(), the server is smemd_loop.c and its
+ * neighbours (smemd.h).
  *
  *   smemd [--socket PATH|@NAME] [--group NAME] [--foreground] [--idle-exit SECONDS]
  *         [--max-names N] [--max-bytes N] [--max-conns N] [--max-holds N] [--grace SECONDS]
- *         [--verbose]
+ *         [--remove-socket] [--verbose]
  *
- * Under systemd socket activation (LISTEN_PID/LISTEN_FDS) it serves fd 3 instead of binding.
+ * Under socket activation (LISTEN_PID/LISTEN_FDS: systemd, or a client's auto-start) it
+ * serves fd 3 instead of binding, after checking that fd 3 is what a broker listens on.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
+#include "smemd.h"
 
 #define DEFAULT_GRACE_S	3
 
@@ -42,6 +46,8 @@ static void usage(FILE *f)
 		"  --grace SECONDS      after start, only re-registrations for this long: plain\n"
 		"                       creates get EAGAIN (default 3 with --group or socket\n"
 		"                       activation, else 0)\n"
+		"  --remove-socket      with an inherited socket (LISTEN_FDS), remove its file at\n"
+		"                       exit if it is still the one bound (what auto-start asks)\n"
 		"  --verbose            log every request to stderr\n"
 		"  --help               this text\n"
 		"  --version            the version of smem it belongs to\n"
@@ -98,6 +104,63 @@ static int make_parent(const char *path, long gid)
 	}
 }
 
+/*
+ * Whether @fd, inherited through LISTEN_FDS, is a listening AF_UNIX SOCK_SEQPACKET socket.
+ * 0, or -1 after saying what it is instead (a unit with ListenStream= instead of
+ * ListenSequentialPacket= is the usual mistake).
+ */
+static int check_inherited(int fd)
+{
+	int type = 0, domain = 0, listening = 0;
+	socklen_t len = sizeof(int);
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "smemd: LISTEN_FDS is set but fd %d is not a socket\n", fd);
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX) {
+		fprintf(stderr, "smemd: the inherited socket (fd %d) is not AF_UNIX (domain %d): "
+			"use a path or @name in ListenSequentialPacket=\n", fd, domain);
+		return -1;
+	}
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET) {
+		fprintf(stderr, "smemd: the inherited socket (fd %d) is %s, not SOCK_SEQPACKET: "
+			"the unit needs ListenSequentialPacket=, not %s\n", fd,
+			type == SOCK_STREAM ? "SOCK_STREAM" : type == SOCK_DGRAM ? "SOCK_DGRAM" : "of another type",
+			type == SOCK_STREAM ? "ListenStream=" : type == SOCK_DGRAM ? "ListenDatagram=" : "that");
+		return -1;
+	}
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening) {
+		fprintf(stderr, "smemd: the inherited socket (fd %d) is not listening "
+			"(Accept=yes in the unit? smemd wants Accept=no)\n", fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* The path an inherited socket is bound to, absolute (we chdir("/") later), into @out. */
+static int inherited_path(int fd, char *out, size_t cap)
+{
+	struct sockaddr_un sun;
+	socklen_t len = sizeof(sun);
+	size_t n;
+
+	if (getsockname(fd, (struct sockaddr *)&sun, &len) < 0)
+		return -errno;
+	n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+	if (n == 0 || sun.sun_path[0] == 0)
+		return -EINVAL;		/* unnamed or abstract: no file to remove */
+	sun.sun_path[n < sizeof(sun.sun_path) ? n : sizeof(sun.sun_path) - 1] = 0;
+	if (sun.sun_path[0] == '/' || !getcwd(out, cap - sizeof(sun.sun_path) - 2))
+		snprintf(out, cap, "%s", sun.sun_path);
+	else
+		snprintf(out + strlen(out), cap - strlen(out), "/%s", sun.sun_path);
+	return 0;
+}
+
 static void detach(void)
 {
 	pid_t pid = fork();
@@ -137,6 +200,7 @@ int main(int argc, char **argv)
 		{ "max-conns", required_argument, NULL, 'C' },
 		{ "max-holds", required_argument, NULL, 'H' },
 		{ "grace", required_argument, NULL, 'G' },
+		{ "remove-socket", no_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -145,7 +209,7 @@ int main(int argc, char **argv)
 	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
 	const char *sock = NULL, *group = NULL, *lpid, *lfds;
 	char abs_path[PATH_MAX + 110];
-	bool foreground = false;
+	bool foreground = false, remove_socket = false;
 	long grace_s = -1;	/* -1: the default, which depends on who may connect */
 	bool activated = false;
 	struct smem__addr a;
@@ -158,6 +222,7 @@ int main(int argc, char **argv)
 		case 'g': group = optarg; break;
 		case 'f': foreground = true; break;
 		case 'v': cfg.verbose = true; break;
+		case 'R': remove_socket = true; break;
 		case 'i':
 			if (parse_u64(optarg, &v) || v > INT_MAX) {
 				fprintf(stderr, "smemd: bad --idle-exit '%s'\n", optarg);
@@ -231,10 +296,17 @@ int main(int argc, char **argv)
 	lpid = getenv("LISTEN_PID");
 	lfds = getenv("LISTEN_FDS");
 	if (lpid && lfds && atol(lpid) == (long)getpid() && atoi(lfds) >= 1) {
-		/* Socket activation: systemd owns the socket file and its mode. */
+		/*
+		 * Socket activation: whoever passed it owns the socket file and its mode (with
+		 * --remove-socket, the file is ours to remove at exit: auto-start).
+		 */
+		if (check_inherited(3) < 0)
+			return 1;
 		cfg.listen_fd = 3;
 		activated = true;
 		fcntl(3, F_SETFD, FD_CLOEXEC);
+		if (remove_socket && inherited_path(3, abs_path, sizeof(abs_path)) == 0)
+			cfg.path = abs_path;
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_FDNAMES");

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "smemd.h"
 #include "proto.h"
 
 #define NCONN	4

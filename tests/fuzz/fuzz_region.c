@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "smemd.h"
 #include "lock.h"
 #include "ring_int.h"
 

@@ -2,7 +2,7 @@
 /*
  * The broker's request path: one message read from a connection, checked, dispatched and
  * answered with exactly one reply (docs/PROTOCOL.md), including the access rules and the
- * quota charge of CREATE. See broker_server.c for the design and broker_server.h for the
+ * quota charge of CREATE. See smemd_loop.c for the design and smemd_server.h for the
  * other broker files.
  */
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker_server.h"
+#include "smemd_server.h"
 
 static uint64_t realtime_ns(void)
 {

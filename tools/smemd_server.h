@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's state, shared by its three files: broker_state.c (names, quotas, holds,
- * connections), broker_request.c (one message in, one reply out) and broker_server.c (the
+ * The broker's state, shared by its three files: smemd_state.c (names, quotas, holds,
+ * connections), smemd_request.c (one message in, one reply out) and smemd_loop.c (the
  * event loop, accepting connections, and the request path without the loop). The design is
- * described at the top of broker_server.c; the wire is in proto.h.
+ * described at the top of smemd_loop.c; the wire is in proto.h.
  */
 #ifndef SMEM_BROKER_SERVER_H
 #define SMEM_BROKER_SERVER_H
@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "broker.h"
+#include "smemd.h"
 
 #define REQUIRED_SEALS		(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 #define HASH_BUCKETS		4096u
@@ -103,7 +104,7 @@ struct broker {
 	_Alignas(8) unsigned char tx[SMEM_PROTO_MAX_REPLY];
 };
 
-/* ---- broker_state.c ---------------------------------------------------------------------- */
+/* ---- smemd_state.c ---------------------------------------------------------------------- */
 
 /* Fill a zeroed @b for @cfg: limits from @cfg or the defaults, no fds yet (-1). */
 void smem__srv_init(struct broker *b, const struct smem__broker_config *cfg);
@@ -135,7 +136,7 @@ void smem__srv_conn_close(struct broker *b, struct conn *c);
 /* Close every connection (releasing its holds), then every name, then the broker's own fds. */
 void smem__srv_destroy(struct broker *b);
 
-/* ---- broker_request.c -------------------------------------------------------------------- */
+/* ---- smemd_request.c -------------------------------------------------------------------- */
 
 /*
  * Read one message from @c and answer it. Returns true if there may be more to read: a

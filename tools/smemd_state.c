@@ -2,14 +2,14 @@
 /*
  * The broker's state: names (a hash table and an id-ordered list), per-uid records (quotas
  * and caps), each connection's holds, and what closing a connection releases. See
- * broker_server.c for the design and broker_server.h for the other broker files.
+ * smemd_loop.c for the design and smemd_server.h for the other broker files.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "broker_server.h"
+#include "smemd_server.h"
 
 void smem__srv_init(struct broker *b, const struct smem__broker_config *cfg)
 {

@@ -2,12 +2,12 @@
 /*
  * The broker: maps names to sealed memfds and hands them out (docs/PROTOCOL.md).
  *
- * It lives in the library so that any smem process can start one (auto-start, see
- * broker_autostart.c) without finding a binary; tools/smemd.c is a thin main around it.
+ * It is smemd's alone (smemd.c is its main; a client that finds no broker execs smemd, see
+ * src/broker_autostart.c), so that no application carries a server in its address space.
  *
  * This file holds the event loop, accepting connections, and the request path without the
- * loop (fuzz targets, tests); the state is in broker_state.c, the requests in
- * broker_request.c, both declared in broker_server.h.
+ * loop (fuzz targets, tests); the state is in smemd_state.c, the requests in
+ * smemd_request.c, both declared in smemd_server.h.
  *
  * One thread, one epoll loop, level-triggered, up to 16 messages handled per ready connection
  * per turn. Every request gets exactly one reply (except RELEASE with SMEM_RELEASE_NOREPLY), even
@@ -19,7 +19,7 @@
  * last hold went and it is not persistent) and nobody holds it. Quotas are charged to the
  * entry's owner uid until the entry is freed (an unlinked name still held keeps its memfd, so
  * it keeps counting), connections and holds to the uid that has them; a uid's record goes
- * with the last thing it counts. broker_request.c says what a claimed owner and mode are held
+ * with the last thing it counts. smemd_request.c says what a claimed owner and mode are held
  * against (the memfd's st_uid and inode mode) and what the grace period after a start is.
  *
  * fd ownership: a received fd is owned by the request being handled; it is either moved into an
@@ -38,7 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "broker_server.h"
+#include "smemd_server.h"
 
 /*
  * Out of fds with a connection waiting: the listener would stay readable and the loop spin.
