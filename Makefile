@@ -22,6 +22,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 CC ?= cc
@@ -61,10 +62,13 @@ CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
 JSON_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null)
 JSON_LIBS := $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+SYSTEMD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
 else
 URING_LIBS := -luring
 CHECK_LIBS := -lcheck -lsubunit -lm -lrt
 JSON_LIBS := -ljson-c
+SYSTEMD_LIBS := -lsystemd
 endif
 override CFLAGS += $(URING_CFLAGS)
 LIBS := $(URING_LIBS)
@@ -125,10 +129,12 @@ tools: $(TOOLS) $(BRIDGE_TOOLS) $(BRIDGE_BENCH)
 examples: $(EXAMPLES)
 tests: $(TESTS) $(HARNESSES) $(PY_HELPERS)
 
-# deps: liburing, Check, json-c (smemctl), pkg-config and groff (make check lints the man
-# pages), the NATS C client and server (smem-bridge and its tests). Installed with apt-get when we are root on Debian or Ubuntu; otherwise the exact
-# command to run is printed and the build stops.
-DEPS_PKGS := liburing-dev check libjson-c-dev pkg-config groff-base libnats-dev nats-server
+# deps: liburing, Check, json-c (smemctl), libsystemd (smemd's sd_notify), pkg-config, groff
+# (make check lints the man pages), systemd-socket-activate (make check runs smemd under it:
+# package systemd), the NATS C client and server (smem-bridge and its tests). Installed with
+# apt-get when we are root on Debian or Ubuntu; otherwise the exact command to run is printed
+# and the build stops.
+DEPS_PKGS := liburing-dev check libjson-c-dev libsystemd-dev systemd pkg-config groff-base libnats-dev nats-server
 
 # $(call apt_install,STEP,PACKAGES,WHY): as root where apt-get exists, install PACKAGES; else
 # say WHY and print the command to run, and fail. One shell line, for a recipe's if branch
@@ -149,6 +155,8 @@ deps:
 	{ [ -f /usr/include/json-c/json.h ] || pkg-config --exists json-c 2>/dev/null; } || missing="$$missing libjson-c-dev"; \
 	{ [ -f /usr/include/nats/nats.h ] || pkg-config --exists libnats 2>/dev/null; } || missing="$$missing libnats-dev"; \
 	command -v nats-server >/dev/null 2>&1 || [ -x /usr/bin/nats-server ] || missing="$$missing nats-server"; \
+	{ [ -f /usr/include/systemd/sd-daemon.h ] || pkg-config --exists libsystemd 2>/dev/null; } || missing="$$missing libsystemd-dev"; \
+	command -v systemd-socket-activate >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 		$(call apt_install,deps,$(DEPS_PKGS),missing$$missing); \
 	fi
@@ -192,7 +200,7 @@ export SMEM_SMEMD := $(abspath $(BUILD))/tools/smemd
 $(BUILD)/tools/smemd_%.o: tools/smemd_%.c | deps
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) -Itools -c -o $@ $<
+	$(Q)$(CC) $(CFLAGS) $(SYSTEMD_CFLAGS) -Itools -c -o $@ $<
 
 $(SMEMD_LIB): $(SMEMD_OBJS)
 	$(if $(Q),@echo "  AR      $@")
@@ -201,7 +209,8 @@ $(SMEMD_LIB): $(SMEMD_OBJS)
 $(BUILD)/tools/smemd: tools/smemd.c tools/smemd.h $(SMEMD_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(SMEMD_LIB) $(STATIC_LIB) $(LIBS)
+	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) $(SYSTEMD_CFLAGS) -Itools $(LDFLAGS) -o $@ $< $(SMEMD_LIB) \
+		$(STATIC_LIB) $(LIBS) $(SYSTEMD_LIBS)
 
 # Tools, examples and tests link the static library: they run from the tree without
 # LD_LIBRARY_PATH, and tests may reach smem__ internals. Tools print $(VERSION) for --version.
@@ -261,12 +270,13 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(JSON_CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< \
-		$(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB) $(LIBS) $(TEST_LIBS) $(CHECK_LIBS)
+		$(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB) $(LIBS) $(SYSTEMD_LIBS) $(TEST_LIBS) $(CHECK_LIBS)
 
 # Every suite runs against a broker of its own (SMEM_BROKER in a private directory), started
 # by the library's auto-start and stopped afterwards, so tests never touch a user's broker.
 # The tools are built first: some tests exec smemd, smemctl or ringbench. check-layers reads
 # the RPC objects and fails if their calls or includes go round in a circle.
+# tests/check-systemd runs smemd under systemd-socket-activate (Python, standard library only).
 # The Python tests load libsmem.so into the interpreter, so they run on plain builds only (an
 # instrumented library would need the sanitizer runtime preloaded into python3).
 check: all $(if $(SANITIZE),,python-deps)
@@ -275,6 +285,7 @@ ifeq ($(SANITIZE),)
 endif
 	@./tests/check-man $(BUILD)
 	@./tests/check-layers $(BUILD)
+	@$(PYTHON) ./tests/check-systemd $(BUILD)
 	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
 ifeq ($(SANITIZE),)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) ./tests/python/run-pytest
@@ -322,7 +333,7 @@ $(FUZZ_DIR)/tools/%.o: tools/%.c | deps
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  FUZZLD  $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LIBS) $(SYSTEMD_LIBS)
 
 # clang and its libFuzzer runtime, installed like `deps` (apt-get as root), else the command.
 fuzz-deps:
@@ -384,7 +395,10 @@ bench-bridge: tools
 bench-peers: all
 	@BUILD=$(BUILD) ./bench/run peers
 
-# install needs only what it installs (the package build runs it without Check).
+# install needs only what it installs (the package build runs it without Check). The systemd
+# units go to $(SYSTEMDUNITDIR), their ExecStart pointing at $(BINDIR)/smemd; systemd reads
+# /etc/systemd/system and /usr/lib/systemd/system, so a /usr/local install needs
+# SYSTEMDUNITDIR=/etc/systemd/system (or a link) to be found.
 install: lib tools
 	install -d $(DESTDIR)$(INCLUDEDIR)/smem $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 include/smem.h $(DESTDIR)$(INCLUDEDIR)/smem.h
@@ -400,6 +414,10 @@ install: lib tools
 		install -d $(DESTDIR)$(MANDIR)/man$$s && \
 		install -m 644 man/man$$s/*.$$s $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
 	done
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	install -m 644 systemd/smemd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/smemd.socket
+	sed -e 's|/usr/bin/smemd|$(BINDIR)/smemd|' systemd/smemd.service > $(DESTDIR)$(SYSTEMDUNITDIR)/smemd.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/smemd.service
 
 # The Python package (python/smem) where $(PYTHON) finds it under PREFIX, and the path of the
 # installed libsmem for it. Apart from install: the Debian packages carry the C library only.
@@ -427,7 +445,8 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/libsmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libsmem.so $(DESTDIR)$(PKGCONFIGDIR)/smem.pc \
 		$(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS) $(BRIDGE_TOOLS) $(BRIDGE_BENCH))) \
-		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(wildcard man/man*/*.[0-9]))
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(wildcard man/man*/*.[0-9])) \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/smemd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/smemd.service
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/smem
 
 # Debian packages (debian/): libsmem0, libsmem-dev and smem-tools, built with

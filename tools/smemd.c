@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -359,7 +360,14 @@ int main(int argc, char **argv)
 	if (chdir("/") < 0) {
 		/* harmless: we would only keep a directory busy */
 	}
+	/*
+	 * Under a service manager (Type=notify): the socket listens, so clients may come. Outside
+	 * one, $NOTIFY_SOCKET is unset and these do nothing.
+	 */
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s%s", activated ? "an inherited socket" : "at ",
+		   activated ? "" : a.text);
 	err = smem__broker_serve(&cfg);
+	sd_notify(0, "STOPPING=1");
 	if (err) {
 		fprintf(stderr, "smemd: %s\n", strerror(-err));
 		return 1;
