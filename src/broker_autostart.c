@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,11 +199,13 @@ static int autostart(const struct smem__addr *addr)
 	return err;
 }
 
+/* $SMEM_NO_AUTOSTART turns auto-start off when it reads as yes: 1, true or yes, any case. */
 static bool autostart_allowed(void)
 {
 	const char *e = getenv("SMEM_NO_AUTOSTART");
 
-	return !(e && strcmp(e, "1") == 0);
+	return !(e && (strcmp(e, "1") == 0 || strcasecmp(e, "true") == 0 ||
+		       strcasecmp(e, "yes") == 0));
 }
 
 /* Connect to @a, starting a broker if none answers and that is allowed. fd or -errno. */

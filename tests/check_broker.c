@@ -196,15 +196,23 @@ END_TEST
 
 START_TEST(no_autostart_gives_econnrefused_and_starts_nothing)
 {
+	static const char *const yes[] = { "1", "true", "TRUE", "True", "yes", "YES", "Yes" };
 	struct smem_region *r = NULL;
+	unsigned i;
 
 	tb_private_path_broker();
-	setenv("SMEM_NO_AUTOSTART", "1", 1);
-	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), -ECONNREFUSED);
-	ck_assert_ptr_null(r);
-	ck_assert_int_eq(smem_region_open("x", NULL, &r), -ECONNREFUSED);
-	ck_assert_int_ne(access(tb_sock, F_OK), 0);
-	ck_assert_int_eq(tb_count_dir(tb_dir), 0);
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		setenv("SMEM_NO_AUTOSTART", yes[i], 1);
+		ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), -ECONNREFUSED);
+		ck_assert_ptr_null(r);
+		ck_assert_int_eq(smem_region_open("x", NULL, &r), -ECONNREFUSED);
+		ck_assert_int_ne(access(tb_sock, F_OK), 0);
+		ck_assert_int_eq(tb_count_dir(tb_dir), 0);
+	}
+	/* Anything else does not turn it off: "0", "no", a typo. */
+	setenv("SMEM_NO_AUTOSTART", "0", 1);
+	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), 0);
+	smem_region_close(r);
 	unsetenv("SMEM_NO_AUTOSTART");
 	tb_private_broker_end();
 }
