@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,25 @@ static void __attribute__((noreturn)) broker_child(struct spawn *sp, int lfd, in
 }
 
 /*
+ * With $SMEM_DEBUG set, say once per process that we started a private broker at a default
+ * address. In a container with its own /tmp (or XDG_RUNTIME_DIR) and no SMEM_BROKER, that
+ * broker is the container's alone: programs in other containers that expect to share names
+ * with this one silently get names of their own. The line says so and what to do.
+ */
+static void report_private_start(const struct smem__addr *a)
+{
+	static atomic_bool said;
+	const char *dbg = getenv("SMEM_DEBUG");
+
+	if (!a->is_default || !dbg || !*dbg || atomic_exchange(&said, true))
+		return;
+	fprintf(stderr, "smem: no broker answered at %s, so this process started a private one "
+		"(smemd, exits when idle); only processes that reach this path share its names. "
+		"Inside a container, to share names with other containers, mount a shared "
+		"broker's socket and set SMEM_BROKER (smem(7), SMEM_BROKER)\n", a->text);
+}
+
+/*
  * Start a broker at @a unless one answers (the check and the bind happen under the directory
  * lock, see smem__broker_listen()). The listening socket exists before we return, so a connect
  * right after succeeds even if smemd has not reached its loop yet. -ENOENT (or the exec's
@@ -196,6 +216,8 @@ static int autostart(const struct smem__addr *addr)
 		}
 	}
 	close(pipefd[0]);
+	if (!err)
+		report_private_start(a);
 	return err;
 }
 

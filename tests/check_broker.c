@@ -218,6 +218,17 @@ START_TEST(no_autostart_gives_econnrefused_and_starts_nothing)
 }
 END_TEST
 
+/* Close @r, then stop the broker at the default address and see its socket go. */
+static void close_and_stop_default_broker(struct smem_region *r)
+{
+	smem_region_close(r);
+	smem__broker_disconnect();
+	ck_assert_int_eq(smem__broker_stop(NULL), 0);
+	for (int i = 0; i < 200 && access(tb_sock, F_OK) == 0; i++)
+		usleep(10000);
+	ck_assert_int_ne(access(tb_sock, F_OK), 0);
+}
+
 START_TEST(default_socket_directory_open_to_others_is_refused)
 {
 	char smemdir[280];
@@ -236,12 +247,55 @@ START_TEST(default_socket_directory_open_to_others_is_refused)
 	ck_assert_int_eq(chmod(smemdir, 0700), 0);
 	ck_assert_int_eq(smem_region_create("xdg", 4096, NULL, &r), 0);
 	ck_assert_int_eq(access(tb_sock, F_OK), 0);
-	smem_region_close(r);
-	smem__broker_disconnect();
-	ck_assert_int_eq(smem__broker_stop(NULL), 0);
-	for (int i = 0; i < 200 && access(tb_sock, F_OK) == 0; i++)
-		usleep(10000);
-	ck_assert_int_ne(access(tb_sock, F_OK), 0);
+	close_and_stop_default_broker(r);
+	ck_assert_int_eq(rmdir(smemdir), 0);
+	ck_assert_int_eq(rmdir(tb_dir), 0);
+}
+END_TEST
+
+/* Create and close a name at the default address (starting a broker), then stop that broker. */
+static void start_and_stop_default_broker(void)
+{
+	struct smem_region *r;
+
+	ck_assert_int_eq(smem_region_create("dbg", 4096, NULL, &r), 0);
+	close_and_stop_default_broker(r);
+}
+
+START_TEST(smem_debug_reports_a_private_autostart_once)
+{
+	char smemdir[280], out[4096];
+	int cap, saved, i, lines = 0;
+	const char *p;
+	ssize_t n;
+
+	tb_private_path_broker();	/* a fresh tb_dir to play a container's fresh runtime dir */
+	unsetenv("SMEM_BROKER");
+	setenv("XDG_RUNTIME_DIR", tb_dir, 1);
+	snprintf(smemdir, sizeof(smemdir), "%s/smem", tb_dir);
+	snprintf(tb_sock, sizeof(tb_sock), "%s/broker.sock", smemdir);
+	cap = memfd_create("stderr", MFD_CLOEXEC);
+	ck_assert_int_ge(cap, 0);
+	saved = dup(2);
+	ck_assert_int_eq(dup2(cap, 2), 2);
+	/* Silent without SMEM_DEBUG; with it, one report for two starts. */
+	unsetenv("SMEM_DEBUG");
+	start_and_stop_default_broker();
+	setenv("SMEM_DEBUG", "1", 1);
+	for (i = 0; i < 2; i++)
+		start_and_stop_default_broker();
+	unsetenv("SMEM_DEBUG");
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	n = pread(cap, out, sizeof(out) - 1, 0);
+	close(cap);
+	ck_assert_int_gt(n, 0);
+	out[n] = 0;
+	for (p = out; (p = strstr(p, "started a private one")); p++)
+		lines++;
+	ck_assert_int_eq(lines, 1);
+	ck_assert_ptr_nonnull(strstr(out, tb_sock));		/* it names the address */
+	ck_assert_ptr_nonnull(strstr(out, "SMEM_BROKER"));	/* and what to do */
 	ck_assert_int_eq(rmdir(smemdir), 0);
 	ck_assert_int_eq(rmdir(tb_dir), 0);
 }
@@ -621,6 +675,7 @@ static Suite *broker_suite(void)
 	tcase_add_test(tc, autostart_execs_smemd_in_a_session_of_its_own);
 	tcase_add_test(tc, missing_smemd_fails_and_the_next_autostart_recovers);
 	tcase_add_test(tc, autostarted_broker_exits_when_idle_and_removes_its_socket);
+	tcase_add_test(tc, smem_debug_reports_a_private_autostart_once);
 	tcase_add_test(tc, eight_racing_autostarts_end_with_exactly_one_broker);
 	tcase_add_test(tc, no_autostart_gives_econnrefused_and_starts_nothing);
 	tcase_add_test(tc, default_socket_directory_open_to_others_is_refused);
