@@ -2,7 +2,8 @@
 /*
  * Two processes share a region by name: the parent creates it and writes a greeting, a child
  * (a separate process, as another program would be) opens it by name, reads the greeting and
- * answers in the same memory. The broker is started automatically if none runs.
+ * answers in the same memory. The broker is started automatically if none runs (at the
+ * per-user default address, or any path in a directory that is the user's alone).
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,16 @@
 #include <smem.h>
 
 #define GREETING "hello from the creator"
+
+/* The library's errors name no broker address: say which one, it is the first thing to check. */
+static void report(const char *what, const char *name, int err)
+{
+	char addr[128];
+
+	if (smem_broker_address(NULL, addr, sizeof(addr)) < 0)
+		snprintf(addr, sizeof(addr), "?");
+	fprintf(stderr, "%s %s: %s (broker %s)\n", what, name, smem_strerror(err), addr);
+}
 #define ANSWER "hello back from the opener"
 
 static int opener(const char *name)
@@ -21,7 +32,7 @@ static int opener(const char *name)
 	int err = smem_region_open(name, NULL, &r);
 
 	if (err) {
-		fprintf(stderr, "open %s: %s\n", name, smem_strerror(err));
+		report("open", name, err);
 		return 1;
 	}
 	p = smem_region_data(r);
@@ -43,7 +54,7 @@ int main(void)
 	snprintf(name, sizeof(name), "region-demo-%d", (int)getpid());
 	err = smem_region_create(name, 1024, NULL, &r);
 	if (err) {
-		fprintf(stderr, "create %s: %s\n", name, smem_strerror(err));
+		report("create", name, err);
 		return 1;
 	}
 	p = smem_region_data(r);

@@ -5,8 +5,9 @@
  * modules use (smem__broker_create/open/release, addresses, the server, administration) are in
  * internal.h.
  *
- *   broker_addr.c       addresses, the default directory, connect, listen
- *   broker_autostart.c  starting a broker when none answers
+ *   broker_addr.c       addresses, the default directory, private addresses, connect, listen
+ *   broker_peer.c       whether the broker that answers may be trusted (SO_PEERCRED, pins)
+ *   broker_autostart.c  connecting: starting a broker, or waiting for a supervisor's
  *   broker_wire.c       one request/reply round trip, fd passing, entry records
  *   broker_client.c     shared connections, holds, the restart watcher thread
  *   broker_admin.c      one-shot administration calls (smemctl)
@@ -37,13 +38,40 @@ void smem__path_dir(const char *path, char *dir, size_t len);
  */
 int smem__sock_connect(const struct smem__addr *a);
 
-/* ---- auto-start (broker_autostart.c) --------------------------------------------------- */
+/*
+ * Whether a broker may be started at @a: a path whose directory is owned by our effective uid
+ * and grants group and others nothing (a default directory is created first). 1 yes, 0 no,
+ * -EACCES: a default directory somebody else owns or may enter.
+ */
+int smem__addr_private(const struct smem__addr *a);
+
+/* ---- the peer (broker_peer.c) ---------------------------------------------------------- */
 
 /*
- * Connect to @a, starting a broker if none answers and @may_start (and $SMEM_NO_AUTOSTART is
- * not "1"). fd, or -EACCES or -ECONNREFUSED.
+ * Whether the broker on @fd, freshly connected to @a, may be trusted: SO_PEERCRED names our
+ * effective uid, root, or (path addresses only) the uid this process first found at @a.
+ * 0 or -EPERM. Nothing has been sent on @fd; the caller closes it on -EPERM.
  */
-int smem__broker_connect(const struct smem__addr *a, bool may_start);
+int smem__broker_trust(int fd, const struct smem__addr *a);
+
+/* ---- connecting (broker_autostart.c) --------------------------------------------------- */
+
+/* How smem__broker_connect() may wait when nothing answers. */
+#define SMEM__CONNECT_START	1u	/* start a broker at a private address */
+#define SMEM__CONNECT_WAIT	2u	/* elsewhere, wait a little for a supervisor's broker */
+
+/*
+ * Connect to @a and check the peer (smem__broker_trust()). When nothing answers: with
+ * SMEM__CONNECT_START at a private address (smem__addr_private()) start a broker, unless
+ * $SMEM_NO_AUTOSTART is "1"; with SMEM__CONNECT_WAIT at any other address retry for up to
+ * SMEM__SUPERVISOR_WAIT_MS. fd, or -ECONNREFUSED (nothing answers), -EPERM (a broker of a uid
+ * we do not trust answers), -EACCES (the socket or a default directory is not ours to use,
+ * or a stale socket could not be removed).
+ */
+int smem__broker_connect(const struct smem__addr *a, unsigned how);
+
+/* How long a client waits for a supervisor to bring back a broker it may not start. */
+#define SMEM__SUPERVISOR_WAIT_MS	1000
 
 /* ---- the wire (broker_wire.c) ---------------------------------------------------------- */
 

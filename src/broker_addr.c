@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Broker addresses: resolving "@name", a path or the defaults, the default directory (ours
- * alone), connecting, and the listening socket a broker binds under the directory's lock so that
- * racing starters agree on one broker. See broker.h for the other broker files.
+ * alone), which addresses are private (a broker may be started there), connecting, and the
+ * listening socket a broker binds under the directory's lock so that racing starters agree on
+ * one broker. See broker.h for the other broker files.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -55,6 +56,24 @@ int smem__addr_resolve(const char *addr, struct smem__addr *out)
 	return 0;
 }
 
+int smem_broker_address(const struct smem_opts *opts, char *buf, size_t len)
+{
+	struct smem__addr a;
+	size_t n;
+	int err;
+
+	if (!buf && len)
+		return -EINVAL;
+	err = smem__addr_resolve(opts ? opts->broker : NULL, &a);
+	if (err)
+		return err;
+	n = strlen(a.text);
+	if (n >= len)
+		return -ERANGE;
+	memcpy(buf, a.text, n + 1);
+	return (int)n;
+}
+
 void smem__path_dir(const char *path, char *dir, size_t len)
 {
 	char *slash;
@@ -88,6 +107,32 @@ static int default_dir_prepare(const struct smem__addr *a)
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
 		return -EACCES;
 	return 0;
+}
+
+/*
+ * A broker we start has default settings: mode 0600, no group, default limits. That takes
+ * nothing from anybody only where nobody else could reach a broker anyway, that is in a
+ * directory that is ours and closed to group and others. Anywhere else a broker was put there
+ * by somebody on purpose (a supervisor, with --group and limits), and replacing it with ours
+ * would lock its group out and drop its limits. stat(), not lstat(): what matters is the
+ * directory the socket is bound in.
+ */
+int smem__addr_private(const struct smem__addr *a)
+{
+	char dir[sizeof(a->text)];
+	struct stat st;
+	int err;
+
+	if (a->abstract)
+		return 0;	/* anybody may bind any abstract name */
+	if (a->is_default) {
+		err = default_dir_prepare(a);
+		return err ? err : 1;
+	}
+	smem__path_dir(a->text, dir, sizeof(dir));
+	if (stat(dir, &st) < 0)
+		return 0;
+	return S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 077);
 }
 
 int smem__sock_connect(const struct smem__addr *a)

@@ -17,7 +17,7 @@ static int admin_connect(const char *addr, uint32_t *seq, struct smem__broker_in
 	err = smem__addr_resolve(addr, &a);
 	if (err)
 		return err;
-	fd = smem__broker_connect(&a, false);
+	fd = smem__broker_connect(&a, 0);
 	if (fd < 0)
 		return fd;
 	err = smem__broker_greet(fd, seq, info);

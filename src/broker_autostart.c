@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Auto-start: a process that finds no broker at its address starts one, then connects. The
- * broker is the real smemd, exec'd in a detached grandchild on a socket bound here before the
- * fork and handed over as fd 3 with LISTEN_FDS=1/LISTEN_PID (the sd_listen_fds protocol, as
- * D-Bus autolaunch does): it shows in ps as smemd, and carries none of the application's heap,
- * preloaded libraries or lock state. See broker.h for the other broker files.
+ * Connecting to a broker, and what to do when none answers. At a private address (ours alone,
+ * see smem__addr_private()) the process starts one: the real smemd, exec'd in a detached
+ * grandchild on a socket bound here before the fork and handed over as fd 3 with
+ * LISTEN_FDS=1/LISTEN_PID (the sd_listen_fds protocol, as D-Bus autolaunch does), so it shows
+ * in ps as smemd and carries none of the application's heap, preloaded libraries or lock
+ * state. Anywhere else the broker belongs to a supervisor (systemd, a container's init), so we
+ * never replace it with a weaker one of ours; we wait a little for the supervisor, then fail.
+ * Every connection is checked with smem__broker_trust() before it is handed out. See broker.h
+ * for the other broker files.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -230,28 +234,59 @@ static bool autostart_allowed(void)
 		       strcasecmp(e, "yes") == 0));
 }
 
-/* Connect to @a, starting a broker if none answers and that is allowed. fd or -errno. */
-int smem__broker_connect(const struct smem__addr *a, bool may_start)
+/*
+ * What to do when nothing answers at @a: start a broker (private addresses), wait for a
+ * supervisor (other addresses), or give up. 0 with *wait_ms set, or -errno.
+ */
+static int nobody_answers(const struct smem__addr *a, unsigned how, unsigned *wait_ms)
+{
+	int priv, err;
+
+	if (!(how & (SMEM__CONNECT_START | SMEM__CONNECT_WAIT)))
+		return -ECONNREFUSED;
+	priv = smem__addr_private(a);
+	if (priv < 0)
+		return priv;
+	if (!priv) {
+		/* Somebody else's broker: only its supervisor may bring it back. */
+		if (!(how & SMEM__CONNECT_WAIT))
+			return -ECONNREFUSED;
+		*wait_ms = SMEM__SUPERVISOR_WAIT_MS;
+		return 0;
+	}
+	if (!(how & SMEM__CONNECT_START) || !autostart_allowed())
+		return -ECONNREFUSED;
+	err = autostart(a);
+	if (err)
+		return err == -EACCES || err == -EPERM ? -EACCES : -ECONNREFUSED;
+	*wait_ms = CONNECT_WAIT_MS;
+	return 0;
+}
+
+/* See broker.h. */
+int smem__broker_connect(const struct smem__addr *a, unsigned how)
 {
 	uint64_t deadline = 0;
-	unsigned delay_us = 1000;
-	bool started = false;
+	unsigned delay_us = 1000, wait_ms;
 	int fd, err;
 
 	for (;;) {
 		fd = smem__sock_connect(a);
-		if (fd >= 0)
+		if (fd >= 0) {
+			err = smem__broker_trust(fd, a);
+			if (err) {
+				close(fd);
+				return err;
+			}
 			return fd;
+		}
 		if (fd != -ENOENT && fd != -ECONNREFUSED)
 			return fd == -EACCES ? -EACCES : -ECONNREFUSED;
-		if (!may_start || !autostart_allowed())
-			return -ECONNREFUSED;
-		if (!started) {
-			err = autostart(a);
+		if (!deadline) {
+			err = nobody_answers(a, how, &wait_ms);
 			if (err)
-				return err == -EACCES ? -EACCES : -ECONNREFUSED;
-			started = true;
-			deadline = smem__now_ns() + CONNECT_WAIT_MS * 1000000ull;
+				return err;
+			deadline = smem__now_ns() + wait_ms * 1000000ull;
 			continue;
 		}
 		if (smem__now_ns() >= deadline)

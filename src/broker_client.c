@@ -19,9 +19,11 @@
  *
  * Restart. A helper thread, started at the first hold and stopped by smem__broker_disconnect()
  * when there are none, polls the connections that carry holds for POLLHUP. When the broker
- * goes away it reconnects (auto-starting a broker when allowed) and re-registers every hold
- * with CREATE|REREGISTER and the kept fd. A request that finds its connection broken does the
- * same itself before retrying once, so whichever notices first repairs the connection.
+ * goes away it reconnects (auto-starting a broker at a private address) and re-registers every
+ * hold with CREATE|REREGISTER and the kept fd, once smem__broker_connect() has checked that the
+ * broker answering is one we trust (broker_peer.c): an impostor gets no fd. A request that finds
+ * its connection broken does the same itself before retrying once, so whichever notices first
+ * repairs the connection.
  *
  * fork(). A child must not share its parent's connection (replies would interleave): the
  * atfork child handler closes the inherited sockets and orphans the inherited holds, which the
@@ -203,14 +205,14 @@ static int reregister(struct bconn *c, struct smem__hold *h, bool *broken)
  * name was taken by another object meanwhile, or a mode that no longer lets us in) is lost:
  * our mapping still works, the name is just no longer ours to keep alive.
  */
-static int conn_connect(struct bconn *c)
+static int conn_connect(struct bconn *c, unsigned how)
 {
 	struct smem__hold *h;
 	bool broken;
 	int fd, err;
 
 	conn_drop(c);
-	fd = smem__broker_connect(&c->addr, true);
+	fd = smem__broker_connect(&c->addr, how);
 	if (fd < 0)
 		return fd;
 	err = smem__broker_greet(fd, &c->seq, NULL);
@@ -243,7 +245,7 @@ static int request(struct bconn *c, struct smem__req *r)
 
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (c->fd < 0) {
-			err = conn_connect(c);
+			err = conn_connect(c, SMEM__CONNECT_START | SMEM__CONNECT_WAIT);
 			if (err)
 				return err;
 		}
@@ -311,7 +313,7 @@ static void *helper_main(void *arg)
 			pthread_mutex_lock(&c->io);
 			/* Unless a request repaired it meanwhile. */
 			if (c->gen == gens[i] && atomic_load(&c->nholds))
-				conn_connect(c);
+				conn_connect(c, SMEM__CONNECT_START);
 			pthread_mutex_unlock(&c->io);
 			conn_put(c);
 		}

@@ -531,6 +531,7 @@ START_TEST(mode_0600_refuses_another_uid_and_0660_admits_the_group)
 		return;
 	}
 	tb_private_abstract_broker();
+	tb_start_smemd(NULL);
 	ck_assert_int_eq(smem_region_create("m600", 4096, &o600, &a), 0);
 	ck_assert_int_eq(smem_region_create("m660", 4096, &o660, &b), 0);
 	ck_assert_int_eq(smem_region_create("m640", 4096, &o640, &c), 0);
@@ -576,6 +577,7 @@ START_TEST(only_the_owner_unlinks_and_only_the_broker_user_stops_it)
 		return;
 	}
 	tb_private_abstract_broker();
+	tb_start_smemd(NULL);
 	ck_assert_int_eq(smem_region_create("owned", 4096, &o, &r), 0);
 	ck_assert_int_eq(t_wait(t_fork(other_uid_admin, NULL)), 0);
 	ck_assert_int_eq(tb_open_until("owned", 0, 0), 0);
@@ -586,24 +588,12 @@ END_TEST
 
 START_TEST(per_uid_limits_give_edquot)
 {
-	char smemd[512], names[16], bytes[16];
+	static const char *const limits[] = { "--max-names", "2", "--max-bytes", "1M", NULL };
 	struct smem_region *r[3];
-	pid_t d;
 
 	tb_private_path_broker();
-	snprintf(smemd, sizeof(smemd), "%s/tools/smemd", t_build_dir());
-	snprintf(names, sizeof(names), "2");
-	snprintf(bytes, sizeof(bytes), "1M");
-	d = fork();
-	ck_assert_int_ge(d, 0);
-	if (d == 0) {
-		execl(smemd, "smemd", "--socket", tb_sock, "--foreground", "--max-names", names,
-		      "--max-bytes", bytes, (char *)NULL);
-		_exit(127);
-	}
 	setenv("SMEM_NO_AUTOSTART", "1", 1);
-	for (int i = 0; i < 200 && smem__broker_hello(NULL, NULL); i++)
-		usleep(10000);
+	tb_start_smemd(limits);
 	ck_assert_int_eq(smem_region_create("q1", 4096, NULL, &r[0]), 0);
 	ck_assert_int_eq(smem_region_create("q2", 4096, NULL, &r[1]), 0);
 	ck_assert_int_eq(smem_region_create("q3", 4096, NULL, &r[2]), -EDQUOT);
@@ -613,11 +603,7 @@ START_TEST(per_uid_limits_give_edquot)
 	ck_assert_int_eq(smem_region_create("q3", 4096, NULL, &r[1]), 0);
 	smem_region_close(r[1]);
 	smem_region_close(r[0]);
-	smem__broker_disconnect();
-	ck_assert_int_eq(smem__broker_stop(NULL), 0);
-	ck_assert_int_eq(t_wait(d), 0);
-	ck_assert_int_ne(access(tb_sock, F_OK), 0);
-	ck_assert_int_eq(rmdir(tb_dir), 0);
+	tb_private_broker_end();
 }
 END_TEST
 

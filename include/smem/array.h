@@ -37,7 +37,8 @@ struct smem_array;
 /*
  * Create an array of @length (> 0) zeroed elements of @elem_size (> 0) bytes under @name.
  * Returns 0 and sets *ret, or -EINVAL (bad name, zero or overflowing sizes, bad timeout),
- * -EEXIST, -EACCES, -ENOMEM, -EDQUOT, -EUSERS, -ECONNREFUSED. Blocks on broker round trips.
+ * -EEXIST, -EACCES, -ENOMEM, -EDQUOT, -EUSERS, -ECONNREFUSED, -EPERM. Blocks on broker round
+ * trips.
  */
 int smem_array_create(const char *name, size_t elem_size, size_t length,
 		      const struct smem_opts *opts, struct smem_array **ret);
@@ -46,7 +47,7 @@ int smem_array_create(const char *name, size_t elem_size, size_t length,
  * Open the array called @name, whose elements must be @elem_size bytes (0: accept the
  * recorded size). Returns 0 and sets *ret, or -EINVAL, -ENOENT, -EACCES, -EMEDIUMTYPE (the
  * name holds another kind of object), -EPROTO (a header that fails validation, or an element
- * size other than @elem_size), -EUSERS, -ECONNREFUSED.
+ * size other than @elem_size), -EUSERS, -ECONNREFUSED, -EPERM.
  */
 int smem_array_open(const char *name, size_t elem_size, const struct smem_opts *opts,
 		    struct smem_array **ret);

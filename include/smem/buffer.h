@@ -42,7 +42,7 @@ struct smem_buffer;
 /*
  * Create a zeroed buffer of @size (> 0) bytes under @name. Returns 0 and sets *ret, or -EINVAL
  * (bad name, size 0 or too large, bad timeout), -EEXIST, -EACCES, -ENOMEM, -EDQUOT, -EUSERS,
- * -ECONNREFUSED. Blocks on broker round trips.
+ * -ECONNREFUSED, -EPERM. Blocks on broker round trips.
  */
 int smem_buffer_create(const char *name, size_t size, const struct smem_opts *opts,
 		       struct smem_buffer **ret);
@@ -51,7 +51,7 @@ int smem_buffer_create(const char *name, size_t size, const struct smem_opts *op
  * Open the buffer called @name; its size comes from shared memory. Returns 0 and sets *ret, or
  * -EINVAL, -ENOENT, -EACCES, -EMEDIUMTYPE (the name holds another kind of object: an array,
  * a ring...), -EPROTO (a header that fails validation), -EUSERS (every participant slot is
- * taken), -ECONNREFUSED.
+ * taken), -ECONNREFUSED, -EPERM.
  */
 int smem_buffer_open(const char *name, const struct smem_opts *opts, struct smem_buffer **ret);
 

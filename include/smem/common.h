@@ -10,7 +10,12 @@
  *   -ESHUTDOWN   the owner closed the object  -EPROTO     shared memory failed validation
  *   -EOWNERDEAD  lock acquired, its previous holder died (data may be inconsistent)
  *   -ECONNRESET  the peer process died        -ENOSYS     kernel feature missing
- *   -ECONNREFUSED no broker answers (and auto-start is off or failed)
+ *   -ECONNREFUSED no broker answers: none may be started at that address (only in a directory
+ *                that is the caller's alone), auto-start is off or failed, or a supervisor did
+ *                not bring one back within a second
+ *   -EPERM       the broker answering runs as a uid the caller does not trust (not the
+ *                caller's, not root's, not the one first seen at that path): nothing was sent
+ * Errors about the broker name no address; smem_broker_address() gives it, for messages.
  *   -EUSERS      all participant slots of an object are taken
  *   -EMEDIUMTYPE the name holds another kind of object (a ring opened as a buffer, ...)
  * smem_strerror() names them. Out-parameters are left untouched on failure.
@@ -69,6 +74,15 @@ const char *smem_strerror(int err);
  * Blocks on one broker round trip. Thread-safe.
  */
 int smem_unlink(const char *name, const struct smem_opts *opts);
+
+/*
+ * The broker address @opts (or NULL) leads to: opts->broker, else $SMEM_BROKER, else
+ * $XDG_RUNTIME_DIR/smem/broker.sock, else /tmp/smem-<uid>/broker.sock; "@name" for an abstract
+ * one. Written with its NUL into @buf (@len bytes), for error messages. Returns its length,
+ * -EINVAL (an address too long for a socket), -ERANGE (@buf too small). Never blocks.
+ * Thread-safe.
+ */
+int smem_broker_address(const struct smem_opts *opts, char *buf, size_t len);
 
 #pragma GCC visibility pop
 

@@ -23,7 +23,8 @@ struct smem_region;
 /*
  * Create a region of @size bytes (> 0) under @name and map it read-write; the data is zeroed.
  * Returns 0 and sets *ret, or -EINVAL (bad name or size), -EEXIST, -EACCES, -ENOMEM, -EDQUOT
- * (per-uid limit at the broker), -ECONNREFUSED. Blocks on broker round trips. Thread-safe.
+ * (per-uid limit at the broker), -ECONNREFUSED, -EPERM. Blocks on broker round trips.
+ * Thread-safe.
  */
 int smem_region_create(const char *name, size_t size, const struct smem_opts *opts,
 		       struct smem_region **ret);
@@ -31,8 +32,8 @@ int smem_region_create(const char *name, size_t size, const struct smem_opts *op
 /*
  * Open the region called @name (read-only with SMEM_RDONLY).
  * Returns 0 and sets *ret, or -EINVAL, -ENOENT, -EACCES, -EMEDIUMTYPE (the name holds another
- * kind of object), -EPROTO (header fails validation), -ECONNREFUSED. Blocks on broker round
- * trips.
+ * kind of object), -EPROTO (header fails validation), -ECONNREFUSED, -EPERM. Blocks on broker
+ * round trips.
  */
 int smem_region_open(const char *name, const struct smem_opts *opts, struct smem_region **ret);
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers shared by the broker suites (brokerutil.h). */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -12,6 +14,8 @@
 
 char tb_dir[256];
 char tb_sock[320];
+/* An smemd that tb_start_smemd() started for this test (ours to reap), or 0. */
+static pid_t tb_smemd_pid;
 
 /*
  * A broker address nobody else uses: a path in a fresh directory, made inside the suite's
@@ -34,7 +38,10 @@ const char *tb_private_path_broker(void)
 	return tb_sock;
 }
 
-/* An abstract address: no file permissions, so another uid can reach the broker. */
+/*
+ * An abstract address: no file permissions, so another uid can reach the broker. Nothing
+ * auto-starts a broker there (anybody could have bound the name): see tb_start_smemd().
+ */
 const char *tb_private_abstract_broker(void)
 {
 	static unsigned n;
@@ -46,6 +53,33 @@ const char *tb_private_abstract_broker(void)
 	setenv("SMEM_BROKER_IDLE_EXIT", "5", 1);
 	unsetenv("SMEM_NO_AUTOSTART");
 	return tb_sock;
+}
+
+pid_t tb_start_smemd(const char *const *args)
+{
+	const char *argv[32] = { "smemd", "--socket", tb_sock, "--foreground" };
+	char smemd[512];
+	int n = 4, i;
+	pid_t pid;
+
+	ck_assert_int_eq(tb_smemd_pid, 0);
+	snprintf(smemd, sizeof(smemd), "%s/tools/smemd", t_build_dir());
+	for (i = 0; args && args[i]; i++) {
+		ck_assert_int_lt(n, 31);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execv(smemd, (char *const *)argv);
+		_exit(127);
+	}
+	tb_smemd_pid = pid;
+	for (i = 0; i < 500 && smem__broker_hello(NULL, NULL) != 0; i++)
+		usleep(10000);
+	ck_assert_msg(smem__broker_hello(NULL, NULL) == 0, "smemd at %s does not answer", tb_sock);
+	return pid;
 }
 
 /* Gone, or a zombie nobody reaps (the broker is not our child). */
@@ -82,6 +116,14 @@ pid_t tb_broker_pid(void)
 	return info.pid;
 }
 
+/* SIGKILL the smemd that tb_start_smemd() started, reap it, forget it. */
+void tb_kill_smemd(void)
+{
+	ck_assert_int_gt(tb_smemd_pid, 0);
+	t_kill9(tb_smemd_pid);
+	tb_smemd_pid = 0;
+}
+
 /* STOP the private broker, check that it went and left nothing behind. */
 void tb_private_broker_end(void)
 {
@@ -92,6 +134,15 @@ void tb_private_broker_end(void)
 		ck_assert_int_eq(smem__broker_stop(NULL), 0);
 		ck_assert_msg(tb_pid_gone(info.pid, 2000), "broker %d still runs after STOP",
 			      (int)info.pid);
+	}
+	if (tb_smemd_pid > 0) {
+		int status;
+
+		while (waitpid(tb_smemd_pid, &status, 0) < 0 && errno == EINTR)
+			;
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "smemd ended with status %#x", status);
+		tb_smemd_pid = 0;
 	}
 	if (tb_dir[0]) {
 		ck_assert_msg(access(tb_sock, F_OK) != 0, "socket file left behind");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the broker suites (check_broker.c, check_broker_faults.c): a private
- * broker per test, its pid and fds, and a one-shot pipe signal between processes.
+ * Helpers shared by the broker suites (check_broker*.c): a private broker per test, its pid
+ * and fds, and a one-shot pipe signal between processes.
  */
 #ifndef SMEM_BROKERUTIL_H
 #define SMEM_BROKERUTIL_H
@@ -18,13 +18,23 @@ extern char tb_sock[320];
  * private directory (tests/run-suites removes it) when there is one. Sets SMEM_BROKER.
  */
 const char *tb_private_path_broker(void);
-/* An abstract address: no file permissions, so another uid can reach the broker. */
+/*
+ * An abstract address: no file permissions, so another uid can reach the broker. Sets
+ * SMEM_BROKER. Nothing auto-starts a broker there: start one with tb_start_smemd().
+ */
 const char *tb_private_abstract_broker(void);
+/*
+ * Run tools/smemd --socket tb_sock --foreground with @args (NULL-terminated, or NULL) and
+ * wait until it answers. Returns its pid; tb_private_broker_end() stops and reaps it.
+ */
+pid_t tb_start_smemd(const char *const *args);
+/* SIGKILL the smemd that tb_start_smemd() started, and reap it. */
+void tb_kill_smemd(void);
 /* Gone, or a zombie nobody reaps (the broker is not our child), within @ms. */
 bool tb_pid_gone(pid_t pid, int ms);
 /* The pid of the broker we talk to (asserts it answers HELLO). */
 pid_t tb_broker_pid(void);
-/* STOP the private broker, check that it went and left nothing behind. */
+/* STOP the private broker, check that it went (and exited 0, if ours) and left nothing behind. */
 void tb_private_broker_end(void);
 /* Entries in directory @path other than . and .., or -1. */
 int tb_count_dir(const char *path);

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker as a trust boundary, from the client's side (docs/SECURITY.md): a client gives
+ * nothing to a broker of a uid it does not trust (an impostor at an abstract address, or at a
+ * shared path after the real broker died), and never replaces somebody else's dead broker with
+ * a weaker one of its own. Each test performs the attack for real: the impostor is a process
+ * running as `nobody`, and it counts every connection, message and fd that reaches it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "util/brokerutil.h"
+#include "util/testutil.h"
+
+#define NOBODY		65534
+#define DAEMON_UID	1	/* a third uid: neither the victim (root) nor the impostor */
+
+static bool need_root(void)
+{
+	if (geteuid() == 0)
+		return true;
+	printf("skip: needs root to run processes as other uids\n");
+	return false;
+}
+
+static int become(uid_t uid, gid_t gid)
+{
+	if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
+		return -1;
+	return 0;
+}
+
+/*
+ * A fresh directory of mode @mode directly in /tmp (other uids must be able to reach it, which
+ * the suite's private directory does not let them), as tb_dir/tb_sock and SMEM_BROKER.
+ */
+static void shared_dir(mode_t mode)
+{
+	snprintf(tb_dir, sizeof(tb_dir), "/tmp/smem-trust.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tb_dir));
+	ck_assert_int_eq(chmod(tb_dir, mode), 0);
+	snprintf(tb_sock, sizeof(tb_sock), "%s/broker.sock", tb_dir);
+	setenv("SMEM_BROKER", tb_sock, 1);
+	setenv("SMEM_BROKER_IDLE_EXIT", "5", 1);
+	unsetenv("SMEM_NO_AUTOSTART");
+}
+
+/* ---- the impostor ------------------------------------------------------------------------ */
+
+/* What reached the impostor. */
+struct imp_counts {
+	int conns, msgs, fds;
+};
+
+struct impostor {
+	pid_t pid;
+	int stop_w;		/* write: the impostor reports and exits */
+	int res_r;		/* struct imp_counts */
+};
+
+struct imp_arg {
+	const char *addr;	/* "@name" or a path (an existing file there is replaced) */
+	int ready_w, stop_r, res_w;
+};
+
+/* Answer a request as a broker would: HELLO claims to be root, CREATE/OPEN "succeed". */
+static void imp_reply(int c, const unsigned char *buf, ssize_t n)
+{
+	unsigned char out[sizeof(struct smem_msg_hdr) + SMEM__ENTRY_REPLY_MAX];
+	struct smem_msg_hdr h;
+	size_t len = 0;
+
+	if (n < (ssize_t)sizeof(h))
+		return;
+	memcpy(&h, buf, sizeof(h));
+	if (h.op == SMEM_OP_HELLO) {
+		struct smem_msg_hello_reply r = { .version = SMEM_PROTO_VERSION, .pid = 1,
+						  .uid = 0, .max_reply = SMEM_PROTO_MAX_REPLY };
+
+		memcpy(out + sizeof(h), &r, sizeof(r));
+		len = sizeof(r);
+	} else if (h.op == SMEM_OP_CREATE || h.op == SMEM_OP_OPEN) {
+		struct smem_msg_entry e = { .id = 7, .size = 8192, .kind = SMEM_KIND_REGION,
+					    .mode = 0600, .holders = 1, .name_len = 1 };
+
+		memset(out + sizeof(h), 0, smem_msg_entry_size(1));
+		memcpy(out + sizeof(h), &e, sizeof(e));
+		out[sizeof(h) + sizeof(e)] = 'x';
+		len = smem_msg_entry_size(1);
+	}
+	h.length = (uint32_t)len;
+	h.status = 0;
+	memcpy(out, &h, sizeof(h));
+	if (send(c, out, sizeof(h) + len, MSG_NOSIGNAL) < 0) {
+		/* the client went away: it is counted already */
+	}
+}
+
+/* Take every pending connection and message (nothing blocks), counting them and their fds. */
+static void imp_drain(int s, struct pollfd *pfd, int *n, struct imp_counts *cnt)
+{
+	int c, i;
+
+	while (*n < 64 && (c = accept4(s, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		cnt->conns++;
+		pfd[(*n)++] = (struct pollfd){ .fd = c, .events = POLLIN };
+	}
+	for (i = 2; i < *n; i++) {
+		for (;;) {
+			union {
+				struct cmsghdr align;
+				char b[CMSG_SPACE(8 * sizeof(int))];
+			} cm;
+			unsigned char buf[2048];
+			struct iovec iov = { buf, sizeof(buf) };
+			struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+					      .msg_control = cm.b, .msg_controllen = sizeof(cm.b) };
+			int fds[8], k, got;
+			ssize_t len;
+
+			len = recvmsg(pfd[i].fd, &msg, MSG_CMSG_CLOEXEC);
+			if (len < 0 && errno == EAGAIN)
+				break;
+			if (len <= 0) {
+				close(pfd[i].fd);
+				pfd[i--] = pfd[--*n];
+				break;
+			}
+			cnt->msgs++;
+			got = smem__cmsg_take_fds(&msg, fds, 8);
+			cnt->fds += got;
+			for (k = 0; k < got; k++)
+				close(fds[k]);
+			imp_reply(pfd[i].fd, buf, len);
+		}
+	}
+}
+
+/* Runs as nobody: bind @addr, then serve and count until told to stop. */
+static int imp_main(void *arg)
+{
+	struct imp_arg *a = arg;
+	struct imp_counts cnt = { 0 };
+	struct pollfd pfd[64];
+	struct smem__addr sa;
+	int n = 2, s;
+
+	if (become(NOBODY, NOBODY) || smem__addr_resolve(a->addr, &sa))
+		return 1;
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return 2;
+	if (!sa.abstract)
+		unlink(sa.text);
+	if (bind(s, (struct sockaddr *)&sa.sun, sa.len) < 0 ||
+	    (!sa.abstract && chmod(sa.text, 0666) < 0) || listen(s, 16) < 0)
+		return 3;
+	if (write(a->ready_w, "x", 1) != 1)
+		return 4;
+	pfd[0] = (struct pollfd){ .fd = a->stop_r, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = s, .events = POLLIN };
+	do {
+		if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
+			return 5;
+		imp_drain(s, pfd, &n, &cnt);
+	} while (!pfd[0].revents);
+	if (write(a->res_w, &cnt, sizeof(cnt)) != (ssize_t)sizeof(cnt))
+		return 6;
+	return 0;
+}
+
+/* Start an impostor at @addr, running as nobody, and wait until it listens. */
+static void impostor_start(struct impostor *imp, const char *addr)
+{
+	int ready[2], stop[2], res[2];
+	struct imp_arg a = { .addr = addr };
+	char c;
+
+	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(stop, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(res, O_CLOEXEC), 0);
+	a.ready_w = ready[1];
+	a.stop_r = stop[0];
+	a.res_w = res[1];
+	imp->pid = t_fork(imp_main, &a);
+	close(ready[1]);
+	close(stop[0]);
+	close(res[1]);
+	ck_assert_msg(read(ready[0], &c, 1) == 1, "impostor failed to start: %d", t_wait(imp->pid));
+	close(ready[0]);
+	imp->stop_w = stop[1];
+	imp->res_r = res[0];
+}
+
+/* Stop the impostor and return what reached it. */
+static struct imp_counts impostor_end(struct impostor *imp)
+{
+	struct imp_counts cnt;
+
+	tb_sig_send(imp->stop_w);	/* the child has the write end too: no EOF to wait for */
+	close(imp->stop_w);
+	ck_assert_int_eq(read(imp->res_r, &cnt, sizeof(cnt)), (ssize_t)sizeof(cnt));
+	close(imp->res_r);
+	ck_assert_int_eq(t_wait(imp->pid), 0);
+	return cnt;
+}
+
+/* ---- impostor brokers ---------------------------------------------------------------------- */
+
+START_TEST(client_gives_nothing_to_an_impostor_at_an_abstract_address)
+{
+	struct smem_opts o = { .mode = 0600 };
+	struct smem_region *r = NULL;
+	struct impostor imp;
+	struct imp_counts cnt;
+	char addr[64];
+
+	if (!need_root())
+		return;
+	/* The attacker binds the name first: abstract names have no permissions to stop it. */
+	snprintf(addr, sizeof(addr), "@smem-trust-%d-%lld", (int)getpid(), t_now_ms());
+	setenv("SMEM_BROKER", addr, 1);
+	impostor_start(&imp, addr);
+	ck_assert_int_eq(smem_region_create("secret", 4096, &o, &r), -EPERM);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(smem_region_open("secret", NULL, &r), -EPERM);
+	ck_assert_int_eq(smem_unlink("secret", NULL), -EPERM);
+	ck_assert_int_eq(smem__broker_hello(NULL, NULL), -EPERM);
+	cnt = impostor_end(&imp);
+	/* We did reach it, and sent it nothing: not even a HELLO, let alone a memfd. */
+	ck_assert_int_ge(cnt.conns, 4);
+	ck_assert_int_eq(cnt.msgs, 0);
+	ck_assert_int_eq(cnt.fds, 0);
+}
+END_TEST
+
+/* The real broker of a shared path, run as @uid (a supervisor's daemon user). */
+static pid_t smemd_as(uid_t uid, gid_t gid)
+{
+	char smemd[512];
+	pid_t pid;
+	int i;
+
+	snprintf(smemd, sizeof(smemd), "%s/tools/smemd", t_build_dir());
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (become(uid, gid) == 0)
+			execl(smemd, "smemd", "--socket", tb_sock, "--foreground", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 500 && smem__broker_hello(NULL, NULL) != 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(smem__broker_hello(NULL, NULL), 0);
+	return pid;
+}
+
+START_TEST(holder_does_not_reregister_with_an_impostor_that_took_a_shared_path)
+{
+	struct smem_opts o = { .mode = 0600 };
+	struct smem_region *r, *o2;
+	struct impostor imp;
+	struct imp_counts cnt;
+	struct smem__broker_info info;
+	pid_t real;
+
+	if (!need_root())
+		return;
+	/* A path anybody may write to, and its broker run by a daemon uid. */
+	shared_dir(0777);
+	real = smemd_as(DAEMON_UID, DAEMON_UID);
+	ck_assert_int_eq(smem__broker_hello(NULL, &info), 0);
+	ck_assert_int_eq(info.pid, real);
+	/* Root's private memory, held at the daemon's broker (its uid is now pinned). */
+	ck_assert_int_eq(smem_region_create("secret", 4096, &o, &r), 0);
+	strcpy(smem_region_data(r), "root's secret");
+
+	/* nobody takes the path over, then the real broker dies: we must not come back to it. */
+	impostor_start(&imp, tb_sock);
+	t_kill9(real);
+	usleep(400000);	/* the helper thread has seen the hangup and tried, twice or more */
+	ck_assert_int_eq(smem_region_open("secret", NULL, &o2), -EPERM);
+	ck_assert_str_eq(smem_region_data(r), "root's secret");	/* mappings are untouched */
+	cnt = impostor_end(&imp);
+	ck_assert_int_ge(cnt.conns, 2);
+	ck_assert_int_eq(cnt.msgs, 0);
+	ck_assert_int_eq(cnt.fds, 0);
+
+	/* The supervisor restarts the daemon's broker: same uid, so the hold comes back. */
+	ck_assert_int_eq(unlink(tb_sock), 0);
+	real = smemd_as(DAEMON_UID, DAEMON_UID);
+	ck_assert_int_eq(tb_open_until("secret", 0, 3000), 0);
+	ck_assert_int_eq(smem_region_open("secret", NULL, &o2), 0);
+	ck_assert_str_eq(smem_region_data(o2), "root's secret");
+	smem_region_close(o2);
+	smem_region_close(r);
+	smem__broker_disconnect();
+	ck_assert_int_eq(smem__broker_stop(NULL), 0);
+	ck_assert_int_eq(t_wait(real), 0);
+	ck_assert_int_eq(rmdir(tb_dir), 0);
+}
+END_TEST
+
+/* ---- auto-start ---------------------------------------------------------------------------- */
+
+START_TEST(dead_shared_broker_is_not_replaced_by_a_weaker_one)
+{
+	struct smem_region *r, *x = NULL;
+	char gid[16];
+	const char *const args[] = { "--group", gid, NULL };
+	struct stat before, after;
+	struct smem__addr a;
+	long long t0, dt;
+
+	/* A broker for a group, in a directory the group may enter: a supervisor's broker. */
+	shared_dir(0750);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)getegid());
+	tb_start_smemd(args);
+	ck_assert_int_eq(smem_region_create("shared", 4096, NULL, &r), 0);
+	ck_assert_int_eq(lstat(tb_sock, &before), 0);
+	ck_assert_int_eq(before.st_mode & 0777, 0660);
+	tb_kill_smemd();
+
+	/* A new request waits briefly for the supervisor, then fails; nothing is started. */
+	t0 = t_now_ms();
+	ck_assert_int_eq(smem_region_create("other", 4096, NULL, &x), -ECONNREFUSED);
+	dt = t_now_ms() - t0;
+	ck_assert_ptr_null(x);
+	ck_assert_msg(dt < 3000, "create took %lld ms", dt);
+	/* Nor did our helper thread, which saw the hangup meanwhile, start one. */
+	usleep(300000);
+	ck_assert_int_eq(lstat(tb_sock, &after), 0);
+	ck_assert_int_eq(after.st_ino, before.st_ino);
+	ck_assert_int_eq(after.st_mode, before.st_mode);
+	ck_assert_int_eq(after.st_gid, before.st_gid);
+	ck_assert_int_eq(smem__addr_resolve(NULL, &a), 0);
+	ck_assert_int_eq(smem__sock_connect(&a), -ECONNREFUSED);	/* nobody listens */
+	smem_region_close(r);
+	ck_assert_int_eq(unlink(tb_sock), 0);
+	ck_assert_int_eq(rmdir(tb_dir), 0);
+}
+END_TEST
+
+START_TEST(nothing_is_started_at_an_abstract_or_shared_address)
+{
+	struct smem_region *r = NULL;
+	char addr[64], got[128], cmd[512], out[512];
+	long long t0;
+	size_t n;
+	FILE *f;
+
+	/* Abstract: anybody could bind the name, so it proves nothing to have started one. */
+	snprintf(addr, sizeof(addr), "@smem-trust-none-%d-%lld", (int)getpid(), t_now_ms());
+	setenv("SMEM_BROKER", addr, 1);
+	unsetenv("SMEM_NO_AUTOSTART");
+	t0 = t_now_ms();
+	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), -ECONNREFUSED);
+	ck_assert_int_lt(t_now_ms() - t0, 3000);
+	ck_assert_int_eq(smem__broker_hello(NULL, NULL), -ECONNREFUSED);
+	ck_assert_int_eq(smem_broker_address(NULL, got, sizeof(got)), (int)strlen(addr));
+	ck_assert_str_eq(got, addr);
+	ck_assert_int_eq(smem_broker_address(NULL, got, strlen(addr)), -ERANGE);
+	/* The tools say which broker did not answer. */
+	snprintf(cmd, sizeof(cmd), "%s/tools/smemctl --json list", t_build_dir());
+	f = popen(cmd, "re");
+	ck_assert_ptr_nonnull(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	ck_assert_int_ne(pclose(f), 0);
+	snprintf(got, sizeof(got), "\"errno\":%d,", ECONNREFUSED);
+	ck_assert_msg(strstr(out, got), "smemctl said: %s", out);
+	snprintf(got, sizeof(got), "\"broker\":\"%s\"", addr);
+	ck_assert_msg(strstr(out, got), "smemctl said: %s", out);
+	/* A directory others may enter is not ours to start brokers in. */
+	shared_dir(0755);
+	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), -ECONNREFUSED);
+	ck_assert_ptr_null(r);
+	ck_assert_int_eq(tb_count_dir(tb_dir), 0);
+	/* The same directory closed to others is private: a broker is started there. */
+	ck_assert_int_eq(chmod(tb_dir, 0700), 0);
+	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), 0);
+	smem_region_close(r);
+	tb_private_broker_end();
+}
+END_TEST
+
+static Suite *broker_trust_suite(void)
+{
+	Suite *s = suite_create("broker_trust");
+	TCase *tc;
+
+	tc = tcase_create("impostor");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, client_gives_nothing_to_an_impostor_at_an_abstract_address);
+	tcase_add_test(tc, holder_does_not_reregister_with_an_impostor_that_took_a_shared_path);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("autostart");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, dead_shared_broker_is_not_replaced_by_a_weaker_one);
+	tcase_add_test(tc, nothing_is_started_at_an_abstract_or_shared_address);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+T_MAIN(broker_trust_suite)
