@@ -82,6 +82,7 @@ struct smem__req {
 	size_t l1, l2;
 	int send_fd;			/* -1: none */
 	bool noreply;
+	bool dontwait;			/* send without blocking: -EAGAIN when the socket is full */
 	void *rbuf;			/* reply payload */
 	size_t rcap, rlen;
 	int *recv_fd;			/* NULL: no fd expected */
@@ -92,7 +93,8 @@ struct smem__req {
 
 /*
  * One round trip on @fd. Returns the broker's status; *broken is set (and -ECONNREFUSED
- * returned) when the connection failed, so that the caller reconnects.
+ * returned) when the connection failed, so that the caller reconnects. With r->dontwait
+ * (noreply requests only), -EAGAIN when the socket has no room, the connection intact.
  */
 int smem__broker_xfer(int fd, uint32_t *seqp, struct smem__req *r, bool *broken);
 

@@ -188,7 +188,14 @@ int smem__broker_listen(const struct smem__addr *a, uint32_t mode, long gid, int
 			err = -EEXIST;	/* never remove somebody's file */
 			goto out;
 		}
-		unlink(a->text);	/* stale: nobody listens, and we hold the lock */
+		/*
+		 * Stale: nobody listens, and we hold the lock. If it cannot go, say so now: bind
+		 * would only report EADDRINUSE, which reads as "somebody else started one".
+		 */
+		if (unlink(a->text) < 0 && errno != ENOENT) {
+			err = -errno;
+			goto out;
+		}
 	}
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {

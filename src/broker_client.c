@@ -17,6 +17,14 @@
  * per connection, so a process that dies releases them all. RELEASE is sent without waiting for
  * a reply (SMEM_RELEASE_NOREPLY): replies stay in order because the broker answers nothing else.
  *
+ * Release never waits (smem_region_close() must not stall on a broker that is slow, dead, or
+ * being waited for). It puts the hold on c->released, under c->plock, a lock held for a few
+ * instructions, and does the RELEASE itself only if c->io is free (trylock). Whoever holds
+ * c->io does the released holds before letting go of it (io_unlock) and, since a release may
+ * come just after that, checks again once unlocked. A RELEASE is sent with MSG_DONTWAIT; one
+ * that finds the socket full waits on c->unsent for the helper thread (POLLOUT) or the next
+ * request, which sends it first so that a RELEASE still goes before a later CREATE of the name.
+ *
  * Restart. A helper thread, started at the first hold and stopped by smem__broker_disconnect()
  * when there are none, polls the connections that carry holds for POLLHUP. When the broker
  * goes away it reconnects (auto-starting a broker at a private address) and re-registers every
@@ -51,10 +59,15 @@ struct bconn {
 	unsigned users;			/* under g_lock */
 	_Atomic unsigned nholds;	/* written under io; read by the helper as a hint */
 	struct smem__hold *holds;	/* under io */
+	pthread_mutex_t plock;		/* guards @released alone, for a few instructions */
+	struct smem__hold *released;	/* given up, still on @holds (see "Release never waits") */
+	struct smem__hold *unsent;	/* under io: off @holds, RELEASE not sent yet */
+	_Atomic bool full;		/* @unsent waits for room (EAGAIN); under io, a hint elsewhere */
 };
 
 struct smem__hold {
 	struct smem__hold *prev, *next;
+	struct smem__hold *rnext;	/* on c->released or c->unsent */
 	struct bconn *c;		/* only meaningful while forks == g_forks */
 	unsigned forks;			/* g_forks when made: a different value means inherited */
 	uint64_t id;			/* entry id at the current broker */
@@ -142,6 +155,7 @@ static int conn_get(const struct smem_opts *opts, struct bconn **ret)
 		c->addr = a;
 		c->fd = -1;
 		pthread_mutex_init(&c->io, NULL);
+		pthread_mutex_init(&c->plock, NULL);
 		c->next = g_conns;
 		g_conns = c;
 	}
@@ -167,12 +181,99 @@ static void thread_kick(void)
 	}
 }
 
+static void hold_free(struct smem__hold *h)
+{
+	close(h->fd);
+	free(h);
+}
+
+static void hold_detach(struct bconn *c, struct smem__hold *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		c->holds = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	atomic_fetch_sub(&c->nholds, 1);
+}
+
+/* With c->io held. The broker drops a connection's holds with it: nothing is left to release. */
 static void conn_drop(struct bconn *c)
 {
+	struct smem__hold *h;
+
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	c->gen++;
+	while ((h = c->unsent)) {
+		c->unsent = h->rnext;
+		hold_free(h);
+	}
+	atomic_store(&c->full, false);
+}
+
+/*
+ * With c->io held: take the holds given up meanwhile off the connection and send their
+ * RELEASEs. @block: the caller is about to wait for the broker anyway (a request), so it waits
+ * for room on the socket too; otherwise what does not fit stays on c->unsent for the helper.
+ */
+static void releases_flush(struct bconn *c, bool block)
+{
+	struct smem__hold *list, *h;
+
+	pthread_mutex_lock(&c->plock);
+	list = c->released;
+	c->released = NULL;
+	pthread_mutex_unlock(&c->plock);
+	while ((h = list)) {
+		list = h->rnext;
+		hold_detach(c, h);
+		h->rnext = c->unsent;
+		c->unsent = h;
+	}
+	while ((h = c->unsent)) {
+		if (c->fd >= 0 && !h->lost) {
+			struct smem_msg_release rel = { .id = h->id, .flags = SMEM_RELEASE_NOREPLY };
+			struct smem__req r = { .op = SMEM_OP_RELEASE, .p1 = &rel, .l1 = sizeof(rel),
+					       .send_fd = -1, .noreply = true, .dontwait = !block };
+			bool broken;
+
+			if (smem__broker_xfer(c->fd, &c->seq, &r, &broken) == -EAGAIN) {
+				atomic_store(&c->full, true);
+				thread_kick();	/* to poll for POLLOUT */
+				return;
+			}
+			if (broken) {
+				conn_drop(c);	/* frees h and the rest */
+				return;
+			}
+		}
+		c->unsent = h->rnext;
+		hold_free(h);
+	}
+	atomic_store(&c->full, false);
+}
+
+/* Let go of c->io, doing first the releases handed over while we held it. */
+static void io_unlock(struct bconn *c)
+{
+	bool more;
+
+	for (;;) {
+		releases_flush(c, false);
+		pthread_mutex_unlock(&c->io);
+		/*
+		 * A release that came after our flush found io taken and left its hold to us.
+		 * If io is free now, do it; if not, its new holder will.
+		 */
+		pthread_mutex_lock(&c->plock);
+		more = c->released != NULL;
+		pthread_mutex_unlock(&c->plock);
+		if (!more || pthread_mutex_trylock(&c->io) != 0)
+			return;
+	}
 }
 
 static int reregister(struct bconn *c, struct smem__hold *h, bool *broken)
@@ -212,6 +313,7 @@ static int conn_connect(struct bconn *c, unsigned how)
 	int fd, err;
 
 	conn_drop(c);
+	releases_flush(c, false);	/* no connection: they are just freed, not re-registered */
 	fd = smem__broker_connect(&c->addr, how);
 	if (fd < 0)
 		return fd;
@@ -237,12 +339,16 @@ static int conn_connect(struct bconn *c, unsigned how)
 	return 0;
 }
 
-/* A request on @c with c->io held: (re)connects as needed and retries once if it broke. */
+/*
+ * A request on @c with c->io held: (re)connects as needed and retries once if it broke.
+ * Pending RELEASEs go first, in order with it.
+ */
 static int request(struct bconn *c, struct smem__req *r)
 {
 	bool broken = false;
 	int attempt, err = -ECONNREFUSED;
 
+	releases_flush(c, true);
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (c->fd < 0) {
 			err = conn_connect(c, SMEM__CONNECT_START | SMEM__CONNECT_WAIT);
@@ -280,14 +386,18 @@ static void *helper_main(void *arg)
 		pfd[0] = (struct pollfd){ .fd = g_thr_efd, .events = POLLIN };
 		for (c = g_conns; c && n <= THR_MAX_POLL; c = c->next) {
 			int fd = c->fd;
+			bool full = atomic_load_explicit(&c->full, memory_order_relaxed);
 
-			if (!atomic_load_explicit(&c->nholds, memory_order_relaxed))
+			if (!atomic_load_explicit(&c->nholds, memory_order_relaxed) && !full)
 				continue;
 			/* A connection that failed to come back is retried on a timer. */
 			if (fd < 0)
 				timeout = 200;
-			/* events 0: only POLLHUP/POLLERR, never the replies meant for requests. */
-			pfd[n] = (struct pollfd){ .fd = fd, .events = 0 };
+			/*
+			 * Never POLLIN: the replies are meant for requests. POLLOUT while RELEASEs
+			 * wait for room; POLLHUP/POLLERR always.
+			 */
+			pfd[n] = (struct pollfd){ .fd = fd, .events = full ? POLLOUT : 0 };
 			conns[n] = c;
 			gens[n] = c->gen;
 			n++;
@@ -312,9 +422,10 @@ static void *helper_main(void *arg)
 				continue;
 			pthread_mutex_lock(&c->io);
 			/* Unless a request repaired it meanwhile. */
-			if (c->gen == gens[i] && atomic_load(&c->nholds))
+			if (c->gen == gens[i] && atomic_load(&c->nholds) &&
+			    (pfd[i].fd < 0 || (pfd[i].revents & (POLLHUP | POLLERR | POLLNVAL))))
 				conn_connect(c, SMEM__CONNECT_START);
-			pthread_mutex_unlock(&c->io);
+			io_unlock(c);	/* sends what waited for POLLOUT */
 			conn_put(c);
 		}
 	}
@@ -417,7 +528,7 @@ static int request_hold(const struct smem_opts *opts, struct smem__req *r, const
 			err = -ENOMEM;
 		}
 	}
-	pthread_mutex_unlock(&c->io);
+	io_unlock(c);
 	conn_put(c);
 	return err;
 }
@@ -476,6 +587,7 @@ int smem__broker_open(const struct smem_opts *opts, const char *name, uint32_t f
 	return 0;
 }
 
+/* Never blocks on the broker nor on another thread's request (see "Release never waits"). */
 void smem__broker_release(struct smem__hold *h)
 {
 	struct bconn *c;
@@ -484,34 +596,46 @@ void smem__broker_release(struct smem__hold *h)
 		return;
 	/* An inherited hold is the parent's at the broker: just forget it. */
 	c = h->forks == g_forks ? h->c : NULL;
-	if (c) {
-		pthread_mutex_lock(&g_lock);
-		c->users++;
-		pthread_mutex_unlock(&g_lock);
-		pthread_mutex_lock(&c->io);
-		if (h->prev)
-			h->prev->next = h->next;
-		else
-			c->holds = h->next;
-		if (h->next)
-			h->next->prev = h->prev;
-		atomic_fetch_sub(&c->nholds, 1);
-		if (!h->lost && c->fd >= 0) {
-			struct smem_msg_release rel = { .id = h->id, .flags = SMEM_RELEASE_NOREPLY };
-			struct smem__req r = { .op = SMEM_OP_RELEASE, .p1 = &rel, .l1 = sizeof(rel),
-					       .send_fd = -1, .noreply = true };
-			bool broken;
-
-			/* A broken connection means a dead broker: the hold went with it. */
-			smem__broker_xfer(c->fd, &c->seq, &r, &broken);
-			if (broken)
-				conn_drop(c);
-		}
-		pthread_mutex_unlock(&c->io);
-		conn_put(c);
+	if (!c) {
+		hold_free(h);
+		return;
 	}
-	close(h->fd);
-	free(h);
+	/* Keeps c alive until we are done, even if another thread frees h meanwhile. */
+	pthread_mutex_lock(&g_lock);
+	c->users++;
+	pthread_mutex_unlock(&g_lock);
+	pthread_mutex_lock(&c->plock);
+	h->rnext = c->released;
+	c->released = h;
+	pthread_mutex_unlock(&c->plock);
+	if (pthread_mutex_trylock(&c->io) == 0)
+		io_unlock(c);
+	conn_put(c);
+}
+
+/* Send every RELEASE still waiting, blocking: the caller wants the holds' fds closed now. */
+static void conns_flush(void)
+{
+	struct bconn *c, *next;
+
+	/*
+	 * Mark every connection in use: none of them can be freed, and new ones go in at the
+	 * head, so the chain from the head we read stays as it is.
+	 */
+	pthread_mutex_lock(&g_lock);
+	for (c = g_conns; c; c = c->next)
+		c->users++;
+	c = g_conns;
+	pthread_mutex_unlock(&g_lock);
+	for (; c; c = next) {
+		pthread_mutex_lock(&c->io);
+		releases_flush(c, true);
+		io_unlock(c);
+		pthread_mutex_lock(&g_lock);
+		next = c->next;
+		c->users--;
+		pthread_mutex_unlock(&g_lock);
+	}
 }
 
 void smem__broker_disconnect(void)
@@ -519,17 +643,19 @@ void smem__broker_disconnect(void)
 	struct bconn **pp, *c;
 	bool holds = false, join = false;
 
+	conns_flush();
 	pthread_mutex_lock(&g_lock);
 	for (pp = &g_conns; (c = *pp);) {
-		if (c->users == 0 && atomic_load(&c->nholds) == 0) {
+		if (c->users == 0 && atomic_load(&c->nholds) == 0 && atomic_load(&c->full) == 0) {
 			*pp = c->next;
 			if (c->fd >= 0)
 				close(c->fd);
 			pthread_mutex_destroy(&c->io);
+			pthread_mutex_destroy(&c->plock);
 			free(c);
 			continue;
 		}
-		if (atomic_load(&c->nholds))
+		if (atomic_load(&c->nholds) || atomic_load(&c->full))
 			holds = true;
 		pp = &c->next;
 	}
@@ -549,7 +675,7 @@ void smem__broker_disconnect(void)
 	g_thr_stop = false;
 	/* A hold taken while we were stopping the thread starts it again. */
 	for (c = g_conns; c; c = c->next)
-		if (atomic_load(&c->nholds)) {
+		if (atomic_load(&c->nholds) || atomic_load(&c->full)) {
 			thread_ensure();
 			break;
 		}
@@ -574,7 +700,7 @@ int smem_unlink(const char *name, const struct smem_opts *opts)
 		return err;
 	pthread_mutex_lock(&c->io);
 	err = request(c, &r);
-	pthread_mutex_unlock(&c->io);
+	io_unlock(c);
 	conn_put(c);
 	return err;
 }

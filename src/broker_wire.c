@@ -51,10 +51,7 @@ static int map_status(int32_t st)
 	}
 }
 
-/*
- * One round trip on @fd. Returns the broker's status; *broken is set (and -ECONNREFUSED
- * returned) when the connection failed, so that the caller reconnects.
- */
+/* One round trip on @fd (see broker.h). */
 int smem__broker_xfer(int fd, uint32_t *seqp, struct smem__req *r, bool *broken)
 {
 	union {
@@ -80,8 +77,11 @@ int smem__broker_xfer(int fd, uint32_t *seqp, struct smem__req *r, bool *broken)
 	*broken = false;
 	if (r->send_fd >= 0)
 		smem__cmsg_put_fd(&msg, cm.buf, r->send_fd);
-	while ((n = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+	while ((n = sendmsg(fd, &msg, MSG_NOSIGNAL | (r->dontwait ? MSG_DONTWAIT : 0))) < 0 &&
+	       errno == EINTR)
 		;
+	if (n < 0 && r->dontwait && errno == EAGAIN)
+		return -EAGAIN;	/* nothing was sent: the connection is as it was */
 	if (n < 0) {
 		*broken = true;
 		return -ECONNREFUSED;

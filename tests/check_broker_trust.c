@@ -2,18 +2,22 @@
 /*
  * The broker as a trust boundary, from the client's side (docs/SECURITY.md): a client gives
  * nothing to a broker of a uid it does not trust (an impostor at an abstract address, or at a
- * shared path after the real broker died), and never replaces somebody else's dead broker with
- * a weaker one of its own. Each test performs the attack for real: the impostor is a process
- * running as `nobody`, and it counts every connection, message and fd that reaches it.
+ * shared path after the real broker died), never replaces somebody else's dead broker with a
+ * weaker one of its own, and never stalls in close() because of a dead broker. Each test
+ * performs the attack for real: the impostor is a process running as `nobody`, and it counts
+ * every connection, message and fd that reaches it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/fs.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -396,6 +400,166 @@ START_TEST(nothing_is_started_at_an_abstract_or_shared_address)
 }
 END_TEST
 
+/* ---- close never blocks -------------------------------------------------------------------- */
+
+struct stall_arg {
+	uid_t uid;
+	gid_t gid;
+	int ready_w, go_r;
+};
+
+static void *create_while_broker_is_dead(void *arg)
+{
+	struct smem_region *r;
+	int *err = arg;
+
+	*err = smem_region_create("blocked", 4096, NULL, &r);
+	if (*err == 0)
+		smem_region_close(r);
+	return NULL;
+}
+
+/* The victim: holds a region at a shared broker that dies, then closes it. */
+static int stall_victim(void *arg)
+{
+	struct stall_arg *a = arg;
+	struct smem_region *r;
+	long long t0, dt;
+	int err = 1, fds0;
+	pthread_t t;
+
+	if (a->uid != geteuid() && become(a->uid, a->gid))
+		return 100;
+	fds0 = t_count_fds();
+	if (smem_region_create("held", 4096, NULL, &r))
+		return 1;
+	if (write(a->ready_w, "x", 1) != 1 || !tb_sig_wait(a->go_r))
+		return 2;
+	/* The broker is dead; a request now waits for its supervisor, holding the connection. */
+	if (pthread_create(&t, NULL, create_while_broker_is_dead, &err))
+		return 3;
+	usleep(100000);
+	t0 = t_now_ms();
+	smem_region_close(r);
+	dt = t_now_ms() - t0;
+	pthread_join(t, NULL);
+	if (dt >= 500) {
+		fprintf(stderr, "close took %lld ms\n", dt);
+		return 10;
+	}
+	if (err != -ECONNREFUSED)
+		return 11;
+	smem__broker_disconnect();
+	if (t_count_fds() > fds0)
+		return 12;	/* the hold's fd was closed once the request let go */
+	return 0;
+}
+
+START_TEST(close_does_not_wait_for_a_dead_shared_broker)
+{
+	struct stall_arg a;
+	char gid[16];
+	const char *const args[] = { "--group", gid, NULL };
+	int ready[2], go[2];
+	pid_t pid;
+
+	/* The victim may not remove the stale socket: it is not root, and the directory is 0555. */
+	a.uid = geteuid() == 0 ? NOBODY : geteuid();
+	a.gid = geteuid() == 0 ? NOBODY : getegid();
+	shared_dir(0755);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)a.gid);
+	tb_start_smemd(args);
+	ck_assert_int_eq(chmod(tb_dir, 0555), 0);
+	ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	a.ready_w = ready[1];
+	a.go_r = go[0];
+	pid = t_fork(stall_victim, &a);
+	close(ready[1]);
+	close(go[0]);
+	ck_assert_msg(tb_sig_wait(ready[0]), "victim failed: %d", t_wait(pid));
+	tb_kill_smemd();
+	tb_sig_send(go[1]);
+	ck_assert_int_eq(t_wait(pid), 0);
+	close(ready[0]);
+	close(go[1]);
+	ck_assert_int_eq(chmod(tb_dir, 0700), 0);
+	ck_assert_int_eq(unlink(tb_sock), 0);
+	ck_assert_int_eq(rmdir(tb_dir), 0);
+}
+END_TEST
+
+/* In a directory of its own, nobody finds a stale socket it may not remove. */
+static int stale_victim(void *arg)
+{
+	struct smem_region *r = NULL;
+	long long t0, dt;
+	int err;
+
+	(void)arg;
+	if (become(NOBODY, NOBODY))
+		return 100;
+	t0 = t_now_ms();
+	err = smem_region_create("x", 4096, NULL, &r);
+	dt = t_now_ms() - t0;
+	if (err != -EACCES || r) {
+		fprintf(stderr, "create gave %d\n", err);
+		return 1;
+	}
+	if (dt >= 500) {
+		fprintf(stderr, "create took %lld ms\n", dt);
+		return 2;
+	}
+	return 0;
+}
+
+/* Set or clear the append-only attribute of directory @path (files in it cannot be removed). */
+static int set_append_only(const char *path, bool on)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), flags, err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) < 0) {
+		err = -errno;
+	} else {
+		flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+		if (ioctl(fd, FS_IOC_SETFLAGS, &flags) < 0)
+			err = -errno;
+	}
+	close(fd);
+	return err;
+}
+
+START_TEST(stale_socket_that_cannot_be_removed_is_reported_at_once)
+{
+	struct smem__addr sa;
+	int s, err;
+
+	if (!need_root())
+		return;
+	/* nobody's own directory, closed to others: private, so it would start a broker there. */
+	shared_dir(0700);
+	ck_assert_int_eq(chown(tb_dir, NOBODY, NOBODY), 0);
+	/* A dead broker's socket is in the way, in a directory where nothing can be removed. */
+	ck_assert_int_eq(smem__addr_resolve(NULL, &sa), 0);
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sa.sun, sa.len), 0);
+	close(s);
+	ck_assert_int_eq(chown(tb_sock, NOBODY, NOBODY), 0);	/* its own broker's, once */
+	err = set_append_only(tb_dir, true);
+	if (err) {
+		printf("skip: cannot make %s append-only: %s\n", tb_dir, strerror(-err));
+	} else {
+		ck_assert_int_eq(t_wait(t_fork(stale_victim, NULL)), 0);
+		ck_assert_int_eq(set_append_only(tb_dir, false), 0);
+	}
+	ck_assert_int_eq(unlink(tb_sock), 0);
+	ck_assert_int_eq(rmdir(tb_dir), 0);
+}
+END_TEST
+
 static Suite *broker_trust_suite(void)
 {
 	Suite *s = suite_create("broker_trust");
@@ -413,6 +577,13 @@ static Suite *broker_trust_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, dead_shared_broker_is_not_replaced_by_a_weaker_one);
 	tcase_add_test(tc, nothing_is_started_at_an_abstract_or_shared_address);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("close");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, close_does_not_wait_for_a_dead_shared_broker);
+	tcase_add_test(tc, stale_socket_that_cannot_be_removed_is_reported_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

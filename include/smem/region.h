@@ -40,7 +40,8 @@ int smem_region_open(const char *name, const struct smem_opts *opts, struct smem
 /*
  * Unmap and release. If this handle created the region, its shutdown flag is set first so
  * that openers can see the owner has gone. NULL is ignored. Not concurrent with other calls on
- * the same handle.
+ * the same handle. Never waits for the broker: the release is sent without blocking, or left
+ * to whichever thread is talking to the broker at the time.
  */
 void smem_region_close(struct smem_region *r);
 
