@@ -250,27 +250,6 @@ START_TEST(client_gives_nothing_to_an_impostor_at_an_abstract_address)
 }
 END_TEST
 
-/* The real broker of a shared path, run as @uid (a supervisor's daemon user). */
-static pid_t smemd_as(uid_t uid, gid_t gid)
-{
-	char smemd[512];
-	pid_t pid;
-	int i;
-
-	snprintf(smemd, sizeof(smemd), "%s/tools/smemd", t_build_dir());
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (become(uid, gid) == 0)
-			execl(smemd, "smemd", "--socket", tb_sock, "--foreground", (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 500 && smem__broker_hello(NULL, NULL) != 0; i++)
-		usleep(10000);
-	ck_assert_int_eq(smem__broker_hello(NULL, NULL), 0);
-	return pid;
-}
-
 START_TEST(holder_does_not_reregister_with_an_impostor_that_took_a_shared_path)
 {
 	struct smem_opts o = { .mode = 0600 };
@@ -282,9 +261,9 @@ START_TEST(holder_does_not_reregister_with_an_impostor_that_took_a_shared_path)
 
 	if (!need_root())
 		return;
-	/* A path anybody may write to, and its broker run by a daemon uid. */
+	/* A path anybody may write to, and its broker run by a daemon uid (a supervisor's). */
 	shared_dir(0777);
-	real = smemd_as(DAEMON_UID, DAEMON_UID);
+	real = tb_spawn_smemd(DAEMON_UID, NULL);
 	ck_assert_int_eq(smem__broker_hello(NULL, &info), 0);
 	ck_assert_int_eq(info.pid, real);
 	/* Root's private memory, held at the daemon's broker (its uid is now pinned). */
@@ -304,7 +283,7 @@ START_TEST(holder_does_not_reregister_with_an_impostor_that_took_a_shared_path)
 
 	/* The supervisor restarts the daemon's broker: same uid, so the hold comes back. */
 	ck_assert_int_eq(unlink(tb_sock), 0);
-	real = smemd_as(DAEMON_UID, DAEMON_UID);
+	real = tb_spawn_smemd(DAEMON_UID, NULL);
 	ck_assert_int_eq(tb_open_until("secret", 0, 3000), 0);
 	ck_assert_int_eq(smem_region_open("secret", NULL, &o2), 0);
 	ck_assert_str_eq(smem_region_data(o2), "root's secret");

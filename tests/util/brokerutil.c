@@ -2,6 +2,7 @@
 /* Helpers shared by the broker suites (brokerutil.h). */
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,14 +56,13 @@ const char *tb_private_abstract_broker(void)
 	return tb_sock;
 }
 
-pid_t tb_start_smemd(const char *const *args)
+pid_t tb_spawn_smemd(uid_t uid, const char *const *args)
 {
 	const char *argv[32] = { "smemd", "--socket", tb_sock, "--foreground" };
 	char smemd[512];
 	int n = 4, i;
 	pid_t pid;
 
-	ck_assert_int_eq(tb_smemd_pid, 0);
 	snprintf(smemd, sizeof(smemd), "%s/tools/smemd", t_build_dir());
 	for (i = 0; args && args[i]; i++) {
 		ck_assert_int_lt(n, 31);
@@ -72,14 +72,23 @@ pid_t tb_start_smemd(const char *const *args)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
+		if (uid != geteuid() &&
+		    (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
+			_exit(126);
 		execv(smemd, (char *const *)argv);
 		_exit(127);
 	}
-	tb_smemd_pid = pid;
 	for (i = 0; i < 500 && smem__broker_hello(NULL, NULL) != 0; i++)
 		usleep(10000);
 	ck_assert_msg(smem__broker_hello(NULL, NULL) == 0, "smemd at %s does not answer", tb_sock);
 	return pid;
+}
+
+pid_t tb_start_smemd(const char *const *args)
+{
+	ck_assert_int_eq(tb_smemd_pid, 0);
+	tb_smemd_pid = tb_spawn_smemd(geteuid(), args);
+	return tb_smemd_pid;
 }
 
 /* Gone, or a zombie nobody reaps (the broker is not our child). */

@@ -28,6 +28,11 @@ const char *tb_private_abstract_broker(void);
  * wait until it answers. Returns its pid; tb_private_broker_end() stops and reaps it.
  */
 pid_t tb_start_smemd(const char *const *args);
+/*
+ * The same as @uid (its gid the same number, no supplementary groups), left to the caller to
+ * stop and reap: tb_private_broker_end() does not know it.
+ */
+pid_t tb_spawn_smemd(uid_t uid, const char *const *args);
 /* SIGKILL the smemd that tb_start_smemd() started, and reap it. */
 void tb_kill_smemd(void);
 /* Gone, or a zombie nobody reaps (the broker is not our child), within @ms. */
