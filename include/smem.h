@@ -12,5 +12,6 @@
 #include <smem/array.h>
 #include <smem/ring.h>
 #include <smem/rpc.h>
+#include <smem/topic.h>
 
 #endif

@@ -54,6 +54,14 @@ int smem__region_create(const char *name, uint32_t kind, size_t obj_size, smem__
 			void *arg, const struct smem_opts *opts, struct smem_region **ret);
 
 /*
+ * The same, adding @extra_seals (F_SEAL_FUTURE_WRITE: the caller's mapping is the last
+ * writable one).
+ */
+int smem__region_create_sealed(const char *name, uint32_t kind, size_t obj_size,
+			       smem__init_fn init, void *arg, const struct smem_opts *opts,
+			       uint32_t extra_seals, struct smem_region **ret);
+
+/*
  * Open @name, checking that it holds a @kind object (-EMEDIUMTYPE otherwise) and that its
  * header is sound (-EPROTO otherwise). The object area is the kind's to validate further.
  */

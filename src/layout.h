@@ -24,7 +24,9 @@ enum {
 	SMEM_KIND_ARRAY = 3,
 	SMEM_KIND_RING = 4,
 	SMEM_KIND_RPC = 5,
-	SMEM_KIND_MAX = 5,
+	SMEM_KIND_TOPIC = 6,		/* a topic's control memfd (topic_int.h) */
+	SMEM_KIND_TOPIC_SAMPLES = 7,	/* a topic's sample pool, read-only to subscribers */
+	SMEM_KIND_MAX = 7,
 };
 
 /*

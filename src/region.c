@@ -99,6 +99,13 @@ static int broker_create_retry(const struct smem_opts *opts, const char *name, u
 int smem__region_create(const char *name, uint32_t kind, size_t obj_size, smem__init_fn init,
 			void *arg, const struct smem_opts *opts, struct smem_region **ret)
 {
+	return smem__region_create_sealed(name, kind, obj_size, init, arg, opts, 0, ret);
+}
+
+int smem__region_create_sealed(const char *name, uint32_t kind, size_t obj_size,
+			       smem__init_fn init, void *arg, const struct smem_opts *opts,
+			       uint32_t extra_seals, struct smem_region **ret)
+{
 	uint32_t mode = opts ? opts->mode : 0;	/* 0: the broker's default (0600, 0660 with --group) */
 	uint32_t flags = opts ? opts->flags : 0;
 	struct smem_region_hdr *hdr;
@@ -172,7 +179,8 @@ int smem__region_create(const char *name, uint32_t kind, size_t obj_size, smem__
 		err = -errno;
 		goto fail;
 	}
-	if (fcntl(r->fd, F_ADD_SEALS, REQUIRED_SEALS) < 0) {
+	/* Before F_SEAL_SEAL: nothing can be added after it. Our writable mapping above stays. */
+	if (fcntl(r->fd, F_ADD_SEALS, REQUIRED_SEALS | extra_seals) < 0) {
 		err = -errno;
 		goto fail;
 	}

@@ -28,6 +28,8 @@ const char *sc_kind_name(uint32_t kind)
 	case SMEM_KIND_ARRAY:	return "array";
 	case SMEM_KIND_RING:	return "ring";
 	case SMEM_KIND_RPC:	return "rpc";
+	case SMEM_KIND_TOPIC:	return "topic";
+	case SMEM_KIND_TOPIC_SAMPLES:	return "topic-samples";
 	default:		return "unknown";
 	}
 }

@@ -1,0 +1,679 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * smem_topic: publish/subscribe with zero-copy loans. This file holds the protocol; the
+ * layout is in topic_int.h (docs/LAYOUT.md), create/open/close in topic_open.c.
+ *
+ * THE PARTS. A pool of `pool` sample buffers in the samples memfd (read-only to subscribers),
+ * and in the control memfd: one state word and length per buffer, a ring of `depth` entries
+ * mapping a position to the buffer published there, the position counter `tail`, a publish
+ * lock (lock.c's robust lock), and one slot per subscriber (owner id, cursor, losses, the
+ * buffers of the views it holds). pool = depth + max_subs * views + loans + 1, so a buffer
+ * that is free, or can be reclaimed, always exists while loans stay within `loans`.
+ *
+ * BUFFER STATES (64-bit word): 0 free; LOAN|owner, loaned to the publisher with that owner
+ * id; PUB|p, published at position p.
+ *
+ * PUBLISH (under the publish lock): state = PUB|t (release), entry[t % depth] = b (release),
+ * tail = t + 1 (seq_cst; subscribers' acquire load of tail pairs with it and so sees the
+ * entry, the state and the length written before). The store of tail is the commit: a
+ * publisher killed before it leaves a buffer in PUB|t that no entry reached through tail
+ * will ever name, reclaimed like any other once t is a lap behind; the robust lock tells the
+ * next publisher (-EOWNERDEAD), which just goes on.
+ *
+ * RECEIVE at cursor c < tail: if tail - c > depth the samples in between were overwritten
+ * (OVERWRITE only): skip to tail - depth and count each skipped one as lost. Then b =
+ * entry[c % depth]; announce held[k] = b + 1 (seq_cst), then load b's state (seq_cst): if it
+ * is still PUB|c the view is ours until released, else the sample was overwritten between
+ * (lost, next position). A LOAN (RECLAIM) by a publisher is: CAS PUB|p -> LOAN|me (seq_cst),
+ * then load every live slot's held words (seq_cst); if one names b, CAS back. The two
+ * seq_cst store/load pairs are a Dekker handshake: either the subscriber sees the LOAN and
+ * lets go, or the publisher sees the hold and lets go, never neither. A publisher only
+ * reclaims PUB|p when p + depth <= tail (its entry is being or was overwritten).
+ *
+ * POLICIES. OVERWRITE: a loan never waits for subscribers. BLOCK: a loan (and a publish)
+ * waits until tail - cursor < depth for every live subscriber, so a reclaimed p was passed
+ * by all of them; the minimum is cached (room_until) and rescanned only when reached, and
+ * includes tail - history so that a late joiner's history is not reclaimed under it (a
+ * joiner whose slot still shows a previous owner's cursor may lose history: counted).
+ *
+ * LOSSES are counted by the subscriber itself, one per position it skipped: exact.
+ *
+ * WAITING. Subscribers on data_seq/data_waiters, publishers on room_seq/room_waiters, as the
+ * ring does (ring.c, WAITING): announce (seq_cst), load the word, re-check, sleep on it;
+ * wakers store (seq_cst), then load the waiter count and only then bump and FUTEX_WAKE. The
+ * loop is the wait engine's (smem__wait_for()).
+ *
+ * CRASHES. A publisher killed holding loans: its LOAN|id states are freed by a publisher
+ * that finds no buffer, after smem__live_alive(id) says dead (rate-limited to one pass per
+ * 2 ms). A subscriber killed holding views or lagging: its slot (owner id) is evicted by a
+ * publisher that needs its buffers or waits for it, after the same check; its held words
+ * count for nothing once the owner is 0.
+ *
+ * HOSTILE MEMORY. Positions map to entries modulo the private depth; buffer indices read
+ * from entries and slots are checked against the private pool; lengths against the private
+ * sample size; a tail that goes backwards, or a cursor beyond tail, is corruption: -EPROTO
+ * and the corruptions counter.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "topic_int.h"
+#include "wait.h"
+
+#define STUCK_NS	2000000ull		/* a laggard or an empty pool this long: liveness */
+#define IDLE_SLEEP_NS	(50ull * 1000 * 1000)	/* bounded sleeps notice shutdown and the dead */
+#define RECHECK_NS	(5ull * 1000 * 1000)
+
+static int corrupt(struct smem__topic *t)
+{
+	atomic_fetch_add_explicit(&t->shm->corruptions, 1, memory_order_relaxed);
+	return -EPROTO;
+}
+
+static bool is_shutdown(const struct smem__topic *t)
+{
+	/* Acquire: pairs with the creator's release store at close. */
+	return atomic_load_explicit(&t->ctl->hdr->shutdown, memory_order_acquire) != 0;
+}
+
+/* After a seq_cst store of the state the waiter re-checks: wake it if it announced. */
+static void wake_if(_Atomic uint32_t *waiters, _Atomic uint32_t *seqw)
+{
+	if (atomic_load_explicit(waiters, memory_order_seq_cst) == 0)
+		return;
+	/* Release: a waiter that loads the bumped word also sees the change (ring.c, wake()). */
+	atomic_fetch_add_explicit(seqw, 1, memory_order_release);
+	smem__futex_wake(seqw, INT_MAX);
+}
+
+static uint32_t announce(_Atomic uint32_t *waiters, _Atomic uint32_t *seqw)
+{
+	atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
+	/* Pairs with the seq_cst store + waiter load of wake_if(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* Acquire: pairs with wake_if()'s release bump. */
+	return atomic_load_explicit(seqw, memory_order_acquire);
+}
+
+/* Read tail once, checked: positions are below 2^62. */
+static int load_tail(struct smem__topic *t, uint64_t *out)
+{
+	/* Acquire: pairs with the publisher's store of tail; entries, states, lengths. */
+	uint64_t v = atomic_load_explicit(&t->shm->tail, memory_order_acquire);
+
+	if (v > SMEM_TOPIC_POS_MASK)
+		return corrupt(t);
+	*out = v;
+	return 0;
+}
+
+/* ---- waits ---------------------------------------------------------------------------- */
+
+struct topic_wait {
+	struct smem__waiter w;		/* first: the callbacks get &tw->w */
+	int (*attempt)(void *ctx);
+	void *ctx;
+	struct smem__topic *t;
+	_Atomic uint32_t *seqw, *waiters;
+	uint64_t cap;
+	struct smem__wait_set set;
+	struct smem__wait_item item;
+};
+
+static int tw_poll(struct smem__waiter *w)
+{
+	struct topic_wait *tw = (struct topic_wait *)w;
+
+	return tw->attempt(tw->ctx);
+}
+
+static int tw_arm(struct smem__waiter *w, uint64_t *max_ns)
+{
+	struct topic_wait *tw = (struct topic_wait *)w;
+	uint32_t v = announce(tw->waiters, tw->seqw);
+	int ret = tw->attempt(tw->ctx);
+
+	if (ret != -EAGAIN)
+		return ret;
+	if (is_shutdown(tw->t))
+		return -ESHUTDOWN;
+	smem__wait_set_init(&tw->set, &tw->item, 1);
+	smem__wait_set_word(&tw->set, tw->seqw, v);
+	if (*max_ns > tw->cap)
+		*max_ns = tw->cap;
+	return -EAGAIN;
+}
+
+static void tw_disarm(struct smem__waiter *w, int fired)
+{
+	struct topic_wait *tw = (struct topic_wait *)w;
+
+	(void)fired;
+	atomic_fetch_sub_explicit(tw->waiters, 1, memory_order_relaxed);
+}
+
+/* Try @attempt, then wait in the engine's loop until it stops saying -EAGAIN. */
+static int topic_wait(struct smem__topic *t, bool room, int (*attempt)(void *), void *ctx,
+		      int timeout_ms)
+{
+	struct topic_wait tw;
+	int ret = attempt(ctx);
+
+	if (ret != -EAGAIN)
+		return ret;
+	if (is_shutdown(t))
+		return -ESHUTDOWN;
+	if (timeout_ms == 0)
+		return -ETIMEDOUT;
+	tw.w.poll = tw_poll;
+	tw.w.arm = tw_arm;
+	tw.w.disarm = tw_disarm;
+	tw.w.set = &tw.set;
+	tw.w.spin = (struct smem__spin){ .ns = 20000 };
+	tw.w.deadline = smem__deadline(timeout_ms);
+	tw.attempt = attempt;
+	tw.ctx = ctx;
+	tw.t = t;
+	tw.seqw = room ? &t->shm->room_seq : &t->shm->data_seq;
+	tw.waiters = room ? &t->shm->room_waiters : &t->shm->data_waiters;
+	tw.cap = room ? RECHECK_NS : IDLE_SLEEP_NS;
+	return smem__wait_for(&tw.w);
+}
+
+/* ---- publishers: recovery ------------------------------------------------------------- */
+
+/* Remove a dead subscriber's slot. True if we did (or somebody else already had). */
+static bool evict(struct smem_topic_pub *p, uint32_t i, uint32_t owner)
+{
+	struct smem__topic *t = &p->t;
+	struct smem_topic_slot *sl = &t->slot[i];
+	uint32_t e = owner;
+	unsigned k;
+
+	if (owner == 0 || smem__live_alive(t->ctl, owner))
+		return false;
+	if (!atomic_compare_exchange_strong_explicit(&sl->owner, &e, 0, memory_order_acq_rel,
+						     memory_order_relaxed))
+		return e != owner;
+	/* Held words of a free slot count for nothing; cleared for whoever joins next. */
+	for (k = 0; k < SMEM_TOPIC_MAX_VIEWS; k++)
+		atomic_store_explicit(&sl->held[k], 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->shm->evicted, 1, memory_order_relaxed);
+	return true;
+}
+
+/* Free dead publishers' loans and evict dead subscribers: at most once per STUCK_NS. */
+static bool recover(struct smem_topic_pub *p)
+{
+	struct smem__topic *t = &p->t;
+	uint64_t now = smem__now_ns();
+	bool any = false;
+	uint32_t i;
+
+	if (p->stuck_since == 0 || now - p->stuck_since < STUCK_NS) {
+		if (p->stuck_since == 0)
+			p->stuck_since = now;
+		return false;
+	}
+	p->stuck_since = now;
+	for (i = 0; i < t->g.pool; i++) {
+		uint64_t st = atomic_load_explicit(&t->buf[i].state, memory_order_relaxed);
+		uint32_t o = (uint32_t)st;
+
+		if (!(st & SMEM_TOPIC_LOAN) || (st & SMEM_TOPIC_PUB) || o == t->ctl->live_id ||
+		    smem__live_alive(t->ctl, o))
+			continue;
+		if (atomic_compare_exchange_strong_explicit(&t->buf[i].state, &st, 0,
+							    memory_order_acq_rel,
+							    memory_order_relaxed)) {
+			atomic_fetch_add_explicit(&t->shm->recovered, 1, memory_order_relaxed);
+			any = true;
+		}
+	}
+	for (i = 0; i < t->g.max_subs; i++)
+		any |= evict(p, i, atomic_load_explicit(&t->slot[i].owner, memory_order_relaxed));
+	return any;
+}
+
+/* ---- publishers: room, loans, publish --------------------------------------------------- */
+
+/*
+ * BLOCK: is there room to publish position @tail? Rescans the slots only when the cached
+ * bound is reached; a laggard stuck for STUCK_NS gets a liveness check. 1, 0, -EPROTO.
+ */
+static int room_for(struct smem_topic_pub *p, uint64_t tail)
+{
+	struct smem__topic *t = &p->t;
+	uint64_t lo = tail >= t->g.history ? tail - t->g.history : 0;
+	uint32_t i, lag_i = UINT32_MAX, lag_o = 0;
+
+	if (t->g.policy != SMEM_TOPIC_BLOCK || tail < p->room_until)
+		return 1;
+	for (i = 0; i < t->g.max_subs; i++) {
+		struct smem_topic_slot *sl = &t->slot[i];
+		uint32_t o = atomic_load_explicit(&sl->owner, memory_order_acquire);
+		uint64_t c;
+
+		if (o == 0)
+			continue;
+		/* Acquire: pairs with the subscriber's release of its cursor (after its holds). */
+		c = atomic_load_explicit(&sl->cursor, memory_order_acquire);
+		if (c > tail)
+			return corrupt(t);
+		if (c < lo) {
+			lo = c;
+			lag_i = i;
+			lag_o = o;
+		}
+	}
+	p->room_until = lo + t->g.depth;
+	if (tail < p->room_until) {
+		p->stuck_since = 0;
+		return 1;
+	}
+	/* A laggard that stays put: evict it if it is dead. */
+	if (lag_i != UINT32_MAX && p->stuck_since &&
+	    smem__now_ns() - p->stuck_since >= STUCK_NS) {
+		p->stuck_since = smem__now_ns();
+		if (evict(p, lag_i, lag_o))
+			p->room_until = 0;	/* rescan at once */
+	} else if (!p->stuck_since) {
+		p->stuck_since = smem__now_ns();
+	}
+	return 0;
+}
+
+/* Does any live subscriber hold a view of buffer @b? Loads are seq_cst: see RECEIVE. */
+static bool held_anywhere(const struct smem__topic *t, uint32_t b)
+{
+	uint32_t i, k;
+
+	for (i = 0; i < t->g.max_subs; i++) {
+		const struct smem_topic_slot *sl = &t->slot[i];
+
+		for (k = 0; k < t->g.views; k++) {
+			if (atomic_load_explicit(&sl->held[k], memory_order_seq_cst) == b + 1 &&
+			    atomic_load_explicit(&sl->owner, memory_order_relaxed) != 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+struct loan_ctx {
+	struct smem_topic_pub *p;
+	struct smem_topic_sample *s;
+};
+
+static int try_loan(void *arg)
+{
+	struct loan_ctx *lc = arg;
+	struct smem_topic_pub *p = lc->p;
+	struct smem__topic *t = &p->t;
+	uint64_t me = SMEM_TOPIC_LOAN | t->ctl->live_id, tail;
+	uint32_t n, b = 0;
+	int ret;
+
+	ret = load_tail(t, &tail);
+	if (ret)
+		return ret;
+	ret = room_for(p, tail);
+	if (ret <= 0)
+		return ret < 0 ? ret : -EAGAIN;
+	for (n = 0; n < t->g.pool; n++) {
+		uint64_t st;
+
+		b = p->hint + n;
+		if (b >= t->g.pool)
+			b -= t->g.pool;
+		st = atomic_load_explicit(&t->buf[b].state, memory_order_relaxed);
+		if (st == 0) {
+			/* Acquire: pairs with the release that freed it (discard, recovery). */
+			if (atomic_compare_exchange_strong_explicit(&t->buf[b].state, &st, me,
+								    memory_order_acquire,
+								    memory_order_relaxed))
+				goto got;
+			continue;
+		}
+		if (!(st & SMEM_TOPIC_PUB) || (st & SMEM_TOPIC_POS_MASK) + t->g.depth > tail)
+			continue;
+		/* Reclaim: seq_cst CAS, then seq_cst loads of the holds (see RECEIVE). */
+		if (!atomic_compare_exchange_strong_explicit(&t->buf[b].state, &st, me,
+							     memory_order_seq_cst,
+							     memory_order_relaxed))
+			continue;
+		if (!held_anywhere(t, b))
+			goto got;
+		/* Somebody reads it: put it back as it was. */
+		atomic_store_explicit(&t->buf[b].state, st, memory_order_release);
+	}
+	if (recover(p))
+		return try_loan(arg);
+	return -EAGAIN;
+got:
+	p->hint = b + 1 < t->g.pool ? b + 1 : 0;
+	p->stuck_since = 0;
+	lc->s->data = t->base + (size_t)b * t->g.stride;
+	lc->s->view = NULL;
+	lc->s->len = 0;
+	lc->s->cap = (size_t)t->g.sample_size;
+	lc->s->seq = 0;
+	lc->s->_buf = b;
+	lc->s->_reserved = 0;
+	return 0;
+}
+
+int smem_topic_loan(struct smem_topic_pub *p, struct smem_topic_sample *s, int timeout_ms)
+{
+	struct loan_ctx lc = { p, s };
+
+	if (!p || !s)
+		return -EINVAL;
+	if (is_shutdown(&p->t))
+		return -ESHUTDOWN;
+	return topic_wait(&p->t, true, try_loan, &lc, timeout_ms);
+}
+
+/* Is @s a loan of @p's process? Its buffer index, or -EINVAL. */
+static int loaned(struct smem_topic_pub *p, const struct smem_topic_sample *s)
+{
+	struct smem__topic *t = &p->t;
+	uint32_t b;
+
+	if (!s)
+		return -EINVAL;
+	b = s->_buf;
+	if (b >= t->g.pool || s->data != t->base + (size_t)b * t->g.stride)
+		return -EINVAL;
+	if (atomic_load_explicit(&t->buf[b].state, memory_order_relaxed) !=
+	    (SMEM_TOPIC_LOAN | t->ctl->live_id))
+		return -EINVAL;
+	return (int)b;
+}
+
+struct room_ctx {
+	struct smem_topic_pub *p;
+};
+
+static int try_room(void *arg)
+{
+	struct smem_topic_pub *p = ((struct room_ctx *)arg)->p;
+	uint64_t tail;
+	int ret = load_tail(&p->t, &tail);
+
+	if (ret)
+		return ret;
+	ret = room_for(p, tail);
+	return ret < 0 ? ret : ret ? 0 : -EAGAIN;
+}
+
+int smem_topic_publish(struct smem_topic_pub *p, struct smem_topic_sample *s, size_t len,
+		       int timeout_ms)
+{
+	struct smem__topic *t;
+	struct room_ctx rc = { p };
+	uint64_t tail;
+	int b, ret;
+
+	if (!p)
+		return -EINVAL;
+	t = &p->t;
+	b = loaned(p, s);
+	if (b < 0)
+		return b;
+	if (len > t->g.sample_size)
+		return -EMSGSIZE;
+	atomic_store_explicit(&t->buf[b].len, len, memory_order_relaxed);
+	for (;;) {
+		if (is_shutdown(t))
+			return -ESHUTDOWN;
+		ret = smem__lock_wrlock(&p->lock, timeout_ms);
+		if (ret && ret != -EOWNERDEAD)
+			return ret;	/* a dead holder's section left nothing half-done */
+		ret = load_tail(t, &tail);
+		if (ret == 0)
+			ret = room_for(p, tail);
+		if (ret == 1)
+			break;
+		smem__lock_unlock(&p->lock);
+		if (ret < 0)
+			return ret;
+		ret = topic_wait(t, true, try_room, &rc, timeout_ms);
+		if (ret)
+			return ret;
+	}
+	/* Release: the length and the sample's bytes before the state. */
+	atomic_store_explicit(&t->buf[b].state, SMEM_TOPIC_PUB | tail, memory_order_release);
+	atomic_store_explicit(&t->entry[tail % t->g.depth], (uint32_t)b, memory_order_release);
+	/* The commit. seq_cst: pairs with subscribers' announce before we load data_waiters. */
+	atomic_store_explicit(&t->shm->tail, tail + 1, memory_order_seq_cst);
+	smem__lock_unlock(&p->lock);
+	s->data = NULL;
+	wake_if(&t->shm->data_waiters, &t->shm->data_seq);
+	/* Other publishers may wait for a buffer this publish made reclaimable. */
+	wake_if(&t->shm->room_waiters, &t->shm->room_seq);
+	return 0;
+}
+
+int smem_topic_discard(struct smem_topic_pub *p, struct smem_topic_sample *s)
+{
+	int b;
+
+	if (!p)
+		return -EINVAL;
+	b = loaned(p, s);
+	if (b < 0)
+		return b;
+	/* Release: pairs with the acquire CAS of the next loan. */
+	atomic_store_explicit(&p->t.buf[b].state, 0, memory_order_seq_cst);
+	s->data = NULL;
+	wake_if(&p->t.shm->room_waiters, &p->t.shm->room_seq);
+	return 0;
+}
+
+void smem__topic_pub_drop_loans(struct smem_topic_pub *p)
+{
+	struct smem__topic *t = &p->t;
+	uint64_t me = SMEM_TOPIC_LOAN | t->ctl->live_id;
+	uint32_t i;
+
+	if (!t->ctl->live_id)
+		return;
+	for (i = 0; i < t->g.pool; i++) {
+		uint64_t e = me;
+
+		atomic_compare_exchange_strong_explicit(&t->buf[i].state, &e, 0,
+							memory_order_release, memory_order_relaxed);
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+	wake_if(&t->shm->room_waiters, &t->shm->room_seq);
+}
+
+/* ---- subscribers ------------------------------------------------------------------------ */
+
+struct recv_ctx {
+	struct smem_topic_sub *s;
+	struct smem_topic_sample *out;
+	unsigned k;			/* the free view index */
+};
+
+/* Skip @n positions: they were overwritten before we got to them. */
+static void skip(struct smem_topic_sub *s, uint64_t n)
+{
+	s->lost += n;
+	s->cursor += n;
+	atomic_store_explicit(&s->me->lost, s->lost, memory_order_relaxed);
+	atomic_store_explicit(&s->me->cursor, s->cursor, memory_order_release);
+}
+
+static int try_recv(void *arg)
+{
+	struct recv_ctx *rc = arg;
+	struct smem_topic_sub *s = rc->s;
+	struct smem__topic *t = &s->t;
+	struct smem_topic_slot *me = s->me;
+	uint64_t tail, st, len, c;
+	uint32_t b;
+	int ret;
+
+	for (;;) {
+		ret = load_tail(t, &tail);
+		if (ret)
+			return ret;
+		c = s->cursor;
+		if (c >= tail)
+			return c == tail ? -EAGAIN : corrupt(t);
+		if (tail - c > t->g.depth) {
+			skip(s, tail - t->g.depth - c);
+			continue;
+		}
+		b = atomic_load_explicit(&t->entry[c % t->g.depth], memory_order_relaxed);
+		if (b >= t->g.pool) {
+			skip(s, 1);
+			return corrupt(t);
+		}
+		/* The handshake with reclaiming publishers (block comment, RECEIVE). */
+		atomic_store_explicit(&me->held[rc->k], b + 1, memory_order_seq_cst);
+		st = atomic_load_explicit(&t->buf[b].state, memory_order_seq_cst);
+		if (st != (SMEM_TOPIC_PUB | c)) {
+			atomic_store_explicit(&me->held[rc->k], 0, memory_order_release);
+			skip(s, 1);
+			continue;
+		}
+		len = atomic_load_explicit(&t->buf[b].len, memory_order_relaxed);
+		if (len > t->g.sample_size) {
+			atomic_store_explicit(&me->held[rc->k], 0, memory_order_release);
+			skip(s, 1);
+			return corrupt(t);
+		}
+		break;
+	}
+	s->held[rc->k] = b + 1;
+	s->received++;
+	s->cursor = c + 1;
+	atomic_store_explicit(&me->received, s->received, memory_order_relaxed);
+	/* seq_cst: a release for publishers' room scans, and before the room_waiters load. */
+	atomic_store_explicit(&me->cursor, s->cursor, memory_order_seq_cst);
+	if (t->g.policy == SMEM_TOPIC_BLOCK)
+		wake_if(&t->shm->room_waiters, &t->shm->room_seq);
+	rc->out->data = NULL;
+	rc->out->view = t->base + (size_t)b * t->g.stride;
+	rc->out->len = (size_t)len;
+	rc->out->cap = (size_t)t->g.sample_size;
+	rc->out->seq = c;
+	rc->out->_buf = rc->k;
+	rc->out->_reserved = 0;
+	return 0;
+}
+
+int smem_topic_receive(struct smem_topic_sub *s, struct smem_topic_sample *out, int timeout_ms)
+{
+	struct recv_ctx rc = { s, out, 0 };
+
+	if (!s || !out)
+		return -EINVAL;
+	while (rc.k < s->t.g.views && s->held[rc.k])
+		rc.k++;
+	if (rc.k == s->t.g.views)
+		return -ENOBUFS;
+	return topic_wait(&s->t, false, try_recv, &rc, timeout_ms);
+}
+
+int smem_topic_release(struct smem_topic_sub *s, struct smem_topic_sample *v)
+{
+	struct smem__topic *t;
+	uint32_t k;
+
+	if (!s || !v)
+		return -EINVAL;
+	t = &s->t;
+	k = v->_buf;
+	if (k >= t->g.views || !s->held[k] ||
+	    v->view != t->base + (size_t)(s->held[k] - 1) * t->g.stride)
+		return -EINVAL;
+	s->held[k] = 0;
+	/* seq_cst: our reads of the sample come first (release), and before room_waiters. */
+	atomic_store_explicit(&s->me->held[k], 0, memory_order_seq_cst);
+	v->view = NULL;
+	wake_if(&t->shm->room_waiters, &t->shm->room_seq);
+	return 0;
+}
+
+int smem_topic_sub_stats(struct smem_topic_sub *s, struct smem_topic_sub_stats *st)
+{
+	uint64_t tail;
+
+	if (!s || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	st->received = s->received;
+	st->lost = s->lost;
+	if (load_tail(&s->t, &tail) == 0 && tail > s->cursor)
+		st->lag = tail - s->cursor;
+	return 0;
+}
+
+int smem__topic_sub_join(struct smem_topic_sub *s, uint32_t history)
+{
+	struct smem__topic *t = &s->t;
+	uint32_t me = t->ctl->live_id, i, k;
+	uint64_t tail, h;
+	int ret;
+
+	for (i = 0; i < t->g.max_subs; i++) {
+		uint32_t e = 0;
+
+		/* Acquire: pairs with the release of the last leaver. */
+		if (atomic_compare_exchange_strong_explicit(&t->slot[i].owner, &e, me,
+							    memory_order_acquire,
+							    memory_order_relaxed))
+			goto got;
+	}
+	/* Full: take the slot of a dead subscriber, if any. */
+	for (i = 0; i < t->g.max_subs; i++) {
+		uint32_t e = atomic_load_explicit(&t->slot[i].owner, memory_order_relaxed);
+
+		if (e == 0 || smem__live_alive(t->ctl, e))
+			continue;
+		if (atomic_compare_exchange_strong_explicit(&t->slot[i].owner, &e, me,
+							    memory_order_acquire,
+							    memory_order_relaxed)) {
+			atomic_fetch_add_explicit(&t->shm->evicted, 1, memory_order_relaxed);
+			goto got;
+		}
+	}
+	return -EUSERS;
+got:
+	s->idx = i;
+	s->me = &t->slot[i];
+	for (k = 0; k < SMEM_TOPIC_MAX_VIEWS; k++)
+		atomic_store_explicit(&s->me->held[k], 0, memory_order_relaxed);
+	atomic_store_explicit(&s->me->lost, 0, memory_order_relaxed);
+	atomic_store_explicit(&s->me->received, 0, memory_order_relaxed);
+	ret = load_tail(t, &tail);
+	if (ret) {
+		atomic_store_explicit(&s->me->owner, 0, memory_order_release);
+		return ret;
+	}
+	h = history < t->g.history ? history : t->g.history;
+	s->cursor = tail - (h < tail ? h : tail);
+	atomic_store_explicit(&s->me->cursor, s->cursor, memory_order_seq_cst);
+	return 0;
+}
+
+void smem__topic_sub_leave(struct smem_topic_sub *s)
+{
+	struct smem__topic *t = &s->t;
+	uint32_t me = t->ctl->live_id;
+	unsigned k;
+
+	if (!s->me)
+		return;
+	for (k = 0; k < SMEM_TOPIC_MAX_VIEWS; k++)
+		atomic_store_explicit(&s->me->held[k], 0, memory_order_relaxed);
+	/* Release: our reads of held samples are done before the slot looks free. */
+	atomic_compare_exchange_strong_explicit(&s->me->owner, &me, 0, memory_order_seq_cst,
+						memory_order_relaxed);
+	s->me = NULL;
+	wake_if(&t->shm->room_waiters, &t->shm->room_seq);
+}
