@@ -123,6 +123,14 @@ static inline struct smem_lock_shm *smem__topic_lock(const struct smem__topic *t
 	return (struct smem_lock_shm *)((char *)t->shm + t->g.lock_off);
 }
 
+/* topic_open.c, also for the fuzz target (regions made by hand, no broker) */
+/* Write the control area of geometry @g (filled by smem__topic_geometry) into @obj. */
+int smem__topic_format(void *obj, size_t size, const struct smem__topic_geo *g);
+/* With t->ctl and t->samples mapped: take the geometry once, check it, bind. 0 or -EPROTO. */
+int smem__topic_validate(struct smem__topic *t);
+/* Join the participants and attach the publish lock. 0 or -EUSERS, system errors. */
+int smem__topic_pub_attach(struct smem_topic_pub *p);
+
 /* topic.c: the protocol, for topic_open.c */
 int smem__topic_sub_join(struct smem_topic_sub *s, uint32_t history);
 void smem__topic_sub_leave(struct smem_topic_sub *s);

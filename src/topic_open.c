@@ -58,9 +58,8 @@ static int samples_name(const char *name, char *out, size_t len)
 	return 0;
 }
 
-static int init_ctl(void *obj, size_t size, void *arg)
+int smem__topic_format(void *obj, size_t size, const struct smem__topic_geo *g)
 {
-	const struct smem__topic_geo *g = arg;
 	struct smem_topic_shm *shm = obj;
 
 	if (size != g->ctl_size)
@@ -77,6 +76,11 @@ static int init_ctl(void *obj, size_t size, void *arg)
 	shm->flags = g->flags;
 	smem__lock_init((struct smem_lock_shm *)((char *)obj + g->lock_off));
 	return 0;
+}
+
+static int init_ctl(void *obj, size_t size, void *arg)
+{
+	return smem__topic_format(obj, size, arg);
 }
 
 /* Point @t's private pointers into the mappings, from its trusted geometry. */
@@ -98,6 +102,26 @@ static void topic_unbind(struct smem__topic *t)
 	t->samples = t->ctl = NULL;
 }
 
+int smem__topic_validate(struct smem__topic *t)
+{
+	const struct smem_topic_shm *shm;
+
+	if (t->ctl->obj_size < sizeof(*shm))
+		return -EPROTO;
+	shm = t->ctl->obj;
+	t->g = (struct smem__topic_geo){
+		.sample_size = shm->sample_size, .depth = shm->depth, .history = shm->history,
+		.max_subs = shm->max_subs, .views = shm->views, .loans = shm->loans,
+		.policy = shm->policy, .flags = shm->flags,
+	};
+	if (smem__topic_geometry(&t->g) || t->g.ctl_size != t->ctl->obj_size ||
+	    t->g.pool != shm->pool || t->g.stride != shm->stride ||
+	    t->g.pool_size > t->samples->obj_size)
+		return -EPROTO;
+	topic_bind(t);
+	return 0;
+}
+
 /*
  * Open an existing topic's two regions: the geometry is read once from the control area and
  * must reproduce the control area's size exactly and fit in the pool. 0, -EPROTO, open errors.
@@ -106,7 +130,6 @@ static int topic_open(const char *name, bool writer, const struct smem_opts *opt
 		      struct smem__topic *t)
 {
 	struct smem_opts o = opts ? *opts : (struct smem_opts){ 0 };
-	const struct smem_topic_shm *shm;
 	char sname[SMEM_NAME_MAX + 1];
 	int err;
 
@@ -125,27 +148,16 @@ static int topic_open(const char *name, bool writer, const struct smem_opts *opt
 		err = -EACCES;	/* a sealed pool refuses writable mappings */
 	if (err)
 		goto fail;
-	err = -EPROTO;
-	if (t->ctl->obj_size < sizeof(*shm))
+	err = smem__topic_validate(t);
+	if (err)
 		goto fail;
-	shm = t->ctl->obj;
-	t->g = (struct smem__topic_geo){
-		.sample_size = shm->sample_size, .depth = shm->depth, .history = shm->history,
-		.max_subs = shm->max_subs, .views = shm->views, .loans = shm->loans,
-		.policy = shm->policy, .flags = shm->flags,
-	};
-	if (smem__topic_geometry(&t->g) || t->g.ctl_size != t->ctl->obj_size ||
-	    t->g.pool != shm->pool || t->g.stride != shm->stride ||
-	    t->g.pool_size > t->samples->obj_size)
-		goto fail;
-	topic_bind(t);
 	return 0;
 fail:
 	topic_unbind(t);
 	return err;
 }
 
-static int pub_attach(struct smem_topic_pub *p)
+int smem__topic_pub_attach(struct smem_topic_pub *p)
 {
 	int err = smem__lock_attach(&p->lock, p->t.ctl, smem__topic_lock(&p->t));
 
@@ -198,7 +210,7 @@ int smem_topic_create(const char *name, const struct smem_topic_config *cfg,
 	if (err)
 		goto fail;
 	topic_bind(&p->t);
-	err = pub_attach(p);
+	err = smem__topic_pub_attach(p);
 	if (err)
 		goto fail;
 	*ret = p;
@@ -227,7 +239,7 @@ int smem_topic_open_publisher(const char *name, const struct smem_opts *opts,
 	err = -EACCES;
 	if (!(p->t.g.flags & SMEM_TOPIC_MULTI_PUBLISHER))
 		goto fail;
-	err = pub_attach(p);
+	err = smem__topic_pub_attach(p);
 	if (err)
 		goto fail;
 	*ret = p;

@@ -245,8 +245,27 @@ def rpc_seeds():
     write("rpc", "roundtrip_small_packets", bytes([0, 15, 1]) + msgs((0, 16, 1), (129, 7, 2)))
 
 
+# ---- topic --------------------------------------------------------------------------------
+def topic_seeds():
+    LOAN, PUB, DISCARD, RA, RB, XA, XB = 1, 2, 3, 4, 5, 6, 7
+    cycle = lambda n: bytes([LOAN, PUB, n, RA, XA, RB, XB])
+    # BLOCK, depth 4: fill until a loan fails, then let both subscribers catch up
+    write("topic", "block_fill", bytes([2, 0]) + bytes([LOAN, PUB, 17] * 6) +
+          bytes([RA, XA] * 5 + [RB, XB] * 5) + cycle(64) * 3)
+    # OVERWRITE, depth 2, two views: B lags and loses, A holds two views while it laps
+    write("topic", "overwrite_lag", bytes([0, 3]) + bytes([LOAN, PUB, 8, RA, RA]) +
+          bytes([LOAN, PUB, 9] * 9) + bytes([XA, XA, RA, RB, XB, RB, XB]))
+    write("topic", "loans_discards", bytes([5, 1]) + bytes([LOAN, LOAN, LOAN, DISCARD, PUB, 0,
+          DISCARD, RA, XA, RB, XB]))
+    # hostile: poke the tail and an entry between cycles
+    write("topic", "poke_tail", bytes([2, 1]) + cycle(5) + bytes([0, 64, 0, 8]) +
+          bytes([255] * 8) + cycle(5))
+    write("topic", "geometry_poke", bytes([2, 4, 16, 4, 0, 0, 0, 64]) + cycle(3))
+
+
 if __name__ == "__main__":
     broker_seeds()
     region_seeds()
     ring_seeds()
     rpc_seeds()
+    topic_seeds()
