@@ -13,23 +13,28 @@
  * BUFFER STATES (64-bit word): 0 free; LOAN|owner, loaned to the publisher with that owner
  * id; PUB|p, published at position p.
  *
- * PUBLISH (under the publish lock): state = PUB|t (release), entry[t % depth] = b (release),
- * tail = t + 1 (seq_cst; subscribers' acquire load of tail pairs with it and so sees the
- * entry, the state and the length written before). The store of tail is the commit: a
- * publisher killed before it leaves a buffer in PUB|t that no entry reached through tail
- * will ever name, reclaimed like any other once t is a lap behind; the robust lock tells the
- * next publisher (-EOWNERDEAD), which just goes on.
+ * PUBLISH (under the publish lock): state = PUB|t (release), entry[t % depth] = b (release:
+ * the commit), tail = t + 1 (seq_cst). A publisher killed before the entry store leaves a
+ * buffer in PUB|t that no entry names, reclaimed like any other once t is a lap behind; one
+ * killed between the entry and tail leaves position t committed, and the next publisher
+ * finds entry[t % depth] naming a buffer in PUB|t and stores tail = t + 1 for it (helping)
+ * instead of overwriting. The robust lock tells the next publisher (-EOWNERDEAD), which just
+ * goes on.
  *
- * RECEIVE at cursor c < tail: if tail - c > depth the samples in between were overwritten
- * (OVERWRITE only): skip to tail - depth and count each skipped one as lost. Then b =
- * entry[c % depth]; announce held[k] = b + 1 (seq_cst), then load b's state (seq_cst): if it
- * is still PUB|c the view is ours until released, else the sample was overwritten between
- * (lost, next position). A LOAN (RECLAIM) by a publisher is: CAS PUB|p -> LOAN|me (seq_cst),
- * then load every live slot's held words (seq_cst); if one names b, CAS back. The two
- * seq_cst store/load pairs are a Dekker handshake: either the subscriber sees the LOAN and
- * lets go, or the publisher sees the hold and lets go, never neither. A publisher only
- * reclaims PUB|p when p + depth <= tail (its entry is being or was overwritten).
- *
+ * RECEIVE at cursor c. Fast path, no read of tail: b = entry[c % depth] (acquire, pairs with
+ * the commit) and b's state is PUB|c: c is committed, hold it. Else read tail: c >= tail is
+ * "nothing yet" (c may be tail + 1 while a publisher is between its commit and tail); if
+ * tail - c > depth the samples in between were overwritten (OVERWRITE only): skip to
+ * tail - depth, counting each skipped one as lost; then hold entry[c % depth]'s buffer, or
+ * count c lost if it no longer holds c. A hold: held[k] = b + 1 (seq_cst), then load b's
+ * state (seq_cst); still PUB|c: the view is ours until released. A RECLAIM by a publisher:
+ * CAS PUB|p -> LOAN|me (seq_cst), then load every live slot's held words (seq_cst); if one
+ * names b, put it back. The two seq_cst store/load pairs are a Dekker handshake: either the
+ * subscriber sees the LOAN and lets go, or the publisher sees the hold and lets go, never
+ * neither. A publisher only reclaims PUB|p when p + depth <= tail (its entry is being or was
+ * overwritten). A release stores held[k] = 0 (release: the reads of the view come first) and
+ * wakes nobody: the pool has room for every subscriber's views, so no loan waits for one.
+
  * POLICIES. OVERWRITE: a loan never waits for subscribers. BLOCK: a loan (and a publish)
  * waits until tail - cursor < depth for every live subscriber, so a reclaimed p was passed
  * by all of them; the minimum is cached (room_until) and rescanned only when reached, and
@@ -258,7 +263,7 @@ static int room_for(struct smem_topic_pub *p, uint64_t tail)
 			continue;
 		/* Acquire: pairs with the subscriber's release of its cursor (after its holds). */
 		c = atomic_load_explicit(&sl->cursor, memory_order_acquire);
-		if (c > tail)
+		if (c > tail + 1)	/* a subscriber may be one ahead: see RECEIVE */
 			return corrupt(t);
 		if (c < lo) {
 			lo = c;
@@ -391,6 +396,25 @@ static int loaned(struct smem_topic_pub *p, const struct smem_topic_sample *s)
 	return (int)b;
 }
 
+/*
+ * Under the lock: a publisher killed between its commit (the entry) and its store of tail
+ * left position *tail committed; finish its publish (tail + 1) rather than overwrite it.
+ */
+static int help_tail(struct smem__topic *t, uint64_t *tail)
+{
+	uint32_t b = atomic_load_explicit(&t->entry[*tail % t->g.depth], memory_order_acquire);
+
+	if (b < t->g.pool &&
+	    atomic_load_explicit(&t->buf[b].state, memory_order_acquire) ==
+	    (SMEM_TOPIC_PUB | *tail)) {
+		*tail += 1;
+		if (*tail > SMEM_TOPIC_POS_MASK)
+			return corrupt(t);
+		atomic_store_explicit(&t->shm->tail, *tail, memory_order_seq_cst);
+	}
+	return 0;
+}
+
 struct room_ctx {
 	struct smem_topic_pub *p;
 };
@@ -432,6 +456,8 @@ int smem_topic_publish(struct smem_topic_pub *p, struct smem_topic_sample *s, si
 			return ret;	/* a dead holder's section left nothing half-done */
 		ret = load_tail(t, &tail);
 		if (ret == 0)
+			ret = help_tail(t, &tail);
+		if (ret == 0)
 			ret = room_for(p, tail);
 		if (ret == 1)
 			break;
@@ -444,8 +470,9 @@ int smem_topic_publish(struct smem_topic_pub *p, struct smem_topic_sample *s, si
 	}
 	/* Release: the length and the sample's bytes before the state. */
 	atomic_store_explicit(&t->buf[b].state, SMEM_TOPIC_PUB | tail, memory_order_release);
+	/* The commit. Release: pairs with subscribers' acquire load of the entry. */
 	atomic_store_explicit(&t->entry[tail % t->g.depth], (uint32_t)b, memory_order_release);
-	/* The commit. seq_cst: pairs with subscribers' announce before we load data_waiters. */
+	/* seq_cst: pairs with subscribers' announce before we load data_waiters. */
 	atomic_store_explicit(&t->shm->tail, tail + 1, memory_order_seq_cst);
 	smem__lock_unlock(&p->lock);
 	s->data = NULL;
@@ -506,56 +533,78 @@ static void skip(struct smem_topic_sub *s, uint64_t n)
 	atomic_store_explicit(&s->me->cursor, s->cursor, memory_order_release);
 }
 
+/*
+ * Hold buffer @b for position @c: announce, then check that it still holds c (the handshake
+ * with reclaims, RECEIVE). Its length on success, else -EAGAIN (the hold withdrawn).
+ */
+static int64_t hold(struct smem_topic_sub *s, unsigned k, uint32_t b, uint64_t c)
+{
+	struct smem__topic *t = &s->t;
+
+	atomic_store_explicit(&s->me->held[k], b + 1, memory_order_seq_cst);
+	if (atomic_load_explicit(&t->buf[b].state, memory_order_seq_cst) == (SMEM_TOPIC_PUB | c))
+		return (int64_t)atomic_load_explicit(&t->buf[b].len, memory_order_relaxed);
+	atomic_store_explicit(&s->me->held[k], 0, memory_order_release);
+	return -EAGAIN;
+}
+
 static int try_recv(void *arg)
 {
 	struct recv_ctx *rc = arg;
 	struct smem_topic_sub *s = rc->s;
 	struct smem__topic *t = &s->t;
 	struct smem_topic_slot *me = s->me;
-	uint64_t tail, st, len, c;
+	uint64_t tail, c = s->cursor;
+	int64_t len = -EAGAIN;
 	uint32_t b;
 	int ret;
 
-	for (;;) {
+	/*
+	 * Fast path, no shared cursor read: the entry (acquire: pairs with the commit's release)
+	 * names a buffer whose state says position c, so c is committed.
+	 */
+	b = atomic_load_explicit(&t->entry[c % t->g.depth], memory_order_acquire);
+	if (b < t->g.pool &&
+	    atomic_load_explicit(&t->buf[b].state, memory_order_relaxed) == (SMEM_TOPIC_PUB | c))
+		len = hold(s, rc->k, b, c);
+	while (len < 0) {
 		ret = load_tail(t, &tail);
 		if (ret)
 			return ret;
 		c = s->cursor;
+		/* One ahead of tail: we took the commit of a publisher still storing tail. */
 		if (c >= tail)
-			return c == tail ? -EAGAIN : corrupt(t);
+			return c <= tail + 1 ? -EAGAIN : corrupt(t);
 		if (tail - c > t->g.depth) {
 			skip(s, tail - t->g.depth - c);
 			continue;
 		}
-		b = atomic_load_explicit(&t->entry[c % t->g.depth], memory_order_relaxed);
+		b = atomic_load_explicit(&t->entry[c % t->g.depth], memory_order_acquire);
 		if (b >= t->g.pool) {
 			skip(s, 1);
 			return corrupt(t);
 		}
-		/* The handshake with reclaiming publishers (block comment, RECEIVE). */
-		atomic_store_explicit(&me->held[rc->k], b + 1, memory_order_seq_cst);
-		st = atomic_load_explicit(&t->buf[b].state, memory_order_seq_cst);
-		if (st != (SMEM_TOPIC_PUB | c)) {
-			atomic_store_explicit(&me->held[rc->k], 0, memory_order_release);
-			skip(s, 1);
-			continue;
-		}
-		len = atomic_load_explicit(&t->buf[b].len, memory_order_relaxed);
-		if (len > t->g.sample_size) {
-			atomic_store_explicit(&me->held[rc->k], 0, memory_order_release);
-			skip(s, 1);
-			return corrupt(t);
-		}
-		break;
+		len = hold(s, rc->k, b, c);
+		if (len < 0)
+			skip(s, 1);	/* overwritten since tail passed c: lost */
+	}
+	if ((uint64_t)len > t->g.sample_size) {
+		atomic_store_explicit(&me->held[rc->k], 0, memory_order_release);
+		skip(s, 1);
+		return corrupt(t);
 	}
 	s->held[rc->k] = b + 1;
 	s->received++;
 	s->cursor = c + 1;
 	atomic_store_explicit(&me->received, s->received, memory_order_relaxed);
-	/* seq_cst: a release for publishers' room scans, and before the room_waiters load. */
-	atomic_store_explicit(&me->cursor, s->cursor, memory_order_seq_cst);
-	if (t->g.policy == SMEM_TOPIC_BLOCK)
+	if (t->g.policy == SMEM_TOPIC_BLOCK) {
+		/* seq_cst: a release for publishers' room scans, and before room_waiters. */
+		atomic_store_explicit(&me->cursor, s->cursor, memory_order_seq_cst);
 		wake_if(&t->shm->room_waiters, &t->shm->room_seq);
+	} else {
+		/* Release: for lag and statistics readers; nobody waits for it. */
+		atomic_store_explicit(&me->cursor, s->cursor, memory_order_release);
+	}
 	rc->out->data = NULL;
 	rc->out->view = t->base + (size_t)b * t->g.stride;
 	rc->out->len = (size_t)len;
@@ -592,10 +641,12 @@ int smem_topic_release(struct smem_topic_sub *s, struct smem_topic_sample *v)
 	    v->view != t->base + (size_t)(s->held[k] - 1) * t->g.stride)
 		return -EINVAL;
 	s->held[k] = 0;
-	/* seq_cst: our reads of the sample come first (release), and before room_waiters. */
-	atomic_store_explicit(&s->me->held[k], 0, memory_order_seq_cst);
+	/*
+	 * Release: our reads of the sample come before its reuse. No wake: a loan never waits
+	 * for a view (the pool has room for every subscriber's views, see PARTS).
+	 */
+	atomic_store_explicit(&s->me->held[k], 0, memory_order_release);
 	v->view = NULL;
-	wake_if(&t->shm->room_waiters, &t->shm->room_seq);
 	return 0;
 }
 

@@ -22,7 +22,11 @@
 #define SMEM_TOPIC_LOAN		(1ull << 62)
 #define SMEM_TOPIC_POS_MASK	(SMEM_TOPIC_LOAN - 1)
 
-/* The control area's first 128 bytes: geometry (creator-written), then the hot words. */
+/*
+ * The control area's first 256 bytes: geometry (creator-written), then the hot words, each
+ * group on a line of its own: tail changes with every publish, while the waiter counts that
+ * both sides read after every step change only when somebody sleeps.
+ */
 struct smem_topic_shm {
 	uint64_t sample_size;		/*   0 */
 	uint64_t stride;		/*   8: bytes between samples in the pool, 64-aligned */
@@ -36,32 +40,38 @@ struct smem_topic_shm {
 	uint32_t flags;			/*  44 */
 	uint8_t reserved0[16];		/*  48: zero */
 	_Atomic uint64_t tail;		/*  64: next position to publish */
-	_Atomic uint32_t data_seq;	/*  72: futex word: bumped when subscribers sleep */
-	_Atomic uint32_t data_waiters;	/*  76 */
-	_Atomic uint32_t room_seq;	/*  80: futex word: bumped when publishers sleep */
-	_Atomic uint32_t room_waiters;	/*  84 */
-	_Atomic uint64_t corruptions;	/*  88: invalid values found (statistics) */
-	_Atomic uint64_t recovered;	/*  96: loans of dead publishers freed */
-	_Atomic uint64_t evicted;	/* 104: dead subscribers removed */
-	uint8_t reserved1[16];		/* 112: zero */
+	uint8_t reserved1[56];		/*  72: zero */
+	_Atomic uint32_t data_seq;	/* 128: futex word: bumped when subscribers sleep */
+	_Atomic uint32_t data_waiters;	/* 132 */
+	_Atomic uint32_t room_seq;	/* 136: futex word: bumped when publishers sleep */
+	_Atomic uint32_t room_waiters;	/* 140 */
+	uint8_t reserved2[48];		/* 144: zero */
+	_Atomic uint64_t corruptions;	/* 192: invalid values found (statistics) */
+	_Atomic uint64_t recovered;	/* 200: loans of dead publishers freed */
+	_Atomic uint64_t evicted;	/* 208: dead subscribers removed */
+	uint8_t reserved3[40];		/* 216: zero */
 };
 
 _Static_assert(offsetof(struct smem_topic_shm, stride) == 8, "layout");
 _Static_assert(offsetof(struct smem_topic_shm, depth) == 16, "layout");
 _Static_assert(offsetof(struct smem_topic_shm, flags) == 44, "layout");
 _Static_assert(offsetof(struct smem_topic_shm, tail) == 64, "layout");
-_Static_assert(offsetof(struct smem_topic_shm, data_seq) == 72, "layout");
-_Static_assert(offsetof(struct smem_topic_shm, room_seq) == 80, "layout");
-_Static_assert(offsetof(struct smem_topic_shm, corruptions) == 88, "layout");
-_Static_assert(offsetof(struct smem_topic_shm, evicted) == 104, "layout");
-_Static_assert(sizeof(struct smem_topic_shm) == 128, "layout");
+_Static_assert(offsetof(struct smem_topic_shm, data_seq) == 128, "layout");
+_Static_assert(offsetof(struct smem_topic_shm, room_seq) == 136, "layout");
+_Static_assert(offsetof(struct smem_topic_shm, corruptions) == 192, "layout");
+_Static_assert(offsetof(struct smem_topic_shm, evicted) == 208, "layout");
+_Static_assert(sizeof(struct smem_topic_shm) == 256, "layout");
 
-/* A sample buffer's record. */
+/*
+ * A sample buffer's record, a line of its own: a publisher's loan of one buffer does not
+ * steal the line a subscriber is checking the next one on.
+ */
 struct smem_topic_buf {
 	_Atomic uint64_t state;		/*  0 */
 	_Atomic uint64_t len;		/*  8: published length, written before PUB */
+	uint8_t reserved[48];		/* 16: zero */
 };
-_Static_assert(sizeof(struct smem_topic_buf) == 16, "layout");
+_Static_assert(sizeof(struct smem_topic_buf) == 64, "layout");
 
 /* A subscriber's slot, one cache line, written by that subscriber (and by evicters). */
 struct smem_topic_slot {

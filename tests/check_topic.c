@@ -679,10 +679,10 @@ START_TEST(topic_layout_sizes_are_fixed)
 	ck_assert_int_eq(smem__topic_geometry(&g), 0);
 	ck_assert_uint_eq(g.stride, 128);
 	ck_assert_uint_eq(g.pool, 8 + 2 + 4 + 1);
-	ck_assert_uint_eq(g.lock_off, 128);
-	ck_assert_uint_eq(g.entry_off, 128 + sizeof(struct smem_lock_shm));
+	ck_assert_uint_eq(g.lock_off, 256);
+	ck_assert_uint_eq(g.entry_off, 256 + sizeof(struct smem_lock_shm));
 	ck_assert_uint_eq(g.buf_off, g.entry_off + 64);
-	ck_assert_uint_eq(g.slot_off, g.buf_off + 16 * 15);
+	ck_assert_uint_eq(g.slot_off, g.buf_off + 64 * 15);
 	ck_assert_uint_eq(g.ctl_size, g.slot_off + 64 * 2);
 }
 END_TEST
