@@ -9,6 +9,7 @@
  *   ringbench rpc      [--size B] [--inflight K] [--channels C]               RPC calls
  *                      [--node-size B] [--nodes N] [--service dispatch|thread]
  *   ringbench rpc --inproc [--size B] [--node-size B] [--nodes N]            one thread
+ *   ringbench pubsub   [--size B] [--nodes DEPTH] [--readers R] [--no-work]   topic fan-out
  *   common: [--seconds S | --count N] [--warmup S] [--reps N] [--threads] [--cpus A,B,...]
  *           [--wait spin|block|auto] [--syscalls auto|perf|counted] [--compare]
  *           [--transport T[,T...]] [--no-baselines] [--peers DIR] [--json] [--cdf FILE]
@@ -21,6 +22,11 @@
  *   --no-work leaves out the stamping and the summing (the copies stay): what is left is the
  *   transport's own cost per message. The naive ring holds nodes x size bytes, as smem's ring
  *   does, or --naive-cap BYTES (the JSON row says "capacity").
+ * pubsub: one publisher and R subscribers on a topic (ringbench_topic.c): zero-copy loans of
+ *   B bytes, every sample to every subscriber (BLOCK policy, depth --nodes); with work the
+ *   publisher writes every cache line of a sample and each subscriber reads all its bytes,
+ *   with --no-work an 8-byte stamp each way. msgs_per_s counts the samples one subscriber
+ *   received. Baseline in the same run (1 reader): the ring's stream at the same size.
  * pingpong: the pinger sends B bytes, the ponger reads them all and answers B bytes; rtt is
  *   one round trip (two one-way hand-overs); msgs_per_s counts round trips.
  * rpc: calls of B bytes answered with 8 bytes (ringbench_rpc.c); rtt is a call's round trip,
@@ -65,26 +71,29 @@
 struct transport {
 	const char *name;
 	rb_bench_fn stream, pingpong, rpc;	/* NULL: not this bench */
+	rb_bench_fn pubsub;
 	const char *peer;			/* a peer program instead */
 	bool baseline;				/* run by --compare */
 };
 
 /* rpc-mode baselines are request/response ping-pongs (reply 8 bytes) */
 static const struct transport transports[] = {
-	{ "smem", rb_smem_stream, rb_smem_pingpong, rb_smem_rpc, NULL, false },
-	{ "naive", rb_naive_stream, rb_naive_pingpong, rb_naive_pingpong, NULL, true },
-	{ "futex", NULL, rb_futex_pingpong, rb_futex_pingpong, NULL, true },
-	{ "eventfd", NULL, rb_eventfd_pingpong, rb_eventfd_pingpong, NULL, true },
-	{ "pipe", rb_pipe_stream, rb_pipe_pingpong, rb_pipe_pingpong, NULL, true },
-	{ "unix", rb_unix_stream, rb_unix_pingpong, rb_unix_pingpong, NULL, true },
+	/* pubsub's baseline (before the topic, the reference for ratios): the ring's stream */
+	{ "smem", rb_smem_stream, rb_smem_pingpong, rb_smem_rpc, rb_smem_stream, NULL, false },
+	{ "topic", NULL, NULL, NULL, rb_topic_pubsub, NULL, false },
+	{ "naive", rb_naive_stream, rb_naive_pingpong, rb_naive_pingpong, NULL, NULL, true },
+	{ "futex", NULL, rb_futex_pingpong, rb_futex_pingpong, NULL, NULL, true },
+	{ "eventfd", NULL, rb_eventfd_pingpong, rb_eventfd_pingpong, NULL, NULL, true },
+	{ "pipe", rb_pipe_stream, rb_pipe_pingpong, rb_pipe_pingpong, NULL, NULL, true },
+	{ "unix", rb_unix_stream, rb_unix_pingpong, rb_unix_pingpong, NULL, NULL, true },
 	{ "seqpacket", rb_seqpacket_stream, rb_seqpacket_pingpong, rb_seqpacket_pingpong, NULL,
-	  true },
-	{ "boost_mq", NULL, NULL, NULL, "boost_mq", true },
-	{ "zmq_ipc", NULL, NULL, NULL, "zmq_ipc", true },
+	  NULL, true },
+	{ "boost_mq", NULL, NULL, NULL, NULL, "boost_mq", true },
+	{ "zmq_ipc", NULL, NULL, NULL, NULL, "zmq_ipc", true },
 };
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
 
-static const char *const bench_names[] = { "stream", "pingpong", "rpc" };
+static const char *const bench_names[] = { "stream", "pingpong", "rpc", "pubsub" };
 static bool header_done;
 
 static void json_num(const char *key, double v, int decimals)
@@ -105,7 +114,8 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 	printf("{\"bench\":\"%s\",\"transport\":\"%s\",\"size\":%zu,\"nodes\":%u,"
 	       "\"writers\":%d,\"readers\":%d", bench_names[c->bench], name, c->size,
 	       r->nodes ? r->nodes : c->nodes,
-	       c->bench == RB_STREAM ? c->writers : 1, c->bench == RB_STREAM ? c->readers : 1);
+	       c->bench == RB_STREAM || c->bench == RB_PUBSUB ? c->writers : 1,
+	       c->bench == RB_STREAM || c->bench == RB_PUBSUB ? c->readers : 1);
 	json_num("msgs_per_s", r->msgs_per_s, 0);
 	json_num("msgs_per_s_min", mn, 0);
 	json_num("msgs_per_s_max", mx, 0);
@@ -126,7 +136,7 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 	for (i = 0; i < c->ncpus; i++)
 		printf("%s%d", i ? "," : "", c->cpus[i]);
 	putchar('"');
-	if (c->bench == RB_STREAM) {
+	if (c->bench == RB_STREAM || c->bench == RB_PUBSUB) {
 		printf(",\"work\":%d", c->no_work ? 0 : 1);	/* payload stamped and summed */
 		if (!strcmp(name, "naive"))
 			printf(",\"capacity\":%zu", c->naive_cap ? c->naive_cap : c->nodes * c->size);
@@ -206,7 +216,8 @@ static void report_table(const struct rb_cfg *c, const char *name, const struct 
 			 r->rtt_p50 / ref->rtt_p50);
 	printf("%-8s %-9s %8zu %5u %1d/%-1d %5s %10s %8s..%-8s %8.3f %9s %9s %9s %9s %8s  %s\n",
 	       bench_names[c->bench], name, c->size, r->nodes ? r->nodes : c->nodes,
-	       c->bench == RB_STREAM ? c->writers : 1, c->bench == RB_STREAM ? c->readers : 1,
+	       c->bench == RB_STREAM || c->bench == RB_PUBSUB ? c->writers : 1,
+	       c->bench == RB_STREAM || c->bench == RB_PUBSUB ? c->readers : 1,
 	       r->wait ? r->wait : "", rate, lo, hi, r->gb_per_s, p50, p99, p999, sys, cpu, ratio);
 	if (r->missed_wakeups)
 		printf("%-8s %-9s   %llu missed wake-ups (sleeps that ran to the safety cap)\n",
@@ -224,7 +235,7 @@ static int cmp_rate(const void *a, const void *b)
 static void measure_once(const struct rb_cfg *c, const struct transport *t, int rep,
 			 struct rb_result *out)
 {
-	rb_bench_fn fn = c->bench == RB_STREAM ? t->stream :
+	rb_bench_fn fn = c->bench == RB_STREAM ? t->stream : c->bench == RB_PUBSUB ? t->pubsub :
 			 c->bench == RB_PINGPONG ? t->pingpong : t->rpc;
 
 	snprintf(rb_label, sizeof(rb_label), "%s %s size %zu, rep %d/%d", bench_names[c->bench],
@@ -235,6 +246,8 @@ static void measure_once(const struct rb_cfg *c, const struct transport *t, int 
 	if (!t->peer && c->bench == RB_STREAM && strcmp(t->name, "smem") &&
 	    (c->writers != 1 || c->readers != 1))
 		out->skip = "1 writer and 1 reader only";
+	else if (c->bench == RB_PUBSUB && strcmp(t->name, "topic") && c->readers != 1)
+		out->skip = "the ring baseline runs with 1 reader only";
 	else if (t->peer)
 		rb_peer(c, t->peer, out);
 	else
@@ -252,7 +265,7 @@ static struct rb_result median(struct rb_result *runs, int n, double *mn, double
 
 static void usage(FILE *f)
 {
-	fputs("usage: ringbench stream|pingpong|rpc [options]\n"
+	fputs("usage: ringbench stream|pingpong|rpc|pubsub [options]\n"
 	      "       ringbench --help | --version\n"
 	      "  --size BYTES        message (rpc: request) size, K/M suffixes (1024)\n"
 	      "  --nodes N           ring nodes (20); baselines get the same capacity\n"
@@ -264,7 +277,8 @@ static void usage(FILE *f)
 	      "  --service dispatch|thread  rpc: serve loops, or the library's service threads\n"
 	      "  --inproc            rpc: both ends in one thread, one call at a time\n"
 	      "  --naive-cap BYTES   stream: the naive ring's capacity (nodes x size: smem's)\n"
-	      "  --no-work           stream: no payload work (stamp, sum), the copies only\n"
+	      "  --no-work           stream: no payload work (stamp, sum), the copies only;\n"
+	      "                      pubsub: an 8-byte stamp written and read per sample\n"
 	      "  --seconds S | --count N   window: time (2) or messages/round trips/calls\n"
 	      "  --warmup S          seconds before the window opens (0.2)\n"
 	      "  --reps N            repetitions; report median, min, max (1)\n"
@@ -399,6 +413,8 @@ int main(int argc, char **argv)
 		c.bench = RB_PINGPONG;
 	else if (!strcmp(argv[1], "rpc"))
 		c.bench = RB_RPC;
+	else if (!strcmp(argv[1], "pubsub"))
+		c.bench = RB_PUBSUB;
 	else if (strcmp(argv[1], "stream")) {
 		usage(stderr);
 		return 2;
@@ -464,7 +480,9 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		goto bad;
-	if (c.bench != RB_STREAM)
+	if (c.bench == RB_PUBSUB)
+		c.writers = 1;	/* one publisher; --readers subscribers */
+	else if (c.bench != RB_STREAM)
 		c.writers = c.readers = 1;
 	/* rpc: --nodes sizes smem's rings too, 0 leaving them to the library (baselines: 20) */
 	if (nodes != -1) {
@@ -476,7 +494,7 @@ int main(int argc, char **argv)
 			c.nodes = (uint32_t)nodes;	/* checked below: >= 2 */
 	}
 	/* stream options: only in stream; the naive ring holds at least one message */
-	if ((c.bench != RB_STREAM && (c.naive_cap || c.no_work)) ||
+	if ((c.bench != RB_STREAM && (c.naive_cap || (c.no_work && c.bench != RB_PUBSUB))) ||
 	    (c.naive_cap && (c.naive_cap < c.size || c.naive_cap > (1ul << 34))))
 		goto bad;
 	/* rpc options: only in rpc; --inproc is one call at a time with nobody waiting */
@@ -500,7 +518,8 @@ int main(int argc, char **argv)
 		c.no_baselines = true;	/* in one thread, there is nothing to compare */
 	snprintf(c.name, sizeof(c.name), "ringbench-%d", (int)getpid());
 	rb_ctl = rb_shared_map(sizeof(struct rb_ctl) +
-			       (c.bench == RB_STREAM ? 0 : RB_MAX_SAMPLES * sizeof(uint64_t)));
+			       (c.bench == RB_STREAM || c.bench == RB_PUBSUB ? 0 :
+				RB_MAX_SAMPLES * sizeof(uint64_t)));
 	signal(SIGPIPE, SIG_IGN);
 
 	/*
@@ -510,6 +529,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < NTRANSPORTS; i++) {
 		const struct transport *t = &transports[i];
 		rb_bench_fn fn = c.bench == RB_STREAM ? t->stream :
+				 c.bench == RB_PUBSUB ? t->pubsub :
 				 c.bench == RB_PINGPONG ? t->pingpong : t->rpc;
 
 		sel[i] = (fn || t->peer) && selected(&c, t->name, t->baseline);

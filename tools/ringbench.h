@@ -28,7 +28,7 @@
 #define RB_MAX_WORKERS 64
 #define RB_MAX_SAMPLES (1u << 22)	/* round-trip samples kept per repetition */
 
-enum rb_bench { RB_STREAM, RB_PINGPONG, RB_RPC };
+enum rb_bench { RB_STREAM, RB_PINGPONG, RB_RPC, RB_PUBSUB };
 enum rb_wait { RB_WAIT_AUTO, RB_WAIT_SPIN, RB_WAIT_BLOCK };
 enum rb_syscalls { RB_SYS_AUTO, RB_SYS_PERF, RB_SYS_COUNTED };
 
@@ -154,6 +154,7 @@ typedef int (*rb_bench_fn)(const struct rb_cfg *c, struct rb_result *res);
 int rb_smem_stream(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_smem.c */
 int rb_smem_pingpong(const struct rb_cfg *c, struct rb_result *res);
 int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res);		/* ringbench_rpc.c */
+int rb_topic_pubsub(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_topic.c */
 int rb_naive_stream(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_base.c */
 int rb_naive_pingpong(const struct rb_cfg *c, struct rb_result *res);
 int rb_pipe_stream(const struct rb_cfg *c, struct rb_result *res);
