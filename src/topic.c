@@ -600,7 +600,15 @@ static int try_recv(void *arg)
 	if (t->g.policy == SMEM_TOPIC_BLOCK) {
 		/* seq_cst: a release for publishers' room scans, and before room_waiters. */
 		atomic_store_explicit(&me->cursor, s->cursor, memory_order_seq_cst);
-		wake_if(&t->shm->room_waiters, &t->shm->room_seq);
+		/*
+		 * Wake a waiting publisher once we are at most half the depth behind, not at
+		 * each receive: it then publishes a batch per wakeup instead of one sample per
+		 * context switch. Our lag only shrinks until it publishes, so the wake comes.
+		 */
+		if (atomic_load_explicit(&t->shm->room_waiters, memory_order_seq_cst) &&
+		    atomic_load_explicit(&t->shm->tail, memory_order_relaxed) <=
+		    s->cursor + t->g.depth / 2)
+			wake_if(&t->shm->room_waiters, &t->shm->room_seq);
 	} else {
 		/* Release: for lag and statistics readers; nobody waits for it. */
 		atomic_store_explicit(&me->cursor, s->cursor, memory_order_release);
