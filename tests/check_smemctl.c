@@ -19,6 +19,7 @@
 #include "lock.h"
 #include "ring_int.h"
 #include "rpc_int.h"
+#include "topic_int.h"
 #include "util/testutil.h"
 
 /*
@@ -458,6 +459,66 @@ START_TEST(smemctl_stat_shows_rpc_ends_and_their_liveness)
 }
 END_TEST
 
+START_TEST(smemctl_stat_shows_topic_subscribers_lag_and_losses)
+{
+	struct smem_topic_config cfg = { .sample_size = 128, .depth = 4,
+					 .policy = SMEM_TOPIC_OVERWRITE, .max_subscribers = 3 };
+	struct smem_topic_pub *p;
+	struct smem_topic_sub *a, *b;
+	struct smem_topic_sample v;
+	struct json_object *d, *subs;
+	int64_t lost[2], lag[2];
+	T_NAME(name, "topic");
+
+	ck_assert_int_eq(smem_topic_create(name, &cfg, NULL, &p), 0);
+	ck_assert_int_eq(smem_topic_subscribe(name, 0, NULL, &a), 0);
+	ck_assert_int_eq(smem_topic_subscribe(name, 0, NULL, &b), 0);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(smem_topic_loan(p, &v, 0), 0);
+		ck_assert_int_eq(smem_topic_publish(p, &v, 8, 0), 0);
+		if (i < 2) {	/* a keeps up for two samples, then stops */
+			ck_assert_int_eq(smem_topic_receive(a, &v, 0), 0);
+			ck_assert_int_eq(smem_topic_release(a, &v), 0);
+		}
+	}
+	ck_assert_int_eq(smem_topic_receive(b, &v, 0), 0);	/* skips 2, holds sample 2 */
+	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, "--json", NULL), 0);
+	d = one_doc(out);
+	ck_assert_str_eq(at_str(d, "broker", "kind"), "topic");
+	ck_assert(json_object_get_boolean(at(d, "topic", "valid", NULL)));
+	ck_assert_int_eq(at_int(d, "topic", "sample_size", NULL), 128);
+	ck_assert_int_eq(at_int(d, "topic", "depth", NULL), 4);
+	ck_assert_str_eq(at_str(d, "topic", "policy"), "overwrite");
+	ck_assert_int_eq(at_int(d, "topic", "published", NULL), 6);
+	subs = at(d, "topic", "subscribers", NULL);
+	ck_assert_uint_eq(json_object_array_length(subs), 2);
+	for (int i = 0; i < 2; i++) {
+		struct json_object *e = json_object_array_get_idx(subs, (size_t)i);
+
+		ck_assert(json_object_get_boolean(at(e, "alive", NULL)));
+		lost[i] = at_int(e, "lost", NULL, NULL);
+		lag[i] = at_int(e, "lag", NULL, NULL);
+	}
+	ck_assert_int_eq(lag[0], 4);	/* a: at 2 of 6 */
+	ck_assert_int_eq(lost[0], 0);
+	ck_assert_int_eq(lag[1], 3);	/* b: lost 0 and 1, got 2 */
+	ck_assert_int_eq(lost[1], 2);
+	ck_assert_int_eq(at_int(json_object_array_get_idx(subs, 1), "views", NULL, NULL), 1);
+	json_object_put(d);
+	/* Broken geometry: reported, not read. */
+	p->t.shm->depth = 3;
+	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, "--json", NULL), 0);
+	p->t.shm->depth = 4;
+	d = one_doc(out);
+	ck_assert(!json_object_get_boolean(at(d, "topic", "valid", NULL)));
+	json_object_put(d);
+	ck_assert_int_eq(smem_topic_release(b, &v), 0);
+	smem_topic_sub_close(a);
+	smem_topic_sub_close(b);
+	smem_topic_pub_close(p);
+}
+END_TEST
+
 START_TEST(smemctl_top_refreshes_the_given_number_of_times)
 {
 	struct smem_ring *w;
@@ -559,6 +620,7 @@ static Suite *smemctl_suite(void)
 	tcase_add_test(tc, smemctl_stat_shows_ring_geometry_fill_and_counters);
 	tcase_add_test(tc, smemctl_stat_shows_lock_state_and_holder_liveness);
 	tcase_add_test(tc, smemctl_stat_shows_rpc_ends_and_their_liveness);
+	tcase_add_test(tc, smemctl_stat_shows_topic_subscribers_lag_and_losses);
 	tcase_add_test(tc, smemctl_top_refreshes_the_given_number_of_times);
 	tcase_add_test(tc, smemctl_stat_reports_a_header_it_cannot_trust);
 	tcase_add_test(tc, every_tool_prints_its_version);

@@ -15,6 +15,7 @@
 #include "proto.h"
 #include "ring_int.h"
 #include "rpc_int.h"
+#include "topic_int.h"
 #include "smemctl.h"
 
 /* Nodes and reader slots scanned at most per object: a stat stays quick on huge rings. */
@@ -306,6 +307,79 @@ static struct json_object *end_json(const struct smem_region *r, const struct sm
 }
 
 /* One of the channel's rings, opened read-only by name as any ring would be. */
+/*
+ * A topic's control area, read-only: the geometry must reproduce the area's size (as an
+ * opener checks); then the position, and per live subscriber slot its lag and losses.
+ * Every value is a sample of memory others write; lags are clamped, never trusted.
+ */
+static struct json_object *topic_json(const struct smem_region *r)
+{
+	struct json_object *o = json_object_new_object(), *subs;
+	const struct smem_topic_shm *shm = r->obj;
+	struct live_cache lc = { .n = 0 };
+	struct smem__topic_geo g;
+	const struct smem_topic_slot *slot;
+	uint64_t tail;
+	uint32_t i, k;
+	bool valid;
+
+	valid = r->obj_size >= sizeof(*shm);
+	if (valid) {
+		g = (struct smem__topic_geo){
+			.sample_size = shm->sample_size, .depth = shm->depth,
+			.history = shm->history, .max_subs = shm->max_subs, .views = shm->views,
+			.loans = shm->loans, .policy = shm->policy, .flags = shm->flags,
+		};
+		valid = smem__topic_geometry(&g) == 0 && g.ctl_size == r->obj_size &&
+			g.pool == shm->pool && g.stride == shm->stride;
+	}
+	sc_add_bool(o, "valid", valid);
+	if (!valid) {
+		json_object_object_add(o, "error", sc_errno_json(-EPROTO));
+		return o;
+	}
+	sc_add_u64(o, "sample_size", g.sample_size);
+	sc_add_u64(o, "depth", g.depth);
+	sc_add_u64(o, "pool", g.pool);
+	sc_add_u64(o, "history", g.history);
+	json_object_object_add(o, "policy", json_object_new_string(
+		g.policy == SMEM_TOPIC_OVERWRITE ? "overwrite" : "block"));
+	sc_add_bool(o, "multi_publisher", g.flags & SMEM_TOPIC_MULTI_PUBLISHER);
+	tail = atomic_load_explicit(&shm->tail, memory_order_acquire);
+	sc_add_u64(o, "published", tail);
+	slot = (const struct smem_topic_slot *)((const char *)r->obj + g.slot_off);
+	subs = json_object_new_array();
+	for (i = 0; i < g.max_subs; i++) {
+		uint32_t owner = atomic_load_explicit(&slot[i].owner, memory_order_acquire);
+		uint64_t c = atomic_load_explicit(&slot[i].cursor, memory_order_relaxed);
+		struct json_object *so;
+		unsigned views = 0;
+
+		if (!owner)
+			continue;
+		for (k = 0; k < g.views; k++)
+			views += atomic_load_explicit(&slot[i].held[k], memory_order_relaxed) != 0;
+		so = json_object_new_object();
+		sc_add_u64(so, "slot", i);
+		sc_add_u64(so, "owner", owner);
+		sc_add_bool(so, "alive", cached_alive(r, &lc, owner));
+		sc_add_u64(so, "lag", c < tail ? tail - c : 0);
+		sc_add_u64(so, "lost", atomic_load_explicit(&slot[i].lost, memory_order_relaxed));
+		sc_add_u64(so, "received",
+			   atomic_load_explicit(&slot[i].received, memory_order_relaxed));
+		sc_add_u64(so, "views", views);
+		json_object_array_add(subs, so);
+	}
+	json_object_object_add(o, "subscribers", subs);
+	sc_add_u64(o, "loans_recovered", atomic_load_explicit(&shm->recovered,
+							      memory_order_relaxed));
+	sc_add_u64(o, "subscribers_evicted", atomic_load_explicit(&shm->evicted,
+								  memory_order_relaxed));
+	sc_add_u64(o, "corruptions", atomic_load_explicit(&shm->corruptions,
+							  memory_order_relaxed));
+	return o;
+}
+
 static struct json_object *rpc_ring_json(const char *broker, const char *name, uint32_t gen,
 					 const char *dir)
 {
@@ -389,6 +463,9 @@ struct json_object *sc_inspect(const char *broker, const struct smem__entry_info
 		break;
 	case SMEM_KIND_RPC:
 		json_object_object_add(doc, "rpc", rpc_json(broker, r));
+		break;
+	case SMEM_KIND_TOPIC:
+		json_object_object_add(doc, "topic", topic_json(r));
 		break;
 	default:
 		break;
