@@ -17,10 +17,10 @@
  * whatever its uid, can then map it writable or write(2) it, even through a reopen of
  * /proc/PID/fd; publishers are the creating handle (any of its process's threads). With
  * SMEM_TOPIC_MULTI_PUBLISHER the memfd is not sealed so that other processes can open
- * publishers (smem_topic_open_publisher); its inode mode is then the name's mode without
- * write bits for group and others, so the kernel refuses an O_RDWR reopen to every uid but
- * the owner's (and root's); a subscriber running as the owner's uid is then only held by its
- * read-only mapping. The control memfd ("<name>") stays writable by every participant: a
+ * publishers (smem_topic_open_publisher); the memfd's inode carries the name's mode (as every
+ * smem memfd's does), so the kernel refuses an O_RDWR reopen through /proc to every uid the
+ * mode does not let write; a subscriber whose uid may write the name is then held only by
+ * its read-only mapping. The control memfd ("<name>") stays writable by every participant: a
  * hostile subscriber can disturb delivery, never a sample's bytes.
  *
  * Crashes: a publisher or subscriber killed at any instruction frees its loans and views
