@@ -110,7 +110,7 @@ struct smem__topic {
 };
 
 struct smem_topic_pub {
-	struct smem__topic t;
+	struct smem__topic t;		/* first (topic_open.c's handle_open) */
 	struct smem__lock lock;		/* the publish lock (serialises positions) */
 	uint32_t hint;			/* where the next loan scan starts */
 	uint64_t room_until;		/* BLOCK: positions below this have room (cached) */
@@ -119,7 +119,7 @@ struct smem_topic_pub {
 };
 
 struct smem_topic_sub {
-	struct smem__topic t;
+	struct smem__topic t;		/* first (topic_open.c's handle_open) */
 	struct smem_topic_slot *me;
 	uint32_t idx;			/* our slot */
 	uint64_t cursor;		/* private copy of our cursor */

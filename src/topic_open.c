@@ -222,6 +222,27 @@ fail:
 	return err;
 }
 
+/*
+ * Allocate a handle of @size bytes whose first member is its struct smem__topic, and open
+ * @name into it. The handle, or NULL and *err.
+ */
+static void *handle_open(size_t size, const char *name, bool writer,
+			 const struct smem_opts *opts, int *err)
+{
+	struct smem__topic *t = calloc(1, size);
+
+	if (!t) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	*err = topic_open(name, writer, opts, t);
+	if (*err) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
 int smem_topic_open_publisher(const char *name, const struct smem_opts *opts,
 			      struct smem_topic_pub **ret)
 {
@@ -230,26 +251,20 @@ int smem_topic_open_publisher(const char *name, const struct smem_opts *opts,
 
 	if (!ret)
 		return -EINVAL;
-	p = calloc(1, sizeof(*p));
+	p = handle_open(sizeof(*p), name, true, opts, &err);
 	if (!p)
-		return -ENOMEM;
-	err = topic_open(name, true, opts, &p->t);
-	if (err)
-		goto fail_free;
+		return err;
 	err = -EACCES;
-	if (!(p->t.g.flags & SMEM_TOPIC_MULTI_PUBLISHER))
-		goto fail;
-	err = smem__topic_pub_attach(p);
-	if (err)
-		goto fail;
+	if (p->t.g.flags & SMEM_TOPIC_MULTI_PUBLISHER)
+		err = smem__topic_pub_attach(p);
+	if (err) {
+		smem__lock_detach(&p->lock);
+		topic_unbind(&p->t);
+		free(p);
+		return err;
+	}
 	*ret = p;
 	return 0;
-fail:
-	smem__lock_detach(&p->lock);
-	topic_unbind(&p->t);
-fail_free:
-	free(p);
-	return err;
 }
 
 void smem_topic_pub_close(struct smem_topic_pub *p)
@@ -281,25 +296,19 @@ int smem_topic_subscribe(const char *name, uint32_t history, const struct smem_o
 
 	if (!ret)
 		return -EINVAL;
-	s = calloc(1, sizeof(*s));
+	s = handle_open(sizeof(*s), name, false, opts, &err);
 	if (!s)
-		return -ENOMEM;
-	err = topic_open(name, false, opts, &s->t);
-	if (err)
-		goto fail_free;
+		return err;
 	err = smem__live_join(s->t.ctl);
-	if (err)
-		goto fail;
-	err = smem__topic_sub_join(s, history);
-	if (err)
-		goto fail;
+	if (!err)
+		err = smem__topic_sub_join(s, history);
+	if (err) {
+		topic_unbind(&s->t);
+		free(s);
+		return err;
+	}
 	*ret = s;
 	return 0;
-fail:
-	topic_unbind(&s->t);
-fail_free:
-	free(s);
-	return err;
 }
 
 void smem_topic_sub_close(struct smem_topic_sub *s)

@@ -87,11 +87,17 @@ static uint64_t drain(struct smem_topic_sub *s, uint64_t *last)
 	return n;
 }
 
-static void wait_ready(struct kid_arg *a)
+/* Fork a child running @fn(@a) and wait until it says it is ready. */
+static pid_t spawn(int (*fn)(void *), struct kid_arg *a)
 {
+	pid_t kid;
+
+	ck_assert_int_eq(pipe(a->sig), 0);
+	kid = t_fork(fn, a);
 	close(a->sig[1]);
 	ck_assert(tb_sig_wait(a->sig[0]));
 	close(a->sig[0]);
+	return kid;
 }
 
 /* ---- publishers killed at chosen points ------------------------------------------------- */
@@ -124,9 +130,7 @@ START_TEST(topic_publisher_killed_holding_loans_gives_them_back)
 	p = topic(name, sizeof(name), 4, SMEM_TOPIC_OVERWRITE, 1, 1, 2);
 	ck_assert_int_eq(smem_topic_subscribe(name, 0, NULL, &s), 0);
 	a.name = name;
-	ck_assert_int_eq(pipe(a.sig), 0);
-	kid = t_fork(loan_and_hang, &a);
-	wait_ready(&a);
+	kid = spawn(loan_and_hang, &a);
 	t_kill9(kid);
 	/* Our own two loans, a held view and a window of 4: only the dead loans make room. */
 	ck_assert_int_eq(publish_stamp(p, 0, 0), 0);
@@ -171,9 +175,7 @@ START_TEST(topic_publisher_killed_holding_the_publish_lock_does_not_stop_others)
 	p = topic(name, sizeof(name), 4, SMEM_TOPIC_BLOCK, 2, 1, 2);
 	ck_assert_int_eq(smem_topic_subscribe(name, 0, NULL, &s), 0);
 	a.name = name;
-	ck_assert_int_eq(pipe(a.sig), 0);
-	kid = t_fork(lock_and_hang, &a);
-	wait_ready(&a);
+	kid = spawn(lock_and_hang, &a);
 	ck_assert_int_eq(publish_stamp(p, 0, 20), -ETIMEDOUT);	/* held by a live peer */
 	t_kill9(kid);
 	ck_assert_int_eq(publish_stamp(p, 1, 2000), 0);
@@ -217,9 +219,7 @@ START_TEST(topic_subscriber_killed_while_lagging_stops_blocking_the_publisher)
 	p = topic(name, sizeof(name), 4, SMEM_TOPIC_BLOCK, 1, 2, 2);
 	a.name = name;
 	a.views = 2;
-	ck_assert_int_eq(pipe(a.sig), 0);
-	kid = t_fork(view_and_hang, &a);
-	wait_ready(&a);
+	kid = spawn(view_and_hang, &a);
 	for (i = 0; i < 6; i++)	/* it takes two views and stops: room for 2 more */
 		ck_assert_int_eq(publish_stamp(p, i, 2000), 0);
 	ck_assert_int_eq(publish_stamp(p, 6, 30), -ETIMEDOUT);	/* alive and 4 behind */
@@ -250,9 +250,7 @@ START_TEST(topic_subscriber_killed_holding_views_gives_its_slot_and_buffers_back
 	p = topic(name, sizeof(name), 4, SMEM_TOPIC_OVERWRITE, 1, 2, 1);
 	a.name = name;
 	a.views = 2;
-	ck_assert_int_eq(pipe(a.sig), 0);
-	kid = t_fork(view_and_hang, &a);
-	wait_ready(&a);
+	kid = spawn(view_and_hang, &a);
 	ck_assert_int_eq(publish_stamp(p, 0, 0), 0);
 	ck_assert_int_eq(publish_stamp(p, 1, 0), 0);
 	for (i = 0; i < 200 && atomic_load(&p->t.slot[0].held[1]) == 0; i++)
@@ -301,9 +299,7 @@ START_TEST(topic_publishers_killed_at_random_points_leave_a_working_topic)
 		pid_t kid;
 		long long t0;
 
-		ck_assert_int_eq(pipe(a.sig), 0);
-		kid = t_fork(publish_forever, &a);
-		wait_ready(&a);
+		kid = spawn(publish_forever, &a);
 		t0 = t_now_ms();
 		while (t_now_ms() - t0 < (long long)(t_rng_next(&seed) % 20))
 			drain(s, &last);
@@ -364,9 +360,7 @@ START_TEST(topic_subscribers_killed_at_random_points_do_not_stop_the_stream)
 			pid_t kid;
 			long long t0;
 
-			ck_assert_int_eq(pipe(a.sig), 0);
-			kid = t_fork(receive_forever, &a);
-			wait_ready(&a);
+			kid = spawn(receive_forever, &a);
 			t0 = t_now_ms();
 			while (t_now_ms() - t0 < (long long)(t_rng_next(&seed) % 20))
 				ck_assert_int_eq(publish_stamp(p, i++, 2000), 0);
