@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smem_array (the seed's SharedArray<T>): a blob (buffer.c) whose header records the element
- * size and the length, so that an opener expecting another element type is refused. Index
- * arithmetic uses the private copies of the geometry, overflow-checked.
+ * smem_array: a blob (blob.h, blob.c) whose header records the element size and the length,
+ * so that an opener expecting another element type is refused. Index arithmetic uses the
+ * private copies of the geometry, overflow-checked.
  */
 #include <string.h>
 
-#include "lock.h"
+#include "blob.h"
 
 #define A(a) ((struct smem__blob *)(void *)(a))
 #define CA(a) ((const struct smem__blob *)(const void *)(a))

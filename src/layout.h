@@ -2,7 +2,7 @@
 /*
  * The region header: the first page of every smem memfd. Declared once, with fixed-width
  * types, explicit padding and build-time checks of every offset (docs/LAYOUT.md describes it).
- * Each object kind lays out its own area at hdr.data_off; see buffer.c, array.c, ring.c, rpc.c.
+ * Each object kind lays out its own area at hdr.data_off; see blob.h, ring.c, rpc.c.
  */
 #ifndef SMEM_LAYOUT_H
 #define SMEM_LAYOUT_H

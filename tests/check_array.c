@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lock.h"
+#include "blob.h"
 #include "util/testutil.h"
 
 SMEM_ARRAY_DECLARE(int_array, int)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lock.h"
+#include "blob.h"
 #include "util/testutil.h"
 
 static void fill_random(unsigned char *p, size_t n, unsigned seed)

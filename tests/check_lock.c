@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lock.h"
+#include "blob.h"
 #include "util/testutil.h"
 
 /* ---- a region by hand: header page + lock + a little test data ---------------------- */

@@ -16,7 +16,7 @@
 
 #include <json-c/json.h>
 
-#include "lock.h"
+#include "blob.h"
 #include "ring_int.h"
 #include "rpc_int.h"
 #include "topic_int.h"

@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "lock.h"
+#include "blob.h"
 #include "proto.h"
 #include "ring_int.h"
 #include "rpc_int.h"

@@ -32,7 +32,7 @@
 
 #include "internal.h"
 #include "smemd.h"
-#include "lock.h"
+#include "blob.h"
 #include "ring_int.h"
 
 #define CHECK(cond) do { \
