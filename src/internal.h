@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <smem.h>
+#include "fork.h"
 #include "layout.h"
 
 #define smem__likely(x)		__builtin_expect(!!(x), 1)
@@ -31,7 +32,7 @@ struct smem_region {
 	int fd;				/* the memfd (shared open file description) */
 	bool owner;
 	bool rdonly;
-	pid_t pid;			/* the process that made this handle */
+	unsigned fork_gen;		/* the process generation that made this handle (fork.h) */
 	int live_fd;			/* private description holding our liveness lock; -1 */
 	uint32_t live_id;		/* our owner id (gen << 8 | slot); 0 until joined */
 	struct smem_region *live_next;	/* live.c's list of joined handles, for fork */

@@ -62,14 +62,16 @@ static void atfork_child(void)
 	pthread_mutex_unlock(&joined_lock);
 }
 
-/*
- * Registered before main(), so before any other module's handlers: prepare handlers run in
- * reverse order of registration, so joined_lock is always taken last and released first, and
- * modules that call into live.c with their own mutex held cannot deadlock against fork().
- */
+/* Rank SMEM__FORK_LIVE, the innermost: modules call into live.c with their own mutex held. */
+static const struct smem__fork_ops live_fork_ops = {
+	.prepare = atfork_prepare,
+	.parent = atfork_parent,
+	.child = atfork_child,
+};
+
 __attribute__((constructor)) static void live_atfork_init(void)
 {
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	smem__fork_register(SMEM__FORK_LIVE, &live_fork_ops);
 }
 
 static int ofd_lock(int fd, int cmd, short type, unsigned slot, struct flock *out)

@@ -108,7 +108,6 @@
 static pthread_mutex_t reg_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct smem__lock *reg_head;
 static _Atomic uint64_t next_serial = 1;
-static _Atomic unsigned fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void t_forget_all(void);
@@ -124,21 +123,27 @@ static void atfork_parent(void)
 }
 
 /*
- * In the child: live.c's own atfork handler has dropped our copy of every inherited liveness
- * description (so that the parent dies when it dies); the child rejoins lazily (lock_prepare).
+ * In the child: live.c's child handler (a higher rank, so it ran first: fork.h) has dropped our
+ * copy of every inherited liveness description (so that the parent dies when it dies), and the
+ * process generation has changed; the child rejoins lazily (lock_prepare).
  * The handler runs in the child's only thread, the one whose holds the child inherited: it
  * forgets them here, so the lock path need not check a generation per thread.
  */
 static void atfork_child(void)
 {
-	atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
 	t_forget_all();
 	pthread_mutex_unlock(&reg_mutex);
 }
 
+static const struct smem__fork_ops lock_fork_ops = {
+	.prepare = atfork_prepare,
+	.parent = atfork_parent,
+	.child = atfork_child,
+};
+
 static void atfork_register(void)
 {
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	smem__fork_register(SMEM__FORK_LOCK, &lock_fork_ops);
 }
 
 /* Claim our line of reader slots for @lk->id: a previous claimant of the slot is dead. */
@@ -266,7 +271,7 @@ static __attribute__((noinline)) int lock_prepare_slow(struct smem__lock *lk,
 						       struct tentry **ep)
 {
 	struct tentry *e;
-	unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	unsigned gen = smem__fork_generation();
 	int err = 0;
 
 	if (atomic_load_explicit(&lk->fork_gen, memory_order_relaxed) != gen) {
@@ -297,7 +302,7 @@ static inline int lock_prepare(struct smem__lock *lk, struct tentry **ep)
 
 	/* Acquire: pairs with rejoin's release; we use the id and slot it wrote. */
 	if (smem__unlikely(atomic_load_explicit(&lk->fork_gen, memory_order_acquire) !=
-			   atomic_load_explicit(&fork_gen, memory_order_relaxed)))
+			   smem__fork_generation()))
 		return lock_prepare_slow(lk, ep);
 	e = ent_find(lk->serial);
 	if (smem__unlikely(e == NULL))
@@ -848,7 +853,7 @@ int smem__lock_attach(struct smem__lock *lk, struct smem_region *r, struct smem_
 	lk->serial = atomic_fetch_add_explicit(&next_serial, 1, memory_order_relaxed);
 	lk->id = r->live_id;
 	lk->slot = lk->id & 0xffu;
-	lk->fork_gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+	lk->fork_gen = smem__fork_generation();
 	claim_reader_slot(lk);
 
 	pthread_mutex_lock(&reg_mutex);

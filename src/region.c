@@ -51,7 +51,7 @@ static struct smem_region *region_alloc(const char *name)
 		return NULL;
 	r->fd = -1;
 	r->live_fd = -1;
-	r->pid = getpid();
+	r->fork_gen = smem__fork_generation();
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	return r;
 }
@@ -302,7 +302,7 @@ void smem_region_close(struct smem_region *r)
 	if (!r)
 		return;
 	/* A child that inherited the creator's handle is not the owner going away. */
-	if (r->owner && r->pid == getpid())
+	if (r->owner && r->fork_gen == smem__fork_generation())
 		smem__region_shutdown(r);
 	region_free(r);
 }

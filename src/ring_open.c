@@ -21,7 +21,6 @@
  * ring). So before its first claim, a child joins under an id of its own, as lock.c does.
  */
 static pthread_mutex_t fork_mutex = PTHREAD_MUTEX_INITIALIZER;
-_Atomic unsigned smem__ring_fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
@@ -29,25 +28,25 @@ static void atfork_prepare(void)
 	pthread_mutex_lock(&fork_mutex);
 }
 
-static void atfork_parent(void)
+/* In the parent and in the child: the generation has changed already (fork.c). */
+static void atfork_release(void)
 {
-	pthread_mutex_unlock(&fork_mutex);
-}
-
-static void atfork_child(void)
-{
-	atomic_fetch_add_explicit(&smem__ring_fork_gen, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&fork_mutex);
 }
 
 /*
- * Registered on first attach, so after live.c's constructor: our prepare handler runs first,
- * and fork_mutex is taken before live.c's joined_lock, the order smem__ring_rejoin() takes
- * them in.
+ * Rank SMEM__FORK_RING, below live.c's: fork_mutex is taken before live.c's joined_lock, the
+ * order smem__ring_rejoin() takes them in.
  */
+static const struct smem__fork_ops ring_fork_ops = {
+	.prepare = atfork_prepare,
+	.parent = atfork_release,
+	.child = atfork_release,
+};
+
 static void atfork_register(void)
 {
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	smem__fork_register(SMEM__FORK_RING, &ring_fork_ops);
 }
 
 int smem__ring_rejoin(struct smem_ring *r, unsigned gen)
@@ -164,9 +163,7 @@ int smem__ring_attach(struct smem_region *reg, struct smem_ring **ret)
 	r->id = reg->live_id;
 	r->efd = -1;
 	pthread_once(&atfork_once, atfork_register);
-	atomic_store_explicit(&r->fork_gen,
-			      atomic_load_explicit(&smem__ring_fork_gen, memory_order_relaxed),
-			      memory_order_relaxed);
+	atomic_store_explicit(&r->fork_gen, smem__fork_generation(), memory_order_relaxed);
 	atomic_store_explicit(&r->spin_ns, SMEM_RING_SPIN_AUTO, memory_order_relaxed);
 	r->spin_cap = smem__ring_spin_cap(r->size);
 	pthread_mutex_init(&r->fd_lock, NULL);
@@ -230,7 +227,7 @@ int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_r
 
 void smem_ring_close(struct smem_ring *r)
 {
-	pid_t me;
+	unsigned me;
 
 	if (!r)
 		return;
@@ -239,8 +236,8 @@ void smem_ring_close(struct smem_ring *r)
 	 * only (joining its stale copy would be undefined), and the owner is the parent, so the
 	 * child's close is not the owner going away (as smem_region_close decides).
 	 */
-	me = getpid();
-	if (r->bridge_on && r->bridge_pid == me) {
+	me = smem__fork_generation();
+	if (r->bridge_on && r->bridge_gen == me) {
 		/* Release: pairs with the bridge's acquire load. */
 		atomic_store_explicit(&r->bridge_stop, true, memory_order_release);
 		smem__ring_wake(r, &r->shm->data_seq);
@@ -248,7 +245,7 @@ void smem_ring_close(struct smem_ring *r)
 	}
 	if (r->efd >= 0)
 		close(r->efd);
-	if (r->reg->owner && r->reg->pid == me) {
+	if (r->reg->owner && r->reg->fork_gen == me) {
 		/* Release: pairs with is_shutdown(); then every waiter wakes and sees it. */
 		atomic_store_explicit(r->shutdown, 1, memory_order_release);
 		smem__ring_wake(r, &r->shm->data_seq);

@@ -56,7 +56,7 @@ struct smem_ring {
 	pthread_mutex_t fd_lock;
 	int efd;
 	bool bridge_on;
-	pid_t bridge_pid;		/* the process the bridge thread runs in */
+	unsigned bridge_gen;		/* the process generation the bridge thread runs in */
 	_Atomic bool bridge_stop;
 	pthread_t bridge;
 };
@@ -131,15 +131,13 @@ static inline struct smem__spin ring_spin(struct smem_ring *r, int dir)
 
 /* ---- fork (ring_open.c) ------------------------------------------------------------------ */
 
-/* Bumped in every forked child: a handle made in another generation must rejoin. */
-extern _Atomic unsigned smem__ring_fork_gen;
 /* Join under an id of our own in a forked child (generation @gen). 0 or -EUSERS. */
 int smem__ring_rejoin(struct smem_ring *r, unsigned gen);
 
 /* 0, or the error of joining under an id of our own in a forked child (-EUSERS). */
 static inline int check_fork(struct smem_ring *r)
 {
-	unsigned gen = atomic_load_explicit(&smem__ring_fork_gen, memory_order_relaxed);
+	unsigned gen = smem__fork_generation();
 
 	/* Acquire: pairs with the release in smem__ring_rejoin(): r->id is this process's. */
 	if (smem__likely(atomic_load_explicit(&r->fork_gen, memory_order_acquire) == gen))

@@ -169,7 +169,7 @@ int smem_ring_fd(struct smem_ring *r)
 			return -ret;
 		}
 		r->bridge_on = true;
-		r->bridge_pid = getpid();
+		r->bridge_gen = smem__fork_generation();
 	}
 	ret = r->efd;
 	pthread_mutex_unlock(&r->fd_lock);
