@@ -136,7 +136,7 @@ static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
 
 /* Claim a node for writing (or, with op->peek, only tell whether one is free). 0 or -EAGAIN (full),
  * -EPROTO. */
-static int try_write(struct smem_ring *r, struct op *op, struct obs *ob)
+static int try_write(struct smem_ring *r, struct smem__ring_op *op, struct smem__ring_obs *ob)
 {
 	_Atomic uint64_t *tail = &r->shm->tail;
 	const int32_t n = (int32_t)r->n;
@@ -204,7 +204,7 @@ static int try_write(struct smem_ring *r, struct op *op, struct obs *ob)
  * Claim the next message (or, with op->peek, report its length). Returns 0 (claimed, op->pos),
  * -EAGAIN (empty), -EMSGSIZE (longer than op->cap: nothing consumed), -EPROTO.
  */
-static int try_read(struct smem_ring *r, struct op *op, struct obs *ob)
+static int try_read(struct smem_ring *r, struct smem__ring_op *op, struct smem__ring_obs *ob)
 {
 	_Atomic uint64_t *head = &r->shm->head;
 	const int32_t n = (int32_t)r->n;
@@ -301,7 +301,7 @@ static int try_read(struct smem_ring *r, struct op *op, struct obs *ob)
 	return -EAGAIN;
 }
 
-static inline int try_op(struct smem_ring *r, struct op *op, struct obs *ob)
+static inline int try_op(struct smem_ring *r, struct smem__ring_op *op, struct smem__ring_obs *ob)
 {
 	return op->write ? try_write(r, op, ob) : try_read(r, op, ob);
 }
@@ -311,7 +311,8 @@ static inline int try_op(struct smem_ring *r, struct op *op, struct obs *ob)
  * kernel whether its owner lives; if not, recover the node. Returns true when the node
  * changed (recovered by us or anybody), so that the caller tries again at once.
  */
-static bool stuck_recover(struct smem_ring *r, struct stuck *st, const struct obs *ob)
+static bool stuck_recover(struct smem_ring *r, struct smem__ring_stuck *st,
+			  const struct smem__ring_obs *ob)
 {
 	uint64_t now = smem__now_ns(), e;
 	struct smem_ring_node *nd;
@@ -354,9 +355,9 @@ static bool stuck_recover(struct smem_ring *r, struct stuck *st, const struct ob
 struct ring_wait {
 	struct smem__waiter w;		/* first: the callbacks get &rw->w */
 	struct smem_ring *r;
-	struct op *op;
-	struct obs ob;
-	struct stuck *st;
+	struct smem__ring_op *op;
+	struct smem__ring_obs ob;
+	struct smem__ring_stuck *st;
 	_Atomic uint32_t *seqw, *waiters;
 	struct smem__wait_set set;
 	struct smem__wait_item item;
@@ -401,7 +402,7 @@ static void rw_disarm(struct smem__waiter *w, int fired)
 	atomic_fetch_sub_explicit(rw->waiters, 1, memory_order_relaxed);
 }
 
-static int wait_op(struct smem_ring *r, struct op *op, int timeout_ms)
+static int wait_op(struct smem_ring *r, struct smem__ring_op *op, int timeout_ms)
 {
 	struct ring_wait rw;
 	int ret;
@@ -510,7 +511,7 @@ static ssize_t claimed_len(struct smem_ring *r, uint64_t pos, uint32_t idx)
 
 int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeout_ms)
 {
-	struct op op = { .write = true };
+	struct smem__ring_op op = { .write = true };
 	int ret;
 
 	if (!r || (!src && len))
@@ -532,7 +533,7 @@ int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeou
 static __attribute__((noinline)) ssize_t read_op(struct smem_ring *r, void *dst, size_t cap,
 						  int timeout_ms)
 {
-	struct op op = { .write = false, .cap = cap };
+	struct smem__ring_op op = { .write = false, .cap = cap };
 	ssize_t len;
 	int ret;
 
@@ -565,8 +566,8 @@ ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_m
 
 ssize_t smem_ring_next_len(struct smem_ring *r)
 {
-	struct op op = { .peek = true };
-	struct obs ob;
+	struct smem__ring_op op = { .peek = true };
+	struct smem__ring_obs ob;
 	int ret;
 
 	if (!r)
@@ -577,7 +578,7 @@ ssize_t smem_ring_next_len(struct smem_ring *r)
 
 int smem_ring_reserve_write(struct smem_ring *r, struct smem_ring_slot *slot, int timeout_ms)
 {
-	struct op op = { .write = true };
+	struct smem__ring_op op = { .write = true };
 	int ret;
 
 	if (!r || !slot)
@@ -639,7 +640,7 @@ int smem_ring_abort(struct smem_ring *r, struct smem_ring_slot *slot)
 static __attribute__((noinline)) int reserve_read_op(struct smem_ring *r,
 						      struct smem_ring_slot *slot, int timeout_ms)
 {
-	struct op op = { .write = false, .cap = SIZE_MAX };
+	struct smem__ring_op op = { .write = false, .cap = SIZE_MAX };
 	ssize_t len;
 	int ret;
 
@@ -682,12 +683,13 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot)
 
 /* ---- for ring_wait.c and ring_open.c (ring_priv.h) ---------------------------------------- */
 
-int smem__ring_try(struct smem_ring *r, struct op *op, struct obs *ob)
+int smem__ring_try(struct smem_ring *r, struct smem__ring_op *op, struct smem__ring_obs *ob)
 {
 	return try_op(r, op, ob);
 }
 
-bool smem__ring_recover(struct smem_ring *r, struct stuck *st, const struct obs *ob)
+bool smem__ring_recover(struct smem_ring *r, struct smem__ring_stuck *st,
+			const struct smem__ring_obs *ob)
 {
 	return stuck_recover(r, st, ob);
 }

@@ -21,7 +21,7 @@
 enum { SLOT_NONE = 0, SLOT_WRITE = 0x5752u, SLOT_READ = 0x5244u };
 
 /* A claim by somebody else that blocks us, and what to do if its owner is dead. */
-struct obs {
+struct smem__ring_obs {
 	bool held;
 	bool drop;		/* fix drops a writer's message (else frees a reader's node) */
 	uint64_t pos;		/* position whose node we looked at */
@@ -30,7 +30,7 @@ struct obs {
 };
 
 /* Last claim seen blocking this handle, per direction (racy between threads: harmless). */
-struct stuck {
+struct smem__ring_stuck {
 	_Atomic uint64_t state;
 	_Atomic uint64_t pos;
 	_Atomic uint64_t since;
@@ -50,7 +50,7 @@ struct smem_ring {
 	_Atomic uint32_t spin_ns;	/* smem_ring_set_spin(): SMEM_RING_SPIN_AUTO or fixed */
 	uint32_t spin_cap;		/* auto: longest spin, from node size (smem__ring_spin_cap) */
 	_Atomic uint32_t learned[2];	/* auto: spin budget learned by reads [0], writes [1] */
-	struct stuck wstuck, rstuck;
+	struct smem__ring_stuck wstuck, rstuck;
 	_Atomic uint64_t written, nread, full_waits, empty_waits, sleeps, wakes;
 	/* the eventfd bridge (smem_ring_fd) */
 	pthread_mutex_t fd_lock;
@@ -61,7 +61,7 @@ struct smem_ring {
 	pthread_t bridge;
 };
 
-struct op {
+struct smem__ring_op {
 	bool write;
 	bool peek;		/* read: only report the next length */
 	size_t cap;		/* read: -EMSGSIZE above this, nothing consumed */
@@ -148,9 +148,10 @@ static inline int check_fork(struct smem_ring *r)
 /* ---- the protocol (ring.c), for ring_wait.c and ring_open.c ----------------------------- */
 
 /* One attempt at @op, never a system call: 0, -EAGAIN (with *ob telling who blocks), -EPROTO. */
-int smem__ring_try(struct smem_ring *r, struct op *op, struct obs *ob);
+int smem__ring_try(struct smem_ring *r, struct smem__ring_op *op, struct smem__ring_obs *ob);
 /* Recover the claim in *ob if its owner has been dead a while; true when the node changed. */
-bool smem__ring_recover(struct smem_ring *r, struct stuck *st, const struct obs *ob);
+bool smem__ring_recover(struct smem_ring *r, struct smem__ring_stuck *st,
+			const struct smem__ring_obs *ob);
 /* Bump the event count @seq and wake its sleepers. */
 void smem__ring_wake(struct smem_ring *r, _Atomic uint32_t *seq);
 

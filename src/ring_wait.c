@@ -17,8 +17,8 @@ int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_
 	struct smem_ring_shm *shm = r->shm;
 	_Atomic uint32_t *seqw = for_write ? &shm->room_seq : &shm->data_seq;
 	_Atomic uint32_t *waiters = for_write ? &shm->room_waiters : &shm->data_waiters;
-	struct op op = { .write = for_write, .peek = true };
-	struct obs ob;
+	struct smem__ring_op op = { .write = for_write, .peek = true };
+	struct smem__ring_obs ob;
 	uint32_t v;
 	int ret;
 
@@ -77,9 +77,9 @@ static int bridge_arm(struct smem__waiter *w, uint64_t *max_ns)
 	struct bridge *b = (struct bridge *)w;
 	struct smem_ring *r = b->r;
 	struct smem_ring_shm *shm = r->shm;
-	struct op op = { .peek = true };
+	struct smem__ring_op op = { .peek = true };
 	uint64_t one = 1, tail;
-	struct obs ob;
+	struct smem__ring_obs ob;
 	uint32_t v;
 	int ret;
 
