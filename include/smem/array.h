@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smem_array: a named fixed-length array of fixed-size elements shared between processes
- * (the seed's SharedArray<T>), with the same robust reader-writer lock as smem_buffer (see
- * smem/buffer.h for the lock's semantics, timeouts, SMEM_RAW and SMEM_RDONLY).
+ * smem_array: a named fixed-length array of fixed-size elements shared between processes,
+ * with the same robust reader-writer lock as smem_buffer (see smem/buffer.h for the lock's
+ * semantics, timeouts, SMEM_RAW and SMEM_RDONLY).
  *
  * The element size is recorded in shared memory when the array is created, and an opener
- * that expects another size gets -EPROTO (the seed only checked that the size divided the
- * buffer). SMEM_ARRAY_DECLARE(prefix, type) generates type-checked inline wrappers:
+ * that expects another size gets -EPROTO, even one that divides the array's byte size.
+ * SMEM_ARRAY_DECLARE(prefix, type) generates type-checked inline wrappers:
  *
  *	SMEM_ARRAY_DECLARE(int_array, int)
  *	struct smem_array *a;

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * smem_buffer: a named block of bytes shared between processes, with a robust reader-writer
- * lock (the seed's BufferReadWrite and BufferWithLocks).
+ * lock in the same shared memory (a holder that dies never leaves it held).
  *
  * Reads and writes are bounds-checked copies at byte offsets. By default each plain
  * smem_buffer_read/write takes the lock for its duration (read lock for reads, write lock for
- * writes) with the handle's timeout: opts->timeout_ms, 100 ms when 0, like the seed's
- * ReadWriteTimeout; smem_buffer_set_timeout() changes it. A thread that already holds the lock
+ * writes) with the handle's timeout: opts->timeout_ms, 100 ms when 0;
+ * smem_buffer_set_timeout() changes it. A thread that already holds the lock
  * through the same handle is not locked again: take the write lock once, then write many
  * values. With SMEM_RAW in opts->flags, plain calls take no lock at all (for callers that lock
  * for themselves or need no lock). smem_buffer_data() gives the bytes for zero-copy use.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smem_region: a named, sealed, mapped memfd (the seed's SharedBuffer).
+ * smem_region: a named, sealed, mapped memfd with a validated header.
  *
  * The creator makes a memfd of the requested size plus a one-page header, seals it against
  * shrinking and growing, and registers it with the broker under the name. Openers receive the

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * smem_ring: a lock-free multi-producer multi-consumer ring of fixed-size nodes between
- * processes (the seed's CircularBuffer). Every one of node_count nodes is usable; each message
- * is read exactly once, FIFO per producer, never torn. Waiters spin briefly, then sleep on a
- * futex; writers and readers make no system call when nobody sleeps.
+ * processes. Every one of node_count nodes is usable; each message is read exactly once, FIFO
+ * per producer, never torn. Waiters spin briefly, then sleep on a futex; writers and readers
+ * make no system call when nobody sleeps.
  *
  * Concurrency: every call may run concurrently with any other on the same or other handles,
  * except smem_ring_close() (no call on that handle may be in progress). A zero-copy slot

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * smem_rpc: a bidirectional request/response channel between two processes over two rings
- * (the seed's RpcBuffer).
+ * smem_rpc: a bidirectional request/response channel between two processes over two rings.
  *
  * The first endpoint to open a channel name becomes its master and creates the rings, the
  * second attaches as the slave, a third gets -EBUSY. Both sides may call and serve. A message
@@ -200,7 +199,7 @@ int smem_rpc_dispatch(struct smem_rpc *ch, int timeout_ms);
  */
 int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms);
 
-/* Statistics (the seed's RpcStatistics), maintained with atomics. */
+/* Statistics of one endpoint, maintained with atomics. */
 struct smem_rpc_stats {
 	uint32_t overhead_per_packet;	/* 64 */
 	uint32_t wait_backend;		/* 1: io_uring, 2: futex_waitv, 3: bounded futex */
@@ -235,7 +234,7 @@ struct smem_rpc_stats {
 
 /* Snapshot. 0 or -EINVAL. Thread-safe. */
 int smem_rpc_stats(const struct smem_rpc *ch, struct smem_rpc_stats *out);
-/* Reset to the initial values (as the seed's Reset()). Thread-safe. */
+/* Reset to the values of a new channel: counters 0, the last_* sizes -1. Thread-safe. */
 void smem_rpc_stats_reset(struct smem_rpc *ch);
 
 #pragma GCC visibility pop
