@@ -182,6 +182,16 @@ static int ring_init(void *obj, size_t obj_size, void *arg)
 	return smem__ring_format(obj, obj_size, g->count, g->size);
 }
 
+/* The tail of create and open: a handle over @reg, or @reg closed. */
+static int attach_or_close(struct smem_region *reg, struct smem_ring **ret)
+{
+	int err = smem__ring_attach(reg, ret);
+
+	if (err)
+		smem_region_close(reg);
+	return err;
+}
+
 int smem_ring_create(const char *name, uint32_t node_count, uint32_t node_size,
 		     const struct smem_opts *opts, struct smem_ring **ret)
 {
@@ -199,10 +209,7 @@ int smem_ring_create(const char *name, uint32_t node_count, uint32_t node_size,
 	err = smem__region_create(name, SMEM_KIND_RING, size, ring_init, &g, opts, &reg);
 	if (err)
 		return err;
-	err = smem__ring_attach(reg, ret);
-	if (err)
-		smem_region_close(reg);
-	return err;
+	return attach_or_close(reg, ret);
 }
 
 int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_ring **ret)
@@ -219,10 +226,7 @@ int smem_ring_open(const char *name, const struct smem_opts *opts, struct smem_r
 	err = smem__region_open(name, SMEM_KIND_RING, opts, &reg);
 	if (err)
 		return err;
-	err = smem__ring_attach(reg, ret);
-	if (err)
-		smem_region_close(reg);
-	return err;
+	return attach_or_close(reg, ret);
 }
 
 void smem_ring_close(struct smem_ring *r)
