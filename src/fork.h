@@ -41,7 +41,8 @@ struct smem__fork_ops {
  */
 void smem__fork_register(enum smem__fork_rank rank, const struct smem__fork_ops *ops);
 
-extern _Atomic unsigned smem__fork_gen;
+/* Hidden in the declaration too: read through a PC-relative load, not the GOT (ring ops). */
+extern _Atomic unsigned smem__fork_gen __attribute__((visibility("hidden")));
 
 /* The process generation: 0 in a process that was not forked, bumped in every child. */
 static inline unsigned smem__fork_generation(void)
