@@ -3,14 +3,13 @@
  * Internal interfaces between the library's modules. Nothing here is exported: every symbol
  * is static or smem__-prefixed and hidden by -fvisibility=hidden and src/libsmem.map.
  *
- * Private headers in src/ follow one rule: a header is named for the module whose functions
- * it declares, plain (lock.h, blob.h, wait.h, fork.h, layout.h, proto.h) when the module is
- * one file or a cross-cutting contract, `<module>_int.h` for what a module split over several
- * files offers the rest of the library and the tests (ring_int.h, rpc_int.h), and
- * `<module>_priv.h` for what only that module's own files share (ring_priv.h); this file is
- * the core every module includes (region, liveness, broker client, errors). Every type and
- * non-static function shared through any of them is smem__-prefixed (the public handle
- * types and the shared-memory layouts of docs/LAYOUT.md keep their smem_ names).
+ * Private headers in src/ follow one rule: a header of a module split over several files ends
+ * in `_int.h` (ring_int.h, ring_core_int.h, rpc_int.h, rpc_proto_int.h), a header of a
+ * one-file module or of a contract between modules is plain `<name>.h` (lock.h, blob.h,
+ * wait.h, fork.h, layout.h, proto.h, broker.h); internal.h itself is the core every module
+ * includes (region, liveness, broker client, errors). Every type and non-static function
+ * shared through any of them is smem__-prefixed (the public handle types and the
+ * shared-memory layouts of docs/LAYOUT.md keep their smem_ names).
  */
 #ifndef SMEM_INTERNAL_H
 #define SMEM_INTERNAL_H

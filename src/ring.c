@@ -94,12 +94,12 @@
  *
  * FILES. This file holds the protocol: claims, commits, releases, recovery and the ring's own
  * waits. ring_wait.c: waiting from outside (the contract with rpc.c, the eventfd bridge);
- * ring_open.c: create, open, close, fork and the accessors; ring_priv.h: what they share.
+ * ring_open.c: create, open, close, fork and the accessors; ring_core_int.h: what they share.
  */
 #include <limits.h>
 #include <string.h>
 
-#include "ring_priv.h"
+#include "ring_core_int.h"
 
 #define STUCK_NS	2000000ull	/* a claim unchanged this long gets a liveness check */
 #define MAX_TRIES	(1u << 16)	/* CAS retries in one attempt before reporting "busy" */
@@ -681,7 +681,7 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot)
 	return ret;
 }
 
-/* ---- for ring_wait.c and ring_open.c (ring_priv.h) ---------------------------------------- */
+/* ---- for ring_wait.c and ring_open.c (ring_core_int.h) ------------------------------------ */
 
 int smem__ring_try(struct smem_ring *r, struct smem__ring_op *op, struct smem__ring_obs *ob)
 {

@@ -3,13 +3,13 @@
  * A ring handle's life: the geometry and layout of a new ring, create, open (validating the
  * shared geometry into private copies), close (shutdown by the owner), a forked child's own
  * participation, and the accessors and statistics. The protocol is at the top of ring.c; see
- * ring_priv.h for the other ring files.
+ * ring_core_int.h for the other ring files.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "ring_priv.h"
+#include "ring_core_int.h"
 
 /* ---- fork ------------------------------------------------------------------------------ */
 

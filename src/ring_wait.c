@@ -3,13 +3,13 @@
  * Waiting on a ring from outside its own calls: the wait_prepare/wait_done contract that lets
  * rpc.c sleep on a ring's event count in io_uring or futex_waitv, and the eventfd bridge
  * thread behind smem_ring_fd(). Both follow the WAITING part of the protocol at the top of
- * ring.c; see ring_priv.h for the other ring files.
+ * ring.c; see ring_core_int.h for the other ring files.
  */
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "ring_priv.h"
+#include "ring_core_int.h"
 
 int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
 			    uint32_t *val)

@@ -6,8 +6,8 @@
  * bridge), ring_open.c the handle's life (create, open, close, fork) and its accessors.
  * The shared layout and the contract with other modules are in ring_int.h.
  */
-#ifndef SMEM_RING_PRIV_H
-#define SMEM_RING_PRIV_H
+#ifndef SMEM_RING_CORE_INT_H
+#define SMEM_RING_CORE_INT_H
 
 #include <pthread.h>
 #include <sys/types.h>
