@@ -174,10 +174,12 @@ static void sched_fd_forget(void)
 	smem__rpc_wait_thread_release();
 }
 
+static const struct smem__fork_ops rpc_fork_ops = { .child = sched_fd_forget };
+
 static void sched_key_init(void)
 {
 	pthread_key_create(&sched_key, sched_fd_close);
-	pthread_atfork(NULL, NULL, sched_fd_forget);
+	smem__fork_register(SMEM__FORK_RPC, &rpc_fork_ops);
 }
 
 static uint64_t run_delay_ns(void)

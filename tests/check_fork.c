@@ -2,9 +2,10 @@
 /*
  * Fork handling (fork.c): the process generation changes in every child before any module's
  * child handler runs, and the modules' handlers run in rank order (prepare lowest rank first,
- * parent and child highest first). The test registers its own handlers at the two ranks the
- * library leaves unused in this build (rpc, broker client), so the library's own handlers run
- * as always around them.
+ * parent and child highest first). The test registers its own handlers at two ranks
+ * nothing in this process has taken (the lock's, registered on a first lock attach, which this
+ * suite never makes, and the broker client's, still unused): were either taken, the log of
+ * calls would not match. live.c's handlers run as always around them.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -47,9 +48,9 @@ START_TEST(fork_handlers_run_in_rank_order_and_the_child_sees_a_new_generation)
 
 	/* Registered b before a: the order must come from the ranks, not from registration. */
 	smem__fork_register(SMEM__FORK_BROKER, &ops_b);
-	smem__fork_register(SMEM__FORK_RPC, &ops_a);
+	smem__fork_register(SMEM__FORK_LOCK, &ops_a);
 	/* A second registration at a taken rank is ignored. */
-	smem__fork_register(SMEM__FORK_RPC, &ops_x);
+	smem__fork_register(SMEM__FORK_LOCK, &ops_x);
 	ck_assert_int_eq(pipe(p), 0);
 	t_log[0] = '\0';
 	pid = fork();
@@ -68,7 +69,7 @@ START_TEST(fork_handlers_run_in_rank_order_and_the_child_sees_a_new_generation)
 	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 	ck_assert(WIFEXITED(st));
 	ck_assert_int_eq(WEXITSTATUS(st), 0);
-	/* Prepare a (rpc) before b (broker); the child b before a, both in the new generation. */
+	/* Prepare a (lock) before b (broker); the child b before a, both in the new generation. */
 	ck_assert_str_eq(buf, "Pa Pb cb ca");
 	ck_assert_uint_eq(cg[0], gen + 1);
 	ck_assert_uint_eq(cg[1], gen + 1);
