@@ -276,7 +276,7 @@ void smem_topic_pub_close(struct smem_topic_pub *p)
 	smem__topic_pub_drop_loans(p);
 	smem__lock_detach(&p->lock);
 	shm = p->t.shm;
-	if (p->creator && p->t.ctl->pid == getpid()) {
+	if (p->creator && p->t.ctl->fork_gen == smem__fork_generation()) {
 		/* Shut down, then wake every sleeper on both counts: they see the flag. */
 		smem__region_shutdown(p->t.ctl);
 		atomic_fetch_add_explicit(&shm->data_seq, 1, memory_order_release);
