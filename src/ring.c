@@ -129,6 +129,14 @@ static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
 	 */
 	atomic_fetch_add_explicit(seq, 1, memory_order_release);
 	smem__futex_wake(seq, INT_MAX);
+	/*
+	 * After the wake returned: whoever slept on @seq from an older value has been woken by
+	 * now (or saw the new value when it armed). The RPC's missed-wakeup count reads it to
+	 * tell a wake that came during a sleep from one that came after its timer (rpc_wait.c).
+	 * A vDSO clock read beside the futex system call this path makes anyway.
+	 */
+	atomic_store_explicit(seq == &r->shm->data_seq ? &r->shm->data_wake_ns :
+			      &r->shm->room_wake_ns, smem__now_ns(), memory_order_relaxed);
 	stat_inc(&r->wakes);
 }
 

@@ -58,11 +58,13 @@ struct smem_ring_shm {
 	/* line 3: event count for "data available" (readers sleep here) */
 	_Atomic uint32_t data_seq;	/* 192: futex word, bumped by a committer that saw waiters */
 	_Atomic uint32_t data_waiters;	/* 196: readers announced to sleep */
-	uint8_t reserved3[56];
+	_Atomic uint64_t data_wake_ns;	/* 200: CLOCK_MONOTONIC when a wake on data_seq returned */
+	uint8_t reserved3[48];
 	/* line 4: event count for "room available" (writers sleep here) */
 	_Atomic uint32_t room_seq;	/* 256 */
 	_Atomic uint32_t room_waiters;	/* 260 */
-	uint8_t reserved4[56];
+	_Atomic uint64_t room_wake_ns;	/* 264: as data_wake_ns, for room_seq */
+	uint8_t reserved4[48];
 	/* line 5: ring-wide counters, rarely written */
 	_Atomic uint64_t drops_recovered;	/* 320: dead writers' claims stepped over */
 	_Atomic uint64_t nodes_reclaimed;	/* 328: dead readers' claims released */
@@ -83,7 +85,9 @@ _Static_assert(offsetof(struct smem_ring_shm, head) == 128, "layout");
 _Static_assert(offsetof(struct smem_ring_shm, data_seq) == 192, "layout");
 _Static_assert(offsetof(struct smem_ring_shm, data_waiters) == 196, "layout");
 _Static_assert(offsetof(struct smem_ring_shm, room_seq) == 256, "layout");
+_Static_assert(offsetof(struct smem_ring_shm, data_wake_ns) == 200, "layout");
 _Static_assert(offsetof(struct smem_ring_shm, room_waiters) == 260, "layout");
+_Static_assert(offsetof(struct smem_ring_shm, room_wake_ns) == 264, "layout");
 _Static_assert(offsetof(struct smem_ring_shm, drops_recovered) == 320, "layout");
 _Static_assert(offsetof(struct smem_ring_shm, aborted) == 344, "layout");
 
@@ -104,6 +108,8 @@ _Static_assert(offsetof(struct smem_ring_shm, aborted) == 344, "layout");
 int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
 			    uint32_t *val);
 void smem__ring_wait_done(struct smem_ring *r, bool for_write);
+/* When a wake on the word smem__ring_wait_prepare() gave last returned (0: never, see wake()). */
+_Atomic uint64_t *smem__ring_wake_ns(struct smem_ring *r, bool for_write);
 struct smem_region *smem__ring_region(const struct smem_ring *r);
 
 /* Longest sleep between two looks at the ring while a peer holds a node we wait for. */

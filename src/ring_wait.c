@@ -52,6 +52,11 @@ void smem__ring_wait_done(struct smem_ring *r, bool for_write)
 	stat_inc(&r->sleeps);
 }
 
+_Atomic uint64_t *smem__ring_wake_ns(struct smem_ring *r, bool for_write)
+{
+	return for_write ? &r->shm->room_wake_ns : &r->shm->data_wake_ns;
+}
+
 /* ---- the eventfd bridge ------------------------------------------------------------------ */
 
 struct bridge {

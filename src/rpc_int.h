@@ -233,6 +233,8 @@ struct smem_rpc {
 	/* The service thread's own event word: requests queued by other threads, stopping. */
 	_Atomic uint32_t sev;
 	_Atomic uint32_t sev_sleepers;
+	/* When a wake on ev / sev last returned (CLOCK_MONOTONIC ns): see bump() in rpc_wait.c. */
+	_Atomic uint64_t ev_wake_ns, sev_wake_ns;
 	/*
 	 * Threads inside a waiting loop on this channel (they pump its ring themselves): the low
 	 * 16 bits count them, the high 16 bits count entries, so that a caller making call after
@@ -302,6 +304,8 @@ struct smem__rpc_ws {
 	struct smem__wait_item it[SMEM__WAIT_MAX];
 	struct smem__wait_set set;	/* over it[]; set.err: -E2BIG, an item did not fit */
 	struct smem_rpc *ich[SMEM__WAIT_MAX];	/* the channel each item is for */
+	/* Where the item's wakers stamp their last wake (NULL: they do not; see count_missed()) */
+	_Atomic uint64_t *wake_ns[SMEM__WAIT_MAX];
 	struct {
 		struct smem_ring *r;
 		bool wr;
@@ -351,7 +355,7 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
 /*
  * Sleep on the set (unless ready; at most MAX_SLEEP_NS), then undo its announcements; fired
  * pidfds are left to the caller. 0, or the set's -E2BIG. A sleep that runs out a safety bound
- * although a word it watched moved counts in missed_wakeups.
+ * although a wake on a word it watched returned during it counts in missed_wakeups.
  */
 int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
 /*

@@ -29,22 +29,25 @@
 #include "ring_int.h"
 #include "rpc_int.h"
 
-static void bump(_Atomic uint32_t *word, _Atomic uint32_t *sleepers)
+static void bump(_Atomic uint32_t *word, _Atomic uint32_t *sleepers, _Atomic uint64_t *wake_ns)
 {
 	/* seq_cst: pairs with the sleepers++ in ws_event() before the sleep. */
 	atomic_fetch_add(word, 1);
-	if (atomic_load(sleepers))
+	if (atomic_load(sleepers)) {
 		smem__futex_wake(word, INT_MAX);
+		/* For count_missed(): a clock read beside the system call, none without one. */
+		atomic_store_explicit(wake_ns, smem__now_ns(), memory_order_relaxed);
+	}
 }
 
 void smem__rpc_ev_bump(struct smem_rpc *ch)
 {
-	bump(&ch->ev, &ch->ev_sleepers);
+	bump(&ch->ev, &ch->ev_sleepers, &ch->ev_wake_ns);
 }
 
 void smem__rpc_sev_bump(struct smem_rpc *ch)
 {
-	bump(&ch->sev, &ch->sev_sleepers);
+	bump(&ch->sev, &ch->sev_sleepers, &ch->sev_wake_ns);
 }
 
 void smem__rpc_ws_init(struct smem__rpc_ws *ws)
@@ -57,18 +60,21 @@ void smem__rpc_ws_init(struct smem__rpc_ws *ws)
 int smem__rpc_ws_word(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint32_t *w,
 		      uint32_t v)
 {
-	if (ws->set.n < ws->set.cap)
+	if (ws->set.n < ws->set.cap) {
 		ws->ich[ws->set.n] = ch;
+		ws->wake_ns[ws->set.n] = NULL;
+	}
 	return smem__wait_set_word(&ws->set, w, v);
 }
 
 static int ws_event(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint32_t *word,
-		    _Atomic uint32_t *sleepers, uint32_t v)
+		    _Atomic uint32_t *sleepers, _Atomic uint64_t *wake_ns, uint32_t v)
 {
 	int rc = smem__rpc_ws_word(ws, ch, word, v);
 
 	if (rc)
 		return rc;
+	ws->wake_ns[ws->set.n - 1] = wake_ns;
 	/* nev <= set.n: every event is also an item. seq_cst: see bump(). */
 	atomic_fetch_add(sleepers, 1);
 	ws->evsl[ws->nev++] = sleepers;
@@ -78,13 +84,13 @@ static int ws_event(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint32
 /* Sleep on the channel's event word, from snapshot @v. */
 int smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
-	return ws_event(ws, ch, &ch->ev, &ch->ev_sleepers, v);
+	return ws_event(ws, ch, &ch->ev, &ch->ev_sleepers, &ch->ev_wake_ns, v);
 }
 
 /* Sleep on the service thread's event word, from snapshot @v. */
 int smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
-	return ws_event(ws, ch, &ch->sev, &ch->sev_sleepers, v);
+	return ws_event(ws, ch, &ch->sev, &ch->sev_sleepers, &ch->sev_wake_ns, v);
 }
 
 int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_ring *r,
@@ -106,7 +112,9 @@ int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_
 	ws->prep[ws->np].r = r;
 	ws->prep[ws->np].wr = wr;
 	ws->np++;
-	return smem__rpc_ws_word(ws, ch, word, val);	/* fits: checked above */
+	smem__rpc_ws_word(ws, ch, word, val);	/* fits: checked above */
+	ws->wake_ns[ws->set.n - 1] = smem__ring_wake_ns(r, wr);
+	return 0;
 }
 
 /* Receive ring data, unless somebody is pumping it (they bump ev when they let go). */
@@ -129,8 +137,10 @@ int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 	pthread_mutex_unlock(&ch->lock);
 	if (fd < 0)
 		return 0;
-	if (ws->set.n < ws->set.cap)
+	if (ws->set.n < ws->set.cap) {
 		ws->ich[ws->set.n] = ch;
+		ws->wake_ns[ws->set.n] = NULL;
+	}
 	rc = smem__wait_set_fd(&ws->set, fd, POLLIN);
 	if (rc)
 		return rc;
@@ -218,41 +228,54 @@ void smem__rpc_wait_thread_release(void)
 
 /*
  * A sleep that lasted its whole bound although the bound was a safety net (the cap, or the
- * peer-polling slice), not the caller's deadline: if a word it slept on has moved meanwhile
- * while the peer is alive, the wake-up that should have ended it never came. Counted once per
- * channel whose word moved.
+ * peer-polling slice), not the caller's deadline: if a word it slept on was woken during the
+ * sleep while the peer is alive, the wake-up that should have ended it never came. Counted
+ * once per channel with such a word.
  *
- * Unless the thread was woken in time but got no CPU until the bound had passed (a loaded
- * machine): then its run delay grew by more than it slept past the bound. The run delay
- * decides: a thread the timer woke waited for a CPU at most (slept - bound), plus
- * RUN_DELAY_SLACK_NS for what it waited around the sleep itself. The slack is a trade: a wake
- * in its last stretch of a 50 ms sleep, its thread then kept off the CPU past the bound, still
- * counts; a missed wake whose thread had waited longer than the slack for a CPU around the
- * sleep does not (the lost wakeup fixed in uring.c, reintroduced on a loaded machine: 250 us
- * kept most of them). Where the run delay cannot be read, every such sleep counts.
+ * "Was woken during the sleep" must be proven, not guessed from the word having moved: on a
+ * loaded machine the timer ends the sleep at the bound, the thread then waits for a CPU, and
+ * the peer (itself just back on a CPU) bumps the word meanwhile; the sleep then looks missed
+ * although every wake came after the timer. So the wakers stamp the word's last wake (a
+ * CLOCK_MONOTONIC read after their futex wake returned, on the path that makes that system
+ * call anyway: ring.c's wake(), bump() above), and a moved word counts only when its stamp @s
+ * says a wake returned during the sleep, RUN_DELAY_SLACK_NS before the bound, and the thread
+ * was not runnable since: a thread that wake reached waited for a CPU from @s to its end, so
+ * its run delay (/proc/thread-self/schedstat) grew by about (end - s); it grew by less, minus
+ * the slack. Where the run delay cannot be read, the stamp alone decides. A stamp older than
+ * the sleep is the previous wake's (this one's waker had not stamped yet): not counted, and
+ * neither are words whose wakers do not stamp (the control word of a channel: opens, closes).
  */
 #define RUN_DELAY_SLACK_NS	(250ull * 1000)
 
-static void count_missed(struct smem__rpc_ws *ws, uint64_t slept, uint64_t bound,
+static bool wake_missed(struct smem__rpc_ws *ws, unsigned i, uint64_t t0, uint64_t slept,
+			uint64_t bound, uint64_t rd)
+{
+	uint64_t s;
+
+	if (!ws->it[i].word || !ws->wake_ns[i] ||
+	    atomic_load_explicit(ws->it[i].word, memory_order_relaxed) == ws->it[i].val)
+		return false;
+	s = atomic_load_explicit(ws->wake_ns[i], memory_order_relaxed);
+	if (s < t0 || s - t0 + RUN_DELAY_SLACK_NS > bound)
+		return false;	/* not during the sleep, or too near its timer */
+	return rd == UINT64_MAX || rd + RUN_DELAY_SLACK_NS < t0 + slept - s;
+}
+
+static void count_missed(struct smem__rpc_ws *ws, uint64_t t0, uint64_t slept, uint64_t bound,
 			 uint64_t rd0)
 {
 	uint64_t rd1 = rd0 == UINT64_MAX ? UINT64_MAX : run_delay_ns();
-
-	if (rd1 != UINT64_MAX && rd1 - rd0 > slept - bound + RUN_DELAY_SLACK_NS)
-		return;	/* woken in time, kept off the CPU */
+	uint64_t rd = rd1 == UINT64_MAX ? UINT64_MAX : rd1 - rd0;
 	unsigned i, j;
 
 	for (i = 0; i < ws->set.n; i++) {
 		struct smem_rpc *ch = ws->ich[i];
 
-		if (!ws->it[i].word || !ch ||
-		    atomic_load_explicit(ws->it[i].word, memory_order_relaxed) == ws->it[i].val ||
-		    atomic_load_explicit(&ch->state, memory_order_acquire) != 0)
+		if (!ch || atomic_load_explicit(&ch->state, memory_order_acquire) != 0 ||
+		    !wake_missed(ws, i, t0, slept, bound, rd))
 			continue;
 		for (j = 0; j < i; j++)
-			if (ws->ich[j] == ch && ws->it[j].word &&
-			    atomic_load_explicit(ws->it[j].word, memory_order_relaxed) !=
-			    ws->it[j].val)
+			if (ws->ich[j] == ch && wake_missed(ws, j, t0, slept, bound, rd))
 				break;
 		if (j == i)
 			STAT_ADD(ch, missed_wakeups, 1);
@@ -276,7 +299,7 @@ int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64
 		if (stat_ch)
 			stat_max(&stat_ch->st.max_wait_read_ns, slept);
 		if (net && slept >= bound)
-			count_missed(ws, slept, bound, rd0);
+			count_missed(ws, t0, slept, bound, rd0);
 	}
 	smem__rpc_ws_done(ws, fired);
 	return ws->set.err;

@@ -224,9 +224,10 @@ struct smem_rpc_stats {
 	uint64_t partials_expired;	/* no packet for 30 s while the ring was drained */
 	/*
 	 * Sleeps that ran to the safety cap (50 ms; 20 ms while the peer's liveness is polled)
-	 * although a word they slept on had moved and the peer was alive: a wake-up that never
+	 * although a wake on a word they slept on had returned during the sleep (and the thread
+	 * was not merely waiting for a CPU since) and the peer was alive: a wake-up that never
 	 * came. The cap is a net for dead peers, not how waiters are woken; anything but 0 is a
-	 * bug (counted per channel whose word moved).
+	 * bug (counted per channel with such a word).
 	 */
 	uint64_t missed_wakeups;
 	uint64_t reserved[5];		/* zero; room for counters to come (the size stays) */
