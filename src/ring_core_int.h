@@ -129,6 +129,14 @@ static inline struct smem__spin ring_spin(struct smem_ring *r, int dir)
 	return sp;
 }
 
+/*
+ * smem__ring_wait_prepare() that also tells whether a claim by somebody else blocks the
+ * condition (*held): the caller must then look again within RECHECK_NS (ring_poll.c arms a
+ * timeout), since nobody will wake it if that claim's owner is dead.
+ */
+int smem__ring_wait_prepare_held(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
+				 uint32_t *val, bool *held);
+
 /* ---- fork (ring_open.c) ------------------------------------------------------------------ */
 
 /* Join under an id of our own in a forked child (generation @gen). 0 or -EUSERS. */

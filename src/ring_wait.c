@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Waiting on a ring from outside its own calls: the wait_prepare/wait_done contract that lets
- * rpc.c sleep on a ring's event count in io_uring or futex_waitv, and the eventfd bridge
- * thread behind smem_ring_fd(). Both follow the WAITING part of the protocol at the top of
- * ring.c; see ring_core_int.h for the other ring files.
+ * rpc.c (and ring_poll.c) sleep on a ring's event count in io_uring or futex_waitv, and the
+ * eventfd bridge thread behind smem_ring_fd(). Both follow the WAITING part of the protocol at
+ * the top of ring.c; see ring_core_int.h for the other ring files.
  */
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -13,6 +13,14 @@
 
 int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
 			    uint32_t *val)
+{
+	bool held;
+
+	return smem__ring_wait_prepare_held(r, for_write, word, val, &held);
+}
+
+int smem__ring_wait_prepare_held(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
+				 uint32_t *val, bool *held)
 {
 	struct smem_ring_shm *shm = r->shm;
 	_Atomic uint32_t *seqw = for_write ? &shm->room_seq : &shm->data_seq;
@@ -40,6 +48,7 @@ int smem__ring_wait_prepare(struct smem_ring *r, bool for_write, _Atomic uint32_
 	}
 	*word = seqw;
 	*val = v;
+	*held = ob.held;
 	return 0;
 }
 

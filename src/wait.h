@@ -200,4 +200,30 @@ struct smem__waiter {
  */
 int smem__wait_for(struct smem__waiter *w);
 
+/* ---- pollable waits (wait_fd.c) ----------------------------------------------------------- */
+
+/*
+ * POLLABLE WAITS: an fd that becomes readable when an armed set of items fires, for event
+ * loops, with no thread of ours when io_uring has futex waits (the fd is a private io_uring's,
+ * readable when a CQE is posted); elsewhere a helper thread sleeps on the set and writes an
+ * eventfd (smem__waitfd_threaded()). Not thread-safe: one owner calls arm/disarm.
+ *   arm     replaces any previous arming (disarm first), then submits @items (futex words
+ *           that must still hold their value, fds to poll) and, unless UINT64_MAX, a timeout
+ *           of @max_ns: the fd becomes readable when one fires (or at once, if a word no
+ *           longer holds its value). The caller announces itself to the wakers before and
+ *           re-checks its condition after arming's values were taken, as for a sleep. 0,
+ *           -EINVAL (n > SMEM__WAITFD_MAX, or nothing that could fire), or io_uring's error.
+ *   disarm  withdraws the arming: afterwards the fd is not readable and nothing of the old
+ *           arming fires later. Harmless when not armed.
+ */
+#define SMEM__WAITFD_MAX	8u
+struct smem__waitfd;
+int smem__waitfd_open(struct smem__waitfd **ret);
+int smem__waitfd_fd(const struct smem__waitfd *w);
+bool smem__waitfd_threaded(const struct smem__waitfd *w);
+int smem__waitfd_arm(struct smem__waitfd *w, const struct smem__wait_item *items, unsigned n,
+		     uint64_t max_ns);
+void smem__waitfd_disarm(struct smem__waitfd *w);
+void smem__waitfd_close(struct smem__waitfd *w);
+
 #endif

@@ -116,8 +116,64 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot);
  * reads until -ETIMEDOUT; later arrivals signal again). It never consumes messages. While it
  * sleeps, each commit that finds it asleep costs the writer one futex wake. Returns the fd
  * (owned by the handle, closed by smem_ring_close()) or a negative errno. Thread-safe.
+ * smem_ring_poll_open() below does the same without a thread where io_uring allows it.
  */
 int smem_ring_fd(struct smem_ring *r);
+
+/*
+ * Pollable waits for event loops (epoll, poll, io_uring, libuv's uv_poll_t), with no helper
+ * thread: a poller's fd becomes readable when the ring has a message to read
+ * (SMEM_RING_POLL_READ) or room to write (SMEM_RING_POLL_WRITE) since it was armed.
+ *
+ * The loop, which cannot lose a wakeup:
+ *     for (;;) {
+ *         rc = smem_ring_poll_arm(p);       1: ready now, 0: armed, < 0: error
+ *         if (rc == 0)
+ *             wait until smem_ring_poll_fd(p) is readable (with the loop's other fds);
+ *         smem_ring_poll_disarm(p);          optional: stops the writers' wakes at once
+ *         drain: read (write) with timeout 0 until -ETIMEDOUT (or as much as wanted);
+ *     }
+ * Arming announces the poller to the other side, re-checks the ring, and only then waits:
+ * if the condition already holds it returns 1 and arms nothing; otherwise whoever makes it
+ * true afterwards wakes the fd. A readable fd is a hint, never a promise (another reader may
+ * have taken the message): the timeout-0 calls decide. The fd stays readable until the next
+ * arm or disarm. When the owner closes the ring, an armed fd becomes readable and the
+ * calls report -ESHUTDOWN (arm returns 1 from then on).
+ *
+ * Cost: while a poller is armed, each commit (for readers) or each release (for writers)
+ * costs its maker one futex wake, as a blocked reader (writer) does; while it is not armed,
+ * the ring's writers and readers make no system call for it. Arming makes one system call.
+ * A claim held by another participant (a message being written) arms a 5 ms timeout as well,
+ * so that a participant who died holding it is noticed: the fd then fires, the drain finds
+ * nothing, and the next arm recovers the claim.
+ *
+ * Where io_uring futex waits are available (Linux 6.7, io_uring not disabled by sysctl or
+ * seccomp, SMEM_NO_URING unset), the fd is a private io_uring's, readable when its futex
+ * wait completes; elsewhere (smem_ring_poll_threaded() true) a helper thread per poller
+ * sleeps on the armed wait and writes an eventfd. The fd is owned by the poller (do not
+ * close it); poll it for reading (POLLIN / EPOLLIN / UV_READABLE), level- or edge-triggered.
+ *
+ * open:  @what is SMEM_RING_POLL_READ or SMEM_RING_POLL_WRITE. 0 and *ret, -EINVAL, -ENOMEM,
+ *        -EMFILE, or io_uring's / pthread_create's errors. Close the poller before the ring.
+ * arm:   1 (ready now; nothing armed), 0 (armed), -EINVAL, -EUSERS (a forked child found no
+ *        free participant slot), -ENOMEM/-EBUSY (io_uring could not take the wait).
+ * A poller is used by one thread at a time (it is not thread-safe); the ring handle stays
+ * usable by any thread meanwhile. Not inherited usefully across fork(): open a new one in
+ * the child.
+ */
+struct smem_ring_poll;
+#define SMEM_RING_POLL_READ	0u
+#define SMEM_RING_POLL_WRITE	1u
+int smem_ring_poll_open(struct smem_ring *r, unsigned what, struct smem_ring_poll **ret);
+/* The fd to poll for reading, or -EINVAL. Never blocks. */
+int smem_ring_poll_fd(const struct smem_ring_poll *p);
+int smem_ring_poll_arm(struct smem_ring_poll *p);
+/* Withdraw the arming (harmless when not armed): the fd is not readable afterwards. */
+void smem_ring_poll_disarm(struct smem_ring_poll *p);
+/* Does this poller use a helper thread (no io_uring futex waits here)? */
+bool smem_ring_poll_threaded(const struct smem_ring_poll *p);
+/* Disarm and free. NULL is ignored. */
+void smem_ring_poll_close(struct smem_ring_poll *p);
 
 /*
  * How long a blocking call spins (re-checking the ring) before it sleeps on the futex.

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event loops without a thread per handle: the ring's pollers (smem_ring_poll_*) and the RPC
+ * channel's (smem_rpc_poll_*) driven by epoll, with peers in other processes; the io_uring
+ * path and the helper-thread fallback (SMEM_NO_URING=1); and the cost promise: no system call
+ * by a writer for a poller that is not armed.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ring_int.h"
+#include "wait.h"
+#include "util/ringutil.h"
+#include "util/rpcutil.h"
+#include "util/testutil.h"
+
+static int want_threaded = -1;	/* the fixture's backend: 1 fallback, 0 io_uring if present */
+
+static void uring_setup(void)
+{
+	unsetenv("SMEM_NO_URING");
+	want_threaded = smem__wait_backend() == SMEM__WAIT_URING ? 0 : 1;
+	if (want_threaded)
+		fprintf(stderr, "note: io_uring futex waits unavailable: pollers use a thread\n");
+	t_fds_setup();
+}
+
+static void fallback_setup(void)
+{
+	setenv("SMEM_NO_URING", "1", 1);
+	want_threaded = 1;
+	t_fds_setup();
+}
+
+/* An epoll set watching @fd for reading. */
+static int ep_new(int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	ck_assert_int_ge(ep, 0);
+	ck_assert_int_eq(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), 0);
+	return ep;
+}
+
+static int ep_wait(int ep, int ms)
+{
+	struct epoll_event ev;
+	int n;
+
+	do
+		n = epoll_wait(ep, &ev, 1, ms);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+static struct smem_ring_poll *poller(struct smem_ring *r, unsigned what)
+{
+	struct smem_ring_poll *p = NULL;
+
+	ck_assert_int_eq(smem_ring_poll_open(r, what, &p), 0);
+	ck_assert_int_eq(smem_ring_poll_threaded(p), want_threaded);
+	ck_assert_int_ge(smem_ring_poll_fd(p), 0);
+	return p;
+}
+
+/* ---- rings ------------------------------------------------------------------------------ */
+
+struct wr_arg {
+	const char *name;
+	unsigned count;
+	int go;		/* read end: the child starts when a byte arrives (-1: at once) */
+};
+
+/* Open the ring and write count messages (each its sequence number), blocking. */
+static int writer_child(void *p)
+{
+	struct wr_arg *a = p;
+	struct smem_ring *w = NULL;
+	unsigned i;
+	char c;
+
+	if (a->go >= 0 && read(a->go, &c, 1) != 1)
+		return 9;
+	if (smem_ring_open(a->name, NULL, &w))
+		return 10;
+	for (i = 0; i < a->count; i++)
+		if (smem_ring_write(w, &i, sizeof(i), 5000))
+			return 11;
+	smem_ring_close(w);
+	return 0;
+}
+
+START_TEST(evloop_ring_reader_fd_readable_after_write_from_another_process)
+{
+	char name[128];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 16);
+	struct smem_ring_poll *p = poller(r, SMEM_RING_POLL_READ);
+	struct wr_arg a = { .name = name, .count = 1 };
+	int ep = ep_new(smem_ring_poll_fd(p)), go[2];
+	unsigned v;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(go), 0);
+	a.go = go[0];
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);
+	ck_assert_uint_eq(atomic_load(&smem__ring_shm(r)->data_waiters), 1);
+	pid = t_fork(writer_child, &a);
+	ck_assert_int_eq(ep_wait(ep, 50), 0);	/* nothing written yet */
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(ep_wait(ep, 5000), 1);
+	ck_assert_int_eq(t_wait(pid), 0);
+	ck_assert_int_eq(smem_ring_read(r, &v, sizeof(v), 0), (ssize_t)sizeof(v));
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(smem_ring_read(r, &v, sizeof(v), 0), -ETIMEDOUT);
+	/* drained and re-armed: not readable, and still announced */
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);
+	ck_assert_int_eq(ep_wait(ep, 50), 0);
+	ck_assert_uint_eq(atomic_load(&smem__ring_shm(r)->data_waiters), 1);
+	/* something to read: arming says so at once and arms nothing */
+	ck_assert_int_eq(smem_ring_write(r, "x", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_poll_arm(p), 1);
+	ck_assert_uint_eq(atomic_load(&smem__ring_shm(r)->data_waiters), 0);
+	ck_assert_int_eq(ep_wait(ep, 0), 0);
+	smem_ring_poll_disarm(p);
+	ck_assert_uint_eq(atomic_load(&smem__ring_shm(r)->data_waiters), 0);
+	close(go[0]);
+	close(go[1]);
+	close(ep);
+	smem_ring_poll_close(p);
+	smem_ring_close(r);
+}
+END_TEST
+
+START_TEST(evloop_ring_reader_loses_no_wakeup_across_10k_messages)
+{
+	const unsigned count = 10000;
+	char name[128];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 8, 16);
+	struct smem_ring_poll *p = poller(r, SMEM_RING_POLL_READ);
+	struct wr_arg a = { .name = name, .count = count, .go = -1 };
+	int ep = ep_new(smem_ring_poll_fd(p)), rc;
+	unsigned next = 0, v, wakeups = 0;
+	pid_t pid;
+
+	smem_ring_set_spin(r, 0);
+	pid = t_fork(writer_child, &a);
+	while (next < count) {
+		rc = smem_ring_poll_arm(p);
+		ck_assert_int_ge(rc, 0);
+		if (rc == 0) {
+			/* a lost wakeup would leave us here with the writer blocked on a full ring */
+			ck_assert_msg(ep_wait(ep, 5000) == 1, "no wakeup after message %u", next);
+			wakeups++;
+		}
+		smem_ring_poll_disarm(p);
+		while (smem_ring_read(r, &v, sizeof(v), 0) == (ssize_t)sizeof(v)) {
+			ck_assert_uint_eq(v, next);
+			next++;
+		}
+	}
+	ck_assert_int_eq(t_wait(pid), 0);
+	ck_assert_uint_ge(wakeups, 1);
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);	/* empty again */
+	ck_assert_int_eq(ep_wait(ep, 20), 0);
+	close(ep);
+	smem_ring_poll_close(p);
+	ck_assert_uint_eq(atomic_load(&smem__ring_shm(r)->data_waiters), 0);
+	smem_ring_close(r);
+}
+END_TEST
+
+static int read_one_child(void *p)
+{
+	struct smem_ring *o = NULL;
+	char b[16];
+
+	usleep(50000);
+	if (smem_ring_open(p, NULL, &o))
+		return 10;
+	if (smem_ring_read(o, b, sizeof(b), 1000) != 1)
+		return 11;
+	smem_ring_close(o);
+	return 0;
+}
+
+START_TEST(evloop_ring_writer_fd_readable_when_a_reader_makes_room)
+{
+	char name[128];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 2, 16);
+	struct smem_ring_poll *p = poller(r, SMEM_RING_POLL_WRITE);
+	int ep = ep_new(smem_ring_poll_fd(p));
+	pid_t pid;
+
+	ck_assert_int_eq(smem_ring_poll_arm(p), 1);	/* room now */
+	ck_assert_int_eq(smem_ring_write(r, "a", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_write(r, "b", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);	/* full */
+	ck_assert_uint_eq(atomic_load(&smem__ring_shm(r)->room_waiters), 1);
+	pid = t_fork(read_one_child, name);
+	ck_assert_int_eq(ep_wait(ep, 5000), 1);
+	ck_assert_int_eq(t_wait(pid), 0);
+	ck_assert_int_eq(smem_ring_write(r, "c", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);	/* full again: not readable */
+	ck_assert_int_eq(ep_wait(ep, 50), 0);
+	close(ep);
+	smem_ring_poll_close(p);
+	ck_assert_uint_eq(atomic_load(&smem__ring_shm(r)->room_waiters), 0);
+	smem_ring_close(r);
+}
+END_TEST
+
+START_TEST(evloop_ring_writer_makes_no_futex_wake_while_nobody_polls)
+{
+	char name[128];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 256, 16), *w = t_ring_open(name);
+	struct smem_ring_poll *p = poller(r, SMEM_RING_POLL_READ);
+	int ep = ep_new(smem_ring_poll_fd(p));
+	unsigned i;
+	char b[16];
+
+	/* a poller that exists but is not armed costs the writer nothing */
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(smem_ring_write(w, "m", 1, 0), 0);
+	ck_assert_uint_eq(t_ring_stats(w).wakes, 0);
+	while (smem_ring_read(r, b, sizeof(b), 0) == 1)
+		;
+	/* armed: the first commit wakes it (one futex wake) and the fd fires */
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);
+	ck_assert_int_eq(smem_ring_write(w, "m", 1, 0), 0);
+	ck_assert_uint_eq(t_ring_stats(w).wakes, 1);
+	ck_assert_int_eq(ep_wait(ep, 5000), 1);
+	/* disarmed while it drains: the writer is back to no system call per message */
+	smem_ring_poll_disarm(p);
+	ck_assert_int_eq(ep_wait(ep, 0), 0);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(smem_ring_write(w, "m", 1, 0), 0);
+	ck_assert_uint_eq(t_ring_stats(w).wakes, 1);
+	close(ep);
+	smem_ring_poll_close(p);
+	smem_ring_close(w);
+	smem_ring_close(r);
+}
+END_TEST
+
+START_TEST(evloop_ring_owner_close_makes_armed_fd_readable)
+{
+	char name[128], b[16];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 16), *o = t_ring_open(name);
+	struct smem_ring_poll *p = poller(o, SMEM_RING_POLL_READ);
+	int ep = ep_new(smem_ring_poll_fd(p));
+
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);
+	smem_ring_close(r);
+	ck_assert_int_eq(ep_wait(ep, 5000), 1);
+	ck_assert_int_eq(smem_ring_poll_arm(p), 1);
+	ck_assert_int_eq(smem_ring_read(o, b, sizeof(b), 0), -ESHUTDOWN);
+	close(ep);
+	smem_ring_poll_close(p);
+	smem_ring_close(o);
+}
+END_TEST
+
+START_TEST(evloop_ring_poll_rejects_bad_arguments)
+{
+	char name[128];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 16);
+	struct smem_ring_poll *p = (void *)&name;
+
+	ck_assert_int_eq(smem_ring_poll_open(NULL, SMEM_RING_POLL_READ, &p), -EINVAL);
+	ck_assert_int_eq(smem_ring_poll_open(r, 2, &p), -EINVAL);
+	ck_assert_int_eq(smem_ring_poll_open(r, SMEM_RING_POLL_READ, NULL), -EINVAL);
+	ck_assert_ptr_eq(p, (void *)&name);	/* untouched on failure */
+	ck_assert_int_eq(smem_ring_poll_fd(NULL), -EINVAL);
+	ck_assert_int_eq(smem_ring_poll_arm(NULL), -EINVAL);
+	smem_ring_poll_disarm(NULL);
+	smem_ring_poll_close(NULL);
+	smem_ring_close(r);
+}
+END_TEST
+
+static TCase *add_tcase(Suite *s, const char *name, void (*setup)(void), int timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, t_fds_teardown);
+	tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static void add_ring_tests(TCase *tc)
+{
+	add_fork_test(tc, evloop_ring_reader_fd_readable_after_write_from_another_process);
+	add_fork_test(tc, evloop_ring_reader_loses_no_wakeup_across_10k_messages);
+	add_fork_test(tc, evloop_ring_writer_fd_readable_when_a_reader_makes_room);
+	tcase_add_test(tc, evloop_ring_writer_makes_no_futex_wake_while_nobody_polls);
+	tcase_add_test(tc, evloop_ring_owner_close_makes_armed_fd_readable);
+	tcase_add_test(tc, evloop_ring_poll_rejects_bad_arguments);
+}
+
+static Suite *evloop_suite(void)
+{
+	Suite *s = suite_create("evloop");
+
+	add_ring_tests(add_tcase(s, "ring-uring", uring_setup, 30));
+	add_ring_tests(add_tcase(s, "ring-fallback", fallback_setup, 30));
+	return s;
+}
+
+T_MAIN(evloop_suite)
