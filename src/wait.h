@@ -216,7 +216,7 @@ int smem__wait_for(struct smem__waiter *w);
  *   disarm  withdraws the arming: afterwards the fd is not readable and nothing of the old
  *           arming fires later. Harmless when not armed.
  */
-#define SMEM__WAITFD_MAX	8u
+#define SMEM__WAITFD_MAX	8u	/* <= 32: fired items are a bit mask */
 struct smem__waitfd;
 int smem__waitfd_open(struct smem__waitfd **ret);
 int smem__waitfd_fd(const struct smem__waitfd *w);
@@ -224,6 +224,8 @@ bool smem__waitfd_threaded(const struct smem__waitfd *w);
 int smem__waitfd_arm(struct smem__waitfd *w, const struct smem__wait_item *items, unsigned n,
 		     uint64_t max_ns);
 void smem__waitfd_disarm(struct smem__waitfd *w);
+/* After a disarm: which items of the last arming fired (bit i for item i; may over-report). */
+uint32_t smem__waitfd_fired(const struct smem__waitfd *w);
 void smem__waitfd_close(struct smem__waitfd *w);
 
 #endif

@@ -53,6 +53,7 @@ struct smem__waitfd {
 	/* io_uring */
 	struct io_uring ring;
 	unsigned outstanding;		/* submitted requests whose CQE we have not seen */
+	uint32_t fired;			/* items of the last arming that fired (bit i: item i) */
 	struct __kernel_timespec ts;	/* a TIMEOUT's time must live until it completes */
 	/* helper thread */
 	int efd;
@@ -77,6 +78,8 @@ static unsigned reap(struct smem__waitfd *w)
 	io_uring_for_each_cqe(&w->ring, head, cqe) {
 		if (cqe->user_data != UD_CANCEL && w->outstanding)
 			w->outstanding--;
+		if (cqe->user_data < SMEM__WAITFD_MAX && cqe->res != -ECANCELED)
+			w->fired |= 1u << cqe->user_data;
 		seen++;
 	}
 	io_uring_cq_advance(&w->ring, seen);
@@ -90,6 +93,7 @@ static int uring_arm(struct smem__waitfd *w, const struct smem__wait_item *items
 	unsigned i;
 	int ret;
 
+	w->fired = 0;
 	for (i = 0; i < n; i++) {
 		sqe = io_uring_get_sqe(&w->ring);
 		if (items[i].word) {
@@ -146,10 +150,37 @@ static void uring_disarm(struct smem__waitfd *w)
 
 /* ---- the helper thread ---------------------------------------------------------------- */
 
+/*
+ * Sleep on the armed set until an item fires or its time is up (then signal the eventfd), or
+ * until disarm kicks us (no signal). The engine may return early with nothing fired (a slice
+ * of the futex backends, a spurious wake): sleep again then, or the fd would fire for nothing.
+ */
+static void helper_sleep(struct smem__waitfd *w)
+{
+	uint64_t deadline = w->max_ns == UINT64_MAX ? UINT64_MAX : smem__now_ns() + w->max_ns;
+	uint64_t one = 1, left;
+	int r;
+
+	for (;;) {
+		left = smem__remaining_ns(deadline);
+		r = left ? smem__wait_many(w->items, w->n + 1, left) : 0;
+		/*
+		 * The kick word is the last item; its value was taken when arming. Its own value
+		 * decides, not its fired flag: futex_waitv's EAGAIN marks every item fired.
+		 */
+		if (atomic_load_explicit(&w->kick, memory_order_relaxed) != w->items[w->n].val)
+			return;
+		if (r != 0 || smem__remaining_ns(deadline) == 0)
+			break;
+	}
+	if (write(w->efd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: the counter is at its maximum, readable anyway. */
+	}
+}
+
 static void *helper_main(void *arg)
 {
 	struct smem__waitfd *w = arg;
-	uint64_t one = 1;
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -158,16 +189,7 @@ static void *helper_main(void *arg)
 		if (w->state == T_STOP)
 			break;
 		pthread_mutex_unlock(&w->lock);
-		/*
-		 * The kick word is the last item; its value was taken when arming. Its own value
-		 * decides, not its fired flag: futex_waitv's EAGAIN marks every item fired.
-		 */
-		if (smem__wait_many(w->items, w->n + 1, w->max_ns) >= 0 &&
-		    atomic_load_explicit(&w->kick, memory_order_relaxed) == w->items[w->n].val) {
-			if (write(w->efd, &one, sizeof(one)) < 0) {
-				/* EAGAIN: the counter is at its maximum, readable anyway. */
-			}
-		}
+		helper_sleep(w);
 		pthread_mutex_lock(&w->lock);
 		if (w->state == T_ARMED)
 			w->state = T_IDLE;
@@ -188,6 +210,8 @@ static int helper_arm(struct smem__waitfd *w, const struct smem__wait_item *item
 	};
 	w->n = n;
 	w->max_ns = max_ns;
+	for (unsigned i = 0; i < n; i++)
+		w->items[i].fired = false;
 	w->state = T_ARMED;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -281,6 +305,20 @@ void smem__waitfd_disarm(struct smem__waitfd *w)
 		uring_disarm(w);
 	else
 		helper_disarm(w);
+}
+
+uint32_t smem__waitfd_fired(const struct smem__waitfd *w)
+{
+	uint32_t m = 0;
+	unsigned i;
+
+	if (w->uring)
+		return w->fired;
+	/* Disarmed: the helper is idle and its copy of the items holds the last sleep's flags. */
+	for (i = 0; i < w->n; i++)
+		if (w->items[i].fired)
+			m |= 1u << i;
+	return m;
 }
 
 void smem__waitfd_close(struct smem__waitfd *w)

@@ -284,6 +284,227 @@ START_TEST(evloop_ring_poll_rejects_bad_arguments)
 }
 END_TEST
 
+
+/* ---- RPC channels ----------------------------------------------------------------------- */
+
+#define RPC_CALLS	300
+
+struct cl_arg {
+	const char *name;
+	unsigned calls;
+};
+
+/* Open as slave and make calls, checking each answer (the product of two bytes). */
+static int client_child(void *p)
+{
+	struct cl_arg *a = p;
+	struct smem_rpc_opts o = { .spin_ns = SMEM_RPC_NO_SPIN };
+	struct smem_rpc *ch = NULL;
+	unsigned i;
+
+	if (smem_rpc_open(a->name, &o, &ch))
+		return 10;
+	for (i = 0; i < a->calls; i++) {
+		uint8_t req[2] = { (uint8_t)i, 3 }, *resp = NULL;
+		size_t len = 0;
+
+		if (smem_rpc_call(ch, req, 2, (void **)&resp, &len, 5000))
+			return 11;
+		if (len != 1 || resp[0] != (uint8_t)(i * 3))
+			return 12;
+		smem_rpc_free_response(resp);
+	}
+	smem_rpc_close(ch);
+	return 0;
+}
+
+/* A peer in a child: it opens @name, says so on @ready, and serves until @stop closes. */
+struct peer_arg {
+	char name[128];
+	int ready[2], stop[2];
+	smem_rpc_handler_fn handler;
+	uint32_t service;
+};
+
+static int peer_child(void *p)
+{
+	struct peer_arg *a = p;
+	struct smem_rpc_opts o = { .handler = a->handler, .service = a->service };
+	struct smem_rpc *ch = NULL;
+	char c;
+
+	close(a->stop[1]);
+	if (smem_rpc_open(a->name, &o, &ch))
+		return 10;
+	if (write(a->ready[1], "r", 1) != 1)
+		return 11;
+	while (read(a->stop[0], &c, 1) > 0)
+		;
+	smem_rpc_close(ch);
+	return 0;
+}
+
+/* Start the peer (the master: it opens first) and wait until it has opened. */
+static pid_t peer_start(struct peer_arg *a, const char *prefix)
+{
+	char c;
+	pid_t pid;
+
+	t_name(a->name, sizeof(a->name), prefix);
+	ck_assert_int_eq(pipe(a->ready), 0);
+	ck_assert_int_eq(pipe(a->stop), 0);
+	pid = t_fork(peer_child, a);
+	close(a->stop[0]);
+	ck_assert_int_eq(read(a->ready[0], &c, 1), 1);
+	close(a->ready[0]);
+	close(a->ready[1]);
+	return pid;
+}
+
+static struct smem_rpc_poll *rpc_poller(struct smem_rpc *ch)
+{
+	struct smem_rpc_poll *p = NULL;
+
+	ck_assert_int_eq(smem_rpc_poll_open(ch, &p), 0);
+	ck_assert_int_eq(smem_rpc_poll_threaded(p), want_threaded);
+	ck_assert_int_ge(smem_rpc_poll_fd(p), 0);
+	return p;
+}
+
+START_TEST(evloop_rpc_epoll_server_answers_calls_from_another_process)
+{
+	struct smem_rpc_opts o = {
+		.handler = t_rpc_h_mul, .service = SMEM_RPC_SERVICE_DISPATCH,
+		.spin_ns = SMEM_RPC_NO_SPIN,
+	};
+	char name[128];
+	struct cl_arg a = { .name = t_name(name, sizeof(name), "evrpc"), .calls = RPC_CALLS };
+	struct smem_rpc *ch = t_rpc_open_opts(name, &o);
+	struct smem_rpc_poll *p = rpc_poller(ch);
+	int ep = ep_new(smem_rpc_poll_fd(p)), rc, handled = 0;
+	unsigned fires = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(smem_rpc_poll_arm(p), 1);	/* the first arm: look first */
+	ck_assert_int_eq(smem_rpc_dispatch(ch, 0), 0);
+	ck_assert_int_eq(smem_rpc_poll_arm(p), 0);	/* nothing to do: armed */
+	ck_assert_int_eq(ep_wait(ep, 50), 0);
+	pid = t_fork(client_child, &a);
+	while (handled < RPC_CALLS) {
+		rc = smem_rpc_poll_arm(p);
+		ck_assert_int_ge(rc, 0);
+		if (rc == 0) {
+			ck_assert_msg(ep_wait(ep, 5000) == 1, "no wakeup after %d calls", handled);
+			fires++;
+		}
+		smem_rpc_poll_disarm(p);
+		rc = smem_rpc_dispatch(ch, 0);
+		ck_assert_int_ge(rc, 0);
+		handled += rc;
+	}
+	ck_assert_int_eq(handled, RPC_CALLS);
+	ck_assert_int_eq(t_wait(pid), 0);
+	ck_assert_uint_ge(fires, 1);
+	close(ep);
+	smem_rpc_poll_close(p);
+	smem_rpc_close(ch);
+}
+END_TEST
+
+START_TEST(evloop_rpc_epoll_client_sees_async_completions)
+{
+	struct peer_arg a = { .handler = t_rpc_h_mul };	/* served by its service thread */
+	struct smem_rpc_opts o = { .spin_ns = SMEM_RPC_NO_SPIN };
+	struct smem_rpc_call *calls[8];
+	struct smem_rpc *ch;
+	struct smem_rpc_poll *p;
+	int ep, rc, done = 0, i;
+	pid_t pid = peer_start(&a, "evcl");
+
+	ch = t_rpc_open_opts(a.name, &o);
+	ck_assert(!smem_rpc_is_master(ch));
+	p = rpc_poller(ch);
+	ep = ep_new(smem_rpc_poll_fd(p));
+	for (i = 0; i < 8; i++) {
+		uint8_t req[2] = { (uint8_t)i, 5 };
+
+		ck_assert_int_eq(smem_rpc_call_async(ch, req, 2, 5000, &calls[i]), 0);
+	}
+	while (done < 8) {
+		rc = smem_rpc_poll_arm(p);
+		ck_assert_int_ge(rc, 0);
+		if (rc == 0)
+			ck_assert_msg(ep_wait(ep, 5000) == 1, "no wakeup after %d completions",
+				      done);
+		smem_rpc_poll_disarm(p);
+		rc = smem_rpc_wait(calls, 8, SMEM_RPC_WAIT_ANY, 0);
+		ck_assert(rc > 0 || rc == -ETIMEDOUT);
+		for (done = 0, i = 0; i < 8; i++)
+			done += smem_rpc_call_done(calls[i]);
+	}
+	for (i = 0; i < 8; i++) {
+		uint8_t *resp = NULL;
+		size_t len = 0;
+
+		ck_assert_int_eq(smem_rpc_call_result(calls[i], (void **)&resp, &len), 0);
+		ck_assert_uint_eq(len, 1);
+		ck_assert_uint_eq(resp[0], (uint8_t)(i * 5));
+		smem_rpc_free_response(resp);
+		smem_rpc_call_free(calls[i]);
+	}
+	close(ep);
+	smem_rpc_poll_close(p);
+	smem_rpc_close(ch);
+	close(a.stop[1]);
+	ck_assert_int_eq(t_wait(pid), 0);
+}
+END_TEST
+
+START_TEST(evloop_rpc_armed_fd_fires_when_the_peer_is_killed)
+{
+	struct smem_rpc_opts o = { .service = SMEM_RPC_SERVICE_DISPATCH };
+	struct peer_arg a = { .service = SMEM_RPC_SERVICE_DISPATCH };
+	struct smem_rpc *ch;
+	struct smem_rpc_poll *p;
+	int ep, rc;
+	pid_t pid = peer_start(&a, "evkill");
+
+	ch = t_rpc_open_opts(a.name, &o);
+	ck_assert(!smem_rpc_is_master(ch));
+	p = rpc_poller(ch);
+	ep = ep_new(smem_rpc_poll_fd(p));
+	do {
+		rc = smem_rpc_poll_arm(p);
+		if (rc == 1)
+			ck_assert_int_ge(smem_rpc_dispatch(ch, 0), 0);
+	} while (rc == 1);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(ep_wait(ep, 50), 0);
+	t_kill9(pid);
+	ck_assert_int_eq(ep_wait(ep, 5000), 1);
+	smem_rpc_poll_disarm(p);
+	/* the loop's timeout-0 call now sees the peer gone */
+	ck_assert_int_eq(smem_rpc_dispatch(ch, 0), -ECONNRESET);
+	close(ep);
+	smem_rpc_poll_close(p);
+	smem_rpc_close(ch);
+	close(a.stop[1]);
+}
+END_TEST
+
+START_TEST(evloop_rpc_poll_rejects_bad_arguments)
+{
+	struct smem_rpc_poll *p = (void *)&p;
+
+	ck_assert_int_eq(smem_rpc_poll_open(NULL, &p), -EINVAL);
+	ck_assert_ptr_eq(p, (void *)&p);
+	ck_assert_int_eq(smem_rpc_poll_fd(NULL), -EINVAL);
+	ck_assert_int_eq(smem_rpc_poll_arm(NULL), -EINVAL);
+	smem_rpc_poll_disarm(NULL);
+	smem_rpc_poll_close(NULL);
+}
+END_TEST
+
 static TCase *add_tcase(Suite *s, const char *name, void (*setup)(void), int timeout)
 {
 	TCase *tc = tcase_create(name);
@@ -304,12 +525,22 @@ static void add_ring_tests(TCase *tc)
 	tcase_add_test(tc, evloop_ring_poll_rejects_bad_arguments);
 }
 
+static void add_rpc_tests(TCase *tc)
+{
+	add_fork_test(tc, evloop_rpc_epoll_server_answers_calls_from_another_process);
+	add_fork_test(tc, evloop_rpc_epoll_client_sees_async_completions);
+	add_fork_test(tc, evloop_rpc_armed_fd_fires_when_the_peer_is_killed);
+	tcase_add_test(tc, evloop_rpc_poll_rejects_bad_arguments);
+}
+
 static Suite *evloop_suite(void)
 {
 	Suite *s = suite_create("evloop");
 
 	add_ring_tests(add_tcase(s, "ring-uring", uring_setup, 30));
 	add_ring_tests(add_tcase(s, "ring-fallback", fallback_setup, 30));
+	add_rpc_tests(add_tcase(s, "rpc-uring", uring_setup, 30));
+	add_rpc_tests(add_tcase(s, "rpc-fallback", fallback_setup, 30));
 	return s;
 }
 

@@ -199,6 +199,53 @@ int smem_rpc_dispatch(struct smem_rpc *ch, int timeout_ms);
  */
 int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms);
 
+/*
+ * Pollable waits for event loops (epoll, poll, io_uring, libuv's uv_poll_t), with no helper
+ * thread: a channel poller's fd becomes readable when the channel may have work for this
+ * endpoint: a request to handle (dispatch mode), a call of ours completed, the peer died or
+ * closed, a new slave arrived (master). The loop then makes progress with timeout-0 calls:
+ * smem_rpc_dispatch(ch, 0) (a server), smem_rpc_wait(calls, n, SMEM_RPC_WAIT_ANY, 0) or
+ * smem_rpc_call_done() / smem_rpc_call_result() (a client), and arms again:
+ *     for (;;) {
+ *         rc = smem_rpc_poll_arm(p);        1: look now, 0: armed, < 0: error
+ *         if (rc == 0)
+ *             wait until smem_rpc_poll_fd(p) is readable (with the loop's other fds);
+ *         smem_rpc_poll_disarm(p);           optional: stops the peer's wakes at once
+ *         smem_rpc_dispatch(ch, 0) / smem_rpc_wait(..., 0) ...;
+ *     }
+ * Arming cannot lose a wakeup: it announces the poller, then looks (the receive ring, the
+ * request queue, and whether the channel's event count moved since the previous arm: a
+ * completion or request that another thread produced meanwhile); if anything may be there it
+ * returns 1 and arms nothing. The first arm after open returns 1. A readable fd is a hint:
+ * the timeout-0 calls may find nothing (another thread took it) and the loop arms again.
+ *
+ * Cost: while armed, each packet the peer commits to this endpoint costs the peer one futex
+ * wake (as for a sleeping dispatcher); while no poller is armed, nothing. Without a pidfd for
+ * the peer (old kernels) the arming also times out every 20 ms to check the peer's liveness.
+ *
+ * Backend: a private io_uring with futex waits and a POLL_ADD on the peer's pidfd (Linux 6.7);
+ * elsewhere (smem_rpc_poll_threaded() true: io_uring or its futex waits unavailable, or
+ * SMEM_NO_URING=1) a helper thread per poller sleeps on the same set and writes an eventfd.
+ *
+ * open:  0 and *ret, -EINVAL, -ENOMEM, -EMFILE, io_uring's or pthread_create's errors.
+ *        Close the poller before the channel.
+ * fd:    the fd to poll for reading (owned by the poller), or -EINVAL. Never blocks.
+ * arm:   1 (look now; nothing armed), 0 (armed), -EINVAL, -ENOMEM/-EBUSY (io_uring could
+ *        not take the wait).
+ * A poller is used by one thread at a time; that thread should be the one that dispatches.
+ * The channel stays usable by any thread. After fork(2), open a new poller in the child.
+ */
+struct smem_rpc_poll;
+int smem_rpc_poll_open(struct smem_rpc *ch, struct smem_rpc_poll **ret);
+int smem_rpc_poll_fd(const struct smem_rpc_poll *p);
+int smem_rpc_poll_arm(struct smem_rpc_poll *p);
+/* Withdraw the arming (harmless when not armed): the fd is not readable afterwards. */
+void smem_rpc_poll_disarm(struct smem_rpc_poll *p);
+/* Does this poller use a helper thread (no io_uring futex waits here)? */
+bool smem_rpc_poll_threaded(const struct smem_rpc_poll *p);
+/* Disarm and free. NULL is ignored. */
+void smem_rpc_poll_close(struct smem_rpc_poll *p);
+
 /* Statistics of one endpoint, maintained with atomics. */
 struct smem_rpc_stats {
 	uint32_t overhead_per_packet;	/* 64 */
