@@ -116,7 +116,7 @@ HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 
 # The examples in the seed's order (README: SharedArray, BufferReadWrite, CircularBuffer,
 # RpcBuffer), then our own demos. Only the ones that exist are run.
-RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo topic_frames
+RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo topic_frames evloop_uv
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
 .PHONY: all lib tools examples tests deps python-deps check check-bridge-long run install uninstall clean bench bench-bridge bench-peers stress fuzz-deps \
@@ -131,10 +131,10 @@ tests: $(TESTS) $(HARNESSES) $(PY_HELPERS)
 
 # deps: liburing, Check, json-c (smemctl), libsystemd (smemd's sd_notify), pkg-config, groff
 # (make check lints the man pages), systemd-socket-activate (make check runs smemd under it:
-# package systemd), the NATS C client and server (smem-bridge and its tests). Installed with
-# apt-get when we are root on Debian or Ubuntu; otherwise the exact command to run is printed
-# and the build stops.
-DEPS_PKGS := liburing-dev check libjson-c-dev libsystemd-dev systemd pkg-config groff-base libnats-dev nats-server
+# package systemd), the NATS C client and server (smem-bridge and its tests), libuv
+# (examples/evloop_uv). Installed with apt-get when we are root on Debian or Ubuntu; otherwise
+# the exact command to run is printed and the build stops.
+DEPS_PKGS := liburing-dev check libjson-c-dev libsystemd-dev systemd pkg-config groff-base libnats-dev nats-server libuv1-dev
 
 # $(call apt_install,STEP,PACKAGES,WHY): as root where apt-get exists, install PACKAGES; else
 # say WHY and print the command to run, and fail. One shell line, for a recipe's if branch
@@ -157,6 +157,7 @@ deps:
 	command -v nats-server >/dev/null 2>&1 || [ -x /usr/bin/nats-server ] || missing="$$missing nats-server"; \
 	{ [ -f /usr/include/systemd/sd-daemon.h ] || pkg-config --exists libsystemd 2>/dev/null; } || missing="$$missing libsystemd-dev"; \
 	command -v systemd-socket-activate >/dev/null 2>&1 || missing="$$missing systemd"; \
+	{ [ -f /usr/include/uv.h ] || pkg-config --exists libuv 2>/dev/null; } || missing="$$missing libuv1-dev"; \
 	if [ -n "$$missing" ]; then \
 		$(call apt_install,deps,$(DEPS_PKGS),missing$$missing); \
 	fi
@@ -249,6 +250,7 @@ $(BUILD)/tools/smem-bridge $(BUILD)/tools/bridgebench: $(BUILD)/tools/%: bridge/
 	$(Q)$(CC) $(CFLAGS) -Ibridge $(TOOL_CFLAGS) $(LDFLAGS) -o $@ $< $(BRIDGE_LIB) $(STATIC_LIB) \
 		$(LIBS) $(NATS_LIBS) -lm
 
+$(BUILD)/examples/evloop_uv: LIBS += -luv
 $(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
