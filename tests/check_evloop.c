@@ -266,6 +266,38 @@ START_TEST(evloop_ring_owner_close_makes_armed_fd_readable)
 }
 END_TEST
 
+START_TEST(evloop_ring_claim_held_by_another_arms_a_recheck)
+{
+	char name[128], b[16];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 4, 16), *w = t_ring_open(name);
+	struct smem_ring_poll *p = poller(r, SMEM_RING_POLL_READ);
+	int ep = ep_new(smem_ring_poll_fd(p)), i;
+	struct smem_ring_slot s;
+
+	/* a message being written: nobody would wake us if its writer died, so we re-check */
+	ck_assert_int_eq(smem_ring_reserve_write(w, &s, 0), 0);
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);
+	ck_assert_int_eq(ep_wait(ep, 2000), 1);
+	ck_assert_int_eq(smem_ring_read(r, b, sizeof(b), 0), -ETIMEDOUT);
+	/* re-arming keeps re-checking while the claim is held; disarm cancels the timer */
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(smem_ring_poll_arm(p), 0);
+		ck_assert_int_eq(ep_wait(ep, 2000), 1);
+	}
+	ck_assert_int_eq(smem_ring_poll_arm(p), 0);
+	smem_ring_poll_disarm(p);
+	ck_assert_int_eq(ep_wait(ep, 50), 0);
+	memcpy(s.data, "m", 1);
+	ck_assert_int_eq(smem_ring_commit(w, &s, 1), 0);
+	ck_assert_int_eq(smem_ring_poll_arm(p), 1);
+	ck_assert_int_eq(smem_ring_read(r, b, sizeof(b), 0), 1);
+	close(ep);
+	smem_ring_poll_close(p);
+	smem_ring_close(w);
+	smem_ring_close(r);
+}
+END_TEST
+
 START_TEST(evloop_ring_poll_rejects_bad_arguments)
 {
 	char name[128];
@@ -522,6 +554,7 @@ static void add_ring_tests(TCase *tc)
 	add_fork_test(tc, evloop_ring_writer_fd_readable_when_a_reader_makes_room);
 	tcase_add_test(tc, evloop_ring_writer_makes_no_futex_wake_while_nobody_polls);
 	tcase_add_test(tc, evloop_ring_owner_close_makes_armed_fd_readable);
+	tcase_add_test(tc, evloop_ring_claim_held_by_another_arms_a_recheck);
 	tcase_add_test(tc, evloop_ring_poll_rejects_bad_arguments);
 }
 

@@ -158,8 +158,9 @@ int smem_ring_fd(struct smem_ring *r);
  * arm:   1 (ready now; nothing armed), 0 (armed), -EINVAL, -EUSERS (a forked child found no
  *        free participant slot), -ENOMEM/-EBUSY (io_uring could not take the wait).
  * A poller is used by one thread at a time (it is not thread-safe); the ring handle stays
- * usable by any thread meanwhile. Not inherited usefully across fork(): open a new one in
- * the child.
+ * usable by any thread meanwhile. The thread that arms must outlive the arming (io_uring ties
+ * a request to the thread that submitted it, and completes it through that thread). Not
+ * inherited usefully across fork(): open a new one in the child.
  */
 struct smem_ring_poll;
 #define SMEM_RING_POLL_READ	0u

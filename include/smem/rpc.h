@@ -232,7 +232,8 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms);
  * fd:    the fd to poll for reading (owned by the poller), or -EINVAL. Never blocks.
  * arm:   1 (look now; nothing armed), 0 (armed), -EINVAL, -ENOMEM/-EBUSY (io_uring could
  *        not take the wait).
- * A poller is used by one thread at a time; that thread should be the one that dispatches.
+ * A poller is used by one thread at a time; that thread should be the one that dispatches,
+ * and must outlive its arming (io_uring completes a request through its submitting thread).
  * The channel stays usable by any thread. After fork(2), open a new poller in the child.
  */
 struct smem_rpc_poll;
