@@ -68,8 +68,8 @@ struct bconn {
 struct smem__hold {
 	struct smem__hold *prev, *next;
 	struct smem__hold *rnext;	/* on c->released or c->unsent */
-	struct bconn *c;		/* only meaningful while forks == g_forks */
-	unsigned forks;			/* g_forks when made: a different value means inherited */
+	struct bconn *c;		/* only meaningful in the generation that made it */
+	unsigned forks;			/* fork generation when made: another one means inherited */
 	uint64_t id;			/* entry id at the current broker */
 	int fd;				/* dup of the region's fd, to re-register it */
 	bool lost;			/* could not be re-registered: nothing to release */
@@ -81,9 +81,6 @@ struct smem__hold {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static struct bconn *g_conns;
-/* Bumped in every fork child: holds made before belong to the parent's connection. */
-static unsigned g_forks;
-
 /* The helper thread (under g_lock). */
 static bool g_thr_running, g_thr_stop;
 static pthread_t g_thr;
@@ -104,13 +101,13 @@ static void atfork_parent(void)
 /*
  * The child has copies of our connections but must not talk on them. It does not walk the
  * hold lists either: another thread of the parent may have been changing one (they are
- * protected by c->io, which we do not take around fork). g_forks marks them all inherited.
+ * protected by c->io, which we do not take around fork). The fork generation, already bumped
+ * by fork.c, marks them all inherited.
  */
 static void atfork_child(void)
 {
 	struct bconn *c, *next;
 
-	g_forks++;
 	for (c = g_conns; c; c = next) {
 		next = c->next;
 		if (c->fd >= 0)
@@ -126,9 +123,13 @@ static void atfork_child(void)
 	pthread_mutex_init(&g_lock, NULL);
 }
 
+static const struct smem__fork_ops fork_ops = {
+	.prepare = atfork_prepare, .parent = atfork_parent, .child = atfork_child,
+};
+
 static void once_init(void)
 {
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	smem__fork_register(SMEM__FORK_BROKER, &fork_ops);
 }
 
 /* Find or make the connection for @opts' address and mark it in use. */
@@ -454,7 +455,7 @@ static void thread_ensure(void)
 static void hold_attach(struct bconn *c, struct smem__hold *h)
 {
 	h->c = c;
-	h->forks = g_forks;
+	h->forks = smem__fork_generation();
 	h->prev = NULL;
 	h->next = c->holds;
 	if (c->holds)
@@ -595,7 +596,7 @@ void smem__broker_release(struct smem__hold *h)
 	if (!h)
 		return;
 	/* An inherited hold is the parent's at the broker: just forget it. */
-	c = h->forks == g_forks ? h->c : NULL;
+	c = h->forks == smem__fork_generation() ? h->c : NULL;
 	if (!c) {
 		hold_free(h);
 		return;

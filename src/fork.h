@@ -23,7 +23,7 @@ enum smem__fork_rank {
 	SMEM__FORK_RING,	/* ring_open.c: fork_mutex; its rejoin calls live.c under it */
 	SMEM__FORK_LOCK,	/* lock.c: reg_mutex; its rejoin calls live.c under it */
 	SMEM__FORK_RPC,		/* rpc_wait.c: a child forgets its parent thread's schedstat fd */
-	SMEM__FORK_BROKER,	/* for broker_client.c (not registered yet) */
+	SMEM__FORK_BROKER,	/* broker_client.c: g_lock; its child drops the parent's sockets */
 	SMEM__FORK_LIVE,	/* live.c: joined_lock, innermost: its child handler runs first */
 	SMEM__FORK_RANKS
 };
