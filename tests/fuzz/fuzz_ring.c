@@ -41,6 +41,8 @@
 	} \
 } while (0)
 
+#include "fuzzmap.h"
+
 enum { P_NONE, P_RESERVED, P_COMMITTED, P_ABORTED, P_CLAIMED, P_RELEASED };
 
 struct model {
@@ -84,27 +86,12 @@ static uint64_t m_next(struct model *m)
 
 static struct smem_region *make_region(uint32_t n, uint32_t size, size_t *obj_size)
 {
-	size_t need = smem__ring_obj_size(n, size), total;
+	size_t need = smem__ring_obj_size(n, size);
 	struct smem_region *reg;
-	void *map;
-	int fd;
 
 	CHECK(need);
-	total = SMEM_HDR_SIZE + ((need + 4095) & ~(size_t)4095);
-	fd = memfd_create("fuzz-ring", MFD_CLOEXEC);
-	CHECK(fd >= 0 && ftruncate(fd, (off_t)total) == 0);
-	map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	CHECK(map != MAP_FAILED);
-	reg = calloc(1, sizeof(*reg));
-	CHECK(reg);
-	reg->hdr = map;
-	reg->obj = (char *)map + SMEM_HDR_SIZE;
-	reg->obj_size = need;
-	reg->map_size = total;
+	reg = fuzz_map_region("fuzz-ring", need);
 	reg->kind = SMEM_KIND_RING;
-	reg->fd = fd;
-	reg->live_fd = -1;
-	snprintf(reg->name, sizeof(reg->name), "fuzz-ring");
 	CHECK(smem__ring_format(reg->obj, need, n, size) == 0);
 	*obj_size = need;
 	return reg;

@@ -42,31 +42,10 @@
 	} \
 } while (0)
 
+#include "fuzzmap.h"
+
 #define SIZE	64u
 #define LOANS	3u
-
-static struct smem_region *make_region(const char *label, size_t need)
-{
-	size_t total = SMEM_HDR_SIZE + ((need + 4095) & ~(size_t)4095);
-	struct smem_region *reg;
-	void *map;
-	int fd;
-
-	fd = memfd_create(label, MFD_CLOEXEC);
-	CHECK(fd >= 0 && ftruncate(fd, (off_t)total) == 0);
-	map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	CHECK(map != MAP_FAILED);
-	reg = calloc(1, sizeof(*reg));
-	CHECK(reg);
-	reg->hdr = map;
-	reg->obj = (char *)map + SMEM_HDR_SIZE;
-	reg->obj_size = need;
-	reg->map_size = total;
-	reg->fd = fd;
-	reg->live_fd = -1;
-	snprintf(reg->name, sizeof(reg->name), "%s", label);
-	return reg;
-}
 
 static uint8_t pay(uint64_t pos, size_t i)
 {
@@ -122,8 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g.policy = data[1] & 1 ? SMEM_TOPIC_OVERWRITE : SMEM_TOPIC_BLOCK;
 	g.views = data[1] & 2 ? 2 : 1;
 	CHECK(smem__topic_geometry(&g) == 0);
-	ctl = make_region("fuzz-topic", g.ctl_size);
-	samples = make_region("fuzz-topic-samples", g.pool_size);
+	ctl = fuzz_map_region("fuzz-topic", g.ctl_size);
+	samples = fuzz_map_region("fuzz-topic-samples", g.pool_size);
 	CHECK(smem__topic_format(ctl->obj, g.ctl_size, &g) == 0);
 	if ((data[1] & 4) && off + 2 <= size) {
 		size_t at = data[off] % 64, n = data[off + 1];
