@@ -62,8 +62,14 @@ static int spawn_prepare(struct spawn *sp)
 	sp->envp = calloc(n + 3, sizeof(*sp->envp));
 	if (!sp->envp)
 		return -ENOMEM;
+	/*
+	 * Neither the caller's inherited fds nor its service manager are the broker's: an
+	 * application run by systemd (NOTIFY_SOCKET set) must not have its broker report READY
+	 * or put fds in the application's fd store.
+	 */
 	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "LISTEN_", 7) != 0)
+		if (strncmp(environ[i], "LISTEN_", 7) != 0 &&
+		    strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
 			sp->envp[k++] = environ[i];
 	sp->envp[k++] = (char *)"LISTEN_FDS=1";
 	sp->envp[k++] = sp->pid_var;
