@@ -278,7 +278,8 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB)
 # by the library's auto-start and stopped afterwards, so tests never touch a user's broker.
 # The tools are built first: some tests exec smemd, smemctl or ringbench. check-layers reads
 # the RPC objects and fails if their calls or includes go round in a circle.
-# tests/check-systemd runs smemd under systemd-socket-activate (Python, standard library only).
+# tests/check-systemd runs smemd under systemd-socket-activate, tests/check-fdstore restarts it
+# with a stand-in service manager's fd store (Python, standard library only).
 # The Python tests load libsmem.so into the interpreter, so they run on plain builds only (an
 # instrumented library would need the sanitizer runtime preloaded into python3).
 check: all $(if $(SANITIZE),,python-deps)
@@ -288,6 +289,7 @@ endif
 	@./tests/check-man $(BUILD)
 	@./tests/check-layers $(BUILD)
 	@$(PYTHON) ./tests/check-systemd $(BUILD)
+	@$(PYTHON) ./tests/check-fdstore $(BUILD)
 	@BUILD=$(BUILD) ./tests/run-suites $(TESTS)
 ifeq ($(SANITIZE),)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) ./tests/python/run-pytest

@@ -29,6 +29,10 @@
 
 #define DEFAULT_GRACE_S	3
 
+/* What sd_listen_fds_with_names() gave, kept for the life of the process (no leak to report). */
+static char **fdnames, **stored_names;
+static int *stored;
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -208,7 +212,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
-	const char *sock = NULL, *group = NULL, *lpid, *lfds;
+	const char *sock = NULL, *group = NULL;
+	int ninherited;
 	char abs_path[PATH_MAX + 110];
 	bool foreground = false, remove_socket = false;
 	long grace_s = -1;	/* -1: the default, which depends on who may connect */
@@ -294,23 +299,56 @@ int main(int argc, char **argv)
 		}
 	}
 
-	lpid = getenv("LISTEN_PID");
-	lfds = getenv("LISTEN_FDS");
-	if (lpid && lfds && atol(lpid) == (long)getpid() && atoi(lfds) >= 1) {
+	/*
+	 * Inherited fds (sd_listen_fds(3): systemd, or a client's auto-start): the socket to
+	 * serve, and the fds a previous smemd kept in the service manager's fd store, told
+	 * apart by their names (LISTEN_FDNAMES; without names, every fd is a socket).
+	 */
+	ninherited = sd_listen_fds_with_names(1, &fdnames);
+	if (ninherited < 0) {
+		fprintf(stderr, "smemd: bad LISTEN_FDS: %s\n", strerror(-ninherited));
+		return 1;
+	}
+	if (ninherited > 0) {
+		stored = calloc((size_t)ninherited, sizeof(*stored));
+		stored_names = calloc((size_t)ninherited, sizeof(*stored_names));
+		if (!stored || !stored_names) {
+			fprintf(stderr, "smemd: out of memory\n");
+			return 1;
+		}
+	}
+	for (c = 0; c < ninherited; c++) {
+		int fd = SD_LISTEN_FDS_START + c;
+		const char *fdname = fdnames && fdnames[c] ? fdnames[c] : "unknown";
+
+		if (smem__srv_store_name_ours(fdname)) {
+			stored[cfg.nstored] = fd;
+			stored_names[cfg.nstored++] = fdnames[c];
+		} else if (cfg.listen_fd < 0) {
+			if (check_inherited(fd) < 0)
+				return 1;
+			cfg.listen_fd = fd;
+		} else {
+			fprintf(stderr, "smemd: inherited fd %d ('%s') is a second socket: "
+				"smemd serves one (fd %d), closing it\n", fd, fdname, cfg.listen_fd);
+			close(fd);
+		}
+	}
+	cfg.stored_fds = stored;
+	cfg.stored_names = stored_names;
+	/*
+	 * A service manager that reads $NOTIFY_SOCKET keeps fds for us (it may refuse them
+	 * when the unit has no FileDescriptorStoreMax=; smemd cannot tell, see smemd(8)).
+	 */
+	cfg.fdstore = getenv("NOTIFY_SOCKET") != NULL;
+	if (cfg.listen_fd >= 0) {
 		/*
 		 * Socket activation: whoever passed it owns the socket file and its mode (with
 		 * --remove-socket, the file is ours to remove at exit: auto-start).
 		 */
-		if (check_inherited(3) < 0)
-			return 1;
-		cfg.listen_fd = 3;
 		activated = true;
-		fcntl(3, F_SETFD, FD_CLOEXEC);
-		if (remove_socket && inherited_path(3, abs_path, sizeof(abs_path)) == 0)
+		if (remove_socket && inherited_path(cfg.listen_fd, abs_path, sizeof(abs_path)) == 0)
 			cfg.path = abs_path;
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_FDNAMES");
 	} else {
 		err = smem__addr_resolve(sock, &a);
 		if (err) {

@@ -23,7 +23,19 @@ struct smem__broker_config {
 	uint32_t max_holds;		/* per uid; 0: 4096 */
 	int grace_ms;			/* after start, plain CREATEs get -EAGAIN this long; 0 none */
 	bool verbose;			/* log requests to stderr */
+	bool fdstore;			/* keep persistent names in the service manager's fd store */
+	int nstored;			/* fds taken back from the fd store (LISTEN_FDNAMES) */
+	const int *stored_fds;		/* ... their numbers, consumed by smem__broker_serve() */
+	char *const *stored_names;	/* ... and their names */
 };
+
+/*
+ * Whether @fdname (an entry of LISTEN_FDNAMES) names an fd smemd put in the service
+ * manager's fd store ("smemd-store.<id>.data" or ".meta", or anything else beginning
+ * "smemd-store.": a garbled entry of ours is still ours to reject), as opposed to a socket to
+ * listen on (systemd names that one after its unit, "smemd.socket").
+ */
+bool smem__srv_store_name_ours(const char *fdname);
 
 /* Run the broker's event loop until STOP, SIGTERM/SIGINT or idle exit. 0 or a negative errno. */
 int smem__broker_serve(const struct smem__broker_config *cfg);

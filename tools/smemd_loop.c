@@ -226,6 +226,11 @@ int smem__broker_serve(const struct smem__broker_config *cfg)
 		return -ENOMEM;
 	smem__srv_init(b, cfg);
 	b->lfd = cfg->listen_fd;
+	/* Persistent names a previous smemd kept in the service manager's fd store. */
+	n = smem__srv_store_restore(b, cfg->stored_fds, cfg->stored_names, cfg->nstored);
+	if (cfg->nstored > 0)
+		fprintf(stderr, "smemd: %d persistent name%s taken back from the fd store\n", n,
+			n == 1 ? "" : "s");
 	/* Each connection and each name costs an fd: take all the kernel lets us. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

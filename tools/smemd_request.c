@@ -121,22 +121,6 @@ static int parse_named(const unsigned char *p, size_t len, void *m, size_t fixed
 }
 
 /*
- * Whether the memfd's inode (its mode and group, which the kernel checks when anyone re-opens
- * /proc/PID/fd/N) grants nobody more than the name's @mode and @gid do. When the groups
- * differ, a member of the inode's group may or may not be in the name's, so its bits must be
- * within both the name's group and other bits; and so must the inode's other bits.
- */
-static bool inode_within(const struct stat *st, uint32_t mode, uint32_t gid)
-{
-	uint32_t ig = (st->st_mode >> 3) & 7, io = st->st_mode & 7;
-	uint32_t g = (mode >> 3) & 7, o = mode & 7;
-
-	if ((uint32_t)st->st_gid == gid)
-		return !(ig & ~g) && !(io & ~o);
-	return !(ig & ~(g & o)) && !(io & ~(g & o));
-}
-
-/*
  * Give a fresh name's inode the name's group and mode when we may (we are root or its owner;
  * the group only where the kernel lets us), so that the kernel grants what the broker does.
  * The creator already narrowed it (region.c); a failure here leaves it narrower, never wider.
@@ -173,7 +157,7 @@ static int rereg_check(const struct conn *c, const struct smem_msg_create *m,
 
 	if ((uint32_t)st->st_uid != m->uid)
 		return -EPERM;
-	if (!inode_within(st, mode, m->gid))
+	if (!smem__srv_inode_within(st, mode, m->gid))
 		return -EPERM;
 	if (c->uid != 0 && c->uid != m->uid && !may_access(c, m->uid, m->gid, mode, acc == O_RDWR))
 		return -EACCES;
@@ -197,6 +181,7 @@ static int rereg_join(struct broker *b, struct conn *c, struct entry *e, int *fd
 		e->fd = *fdp;
 		e->rw_lost = false;
 		*fdp = -1;
+		smem__srv_store_put(b, e);	/* the store keeps the writable one from now on */
 	}
 	*out_len = put_entry(b->tx + sizeof(struct smem_msg_hdr), e);
 	return 0;	/* *fdp, unless taken, stays ours: the caller closes it */
@@ -272,13 +257,13 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 	owner = smem__srv_uid(b, uid, true);
 	if (!owner)
 		return -ENOMEM;
-	if (owner->names + 1 > b->max_names || (uint64_t)st.st_size > b->max_bytes - owner->bytes) {
+	if (!smem__srv_charge_ok(b, owner, (uint64_t)st.st_size)) {
 		smem__srv_uid_put(b, owner);
 		return -EDQUOT;
 	}
 	if (!rereg)
 		inode_adjust(fd, &st, mode, gid);
-	if (!inode_within(&st, mode, gid)) {
+	if (!smem__srv_inode_within(&st, mode, gid)) {
 		/* An inode wider than its name: a read-only opener could re-open it writable. */
 		smem__srv_uid_put(b, owner);
 		return -EPERM;
@@ -298,28 +283,17 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 			return -EMFILE;
 		}
 	}
-	e = calloc(1, sizeof(*e));
+	e = smem__srv_entry_new(name, name_len, &st, m.kind, uid, gid, mode);
 	if (!e) {
 		if (rw_fd >= 0)
 			close(rw_fd);
 		smem__srv_uid_put(b, owner);
 		return -ENOMEM;
 	}
-	e->ro_fd = -1;
 	e->fd = rw_fd;
-	e->uid = uid;
-	e->gid = gid;
-	e->mode = mode;
 	e->id = ++b->next_id;
-	e->size = (uint64_t)st.st_size;
 	e->ctime_ns = realtime_ns();
-	e->kind = m.kind;
 	e->flags = (m.flags & SMEM_CREATE_PERSIST) ? SMEM_ENTRY_PERSIST : 0;
-	e->dev = st.st_dev;
-	e->ino = st.st_ino;
-	e->name_len = (uint16_t)name_len;
-	memcpy(e->name, name, name_len);
-	e->name[name_len] = 0;
 	if (e->fd < 0) {
 		e->rw_lost = acc != O_RDWR;
 		e->fd = fd;
@@ -331,6 +305,7 @@ static int do_create(struct broker *b, struct conn *c, const unsigned char *p, s
 		smem__srv_unlink(b, e);	/* nobody holds it: freed, the owner uncharged */
 		return err;
 	}
+	smem__srv_store_put(b, e);	/* a persistent name outlives this smemd */
 	*out_len = put_entry(b->tx + sizeof(struct smem_msg_hdr), e);
 	return 0;
 }
@@ -398,6 +373,7 @@ static int do_unlink_stat(struct broker *b, struct conn *c, uint16_t op, const u
 	}
 	if (c->uid != 0 && c->uid != e->uid)
 		return -EACCES;
+	smem__srv_store_drop(b, e);	/* before the entry (and its id) may go */
 	smem__srv_unlink(b, e);
 	return 0;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "broker.h"
@@ -43,6 +44,7 @@ struct entry {
 	int ro_fd;			/* O_RDONLY description, made on first read-only open; -1 */
 	bool rw_lost;			/* re-registered from a read-only fd that could not be reopened */
 	bool linked;			/* in the table (the name resolves to it) */
+	bool stored;			/* in the service manager's fd store (smemd_store.c) */
 	dev_t dev;
 	ino_t ino;
 	uint16_t name_len;
@@ -98,6 +100,7 @@ struct broker {
 	uint64_t max_bytes;
 	uint64_t grace_end_ns;		/* CLOCK_MONOTONIC: plain CREATEs get -EAGAIN before it */
 	int reserve;			/* /dev/null, given up to accept (and close) at EMFILE */
+	bool fdstore;			/* persistent names go to the service manager's fd store */
 	bool stop;
 	/* The request being handled and its reply. */
 	_Alignas(8) unsigned char rx[SMEM_PROTO_MAX_REQ];
@@ -108,6 +111,19 @@ struct broker {
 
 /* Fill a zeroed @b for @cfg: limits from @cfg or the defaults, no fds yet (-1). */
 void smem__srv_init(struct broker *b, const struct smem__broker_config *cfg);
+/*
+ * Whether the memfd's inode, as @st gives it, grants nobody more than a name of @mode and
+ * @gid does (the kernel checks the inode when anyone re-opens /proc/PID/fd/N).
+ */
+bool smem__srv_inode_within(const struct stat *st, uint32_t mode, uint32_t gid);
+/*
+ * A new entry named @name (@len bytes, 1..SMEM_NAME_MAX) for the memfd @st describes, its
+ * size, device and inode from @st, no fd yet (-1) and no id. Not linked; NULL without memory.
+ */
+struct entry *smem__srv_entry_new(const char *name, size_t len, const struct stat *st,
+				  uint32_t kind, uint32_t uid, uint32_t gid, uint32_t mode);
+/* Whether owner @r may be charged one more name of @size bytes (its per-uid limits). */
+bool smem__srv_charge_ok(const struct broker *b, const struct uidrec *r, uint64_t size);
 /* The entry named @name (@len bytes, no NUL), or NULL. */
 struct entry *smem__srv_lookup(struct broker *b, const char *name, size_t len);
 /* @uid's record, made (zeroed) if @make and missing; NULL if none or out of memory. */
@@ -135,6 +151,24 @@ int smem__srv_conn_link(struct broker *b, struct conn *c);
 void smem__srv_conn_close(struct broker *b, struct conn *c);
 /* Close every connection (releasing its holds), then every name, then the broker's own fds. */
 void smem__srv_destroy(struct broker *b);
+
+/* ---- smemd_store.c (the service manager's fd store) ------------------------------------- */
+
+/*
+ * Keep @e, if persistent, in the service manager's fd store (when b->fdstore): its memfd and a
+ * sealed memfd of its metadata, so that the next smemd takes it back. An entry already there
+ * is replaced. A failure is logged; the name then just does not outlive this smemd.
+ */
+void smem__srv_store_put(struct broker *b, struct entry *e);
+/* Take @e out of the store (an unlink): the next smemd must not bring it back. */
+void smem__srv_store_drop(struct broker *b, struct entry *e);
+/*
+ * Take back the names a previous smemd kept: @fds (@n, each named by @names as
+ * LISTEN_FDNAMES gives them, all store names: smem__srv_store_name_ours()) are validated and
+ * linked as persistent names nobody holds. What fails validation is logged, closed and
+ * removed from the store. Every fd is consumed or closed. Returns the names restored.
+ */
+int smem__srv_store_restore(struct broker *b, const int *fds, char *const *names, int n);
 
 /* ---- smemd_request.c -------------------------------------------------------------------- */
 

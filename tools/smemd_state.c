@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "smemd_server.h"
@@ -19,6 +20,7 @@ void smem__srv_init(struct broker *b, const struct smem__broker_config *cfg)
 	b->max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;
 	b->max_conns = cfg->max_conns ? cfg->max_conns : DEFAULT_MAX_CONNS;
 	b->max_holds = cfg->max_holds ? cfg->max_holds : DEFAULT_MAX_HOLDS;
+	b->fdstore = cfg->fdstore;
 	if (cfg->grace_ms > 0)
 		b->grace_end_ns = smem__now_ns() + (uint64_t)cfg->grace_ms * 1000000u;
 }
@@ -42,6 +44,43 @@ struct entry *smem__srv_lookup(struct broker *b, const char *name, size_t len)
 		if (e->name_len == len && memcmp(e->name, name, len) == 0)
 			return e;
 	return NULL;
+}
+
+/*
+ * Whether the memfd's inode (its mode and group, which the kernel checks when anyone re-opens
+ * /proc/PID/fd/N) grants nobody more than the name's @mode and @gid do. When the groups
+ * differ, a member of the inode's group may or may not be in the name's, so its bits must be
+ * within both the name's group and other bits; and so must the inode's other bits.
+ */
+bool smem__srv_inode_within(const struct stat *st, uint32_t mode, uint32_t gid)
+{
+	uint32_t ig = (st->st_mode >> 3) & 7, io = st->st_mode & 7;
+	uint32_t g = (mode >> 3) & 7, o = mode & 7;
+
+	if ((uint32_t)st->st_gid == gid)
+		return !(ig & ~g) && !(io & ~o);
+	return !(ig & ~(g & o)) && !(io & ~(g & o));
+}
+
+struct entry *smem__srv_entry_new(const char *name, size_t len, const struct stat *st,
+				  uint32_t kind, uint32_t uid, uint32_t gid, uint32_t mode)
+{
+	struct entry *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->fd = e->ro_fd = -1;
+	e->uid = uid;
+	e->gid = gid;
+	e->mode = mode;
+	e->size = (uint64_t)st->st_size;
+	e->kind = kind;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+	e->name_len = (uint16_t)len;
+	memcpy(e->name, name, len);
+	e->name[len] = 0;
+	return e;
 }
 
 /* ---- per-uid records ---------------------------------------------------------------- */
@@ -73,6 +112,11 @@ void smem__srv_uid_put(struct broker *b, struct uidrec *r)
 	*pp = r->next;
 	b->nuids--;
 	free(r);
+}
+
+bool smem__srv_charge_ok(const struct broker *b, const struct uidrec *r, uint64_t size)
+{
+	return r->names + 1 <= b->max_names && size <= b->max_bytes - r->bytes;
 }
 
 /* The memfd goes, and only now its owner gets the name and the bytes back. */
