@@ -18,6 +18,12 @@
 
 #include <smem.h>
 
+/* The broker's failures come with a sentence naming its address (smem_last_error). */
+static const char *why(int err)
+{
+	return *smem_last_error() ? smem_last_error() : smem_strerror(err);
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
@@ -41,7 +47,7 @@ int main(int argc, char **argv)
 
 		rc = smem_ring_create(argv[2], 64, sizeof(buf), NULL, &r);
 		if (rc) {
-			fprintf(stderr, "create %s: %s\n", argv[2], smem_strerror(rc));
+			fprintf(stderr, "create %s: %s\n", argv[2], why(rc));
 			return 1;
 		}
 		sleep_ms(1000);
@@ -67,7 +73,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 1000 && (rc = smem_ring_open(argv[2], NULL, &r)) == -ENOENT; i++)
 		sleep_ms(10);
 	if (rc) {
-		fprintf(stderr, "open %s: %s\n", argv[2], smem_strerror(rc));
+		fprintf(stderr, "open %s: %s\n", argv[2], why(rc));
 		return 1;
 	}
 	for (int i = 0; i < count; i++) {

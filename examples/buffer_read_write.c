@@ -9,6 +9,12 @@
 
 #include <smem.h>
 
+/* The broker's failures come with a sentence naming its address (smem_last_error). */
+static const char *why(int err)
+{
+	return *smem_last_error() ? smem_last_error() : smem_strerror(err);
+}
+
 int main(void)
 {
 	struct smem_buffer *producer, *consumer;
@@ -17,12 +23,12 @@ int main(void)
 	puts("SharedMemory.BufferReadWrite:");
 	err = smem_buffer_create("MySharedBuffer", 1024, NULL, &producer);
 	if (err) {
-		fprintf(stderr, "create: %s\n", smem_strerror(err));
+		fprintf(stderr, "create: %s\n", why(err));
 		return 1;
 	}
 	err = smem_buffer_open("MySharedBuffer", NULL, &consumer);
 	if (err) {
-		fprintf(stderr, "open: %s\n", smem_strerror(err));
+		fprintf(stderr, "open: %s\n", why(err));
 		smem_buffer_close(producer);
 		return 1;
 	}

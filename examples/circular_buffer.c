@@ -9,6 +9,12 @@
 
 #include <smem.h>
 
+/* The broker's failures come with a sentence naming its address (smem_last_error). */
+static const char *why(int err)
+{
+	return *smem_last_error() ? smem_last_error() : smem_strerror(err);
+}
+
 int main(void)
 {
 	struct smem_ring *producer, *consumer;
@@ -18,12 +24,12 @@ int main(void)
 	puts("SharedMemory.CircularBuffer:");
 	err = smem_ring_create("MySharedMemory", 3, 4, NULL, &producer);
 	if (err) {
-		fprintf(stderr, "create: %s\n", smem_strerror(err));
+		fprintf(stderr, "create: %s\n", why(err));
 		return 1;
 	}
 	err = smem_ring_open("MySharedMemory", NULL, &consumer);
 	if (err) {
-		fprintf(stderr, "open: %s\n", smem_strerror(err));
+		fprintf(stderr, "open: %s\n", why(err));
 		smem_ring_close(producer);
 		return 1;
 	}

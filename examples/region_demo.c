@@ -14,14 +14,16 @@
 
 #define GREETING "hello from the creator"
 
-/* The library's errors name no broker address: say which one, it is the first thing to check. */
+/*
+ * A failure that involves the broker comes with a sentence naming its address
+ * (smem_last_error): it is the first thing to check.
+ */
 static void report(const char *what, const char *name, int err)
 {
-	char addr[128];
-
-	if (smem_broker_address(NULL, addr, sizeof(addr)) < 0)
-		snprintf(addr, sizeof(addr), "?");
-	fprintf(stderr, "%s %s: %s (broker %s)\n", what, name, smem_strerror(err), addr);
+	if (*smem_last_error())
+		fprintf(stderr, "%s %s: %s\n", what, name, smem_last_error());
+	else
+		fprintf(stderr, "%s %s: %s\n", what, name, smem_strerror(err));
 }
 #define ANSWER "hello back from the opener"
 

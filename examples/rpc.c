@@ -11,6 +11,12 @@
 
 #include <smem.h>
 
+/* The broker's failures come with a sentence naming its address (smem_last_error). */
+static const char *why(int err)
+{
+	return *smem_last_error() ? smem_last_error() : smem_strerror(err);
+}
+
 static int add_bytes(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *reply)
 {
 	const uint8_t *b = req->data;
@@ -37,12 +43,12 @@ int main(void)
 	snprintf(name, sizeof(name), "RpcTest-%d", (int)getpid());
 	rc = smem_rpc_open(name, NULL, &master);
 	if (rc) {
-		fprintf(stderr, "rpc: open master: %s\n", smem_strerror(rc));
+		fprintf(stderr, "rpc: open master: %s\n", why(rc));
 		return 1;
 	}
 	rc = smem_rpc_open(name, &slave_opts, &slave);
 	if (rc) {
-		fprintf(stderr, "rpc: open slave: %s\n", smem_strerror(rc));
+		fprintf(stderr, "rpc: open slave: %s\n", why(rc));
 		smem_rpc_close(master);
 		return 1;
 	}

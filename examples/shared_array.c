@@ -8,6 +8,12 @@
 
 #include <smem.h>
 
+/* The broker's failures come with a sentence naming its address (smem_last_error). */
+static const char *why(int err)
+{
+	return *smem_last_error() ? smem_last_error() : smem_strerror(err);
+}
+
 SMEM_ARRAY_DECLARE(int_array, int)
 
 int main(void)
@@ -18,12 +24,12 @@ int main(void)
 	puts("SharedMemory.SharedArray:");
 	err = int_array_create("MySharedArray", 10, NULL, &producer);
 	if (err) {
-		fprintf(stderr, "create: %s\n", smem_strerror(err));
+		fprintf(stderr, "create: %s\n", why(err));
 		return 1;
 	}
 	err = int_array_open("MySharedArray", NULL, &consumer);
 	if (err) {
-		fprintf(stderr, "open: %s\n", smem_strerror(err));
+		fprintf(stderr, "open: %s\n", why(err));
 		smem_array_close(producer);
 		return 1;
 	}

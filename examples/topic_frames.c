@@ -17,6 +17,12 @@
 
 #include <smem.h>
 
+/* The broker's failures come with a sentence naming its address (smem_last_error). */
+static const char *why(int err)
+{
+	return *smem_last_error() ? smem_last_error() : smem_strerror(err);
+}
+
 #define FRAMES		30
 #define FRAME_BYTES	(1u << 20)
 
@@ -47,7 +53,7 @@ static int viewer(const char *name, const char *who, long ms_per_frame, int read
 	int err = smem_topic_subscribe(name, 0, NULL, &s), bad = 0;
 
 	if (err) {
-		fprintf(stderr, "%s: subscribe: %s\n", who, smem_strerror(err));
+		fprintf(stderr, "%s: subscribe: %s\n", who, why(err));
 		return 1;
 	}
 	if (write(ready_fd, "r", 1) != 1)
@@ -92,7 +98,7 @@ int main(void)
 	snprintf(name, sizeof(name), "camera-%d", (int)getpid());
 	err = smem_topic_create(name, &cfg, NULL, &cam);
 	if (err) {
-		fprintf(stderr, "create %s: %s\n", name, smem_strerror(err));
+		fprintf(stderr, "create %s: %s\n", name, why(err));
 		return 1;
 	}
 	printf("camera: %d frames of %u KiB to 3 subscribers, the analyzer slow\n", FRAMES,

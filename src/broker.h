@@ -64,9 +64,10 @@ int smem__broker_trust(int fd, const struct smem__addr *a);
  * Connect to @a and check the peer (smem__broker_trust()). When nothing answers: with
  * SMEM__CONNECT_START at a private address (smem__addr_private()) start a broker, unless
  * $SMEM_NO_AUTOSTART is "1"; with SMEM__CONNECT_WAIT at any other address retry for up to
- * SMEM__SUPERVISOR_WAIT_MS. fd, or -ECONNREFUSED (nothing answers), -EPERM (a broker of a uid
- * we do not trust answers), -EACCES (the socket or a default directory is not ours to use,
- * or a stale socket could not be removed).
+ * SMEM__SUPERVISOR_WAIT_MS. fd, or -ECONNREFUSED (nothing answers), -EPERM (the kernel
+ * refused us the socket, a default directory is not ours alone, a stale socket could not be
+ * removed, or a broker of a uid we do not trust answers: the broker is not ours to use; never
+ * -EACCES, which is a name's mode). Every failure sets smem_last_error(), naming @a.
  */
 int smem__broker_connect(const struct smem__addr *a, unsigned how);
 
@@ -97,6 +98,12 @@ struct smem__req {
  * (noreply requests only), -EAGAIN when the socket has no room, the connection intact.
  */
 int smem__broker_xfer(int fd, uint32_t *seqp, struct smem__req *r, bool *broken);
+
+/*
+ * Set the thread's smem_last_error() for status @err of request @r (its op, and its name in
+ * p2/l2) at the broker @a, in words a person can act on. Returns @err.
+ */
+int smem__broker_error(const struct smem__addr *a, const struct smem__req *r, int err);
 
 /* The HELLO handshake on a fresh connection; fills @info when not NULL. 0 or -errno. */
 int smem__broker_greet(int fd, uint32_t *seq, struct smem__broker_info *info);

@@ -22,10 +22,25 @@ static int admin_connect(const char *addr, uint32_t *seq, struct smem__broker_in
 		return fd;
 	err = smem__broker_greet(fd, seq, info);
 	if (err) {
+		struct smem__req hello = { .op = SMEM_OP_HELLO };
+
 		close(fd);
-		return err;
+		return smem__broker_error(&a, &hello, err);
 	}
 	return fd;
+}
+
+/* One request on a connection from admin_connect() to @addr, its failure explained. */
+static int admin_xfer(const char *addr, int fd, uint32_t *seq, struct smem__req *r)
+{
+	struct smem__addr a;
+	bool broken;
+	int err;
+
+	err = smem__broker_xfer(fd, seq, r, &broken);
+	if (err && smem__addr_resolve(addr, &a) == 0)
+		smem__broker_error(&a, r, err);
+	return err;
 }
 
 int smem__broker_hello(const char *addr, struct smem__broker_info *out)
@@ -51,7 +66,6 @@ int smem__broker_stat(const char *addr, const char *name, struct smem__entry_inf
 			       .rbuf = rep, .rcap = sizeof(rep) };
 	struct smem__entry_info e;
 	uint32_t seq = 0;
-	bool broken;
 	int fd, err;
 
 	err = smem__name_check(name);
@@ -63,7 +77,7 @@ int smem__broker_stat(const char *addr, const char *name, struct smem__entry_inf
 	fd = admin_connect(addr, &seq, NULL);
 	if (fd < 0)
 		return fd;
-	err = smem__broker_xfer(fd, &seq, &r, &broken);
+	err = admin_xfer(addr, fd, &seq, &r);
 	close(fd);
 	if (!err)
 		err = smem__entry_parse(rep, r.rlen, &e, NULL);
@@ -80,7 +94,6 @@ int smem__broker_list(const char *addr, int (*fn)(const struct smem__entry_info 
 	struct smem__entry_info e;
 	unsigned char *rep;
 	uint32_t seq = 0, i;
-	bool broken;
 	int fd, err = 0;
 
 	rep = malloc(SMEM_PROTO_MAX_REPLY);
@@ -96,7 +109,7 @@ int smem__broker_list(const char *addr, int (*fn)(const struct smem__entry_info 
 				       .rbuf = rep, .rcap = SMEM_PROTO_MAX_REPLY };
 		size_t off, used;
 
-		err = smem__broker_xfer(fd, &seq, &r, &broken);
+		err = admin_xfer(addr, fd, &seq, &r);
 		if (err)
 			break;
 		if (r.rlen < sizeof(lr)) {
@@ -125,13 +138,12 @@ int smem__broker_stop(const char *addr)
 {
 	struct smem__req r = { .op = SMEM_OP_STOP, .send_fd = -1 };
 	uint32_t seq = 0;
-	bool broken;
 	int fd, err;
 
 	fd = admin_connect(addr, &seq, NULL);
 	if (fd < 0)
 		return fd;
-	err = smem__broker_xfer(fd, &seq, &r, &broken);
+	err = admin_xfer(addr, fd, &seq, &r);
 	close(fd);
 	return err;
 }

@@ -249,22 +249,38 @@ static int nobody_answers(const struct smem__addr *a, unsigned how, unsigned *wa
 	int priv, err;
 
 	if (!(how & (SMEM__CONNECT_START | SMEM__CONNECT_WAIT)))
-		return -ECONNREFUSED;
+		return smem__error(-ECONNREFUSED, "no broker answers at %s", a->text);
 	priv = smem__addr_private(a);
+	if (priv == -EACCES)
+		return smem__error(-EPERM, "cannot use broker at %s: permission denied (socket "
+				   "directory: another uid owns it, or group or others may enter "
+				   "it, so a socket there could be anybody's)", a->text);
 	if (priv < 0)
-		return priv;
+		return smem__error(priv, "cannot make the directory of broker %s: %s", a->text,
+				   strerror(-priv));
 	if (!priv) {
 		/* Somebody else's broker: only its supervisor may bring it back. */
 		if (!(how & SMEM__CONNECT_WAIT))
-			return -ECONNREFUSED;
+			return smem__error(-ECONNREFUSED, "no broker answers at %s (not a private "
+					   "address: only its supervisor may start one)", a->text);
 		*wait_ms = SMEM__SUPERVISOR_WAIT_MS;
 		return 0;
 	}
-	if (!(how & SMEM__CONNECT_START) || !autostart_allowed())
-		return -ECONNREFUSED;
+	if (!(how & SMEM__CONNECT_START))
+		return smem__error(-ECONNREFUSED, "no broker answers at %s", a->text);
+	if (!autostart_allowed())
+		return smem__error(-ECONNREFUSED, "no broker answers at %s and auto-start is off "
+				   "(SMEM_NO_AUTOSTART)", a->text);
 	err = autostart(a);
+	if (err == -EACCES || err == -EPERM)
+		return smem__error(-EPERM, "cannot start a broker at %s: permission denied (socket: "
+				   "a stale socket file there may not be replaced)", a->text);
+	if (err == -ENOENT)
+		return smem__error(-ECONNREFUSED, "no broker answers at %s and smemd could not be "
+				   "run (%s; SMEM_SMEMD names another)", a->text, smemd_path());
 	if (err)
-		return err == -EACCES || err == -EPERM ? -EACCES : -ECONNREFUSED;
+		return smem__error(-ECONNREFUSED, "no broker answers at %s and none could be "
+				   "started there: %s", a->text, strerror(-err));
 	*wait_ms = CONNECT_WAIT_MS;
 	return 0;
 }
@@ -273,7 +289,7 @@ static int nobody_answers(const struct smem__addr *a, unsigned how, unsigned *wa
 int smem__broker_connect(const struct smem__addr *a, unsigned how)
 {
 	uint64_t deadline = 0;
-	unsigned delay_us = 1000, wait_ms;
+	unsigned delay_us = 1000, wait_ms = 0;
 	int fd, err;
 
 	for (;;) {
@@ -286,8 +302,14 @@ int smem__broker_connect(const struct smem__addr *a, unsigned how)
 			}
 			return fd;
 		}
+		/* The kernel refused us the socket: the broker may be there, but not for us. */
+		if (fd == -EACCES || fd == -EPERM)
+			return smem__error(-EPERM, "cannot connect to broker at %s: permission denied "
+					   "(socket: the socket file or a directory above it does not "
+					   "let uid %u in)", a->text, (unsigned)geteuid());
 		if (fd != -ENOENT && fd != -ECONNREFUSED)
-			return fd == -EACCES ? -EACCES : -ECONNREFUSED;
+			return smem__error(-ECONNREFUSED, "cannot connect to broker at %s: %s",
+					   a->text, strerror(-fd));
 		if (!deadline) {
 			err = nobody_answers(a, how, &wait_ms);
 			if (err)
@@ -296,7 +318,10 @@ int smem__broker_connect(const struct smem__addr *a, unsigned how)
 			continue;
 		}
 		if (smem__now_ns() >= deadline)
-			return -ECONNREFUSED;
+			return smem__error(-ECONNREFUSED, wait_ms == CONNECT_WAIT_MS ?
+					   "smemd was started at %s but did not answer within %u ms" :
+					   "no broker answers at %s: its supervisor did not bring one "
+					   "back within %u ms", a->text, wait_ms);
 		usleep(delay_us);
 		if (delay_us < 50000)
 			delay_us *= 2;

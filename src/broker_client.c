@@ -320,9 +320,12 @@ static int conn_connect(struct bconn *c, unsigned how)
 		return fd;
 	err = smem__broker_greet(fd, &c->seq, NULL);
 	if (err) {
+		struct smem__req hello = { .op = SMEM_OP_HELLO };
+
 		close(fd);
 		/* A broker that refuses us for a reason (a cap of our uid) says which. */
-		return err == -ECONNREFUSED || err == -EDQUOT || err == -EMFILE ? err : -EPROTO;
+		err = err == -ECONNREFUSED || err == -EDQUOT || err == -EMFILE ? err : -EPROTO;
+		return smem__broker_error(&c->addr, &hello, err);
 	}
 	c->fd = fd;
 	for (h = c->holds; h; h = h->next) {
@@ -358,10 +361,10 @@ static int request(struct bconn *c, struct smem__req *r)
 		}
 		err = smem__broker_xfer(c->fd, &c->seq, r, &broken);
 		if (!broken)
-			return err;
+			return err ? smem__broker_error(&c->addr, r, err) : 0;
 		conn_drop(c);
 	}
-	return err;
+	return smem__broker_error(&c->addr, r, err);
 }
 
 /* ---- the helper thread --------------------------------------------------------------- */
@@ -512,8 +515,8 @@ static int request_hold(const struct smem_opts *opts, struct smem__req *r, const
 		return err;
 	pthread_mutex_lock(&c->io);
 	err = request(c, r);
-	if (!err)
-		err = smem__entry_parse(rep, r->rlen, &e, NULL);
+	if (!err && smem__entry_parse(rep, r->rlen, &e, NULL) < 0)
+		err = smem__broker_error(&c->addr, r, -EPROTO);
 	if (!err) {
 		h = hold_new(name, r->recv_fd ? *r->recv_fd : r->send_fd, &e, rdonly);
 		if (h) {

@@ -93,13 +93,18 @@ int smem__broker_trust(int fd, const struct smem__addr *a)
 	bool ok;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred))
-		return -EPERM;
+		return smem__error(-EPERM, "broker at %s: cannot tell who it runs as (SO_PEERCRED)",
+				   a->text);
 	/*
 	 * Even our own uid and root are pinned at a path: a later broker of another uid there is
 	 * an impostor whichever uid came first.
 	 */
 	ok = a->abstract ? false : pin_check(a, cred.uid);
-	if (cred.uid == me || cred.uid == 0)
+	if (cred.uid == me || cred.uid == 0 || ok)
 		return 0;
-	return ok ? 0 : -EPERM;
+	return smem__error(-EPERM, "broker at %s runs as uid %u, which this process does not trust "
+			   "(not its own uid %u, not root, %s): nothing was sent", a->text,
+			   (unsigned)cred.uid, (unsigned)me, a->abstract ?
+			   "and an abstract address proves nothing" :
+			   "not the uid first found at that path");
 }

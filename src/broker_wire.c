@@ -5,11 +5,72 @@
  * the shared connections (broker_client.c) and the one-shot administration calls
  * (broker_admin.c); the fd-passing helpers serve the broker too. See broker.h.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "broker.h"
+
+static const char *op_name(uint16_t op)
+{
+	switch (op) {
+	case SMEM_OP_HELLO:	return "handshake";
+	case SMEM_OP_CREATE:	return "create";
+	case SMEM_OP_OPEN:	return "open";
+	case SMEM_OP_RELEASE:	return "release";
+	case SMEM_OP_UNLINK:	return "unlink";
+	case SMEM_OP_LIST:	return "list";
+	case SMEM_OP_STAT:	return "stat";
+	case SMEM_OP_STOP:	return "stop";
+	default:		return "request";
+	}
+}
+
+/* See broker.h. */
+int smem__broker_error(const struct smem__addr *a, const struct smem__req *r, int err)
+{
+	const char *op = op_name(r->op), *at = a->text;
+	int n = r->op == SMEM_OP_HELLO ? 0 : (int)r->l2;
+	const char *name = n ? r->p2 : "";
+	uint32_t flags = 0;
+
+	if (r->op == SMEM_OP_OPEN && r->p1 && r->l1 >= sizeof(struct smem_msg_name))
+		memcpy(&flags, r->p1, sizeof(flags));	/* struct smem_msg_name.flags */
+	switch (err) {
+	case -ENOENT:
+		return smem__error(err, "no name '%.*s' at broker %s (%s)", n, name, at, op);
+	case -EEXIST:
+		return smem__error(err, "name '%.*s' already exists at broker %s", n, name, at);
+	case -EACCES:
+		if (r->op == SMEM_OP_UNLINK)
+			return smem__error(err, "broker at %s refused to unlink name '%.*s': only its "
+					   "owner or root may (-EACCES)", at, n, name);
+		return smem__error(err, "broker at %s refused name '%.*s': its mode does not let "
+				   "uid %u %s it%s (-EACCES)", at, n, name, (unsigned)geteuid(), op,
+				   r->op != SMEM_OP_OPEN ? "" :
+				   (flags & SMEM_OPEN_RDONLY) ? " read-only" : " read-write");
+	case -EPERM:
+		return smem__error(err, "broker at %s refused %s%s%.*s%s: not permitted to uid %u%s",
+				   at, op, n ? " of '" : "", n, name, n ? "'" : "",
+				   (unsigned)geteuid(), r->op == SMEM_OP_STOP ?
+				   " (only the broker's own uid or root may stop it)" : "");
+	case -EDQUOT:
+		return smem__error(err, "broker at %s refused %s%s%.*s%s: uid %u is at one of its "
+				   "per-uid limits (names, bytes, connections or holds: smemd --max-*)",
+				   at, op, n ? " of '" : "", n, name, n ? "'" : "", (unsigned)geteuid());
+	case -ECONNREFUSED:
+		return smem__error(err, "broker at %s closed the connection during %s%s%.*s%s", at,
+				   op, n ? " of '" : "", n, name, n ? "'" : "");
+	case -EPROTO:
+		return smem__error(err, "broker at %s: protocol error in %s%s%.*s%s (a broker of "
+				   "another version, or not a broker)", at, op, n ? " of '" : "", n,
+				   name, n ? "'" : "");
+	default:
+		return smem__error(err, "broker at %s: %s%s%.*s%s: %s", at, op, n ? " of '" : "", n,
+				   name, n ? "'" : "", smem_strerror(err));
+	}
+}
 
 void smem__cmsg_put_fd(struct msghdr *msg, void *cbuf, int fd)
 {

@@ -80,6 +80,16 @@ int smem__region_open(const char *name, uint32_t kind, const struct smem_opts *o
 /* Validate a mapped header against the fd's real size and seals. 0, -EMEDIUMTYPE, -EPROTO. */
 int smem__region_validate(const struct smem_region_hdr *hdr, size_t file_size, uint32_t kind);
 
+/*
+ * Set the calling thread's smem_last_error() text (printf @fmt) and return @err, so that a
+ * failure path reads `return smem__error(-EPERM, "...", ...)`. Every failure that involves the
+ * broker sets it, naming the broker's address.
+ */
+int smem__error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "ring", "buffer", ... for SMEM_KIND_* (error.c); "unknown" for anything else. */
+const char *smem__kind_name(uint32_t kind);
+
 /* Check a name: 1..SMEM_NAME_MAX bytes. 0 or -EINVAL. */
 int smem__name_check(const char *name);
 

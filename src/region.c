@@ -216,6 +216,25 @@ int smem__region_validate(const struct smem_region_hdr *hdr, size_t file_size, u
 	return 0;
 }
 
+/*
+ * What is wrong with the object name @name holds (a header @hdr that failed validation with
+ * @err), for smem_last_error(). The kind read from shared memory is only a number to name.
+ */
+static void region_open_error(const char *name, const struct smem_opts *opts, uint32_t kind,
+			      const struct smem_region_hdr *hdr, int err)
+{
+	char addr[128];
+
+	if (smem_broker_address(opts, addr, sizeof(addr)) < 0)
+		snprintf(addr, sizeof(addr), "(unknown)");
+	if (err == -EMEDIUMTYPE)
+		smem__error(err, "name '%s' at broker %s holds a %s, not a %s (-EMEDIUMTYPE)", name,
+			    addr, smem__kind_name(hdr->kind), smem__kind_name(kind));
+	else
+		smem__error(err, "name '%s' at broker %s: its memory fails validation as a %s "
+			    "(header, size or layout version)", name, addr, smem__kind_name(kind));
+}
+
 int smem__region_open(const char *name, uint32_t kind, const struct smem_opts *opts,
 		      struct smem_region **ret)
 {
@@ -261,8 +280,10 @@ int smem__region_open(const char *name, uint32_t kind, const struct smem_opts *o
 	r->hdr = map;
 	r->map_size = (size_t)st.st_size;
 	err = smem__region_validate(r->hdr, r->map_size, kind);
-	if (err)
+	if (err) {
+		region_open_error(name, opts, kind, r->hdr, err);
 		goto fail;
+	}
 	r->kind = kind;
 	r->obj = (char *)map + SMEM_HDR_SIZE;
 	r->obj_size = (size_t)r->hdr->data_size;

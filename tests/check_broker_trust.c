@@ -230,7 +230,7 @@ START_TEST(client_gives_nothing_to_an_impostor_at_an_abstract_address)
 	struct smem_region *r = NULL;
 	struct impostor imp;
 	struct imp_counts cnt;
-	char addr[64];
+	char addr[64], want[400];
 
 	if (!need_root())
 		return;
@@ -241,6 +241,11 @@ START_TEST(client_gives_nothing_to_an_impostor_at_an_abstract_address)
 	ck_assert_int_eq(smem_region_create("secret", 4096, &o, &r), -EPERM);
 	ck_assert_ptr_null(r);
 	ck_assert_int_eq(smem_region_open("secret", NULL, &r), -EPERM);
+	/* smem_last_error() says who answered and why it got nothing, naming the address. */
+	snprintf(want, sizeof(want), "broker at %s runs as uid 65534, which this process does not "
+		 "trust (not its own uid 0, not root, and an abstract address proves nothing): "
+		 "nothing was sent", addr);
+	ck_assert_str_eq(smem_last_error(), want);
 	ck_assert_int_eq(smem_unlink("secret", NULL), -EPERM);
 	ck_assert_int_eq(smem__broker_hello(NULL, NULL), -EPERM);
 	cnt = impostor_end(&imp);
@@ -596,9 +601,14 @@ static int stale_victim(void *arg)
 	t0 = t_now_ms();
 	err = smem_region_create("x", 4096, NULL, &r);
 	dt = t_now_ms() - t0;
-	if (err != -EACCES || r) {
+	if (err != -EPERM || r) {
 		fprintf(stderr, "create gave %d\n", err);
 		return 1;
+	}
+	if (!strstr(smem_last_error(), "cannot start a broker at ") ||
+	    !strstr(smem_last_error(), "permission denied (socket: a stale socket file")) {
+		fprintf(stderr, "last error: %s\n", smem_last_error());
+		return 3;
 	}
 	if (dt >= 500) {
 		fprintf(stderr, "create took %lld ms\n", dt);

@@ -161,7 +161,7 @@ END_TEST
 START_TEST(smemctl_errors_are_one_json_document_naming_the_broker)
 {
 	struct json_object *d;
-	char dead[256];
+	char dead[256], want[700];
 
 	/* No such name: exit 1, the errno, its name, the command and the broker's address. */
 	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", "no-such-name-here", "--json",
@@ -173,6 +173,10 @@ START_TEST(smemctl_errors_are_one_json_document_naming_the_broker)
 	ck_assert_str_eq(at_str(d, "error", "command"), "stat");
 	ck_assert_str_eq(at_str(d, "error", "broker"), getenv("SMEM_BROKER"));
 	ck_assert_str_eq(at_str(d, "error", "detail"), "no-such-name-here");
+	/* The library's sentence (smem_last_error), naming the name and the address. */
+	snprintf(want, sizeof(want), "no name 'no-such-name-here' at broker %s (stat)",
+		 getenv("SMEM_BROKER"));
+	ck_assert_str_eq(at_str(d, "error", "explanation"), want);
 	json_object_put(d);
 	/* No broker there: ECONNREFUSED with that address, and nothing started. */
 	snprintf(dead, sizeof(dead), "%s.nobody", getenv("SMEM_BROKER"));
@@ -181,6 +185,8 @@ START_TEST(smemctl_errors_are_one_json_document_naming_the_broker)
 	d = one_doc(out);
 	ck_assert_str_eq(at_str(d, "error", "code"), "ECONNREFUSED");
 	ck_assert_str_eq(at_str(d, "error", "broker"), dead);
+	snprintf(want, sizeof(want), "no broker answers at %s", dead);
+	ck_assert_str_eq(at_str(d, "error", "explanation"), want);
 	ck_assert_int_eq(access(dead, F_OK), -1);
 	json_object_put(d);
 	/* Usage errors: exit 2, and still one document. */

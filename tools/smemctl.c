@@ -65,11 +65,20 @@ static int fail(const struct ctl *c, int err, const char *detail)
 			sc_add_str(e, "broker", c->addr);
 		if (detail)
 			sc_add_name(e, "detail", detail);
+		/* What the library says happened at that broker, in a sentence. */
+		if (c->addr[0] && *smem_last_error())
+			sc_add_name(e, "explanation", smem_last_error());
 		json_object_object_add(doc, "error", e);
 		sc_print_json(stdout, doc);
 		json_object_put(doc);
 	} else {
 		fprintf(stderr, "smemctl%s%s: ", c->cmd ? " " : "", c->cmd ? c->cmd : "");
+		if (c->addr[0] && *smem_last_error()) {
+			/* It names the address, the name and the reason. */
+			sc_print_str(stderr, smem_last_error());
+			fputc('\n', stderr);
+			return 1;
+		}
 		if (detail) {
 			sc_print_str(stderr, detail);
 			fputs(": ", stderr);
@@ -195,7 +204,7 @@ static int cmd_list(struct ctl *c)
 			owner_text(e->uid, e->gid, owner, sizeof(owner));
 			size_text(e->size, size, sizeof(size));
 			name_cell(e->name, 32);
-			printf(" %-7s %9s %-20s %04o %7u %8.0fs\n", sc_kind_name(e->kind), size,
+			printf(" %-7s %9s %-20s %04o %7u %8.0fs\n", smem__kind_name(e->kind), size,
 			       owner, e->mode & 07777, e->holders, age > 0 ? age : 0);
 		}
 	}

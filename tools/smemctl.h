@@ -39,7 +39,6 @@ int sc_print_str(FILE *f, const char *s);
 
 /* smemctl_inspect.c ---------------------------------------------------------------------- */
 
-const char *sc_kind_name(uint32_t kind);
 /* The broker's record of a name. */
 struct json_object *sc_entry_json(const struct smem__entry_info *e);
 /*

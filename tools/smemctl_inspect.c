@@ -21,20 +21,6 @@
 /* Nodes and reader slots scanned at most per object: a stat stays quick on huge rings. */
 #define SCAN_MAX	65536u
 
-const char *sc_kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case SMEM_KIND_REGION:	return "region";
-	case SMEM_KIND_BUFFER:	return "buffer";
-	case SMEM_KIND_ARRAY:	return "array";
-	case SMEM_KIND_RING:	return "ring";
-	case SMEM_KIND_RPC:	return "rpc";
-	case SMEM_KIND_TOPIC:	return "topic";
-	case SMEM_KIND_TOPIC_SAMPLES:	return "topic-samples";
-	default:		return "unknown";
-	}
-}
-
 static void add_mode(struct json_object *o, const char *key, uint32_t mode)
 {
 	char m[8];
@@ -60,7 +46,7 @@ struct json_object *sc_entry_json(const struct smem__entry_info *e)
 
 	sc_add_name(o, "name", e->name);
 	sc_add_u64(o, "id", e->id);
-	sc_add_str(o, "kind", sc_kind_name(e->kind));
+	sc_add_str(o, "kind", smem__kind_name(e->kind));
 	sc_add_u64(o, "size", e->size);
 	sc_add_u64(o, "uid", e->uid);
 	sc_add_u64(o, "gid", e->gid);
@@ -96,7 +82,7 @@ static struct json_object *header_json(const struct smem_region *r)
 
 	snprintf(layout, sizeof(layout), "%u.%u", h->layout_major, h->layout_minor);
 	sc_add_str(o, "layout", layout);
-	sc_add_str(o, "kind", sc_kind_name(h->kind));
+	sc_add_str(o, "kind", smem__kind_name(h->kind));
 	/* The validated private copies, not the shared fields. */
 	sc_add_u64(o, "total_size", r->map_size);
 	sc_add_u64(o, "data_off", SMEM_HDR_SIZE);
@@ -458,7 +444,7 @@ struct json_object *sc_inspect(const char *broker, const struct smem__entry_info
 		break;
 	case SMEM_KIND_BUFFER:
 	case SMEM_KIND_ARRAY:
-		json_object_object_add(doc, sc_kind_name(e->kind), blob_json(r, e->kind, &lock));
+		json_object_object_add(doc, smem__kind_name(e->kind), blob_json(r, e->kind, &lock));
 		json_object_object_add(doc, "lock", lock);
 		break;
 	case SMEM_KIND_RPC:

@@ -13,11 +13,17 @@
  *   -ECONNREFUSED no broker answers: none may be started at that address (only in a directory
  *                that is the caller's alone), auto-start is off or failed, or a supervisor did
  *                not bring one back within a second
- *   -EPERM       the broker answering runs as a uid the caller does not trust (not the
- *                caller's, not root's, not the one first seen at that path): nothing was sent
- * Errors about the broker name no address; smem_broker_address() gives it, for messages.
+ *   -EACCES      the broker refused the caller by the name's mode (or, for an unlink, because
+ *                the caller does not own the name): the broker answered, the name exists
+ *   -EPERM       the broker may not be used at all, and nothing was sent: its socket, or a
+ *                directory above it, does not let the caller connect (connect(2) said
+ *                EACCES), a default socket directory is not the caller's alone, or the broker
+ *                answering runs as a uid the caller does not trust (not the caller's, not
+ *                root's, not the one first seen at that path)
  *   -EUSERS      all participant slots of an object are taken
  *   -EMEDIUMTYPE the name holds another kind of object (a ring opened as a buffer, ...)
+ * smem_last_error() tells what failed, at which broker address and why, after any failure
+ * that involved the broker (these and -ENOENT, -EEXIST, -EDQUOT, -EPROTO from it).
  * smem_strerror() names them. Out-parameters are left untouched on failure.
  *
  * Timeouts are "int timeout_ms" as in poll(2): -1 waits forever, 0 tries once.
@@ -67,6 +73,16 @@ struct smem_opts {
  * Thread-safe.
  */
 const char *smem_strerror(int err);
+
+/*
+ * The detail of the calling thread's last failure that involved the broker, for people: what
+ * failed, the broker's address and why, e.g. "cannot connect to broker at /run/smem/broker.sock:
+ * permission denied (socket)" or "broker at /tmp/smem-0/broker.sock refused name 'frames':
+ * its mode does not let uid 65534 open it read-write (-EACCES)". A thread-local string, valid
+ * until the thread's next failing smem call; "" if the thread has had none. Success does not
+ * clear it: read it right after the call that failed. Never fails, never blocks. Thread-safe.
+ */
+const char *smem_last_error(void);
 
 /*
  * Remove a name from the broker, whatever its holders. Mappings already made stay valid;

@@ -28,6 +28,7 @@ from .rpc import PendingCall, Rpc
 __version__ = "0.1.0"
 
 __all__ = ["Region", "Buffer", "Array", "Ring", "Rpc", "PendingCall", "unlink", "strerror",
+           "last_error",
            "LIBRARY_PATH", "SmemError", "InvalidArgumentError", "RangeError", "NotFoundError",
            "ExistsError", "AccessError", "TimeoutExpired", "MessageSizeError", "ShutdownError",
            "ProtocolError", "WrongKindError", "OwnerDeadError", "PeerResetError", "BrokerUnavailableError",
@@ -39,6 +40,13 @@ def unlink(name: str, *, broker: Optional[str] = None) -> None:
     NotFoundError). Raises NotFoundError, AccessError (not the owner)."""
     opts = _lib.make_opts(broker)
     _lib.check(_lib.lib.smem_unlink(_lib.encode_name(name), _lib.ctypes.byref(opts)), name)
+
+
+def last_error() -> str:
+    """smem_last_error(): the calling thread's last failure that involved the broker, as a
+    sentence naming the broker's address, the name and why ("" if none). Every SmemError
+    raised also carries it as ``detail``."""
+    return _lib.last_error()
 
 
 def strerror(err: int) -> str:

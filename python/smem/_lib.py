@@ -131,6 +131,7 @@ _PP = POINTER(c_void_p)
 _OPTS = POINTER(Opts)
 
 _proto("smem_strerror", c_char_p, c_int)
+_proto("smem_last_error", c_char_p)
 _proto("smem_unlink", c_int, c_char_p, _OPTS)
 
 _proto("smem_region_create", c_int, c_char_p, c_size_t, _OPTS, _PP)
@@ -213,10 +214,19 @@ def strerror(err: int) -> str:
     return s.decode("utf-8", "replace") if s else os.strerror(abs(err))
 
 
+def last_error() -> str:
+    """smem_last_error(): this thread's last broker failure in words, naming the address."""
+    s = lib.smem_last_error()
+    return s.decode("utf-8", "replace") if s else ""
+
+
 def check(rc: int, name: Optional[str] = None) -> int:
-    """Return @rc if it is >= 0, else raise the matching SmemError."""
+    """Return @rc if it is >= 0, else raise the matching SmemError, with the library's detail
+    (smem_last_error(), read in this same thread right after the call) as ``detail``."""
     if rc < 0:
-        raise error_from(rc, filename=name)
+        e = error_from(rc, filename=name)
+        e.detail = last_error()
+        raise e
     return rc
 
 

@@ -12,7 +12,11 @@ from typing import Dict, Optional, Type
 
 
 class SmemError(OSError):
-    """Base class of every smem error: ``errno`` and ``strerror`` as smem reports them."""
+    """Base class of every smem error: ``errno`` and ``strerror`` as smem reports them, and
+    ``detail``: smem_last_error() when the failure involved the broker (the address, the name
+    and why), else whatever the thread's last such failure was, or ""."""
+
+    detail: str = ""
 
 
 class InvalidArgumentError(SmemError, ValueError):
@@ -32,7 +36,9 @@ class ExistsError(SmemError, FileExistsError):
 
 
 class AccessError(SmemError, PermissionError):
-    """EACCES or EPERM: denied by the name's mode, or a write through a read-only handle."""
+    """EACCES: the broker refused the name (its mode, or its owner for an unlink), or a write
+    through a read-only handle; EPERM: the broker's socket is not the caller's to use, or the
+    broker runs as an untrusted uid (``detail`` says which)."""
 
 
 class TimeoutExpired(SmemError, TimeoutError):

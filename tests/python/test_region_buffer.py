@@ -3,6 +3,7 @@ and the lock of a killed Python peer."""
 import ctypes
 import errno
 import gc
+import os
 
 import numpy as np
 import pytest
@@ -44,10 +45,15 @@ def test_region_names_errors_carry_errno_and_message(name):
         smem.Region.open(name)
     assert e.value.errno == errno.ENOENT and e.value.filename == name
     assert e.value.strerror == smem.strerror(-errno.ENOENT)
+    # The library's sentence names the name and the broker's address (smem_last_error).
+    broker = os.environ["SMEM_BROKER"]
+    assert e.value.detail == "no name '%s' at broker %s (open)" % (name, broker)
     with smem.Region.create(name, 8):
         with pytest.raises(FileExistsError) as e:
             smem.Region.create(name, 8)
         assert e.value.errno == errno.EEXIST
+        assert e.value.detail == smem.last_error()
+        assert e.value.detail == "name '%s' already exists at broker %s" % (name, broker)
     for bad in ("", "x" * 300):
         with pytest.raises(smem.InvalidArgumentError) as e:
             smem.Region.create(bad, 8)
