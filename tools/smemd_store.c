@@ -127,7 +127,11 @@ static int store_fd(int fd, const char *name)
 {
 	char msg[64 + 256];
 
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	/*
+	 * FDPOLL=0: a memfd never hangs up, and there is nothing for the service manager to
+	 * watch (systemd 246 and later; older ones ignore the key).
+	 */
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s\nFDPOLL=0", name);
 	return sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
 }
 
