@@ -32,14 +32,6 @@
 
 #define NOBODY	65534
 
-static bool need_root(void)
-{
-	if (geteuid() == 0)
-		return true;
-	printf("skip: needs root to switch uids\n");
-	return false;
-}
-
 /* Drop to @uid (group @uid too, no supplementary groups). */
 static bool become(uid_t uid)
 {
@@ -165,7 +157,7 @@ START_TEST(reregister_claiming_root_or_another_uid_as_owner_is_refused)
 	struct smem__entry_info e;
 	pid_t d;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	d = start_smemd(args, 0);
 	ck_assert_int_eq(t_wait(t_fork(forge_child, NULL)), 0);
@@ -204,7 +196,7 @@ START_TEST(name_cannot_be_taken_after_a_restart_before_its_holder_reregisters)
 	int s, fd, got;
 	pid_t d;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	/*
 	 * Our memfd was registered at a broker that just died; the new one starts. An attacker
@@ -296,7 +288,7 @@ START_TEST(read_only_opener_cannot_reopen_the_memfd_writable_through_proc)
 	struct smem_region *a, *b;
 	struct stat st;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	tb_private_abstract_broker();
 	tb_start_smemd(NULL);	/* nothing auto-starts at an abstract address */
@@ -356,7 +348,7 @@ START_TEST(broker_refuses_a_memfd_whose_inode_grants_more_than_its_name)
 	pid_t d;
 	int i;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	tb_private_abstract_broker();
 	setenv("SMEM_NO_AUTOSTART", "1", 1);
@@ -448,7 +440,7 @@ START_TEST(connections_over_the_uid_cap_get_edquot_and_other_uids_are_served)
 	int max = 8;
 	pid_t d;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	d = start_smemd(args, 0);
 	ck_assert_int_eq(t_wait(t_fork(conn_flood_child, &max)), 0);
@@ -482,7 +474,7 @@ START_TEST(holds_over_the_uid_cap_get_edquot)
 	struct smem_region *r, *again;
 	pid_t d;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	d = start_smemd(args, 0);
 	ck_assert_int_eq(smem_region_create("held-often", 4096, &o, &r), 0);
@@ -606,7 +598,7 @@ START_TEST(another_uid_is_served_while_one_uid_floods_connections_holds_and_chur
 	int ready, done, i, base;
 	pid_t d, f;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	d = start_smemd(args, 0);
 	base = tb_broker_extra_fds(d);
@@ -641,7 +633,7 @@ START_TEST(broker_out_of_fds_sheds_connections_and_answers_emfile)
 	int ready, done, err, i;
 	pid_t d, f;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	/* About 30 fds to spare once the broker runs. */
 	d = start_smemd(NULL, 40);

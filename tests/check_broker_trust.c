@@ -32,34 +32,11 @@
 #define NOBODY		65534
 #define DAEMON_UID	1	/* a third uid: neither the victim (root) nor the impostor */
 
-static bool need_root(void)
-{
-	if (geteuid() == 0)
-		return true;
-	printf("skip: needs root to run processes as other uids\n");
-	return false;
-}
-
 static int become(uid_t uid, gid_t gid)
 {
 	if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid))
 		return -1;
 	return 0;
-}
-
-/*
- * A fresh directory of mode @mode directly in /tmp (other uids must be able to reach it, which
- * the suite's private directory does not let them), as tb_dir/tb_sock and SMEM_BROKER.
- */
-static void shared_dir(mode_t mode)
-{
-	snprintf(tb_dir, sizeof(tb_dir), "/tmp/smem-trust.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tb_dir));
-	ck_assert_int_eq(chmod(tb_dir, mode), 0);
-	snprintf(tb_sock, sizeof(tb_sock), "%s/broker.sock", tb_dir);
-	setenv("SMEM_BROKER", tb_sock, 1);
-	setenv("SMEM_BROKER_IDLE_EXIT", "5", 1);
-	unsetenv("SMEM_NO_AUTOSTART");
 }
 
 /* ---- the impostor ------------------------------------------------------------------------ */
@@ -232,7 +209,7 @@ START_TEST(client_gives_nothing_to_an_impostor_at_an_abstract_address)
 	struct imp_counts cnt;
 	char addr[64], want[400];
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	/* The attacker binds the name first: abstract names have no permissions to stop it. */
 	snprintf(addr, sizeof(addr), "@smem-trust-%d-%lld", (int)getpid(), t_now_ms());
@@ -265,10 +242,10 @@ START_TEST(holder_does_not_reregister_with_an_impostor_that_took_a_shared_path)
 	struct smem__broker_info info;
 	pid_t real;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	/* A path anybody may write to, and its broker run by a daemon uid (a supervisor's). */
-	shared_dir(0777);
+	tb_shared_dir(0777);
 	real = tb_spawn_smemd(DAEMON_UID, NULL);
 	ck_assert_int_eq(smem__broker_hello(NULL, &info), 0);
 	ck_assert_int_eq(info.pid, real);
@@ -314,7 +291,7 @@ START_TEST(dead_shared_broker_is_not_replaced_by_a_weaker_one)
 	long long t0, dt;
 
 	/* A broker for a group, in a directory the group may enter: a supervisor's broker. */
-	shared_dir(0750);
+	tb_shared_dir(0750);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)getegid());
 	tb_start_smemd(args);
 	ck_assert_int_eq(smem_region_create("shared", 4096, NULL, &r), 0);
@@ -373,7 +350,7 @@ START_TEST(nothing_is_started_at_an_abstract_or_shared_address)
 	snprintf(got, sizeof(got), "\"broker\":\"%s\"", addr);
 	ck_assert_msg(strstr(out, got), "smemctl said: %s", out);
 	/* A directory others may enter is not ours to start brokers in. */
-	shared_dir(0755);
+	tb_shared_dir(0755);
 	ck_assert_int_eq(smem_region_create("x", 4096, NULL, &r), -ECONNREFUSED);
 	ck_assert_ptr_null(r);
 	ck_assert_int_eq(tb_count_dir(tb_dir), 0);
@@ -451,7 +428,7 @@ START_TEST(close_does_not_wait_for_a_dead_shared_broker)
 	/* The victim may not remove the stale socket: it is not root, and the directory is 0555. */
 	a.uid = geteuid() == 0 ? NOBODY : geteuid();
 	a.gid = geteuid() == 0 ? NOBODY : getegid();
-	shared_dir(0755);
+	tb_shared_dir(0755);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)a.gid);
 	tb_start_smemd(args);
 	ck_assert_int_eq(chmod(tb_dir, 0555), 0);
@@ -640,10 +617,10 @@ START_TEST(stale_socket_that_cannot_be_removed_is_reported_at_once)
 	struct smem__addr sa;
 	int s, err;
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	/* nobody's own directory, closed to others: private, so it would start a broker there. */
-	shared_dir(0700);
+	tb_shared_dir(0700);
 	ck_assert_int_eq(chown(tb_dir, NOBODY, NOBODY), 0);
 	/* A dead broker's socket is in the way, in a directory where nothing can be removed. */
 	ck_assert_int_eq(smem__addr_resolve(NULL, &sa), 0);

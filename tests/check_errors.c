@@ -24,14 +24,6 @@
 
 #define NOBODY	65534
 
-static bool need_root(void)
-{
-	if (geteuid() == 0)
-		return true;
-	printf("skip: needs root to run a part as nobody\n");
-	return false;
-}
-
 /* What a call made as nobody returned, and the thread's smem_last_error() after it. */
 struct outcome {
 	int err;
@@ -98,18 +90,6 @@ static int unlink_one(const void *name)
 	return smem_unlink(name, NULL);
 }
 
-/* A directory in /tmp (the suite's private one is closed to nobody) with @mode: tb_dir. */
-static void dir_in_tmp(mode_t mode)
-{
-	snprintf(tb_dir, sizeof(tb_dir), "/tmp/smem-errors.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tb_dir));
-	ck_assert_int_eq(chmod(tb_dir, mode), 0);
-	snprintf(tb_sock, sizeof(tb_sock), "%s/broker.sock", tb_dir);
-	setenv("SMEM_BROKER", tb_sock, 1);
-	setenv("SMEM_BROKER_IDLE_EXIT", "5", 1);
-	unsetenv("SMEM_NO_AUTOSTART");
-}
-
 /* ---- the two permission errors ------------------------------------------------------- */
 
 START_TEST(socket_permission_denied_is_eperm_and_says_socket)
@@ -118,10 +98,10 @@ START_TEST(socket_permission_denied_is_eperm_and_says_socket)
 	struct outcome o;
 	char want[640];
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	/* Root's broker, its socket 0600 in a directory anybody may enter. */
-	dir_in_tmp(0755);
+	tb_shared_dir(0755);
 	tb_start_smemd(NULL);
 	ck_assert_int_eq(smem_region_create("open-to-all", 4096,
 					    &(struct smem_opts){ .mode = 0666 }, &r), 0);
@@ -160,7 +140,7 @@ START_TEST(name_permission_denied_is_eacces_and_names_the_name)
 	struct outcome o;
 	char want[640];
 
-	if (!need_root())
+	if (!tb_need_root())
 		return;
 	/* A broker nobody can reach (an abstract address), and a name only root may use. */
 	tb_private_abstract_broker();

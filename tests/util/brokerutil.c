@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,25 @@ const char *tb_private_path_broker(void)
 	setenv("SMEM_BROKER_IDLE_EXIT", "5", 1);
 	unsetenv("SMEM_NO_AUTOSTART");
 	return tb_sock;
+}
+
+void tb_shared_dir(mode_t mode)
+{
+	snprintf(tb_dir, sizeof(tb_dir), "/tmp/smem-tb-shared.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tb_dir));
+	ck_assert_int_eq(chmod(tb_dir, mode), 0);
+	snprintf(tb_sock, sizeof(tb_sock), "%s/broker.sock", tb_dir);
+	setenv("SMEM_BROKER", tb_sock, 1);
+	setenv("SMEM_BROKER_IDLE_EXIT", "5", 1);
+	unsetenv("SMEM_NO_AUTOSTART");
+}
+
+bool tb_need_root(void)
+{
+	if (geteuid() == 0)
+		return true;
+	printf("skip: needs root to run processes as other uids\n");
+	return false;
 }
 
 /*

@@ -19,6 +19,14 @@ extern char tb_sock[320];
  */
 const char *tb_private_path_broker(void);
 /*
+ * A fresh directory of mode @mode directly in /tmp (other uids must be able to reach it, which
+ * the suite's private directory does not let them), as tb_dir, its broker.sock as tb_sock and
+ * SMEM_BROKER. tb_private_broker_end() removes it.
+ */
+void tb_shared_dir(mode_t mode);
+/* Whether we are root (tests that run parts as other uids need it); else says "skip". */
+bool tb_need_root(void);
+/*
  * An abstract address: no file permissions, so another uid can reach the broker. Sets
  * SMEM_BROKER. Nothing auto-starts a broker there: start one with tb_start_smemd().
  */
