@@ -295,9 +295,9 @@ ifeq ($(SANITIZE),)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) ./tests/python/run-pytest
 endif
 
-# The bridge's long case on top of check_bridge: JetStream exactly once across the loss of a
+# The bridge's long cases on top of check_bridge: JetStream exactly once across the loss of a
 # server in a three-server cluster (leader elections take ~15 s; make check has the plain
-# cluster failover).
+# cluster failover), and across 60 kill -9 of an exporting bridge (make check has 6).
 check-bridge-long: all
 	@SMEM_BRIDGE_LONG=1 BUILD=$(BUILD) ./tests/run-suites $(BUILD)/tests/check_bridge
 

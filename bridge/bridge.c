@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The bridge: one NATS connection (reconnecting forever across the configured servers), one
- * JetStream context, and the routes, each run by ring_route.c or rpc_route.c.
+ * JetStream context, and the routes, each run by route.c (rings, topics) or rpc_route.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -100,8 +100,8 @@ static void stop_routes(struct smem_bridge *b)
 	for (int i = 0; i < b->nroutes; i++) {
 		struct smem_bridge_route *rt = &b->routes[i];
 
-		if (rt->cfg.kind == SMEM_BRIDGE_EXPORT_RING || rt->cfg.kind == SMEM_BRIDGE_IMPORT_RING)
-			smem__bridge_ring_stop(rt);
+		if (smem__bridge_is_message_route(rt->cfg.kind))
+			smem__bridge_route_stop(rt);
 		else
 			smem__bridge_rpc_stop(rt);
 	}
@@ -136,11 +136,14 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 	if (!cfg || !ret || cfg->nroutes == 0)
 		return -EINVAL;
 	for (int i = 0; i < cfg->nroutes; i++) {
-		if (cfg->routes[i].kind == SMEM_BRIDGE_IMPORT_RING)
+		bool import = cfg->routes[i].kind == SMEM_BRIDGE_IMPORT_RING ||
+			      cfg->routes[i].kind == SMEM_BRIDGE_IMPORT_TOPIC;
+
+		if (import)
 			need_in = true;
 		if (cfg->routes[i].stream[0]) {
 			need_js = true;
-			if (cfg->routes[i].kind == SMEM_BRIDGE_IMPORT_RING && !cfg->state_dir)
+			if (import && !cfg->state_dir)
 				return -EINVAL;
 		}
 	}
@@ -182,8 +185,8 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 		rt->cfg = cfg->routes[i];
 		rt->bridge = b;
 		b->nroutes = i + 1;
-		if (rt->cfg.kind == SMEM_BRIDGE_EXPORT_RING || rt->cfg.kind == SMEM_BRIDGE_IMPORT_RING)
-			rc = smem__bridge_ring_start(rt);
+		if (smem__bridge_is_message_route(rt->cfg.kind))
+			rc = smem__bridge_route_start(rt);
 		else
 			rc = smem__bridge_rpc_start(rt);
 		if (rc) {

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libsmem-bridge internals: the config as parsed (config.c), the running routes (ring_route.c,
- * rpc_route.c) and the bridge that owns the NATS connection (bridge.c). Calls go one way:
- * bridge.c -> {ring_route.c, rpc_route.c, config.c}; routes use only this header's types.
+ * libsmem-bridge internals: the config as parsed (config.c), the running routes (route.c for
+ * messages, rpc_route.c for RPC), the local ends that message routes read or write (ring_end.c,
+ * topic_end.c) and the bridge that owns the NATS connection (bridge.c). Calls go one way:
+ * bridge.c -> {route.c, rpc_route.c, config.c}, route.c -> {ring_end.c, topic_end.c} through
+ * struct smem__bridge_end_ops; the ends call nothing of the bridge's.
  */
 #ifndef SMEM_BRIDGE_INTERNAL_H
 #define SMEM_BRIDGE_INTERNAL_H
@@ -79,9 +81,40 @@ struct smem_bridge {
 	int nroutes;
 };
 
-/* ring_route.c: export/import threads. start returns 0 or a negative errno. */
-int smem__bridge_ring_start(struct smem_bridge_route *rt);
-void smem__bridge_ring_stop(struct smem_bridge_route *rt);
+/*
+ * The local end of a message route: a ring or a topic, read by an exporter or written by an
+ * importer. Every call waits at most @ms, so that a stopping route notices soon.
+ */
+struct smem__bridge_end_ops {
+	/* Open @rt's local object, to read it (@export) or write it. 0 and *ret, -ENOENT (not
+	 * there yet), smem's errors. */
+	int (*open)(const struct smem_bridge_route *rt, bool export, void **ret);
+	void (*close)(void *end);
+	/* The largest message (node or sample size); 0 while unknown (a topic's ends learn it
+	 * from their first sample or loan). */
+	size_t (*max_len)(void *end);
+	/*
+	 * Export: hold the next message (*data, its length returned) until done(); *lost gets
+	 * what the local object dropped for this reader since the last peek (a topic's
+	 * overwritten samples). -ETIMEDOUT, -ESHUTDOWN (the object went away: close and open
+	 * again), other negative errnos.
+	 */
+	ssize_t (*peek)(void *end, const void **data, uint64_t *lost, int ms);
+	/* Export: let the held message go. */
+	void (*done)(void *end);
+	/* Export: true when no message is ready now (no system call). */
+	bool (*idle)(void *end);
+	/* Import: write one message. 0, -ETIMEDOUT (call again with the same message),
+	 * -ESHUTDOWN (gone: close and open again), -EMSGSIZE, -EPROTO. */
+	int (*write)(void *end, const void *data, size_t len, int ms);
+};
+extern const struct smem__bridge_end_ops smem__bridge_ring_end;
+extern const struct smem__bridge_end_ops smem__bridge_topic_end;
+
+/* route.c: export/import threads of ring and topic routes. start: 0 or a negative errno. */
+int smem__bridge_route_start(struct smem_bridge_route *rt);
+void smem__bridge_route_stop(struct smem_bridge_route *rt);
+bool smem__bridge_is_message_route(enum smem_bridge_kind k);
 /* rpc_route.c: serve/call. */
 int smem__bridge_rpc_start(struct smem_bridge_route *rt);
 void smem__bridge_rpc_stop(struct smem_bridge_route *rt);

@@ -128,22 +128,23 @@ static int add_route(struct smem_bridge_config *c, char **t, int n, char *err, s
 	memset(&r, 0, sizeof(r));
 	if (c->nroutes == SMEM_BRIDGE_MAX_ROUTES)
 		return fail(err, errlen, "more than %d routes", SMEM_BRIDGE_MAX_ROUTES);
-	/* export ring NAME -> SUBJECT | import SUBJECT -> ring NAME | serve rpc NAME as SUBJECT |
-	 * call SUBJECT as rpc NAME */
-	if (!strcmp(t[0], "export") && n >= 5 && !strcmp(t[1], "ring") && !strcmp(t[3], "->")) {
-		r.kind = SMEM_BRIDGE_EXPORT_RING;
+	/* export ring|topic NAME -> SUBJECT | import SUBJECT -> ring|topic NAME |
+	 * serve rpc NAME as SUBJECT | call SUBJECT as rpc NAME */
+	if (!strcmp(t[0], "export") && n >= 5 && (!strcmp(t[1], "ring") || !strcmp(t[1], "topic"))
+	    && !strcmp(t[3], "->")) {
+		r.kind = t[1][0] == 'r' ? SMEM_BRIDGE_EXPORT_RING : SMEM_BRIDGE_EXPORT_TOPIC;
 		snprintf(r.local, sizeof(r.local), "%s", t[2]);
 		snprintf(r.subject, sizeof(r.subject), "%s", t[4]);
 		if (!valid_name(t[2]) || !valid_subject(t[4], false))
-			return fail(err, errlen, "bad ring name or subject");
+			return fail(err, errlen, "bad %s name or subject", t[1]);
 	} else if (!strcmp(t[0], "import") && n >= 5 && !strcmp(t[2], "->") &&
-		   !strcmp(t[3], "ring")) {
-		r.kind = SMEM_BRIDGE_IMPORT_RING;
+		   (!strcmp(t[3], "ring") || !strcmp(t[3], "topic"))) {
+		r.kind = t[3][0] == 'r' ? SMEM_BRIDGE_IMPORT_RING : SMEM_BRIDGE_IMPORT_TOPIC;
 		snprintf(r.local, sizeof(r.local), "%s", t[4]);
 		snprintf(r.subject, sizeof(r.subject), "%s", t[1]);
 		/* A wildcard import merges senders: each keeps its own sequence. */
 		if (!valid_name(t[4]) || !valid_subject(t[1], true))
-			return fail(err, errlen, "bad ring name or subject");
+			return fail(err, errlen, "bad %s name or subject", t[3]);
 	} else if (!strcmp(t[0], "serve") && n == 5 && !strcmp(t[1], "rpc") &&
 		   !strcmp(t[3], "as")) {
 		r.kind = SMEM_BRIDGE_SERVE_RPC;
@@ -163,7 +164,7 @@ static int add_route(struct smem_bridge_config *c, char **t, int n, char *err, s
 	} else {
 		return fail(err, errlen, "unknown route syntax");
 	}
-	/* Ring routes' options. */
+	/* Ring and topic routes' options ("create" for a topic: DEPTH SAMPLE_SIZE). */
 	for (opt = 5; opt < n;) {
 		if (!strcmp(t[opt], "jetstream") && opt + 1 < n) {
 			const char *s = t[opt + 1];
@@ -180,7 +181,8 @@ static int add_route(struct smem_bridge_config *c, char **t, int n, char *err, s
 			r.replicas = (uint32_t)v;
 			opt += 2;
 		} else if (!strcmp(t[opt], "create") && opt + 2 < n &&
-			   r.kind == SMEM_BRIDGE_IMPORT_RING) {
+			   (r.kind == SMEM_BRIDGE_IMPORT_RING ||
+			    r.kind == SMEM_BRIDGE_IMPORT_TOPIC)) {
 			long nodes, size;
 
 			if (parse_int(t[opt + 1], 2, 1 << 24, &nodes) ||

@@ -58,6 +58,8 @@ static const char *kind_name(uint32_t k)
 	case SMEM_BRIDGE_IMPORT_RING: return "import-ring";
 	case SMEM_BRIDGE_SERVE_RPC: return "serve-rpc";
 	case SMEM_BRIDGE_CALL_RPC: return "call-rpc";
+	case SMEM_BRIDGE_EXPORT_TOPIC: return "export-topic";
+	case SMEM_BRIDGE_IMPORT_TOPIC: return "import-topic";
 	default: return "?";
 	}
 }

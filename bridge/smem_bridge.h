@@ -8,13 +8,19 @@
  *   export ring NAME -> SUBJECT [jetstream STREAM]   read the local ring, publish each message
  *   import SUBJECT -> ring NAME [jetstream STREAM] [create NODES SIZE]
  *                                                    write each message into the local ring
+ *   export topic NAME -> SUBJECT [jetstream STREAM]  subscribe to the local topic, publish each
+ *                                                    sample
+ *   import SUBJECT -> topic NAME [jetstream STREAM] [create DEPTH SIZE]
+ *                                                    publish each message into the local topic
+ *                                                    (created blocking, or opened as another
+ *                                                    publisher of a multi-publisher topic)
  *   serve rpc NAME as SUBJECT                        answer NATS requests on SUBJECT by calling
  *                                                    the local RPC service NAME
  *   call SUBJECT as rpc NAME                         local clients of channel NAME call the
  *                                                    remote service at SUBJECT
  * Only names that appear in export/serve lines leave the host: the config is the allow list.
  *
- * Wire: a ring message travels as a 32-byte header (struct smem_bridge_wire) followed by the
+ * Wire: a ring message or topic sample travels as a 32-byte header (struct smem_bridge_wire) followed by the
  * payload as it is, no re-encoding. RPC requests and replies are the payloads themselves
  * (NATS request/reply); an error reply carries the negative errno in the "Smem-Status"
  * header and its message in "Smem-Error".
@@ -25,12 +31,19 @@
  *               consumer; nothing is retried.
  *   jetstream   at least once into the stream (publishes wait for the stream's ack and retry
  *               with the same Nats-Msg-Id, which the stream de-duplicates), and exactly once
- *               into the importing ring: the importer keeps the stream sequence of the last
- *               message its ring accepted in a state file (mmap'd, so it survives kill -9) and
- *               resumes after it, skipping anything at or below it.
- * A full importing ring blocks the importer (the ring's backpressure): plain NATS then holds at
- * most the subscription's pending limit and drops (counted) beyond it; JetStream stops
- * delivering (flow control) and the stream keeps the rest.
+ *               into the importing ring or topic: the importer keeps the stream sequence of
+ *               the last message its end accepted in a state file (mmap'd, so it survives
+ *               kill -9) and resumes after it, skipping anything at or below it. With a state
+ *               directory the exporter keeps its in-flight message in a journal file with a
+ *               sender id of its own, so after a kill -9 it publishes that message again under
+ *               the same id (see route.c for the two windows left: an exporter killed inside
+ *               the ring's reader claim, an importer killed inside its local write). A topic's
+ *               exporter restarted sees what any new subscriber sees: samples published while
+ *               it was down are not exported.
+ * A full importing ring (or a blocking topic's slowest subscriber) blocks the importer: plain
+ * NATS then holds at most the subscription's pending limit and drops (counted) beyond it;
+ * JetStream stops delivering (flow control) and the stream keeps the rest. An overwriting
+ * topic does not wait for its exporter: what it overwrote unread is counted lost.
  *
  * Errors are negative errnos, as in libsmem. Thread safety: a config is not shared between
  * threads while it is built; smem_bridge_start() copies what it needs; a running bridge's
@@ -63,6 +76,8 @@ enum smem_bridge_kind {
 	SMEM_BRIDGE_IMPORT_RING = 2,
 	SMEM_BRIDGE_SERVE_RPC = 3,
 	SMEM_BRIDGE_CALL_RPC = 4,
+	SMEM_BRIDGE_EXPORT_TOPIC = 5,
+	SMEM_BRIDGE_IMPORT_TOPIC = 6,
 };
 
 struct smem_bridge_config;
