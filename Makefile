@@ -228,10 +228,10 @@ $(BUILD)/tools/ringbench: tools/ringbench.c $(RINGBENCH_PARTS) tools/ringbench.h
 		$(STATIC_LIB) $(LIBS) -lm
 
 # smemctl builds its documents with json-c (a real JSON library: UTF-8 names round-trip).
-$(BUILD)/tools/smemctl: tools/smemctl.c $(SMEMCTL_PARTS) tools/smemctl.h $(STATIC_LIB)
+$(BUILD)/tools/smemctl: tools/smemctl.c $(SMEMCTL_PARTS) tools/smemctl.h bridge/smem_bridge_shm.h $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) $(TOOL_CFLAGS) $(JSON_CFLAGS) $(LDFLAGS) -o $@ tools/smemctl.c \
+	$(Q)$(CC) $(CFLAGS) -Ibridge $(TOOL_CFLAGS) $(JSON_CFLAGS) $(LDFLAGS) -o $@ tools/smemctl.c \
 		$(SMEMCTL_PARTS) $(STATIC_LIB) $(LIBS) $(JSON_LIBS) -lm
 
 NATS_LIBS := $(if $(HAVE_PKGCONFIG),$(shell pkg-config --libs libnats 2>/dev/null || echo -lnats),-lnats)
@@ -266,8 +266,8 @@ $(BUILD)/tests/util/%.o: tests/util/%.c | deps
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
-# check_smemctl parses smemctl's documents back with json-c.
-$(BUILD)/tests/check_smemctl: TEST_LIBS := $(JSON_LIBS)
+# check_smemctl and check_bridge parse smemctl's documents back with json-c.
+$(BUILD)/tests/check_smemctl $(BUILD)/tests/check_bridge: TEST_LIBS := $(JSON_LIBS)
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")

@@ -159,6 +159,8 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 	b->request_timeout_ms = cfg->request_timeout_ms;
 	b->max_pending_msgs = cfg->max_pending_msgs;
 	b->send_asap = cfg->send_asap;
+	if (cfg->client_name)
+		snprintf(b->name, sizeof(b->name), "%s", cfg->client_name);
 	if (getrandom(&b->sender, sizeof(b->sender), 0) != sizeof(b->sender) || !b->sender)
 		b->sender = 1;
 	rc = build_options(cfg, b, &o);

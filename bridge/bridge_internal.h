@@ -75,6 +75,7 @@ struct smem_bridge {
 	int max_pending_msgs;
 	bool send_asap;
 	uint64_t sender;		/* random per process: the wire header's sender */
+	char name[SMEM_NAME_MAX + 1];	/* the config's "name" ("" if none) */
 	atomic_bool stop;
 	_Atomic uint64_t reconnects;
 	struct smem_bridge_route routes[SMEM_BRIDGE_MAX_ROUTES];

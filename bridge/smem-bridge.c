@@ -18,6 +18,7 @@
 
 #include <smem.h>
 #include "smem_bridge.h"
+#include "smem_bridge_shm.h"
 
 #ifndef SMEM_TOOLS_VERSION
 #define SMEM_TOOLS_VERSION "0"
@@ -51,19 +52,6 @@ static void usage(FILE *f)
 		"SIGUSR1 prints the counters to stderr; SIGINT/SIGTERM stop.\n");
 }
 
-static const char *kind_name(uint32_t k)
-{
-	switch (k) {
-	case SMEM_BRIDGE_EXPORT_RING: return "export-ring";
-	case SMEM_BRIDGE_IMPORT_RING: return "import-ring";
-	case SMEM_BRIDGE_SERVE_RPC: return "serve-rpc";
-	case SMEM_BRIDGE_CALL_RPC: return "call-rpc";
-	case SMEM_BRIDGE_EXPORT_TOPIC: return "export-topic";
-	case SMEM_BRIDGE_IMPORT_TOPIC: return "import-topic";
-	default: return "?";
-	}
-}
-
 static void print_stats(FILE *f, const struct smem_bridge *b)
 {
 	struct smem_bridge_route_stats s;
@@ -71,7 +59,7 @@ static void print_stats(FILE *f, const struct smem_bridge *b)
 	fprintf(f, "reconnects %llu\n", (unsigned long long)smem_bridge_reconnects(b));
 	for (int i = 0; smem_bridge_route_stats(b, i, &s) == 0; i++)
 		fprintf(f, "route %d %s %s %s%s messages %llu bytes %llu lost %llu errors %llu "
-			"duplicates %llu retries %llu cursor %llu\n", i, kind_name(s.kind), s.local,
+			"duplicates %llu retries %llu cursor %llu\n", i, smem_bridge_kind_name(s.kind), s.local,
 			s.subject, s.jetstream ? " jetstream" : "",
 			(unsigned long long)s.messages, (unsigned long long)s.bytes,
 			(unsigned long long)s.lost, (unsigned long long)s.errors,
@@ -125,6 +113,7 @@ int main(int argc, char **argv)
 	};
 	struct smem_bridge_config *cfg = NULL;
 	struct smem_bridge *b = NULL;
+	struct smem_bridge_stats_pub *pub = NULL;
 	const char *config = NULL, *stats = NULL;
 	char err[512] = "";
 	int opt, rc, interval = 1000;
@@ -191,9 +180,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "smem-bridge: start: %s\n", smem_strerror(rc));
 		return 1;
 	}
+	/* For smemctl bridges; a bridge without a broker to publish in still bridges. */
+	rc = smem_bridge_stats_open(b, NULL, &pub);
+	if (rc)
+		fprintf(stderr, "smem-bridge: counters for smemctl: %s\n", smem_strerror(rc));
 	while (!quit) {
 		struct timespec ts = { interval / 1000, (long)(interval % 1000) * 1000000L };
 
+		smem_bridge_stats_update(pub, b);
 		if (stats)
 			write_stats(stats, b);
 		if (dump) {
@@ -204,6 +198,7 @@ int main(int argc, char **argv)
 	}
 	if (stats)
 		write_stats(stats, b);
+	smem_bridge_stats_close(pub);
 	smem_bridge_stop(b);
 	return 0;
 }

@@ -131,6 +131,21 @@ int smem_bridge_route_stats(const struct smem_bridge *b, int i,
 /* Reconnections to NATS since start. */
 uint64_t smem_bridge_reconnects(const struct smem_bridge *b);
 
+/*
+ * Publish @b's counters for `smemctl bridges`: a region "smem-bridge.NAME" in the bridge's
+ * local broker (layout: smem_bridge_shm.h), NAME being @name, or when @name is NULL or empty
+ * the config's "name", else the pid. The region lives while the publisher is open (kill -9 leaves nothing behind).
+ * Returns 0 and sets *ret, or -ENAMETOOLONG, -EEXIST (another bridge of that name runs),
+ * -ENOMEM and smem_region_create()'s errors.
+ */
+struct smem_bridge_stats_pub;
+int smem_bridge_stats_open(const struct smem_bridge *b, const char *name,
+			   struct smem_bridge_stats_pub **ret);
+/* Rewrite the counters (one writer thread at a time). */
+void smem_bridge_stats_update(struct smem_bridge_stats_pub *p, const struct smem_bridge *b);
+/* Remove the region. NULL is ignored. */
+void smem_bridge_stats_close(struct smem_bridge_stats_pub *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "util/natsutil.h"
 #include "util/testutil.h"
 
@@ -100,13 +102,60 @@ static void read_range(struct smem_ring *r, unsigned from, unsigned to, size_t l
 	ck_assert_int_eq(smem_ring_read(r, buf, sizeof(buf), 300), -ETIMEDOUT);
 }
 
+/* `smemctl bridges ARGS` in our broker: its stdout into @out; returns its exit status. */
+static int smemctl_bridges(char *out, size_t cap, const char *arg)
+{
+	char cmd[600];
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s/tools/smemctl bridges %s 2>/dev/null", t_build_dir(), arg);
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	len = fread(out, 1, cap - 1, f);
+	out[len] = 0;
+	return WEXITSTATUS(pclose(f));
+}
+
+/* The bridge of pid @pid in a `smemctl bridges --json` document, or NULL. */
+static struct json_object *bridge_of(struct json_object *doc, pid_t pid)
+{
+	struct json_object *arr = json_object_object_get(doc, "bridges");
+
+	ck_assert_ptr_nonnull(arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *b = json_object_array_get_idx(arr, i);
+
+		if (json_object_get_int(json_object_object_get(b, "pid")) == (int)pid)
+			return b;
+	}
+	return NULL;
+}
+
+/* Route 0 of @b: kind, local name, subject and messages as expected. */
+static void expect_route(struct json_object *b, const char *kind, const char *local,
+			 const char *subject, long long messages)
+{
+	struct json_object *r = json_object_array_get_idx(json_object_object_get(b, "routes"), 0);
+
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(r, "kind")), kind);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(r, "local")), local);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(r, "subject")), subject);
+	ck_assert_int_eq(json_object_get_int64(json_object_object_get(r, "messages")), messages);
+	ck_assert_int_eq(json_object_get_int64(json_object_object_get(r, "lost")), 0);
+}
+
 START_TEST(bridge_carries_a_ring_over_plain_nats_in_order)
 {
 	struct t_nats n = { 0 };
 	struct pair p;
 	struct smem_ring *a, *b;
-	char servers[128], buf[512], got[512];
+	struct json_object *doc;
+	char servers[128], buf[512], got[512], out[16384];
 	const unsigned count = 2000;
+	pid_t exp_pid, imp_pid;
+	bool gone = false;
 
 	t_nats_start(&n, false);
 	snprintf(servers, sizeof(servers), "server %s\n", n.url);
@@ -133,9 +182,34 @@ START_TEST(bridge_carries_a_ring_over_plain_nats_in_order)
 	ck_assert_int_eq(t_bridge_stat(&p.exp, 0, "lost"), 0);
 	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "lost"), 0);
 	ck_assert_int_eq(t_bridge_stat(&p.imp, 0, "errors"), 0);
-	/* SIGTERM: a clean stop. */
+	/* smemctl shows both bridges and the same counters (the region is rewritten just
+	 * before the stats file, which said count already). */
+	ck_assert_int_eq(smemctl_bridges(out, sizeof(out), "--json"), 0);
+	doc = json_tokener_parse(out);
+	ck_assert_msg(doc != NULL, "not JSON: %s", out);
+	ck_assert_ptr_nonnull(bridge_of(doc, p.exp.pid));
+	ck_assert_ptr_nonnull(bridge_of(doc, p.imp.pid));
+	expect_route(bridge_of(doc, p.exp.pid), "export-ring", p.ra, "t.plain", count);
+	expect_route(bridge_of(doc, p.imp.pid), "import-ring", p.rb, "t.plain", count);
+	json_object_put(doc);
+	ck_assert_int_eq(smemctl_bridges(out, sizeof(out), ""), 0);
+	ck_assert_ptr_nonnull(strstr(out, "export-ring"));
+	ck_assert_ptr_nonnull(strstr(out, "import-ring"));
+	/* SIGTERM: a clean stop; and kill -9: neither leaves its counters behind. */
+	exp_pid = p.exp.pid;
+	imp_pid = p.imp.pid;
 	ck_assert_int_eq(t_bridge_term(&p.exp), 0);
-	ck_assert_int_eq(t_bridge_term(&p.imp), 0);
+	t_bridge_kill(&p.imp);
+	for (int k = 0; k < 200; k++, sleep_ms(10)) {
+		ck_assert_int_eq(smemctl_bridges(out, sizeof(out), "--json"), 0);
+		doc = json_tokener_parse(out);
+		ck_assert_ptr_nonnull(doc);
+		gone = !bridge_of(doc, exp_pid) && !bridge_of(doc, imp_pid);
+		json_object_put(doc);
+		if (gone)
+			break;
+	}
+	ck_assert_msg(gone, "a stopped bridge still listed: %s", out);
 	pair_stop(&p);
 	t_nats_stop(&n);
 }
@@ -370,10 +444,11 @@ END_TEST
 
 /*
  * JetStream: the exporting bridge is killed with SIGKILL while the server is down, then
- * @kills times at random moments of a stream, and restarted each time. Its journal (in its state directory) makes it publish the
- * message it held again under the same id: ring B gets every message once, in order. The one
- * loss the journal cannot prevent (a kill between the ring's reader claim and the journal's
- * pending mark) is a node the ring reclaims: what is missing is at most nodes_reclaimed.
+ * @kills times at random moments of a stream, and restarted each time. Its journal (in its
+ * state directory) makes it publish the message it held again under the same id: ring B gets
+ * every message once, in order. The one loss the journal cannot prevent (a kill between the
+ * ring's reader claim and the journal's pending mark) is a node the ring reclaims: what is
+ * missing is at most nodes_reclaimed.
  */
 static void exporter_kill9_loop(unsigned kills, unsigned count)
 {

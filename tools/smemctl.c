@@ -2,7 +2,7 @@
 /*
  * smemctl: look at and manage the names a broker holds (man smemctl).
  *
- *   smemctl [options] list | stat NAME | rm NAME | stop | top
+ *   smemctl [options] list | stat NAME | rm NAME | stop | top | bridges
  *
  * Options go anywhere on the line (`smemctl list --json` as well as `smemctl --json list`);
  * `--` ends them, for a name that starts with '-'. With --json every command prints exactly
@@ -41,6 +41,7 @@ static void usage(FILE *f)
 		"  rm NAME     remove the name (mappings stay valid)\n"
 		"  stop        stop the broker (its own user or root)\n"
 		"  top         every name and its state, refreshed\n"
+		"  bridges     the running smem-bridge daemons: routes and their counters\n"
 		"options (anywhere on the line):\n"
 		"  -b, --broker ADDR    socket path or @name (default: $SMEM_BROKER, then the\n"
 		"                       per-user default)\n"
@@ -457,6 +458,64 @@ static int cmd_top(struct ctl *c)
 	return 0;
 }
 
+/* ---- bridges --------------------------------------------------------------------------- */
+
+static int cmd_bridges(struct ctl *c)
+{
+	struct json_object *doc, *arr;
+	int err = sc_bridges(c->broker, &arr);
+
+	if (err)
+		return fail(c, err, NULL);
+	if (c->json) {
+		doc = json_object_new_object();
+		sc_add_str(doc, "broker", c->addr);
+		json_object_object_add(doc, "bridges", arr);
+		sc_print_json(stdout, doc);
+		json_object_put(doc);
+		return 0;
+	}
+	if (json_object_array_length(arr) == 0)
+		printf("no bridges\n");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *br = json_object_array_get_idx(arr, i), *routes, *v;
+
+		printf("bridge ");
+		sc_print_str(stdout, json_object_get_string(json_object_object_get(br, "name")));
+		if (json_object_object_get_ex(br, "error", &v)) {
+			printf(": %s\n", json_object_get_string(json_object_object_get(v,
+										    "message")));
+			continue;
+		}
+		printf("  pid %d  reconnects %llu\n",
+		       json_object_get_int(json_object_object_get(br, "pid")),
+		       (unsigned long long)get_u64(br, "reconnects", NULL));
+		printf("  %-12s %-24s %-24s %10s %12s %8s %8s %8s\n", "ROUTE", "LOCAL", "SUBJECT",
+		       "MESSAGES", "BYTES", "LOST", "ERRORS", "DUPS");
+		routes = json_object_object_get(br, "routes");
+		for (size_t k = 0; k < json_object_array_length(routes); k++) {
+			struct json_object *r = json_object_array_get_idx(routes, k);
+			int w;
+
+			printf("  %-12s ", json_object_get_string(json_object_object_get(r, "kind")));
+			w = sc_print_str(stdout, json_object_get_string(json_object_object_get(r,
+											   "local")));
+			printf("%*s ", w < 24 ? 24 - w : 0, "");
+			w = sc_print_str(stdout, json_object_get_string(json_object_object_get(r,
+											   "subject")));
+			printf("%*s %10llu %12llu %8llu %8llu %8llu%s\n", w < 24 ? 24 - w : 0, "",
+			       (unsigned long long)get_u64(r, "messages", NULL),
+			       (unsigned long long)get_u64(r, "bytes", NULL),
+			       (unsigned long long)get_u64(r, "lost", NULL),
+			       (unsigned long long)get_u64(r, "errors", NULL),
+			       (unsigned long long)get_u64(r, "duplicates", NULL),
+			       get_bool(r, "jetstream", NULL) ? "  jetstream" : "");
+		}
+	}
+	json_object_put(arr);
+	return 0;
+}
+
 /* ---- the command line ------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -529,5 +588,7 @@ int main(int argc, char **argv)
 		return cmd_stop(&c) ? 1 : 0;
 	if (!strcmp(c.cmd, "top") && nargs == 0)
 		return cmd_top(&c) ? 1 : 0;
+	if (!strcmp(c.cmd, "bridges") && nargs == 0)
+		return cmd_bridges(&c) ? 1 : 0;
 	return bad_usage(&c, "unknown command, or wrong number of arguments");
 }

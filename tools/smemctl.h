@@ -50,4 +50,13 @@ struct json_object *sc_entry_json(const struct smem__entry_info *e);
  */
 struct json_object *sc_inspect(const char *broker, const struct smem__entry_info *e);
 
+/* smemctl_bridge.c ----------------------------------------------------------------------- */
+
+/*
+ * The running bridges of @broker (smem-bridge's counter regions) as a JSON array: per bridge
+ * its name, pid, reconnects, times and routes with their counters, or "error" when its region
+ * does not validate. 0 and *ret, or the broker's errors.
+ */
+int sc_bridges(const char *broker, struct json_object **ret);
+
 #endif
