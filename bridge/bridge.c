@@ -122,6 +122,10 @@ void smem_bridge_stop(struct smem_bridge *b)
 		natsConnection_Close(b->nc_in);
 		natsConnection_Destroy(b->nc_in);
 	}
+	if (b->nc_asap) {
+		natsConnection_Close(b->nc_asap);
+		natsConnection_Destroy(b->nc_asap);
+	}
 	free(b);
 }
 
@@ -131,7 +135,7 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 	natsOptions *o = NULL;
 	natsStatus s;
 	int rc;
-	bool need_js = false, need_in = false;
+	bool need_js = false, need_in = false, need_asap = false;
 
 	if (!cfg || !ret || cfg->nroutes == 0)
 		return -EINVAL;
@@ -141,6 +145,9 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 
 		if (import)
 			need_in = true;
+		if (!import && smem__bridge_is_message_route(cfg->routes[i].kind) &&
+		    !cfg->routes[i].stream[0] && !cfg->send_asap)
+			need_asap = true;
 		if (cfg->routes[i].stream[0]) {
 			need_js = true;
 			if (import && !cfg->state_dir)
@@ -171,6 +178,11 @@ int smem_bridge_start(const struct smem_bridge_config *cfg, struct smem_bridge *
 	s = natsConnection_Connect(&b->nc, o);
 	if (s == NATS_OK && need_in)
 		s = natsConnection_Connect(&b->nc_in, o);
+	if (s == NATS_OK && need_asap) {
+		s = natsOptions_SetSendAsap(o, true);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&b->nc_asap, o);
+	}
 	natsOptions_Destroy(o);
 	if (s != NATS_OK) {
 		smem_bridge_stop(b);

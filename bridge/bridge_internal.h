@@ -63,6 +63,9 @@ struct smem_bridge_route {
 
 struct smem_bridge {
 	natsConnection *nc;		/* exports, RPC */
+	/* Plain exports' lone messages: a send-asap connection of their own (route.c says when
+	 * a route switches between the two). NULL with send-asap or without plain exports. */
+	natsConnection *nc_asap;
 	jsCtx *js;
 	/* Imports receive on a connection of their own: on one shared with heavy exports, the
 	 * server's writes to us and ours to it contend (measured: 30x slower, and drops). */
