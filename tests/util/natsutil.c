@@ -53,6 +53,20 @@ int t_free_port(void)
 	return port;
 }
 
+size_t t_msg_make(char *buf, size_t len, unsigned i)
+{
+	int n = snprintf(buf, len, "%u:", i);
+
+	for (size_t k = (size_t)n; k < len; k++)
+		buf[k] = (char)('a' + (i + k) % 26);
+	return len;
+}
+
+unsigned t_msg_index(const char *buf)
+{
+	return (unsigned)strtoul(buf, NULL, 10);
+}
+
 void t_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };

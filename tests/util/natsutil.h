@@ -9,8 +9,14 @@
 #define SMEM_NATSUTIL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* The bridge suites' messages: "<index>:" then filler up to @len bytes (returns @len); and
+ * the index back. */
+size_t t_msg_make(char *buf, size_t len, unsigned i);
+unsigned t_msg_index(const char *buf);
 
 struct t_nats {
 	pid_t pid;
