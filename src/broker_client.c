@@ -447,7 +447,11 @@ static void thread_ensure(void)
 	if (g_thr_efd < 0)
 		return;	/* holds are still counted; only re-registration is lost */
 	g_thr_stop = false;
-	if (pthread_create(&g_thr, NULL, helper_main, NULL) != 0) {
+	/*
+	 * Started, not just created, when we return: the caller (a create or open) may fork
+	 * next, and a child must not copy a half-started thread's runtime locks (fork.h).
+	 */
+	if (smem__thread_start(&g_thr, helper_main, NULL) != 0) {
 		close(g_thr_efd);
 		g_thr_efd = -1;
 		return;

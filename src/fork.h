@@ -17,6 +17,7 @@
 #ifndef SMEM_FORK_H
 #define SMEM_FORK_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 enum smem__fork_rank {
@@ -49,5 +50,22 @@ static inline unsigned smem__fork_generation(void)
 {
 	return atomic_load_explicit(&smem__fork_gen, memory_order_relaxed);
 }
+
+/*
+ * Start a thread of the library's: pthread_create(@t, NULL, @fn, @arg), returning only once
+ * the new thread has entered @fn. 0, or a negative errno (nothing started).
+ *
+ * Why: fork() copies every lock of the process as it is at that instant, and a thread that
+ * is still starting holds locks of its runtime. GCC 12's AddressSanitizer, which takes none
+ * of its locks around fork, holds its thread-registry mutex and allocator size-class mutexes
+ * while a new thread registers and allocates its first blocks. An application that forks
+ * right after the call that started our thread (a create, smem_ring_fd(), ...) cannot know a
+ * thread is starting, and its child got a mutex nobody releases: the child's first
+ * pthread_create() (the broker client's helper on its first open) or allocation of that size
+ * slept forever. Once @fn runs, the runtime's start-up is over. Costs one futex handshake per
+ * thread started. Threads may still allocate later; the library's own (broker helper, ring
+ * bridge, waitfd helper) allocate nothing while they idle.
+ */
+int smem__thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 #endif

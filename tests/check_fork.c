@@ -9,6 +9,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +107,92 @@ START_TEST(fork_grandchild_generation_differs_from_child_and_parent)
 }
 END_TEST
 
+/* ---- the library's threads and fork ----------------------------------------------------- */
+
+static _Atomic uint32_t t_entered, t_stop;
+static void *volatile t_sink;
+
+/* A library thread as the broker helper is: it starts, then idles until told to stop. */
+static void *idle_thread(void *arg)
+{
+	atomic_store(&t_entered, 1);
+	while (!atomic_load(&t_stop))
+		smem__futex_wait(&t_stop, 0, UINT64_MAX);
+	return arg;
+}
+
+static void *nop_thread(void *arg)
+{
+	return arg;
+}
+
+/* What a child of an smem process does first: start a thread (its broker helper), allocate. */
+static int child_starts_a_thread(void)
+{
+	static const size_t sizes[] = { 16, 100, 152, 1000, 5000, 70000 };
+	pthread_t t;
+	unsigned i;
+
+	if (pthread_create(&t, NULL, nop_thread, NULL) != 0)
+		return 1;
+	pthread_join(t, NULL);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		t_sink = malloc(sizes[i]);	/* volatile: the pair is not optimised away */
+		if (!t_sink)
+			return 2;
+		free(t_sink);
+	}
+	return 0;
+}
+
+/*
+ * The ASan runtime of GCC 12 takes none of its locks around fork(), and a thread in its
+ * start-up holds some (the thread registry's, allocator size classes'): a child forked at
+ * that instant slept forever in its first pthread_create(). That hung the ASan build's
+ * 4x4 ring stress test, which forks right after its create started the broker helper.
+ * smem__thread_start() returns once the thread runs, so a fork right after is safe. Plain
+ * builds pass either way (glibc takes its locks around fork); under ASan, a start that did
+ * not wait left a child hanging within a few of these rounds.
+ */
+START_TEST(fork_right_after_a_thread_start_gives_a_child_that_can_start_threads)
+{
+	unsigned round;
+
+	for (round = 0; round < 40; round++) {
+		long long deadline;
+		uint32_t entered;
+		pthread_t t;
+		pid_t pid, w;
+		void *ret;
+		int st;
+
+		atomic_store(&t_entered, 0);
+		atomic_store(&t_stop, 0);
+		ck_assert_int_eq(smem__thread_start(&t, idle_thread, &round), 0);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			_exit(child_starts_a_thread());
+		deadline = t_now_ms() + 5000;
+		while ((w = waitpid(pid, &st, WNOHANG)) == 0 && t_now_ms() < deadline)
+			usleep(1000);
+		if (w == 0) {
+			t_kill9(pid);
+			ck_abort_msg("round %u: the child forked after a thread start hung", round);
+		}
+		ck_assert_int_eq(w, pid);
+		ck_assert(WIFEXITED(st));
+		ck_assert_int_eq(WEXITSTATUS(st), 0);
+		atomic_store(&t_stop, 1);
+		smem__futex_wake(&t_stop, 1);
+		ck_assert_int_eq(pthread_join(t, &ret), 0);
+		ck_assert_ptr_eq(ret, &round);
+		entered = atomic_load(&t_entered);
+		ck_assert_uint_eq(entered, 1);
+	}
+}
+END_TEST
+
 static Suite *fork_suite(void)
 {
 	Suite *s = suite_create("fork");
@@ -115,6 +202,12 @@ static Suite *fork_suite(void)
 	tcase_set_timeout(tc, 10);
 	tcase_add_test(tc, fork_handlers_run_in_rank_order_and_the_child_sees_a_new_generation);
 	tcase_add_test(tc, fork_grandchild_generation_differs_from_child_and_parent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, fork_right_after_a_thread_start_gives_a_child_that_can_start_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }
