@@ -171,16 +171,19 @@ int smem_ring_fd(struct smem_ring *r)
 			pthread_mutex_unlock(&r->fd_lock);
 			return ret;
 		}
-		/* The bridge takes no signals: they belong to the application's threads. */
+		/*
+		 * The bridge takes no signals: they belong to the application's threads. Started,
+		 * not just created, when we return: the caller may fork next (fork.h).
+		 */
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		ret = pthread_create(&r->bridge, NULL, bridge_main, r);
+		ret = smem__thread_start(&r->bridge, bridge_main, r);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (ret) {
 			close(r->efd);
 			r->efd = -1;
 			pthread_mutex_unlock(&r->fd_lock);
-			return -ret;
+			return ret;
 		}
 		r->bridge_on = true;
 		r->bridge_gen = smem__fork_generation();

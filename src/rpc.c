@@ -286,7 +286,8 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	if (rc)
 		goto fail;
 	if (ch->service == SMEM_RPC_SERVICE_THREAD) {
-		rc = -pthread_create(&ch->thread, NULL, smem__rpc_service_main, ch);
+		/* Started, not just created, when we return: the caller may fork next (fork.h). */
+		rc = smem__thread_start(&ch->thread, smem__rpc_service_main, ch);
 		if (rc)
 			goto fail;
 		ch->has_thread = true;

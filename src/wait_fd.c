@@ -259,17 +259,20 @@ int smem__waitfd_open(struct smem__waitfd **ret)
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	/* The helper takes no signals: they belong to the application's threads. */
+	/*
+	 * The helper takes no signals: they belong to the application's threads. Started, not
+	 * just created, when we return: the caller may fork next (fork.h).
+	 */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&w->thread, NULL, helper_main, w);
+	err = smem__thread_start(&w->thread, helper_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		close(w->efd);
 		pthread_mutex_destroy(&w->lock);
 		pthread_cond_destroy(&w->cond);
 		free(w);
-		return -err;
+		return err;
 	}
 	*ret = w;
 	return 0;
