@@ -185,6 +185,47 @@ static int topic_wait(struct smem__topic *t, bool room, int (*attempt)(void *), 
 	return smem__wait_for(&tw.w);
 }
 
+/*
+ * For pollers (topic_poll.c): a subscriber's sleep as a blocked receive takes it, without the
+ * sleep. Announce on data_waiters and load data_seq (*word, *val), then look: 0 when there
+ * is nothing to receive (the announcement stays up until smem__topic_sub_wait_done()),
+ * -EAGAIN when a receive would not wait (a sample, a loss to count, corruption to report)
+ * and -ESHUTDOWN when the topic is shut; on both, nothing stays announced. Looking at tail
+ * after the announcement is the Dekker pair with publish's seq_cst store of tail and its
+ * load of data_waiters (wake_if()); the entry at our cursor is looked at too, so that a
+ * commit whose publisher died before storing tail (nobody will wake us for it) counts.
+ */
+int smem__topic_sub_wait_prepare(struct smem_topic_sub *s, _Atomic uint32_t **word,
+				 uint32_t *val)
+{
+	struct smem__topic *t = &s->t;
+	uint64_t tail, c = s->cursor;
+	uint32_t v = announce(&t->shm->data_waiters, &t->shm->data_seq), b;
+	bool ready = true;	/* a sample or a loss (tail > c), or corruption: receive tells */
+	int ret;
+
+	if (load_tail(t, &tail) == 0 && tail <= c) {
+		/* Acquire: pairs with the commit's release store, as try_recv()'s fast path. */
+		b = atomic_load_explicit(&t->entry[c % t->g.depth], memory_order_acquire);
+		ready = b < t->g.pool && atomic_load_explicit(&t->buf[b].state,
+							      memory_order_relaxed) ==
+					 (SMEM_TOPIC_PUB | c);
+	}
+	ret = ready ? -EAGAIN : is_shutdown(t) ? -ESHUTDOWN : 0;
+	if (ret) {
+		smem__topic_sub_wait_done(s);
+		return ret;
+	}
+	*word = &t->shm->data_seq;
+	*val = v;
+	return 0;
+}
+
+void smem__topic_sub_wait_done(struct smem_topic_sub *s)
+{
+	atomic_fetch_sub_explicit(&s->t.shm->data_waiters, 1, memory_order_relaxed);
+}
+
 /* ---- publishers: recovery ------------------------------------------------------------- */
 
 /* Remove a dead subscriber's slot. True if we did (or somebody else already had). */

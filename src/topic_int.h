@@ -145,5 +145,9 @@ int smem__topic_pub_attach(struct smem_topic_pub *p);
 int smem__topic_sub_join(struct smem_topic_sub *s, uint32_t history);
 void smem__topic_sub_leave(struct smem_topic_sub *s);
 void smem__topic_pub_drop_loans(struct smem_topic_pub *p);
+/* topic.c, for topic_poll.c: a subscriber's announced look before sleeping (see there). */
+int smem__topic_sub_wait_prepare(struct smem_topic_sub *s, _Atomic uint32_t **word,
+				 uint32_t *val);
+void smem__topic_sub_wait_done(struct smem_topic_sub *s);
 
 #endif

@@ -142,6 +142,52 @@ int smem_topic_sub_stats(struct smem_topic_sub *sub, struct smem_topic_sub_stats
 /* Leave the topic; views still held are released. NULL is ignored. */
 void smem_topic_sub_close(struct smem_topic_sub *sub);
 
+/*
+ * Pollable subscriber waits for event loops (epoll, poll, io_uring, libuv's uv_poll_t), with
+ * no helper thread: a poller's fd becomes readable when the subscriber has a sample to
+ * receive (or the topic was shut down) since it was armed. The loop, as for rings
+ * (smem_ring_poll_open() in ring.h, which it follows in every point):
+ *     for (;;) {
+ *         rc = smem_topic_poll_arm(p);      1: ready now, 0: armed, < 0: error
+ *         if (rc == 0)
+ *             wait until smem_topic_poll_fd(p) is readable (with the loop's other fds);
+ *         smem_topic_poll_disarm(p);         optional: stops the publishers' wakes at once
+ *         receive with timeout 0 (and release) until -ETIMEDOUT, or as much as wanted;
+ *     }
+ * Arming announces the poller to publishers, re-checks, and only then waits: a sample
+ * published before returns 1 and arms nothing, one published after wakes the fd. A
+ * readable fd is a hint; the timeout-0 receive decides (-ESHUTDOWN, -EPROTO included).
+ *
+ * Cost: while a poller is armed, each publish costs its publisher one futex wake, as a
+ * subscriber asleep in smem_topic_receive() does; while it is not armed, publishers make no
+ * system call for it. Arming makes one system call. A sample whose publisher was killed
+ * between committing it and advancing the topic's tail is seen by the next arm (or the
+ * next publish), as a blocked receive sees it on its next look.
+ *
+ * Mechanism: where io_uring has futex waits (Linux 6.7) the fd is a private io_uring's
+ * with a futex wait on the topic's data word; elsewhere (smem_topic_poll_threaded() true) a
+ * helper thread per poller sleeps on the armed wait and writes an eventfd. The fd is owned
+ * by the poller; poll it for reading, level- or edge-triggered.
+ *
+ * open:  0 and *ret, -EINVAL, -ENOMEM, -EMFILE, or io_uring's / pthread_create's errors.
+ *        Close the poller before the subscriber.
+ * arm:   1 (ready now; nothing armed), 0 (armed), -EINVAL, -ENOMEM/-EBUSY (io_uring could
+ *        not take the wait).
+ * A poller is used by one thread at a time, the one that uses the subscriber; the thread
+ * that arms must outlive the arming. Not for use in a forked child.
+ */
+struct smem_topic_poll;
+int smem_topic_poll_open(struct smem_topic_sub *sub, struct smem_topic_poll **ret);
+/* The fd to poll for reading, or -EINVAL. Never blocks. */
+int smem_topic_poll_fd(const struct smem_topic_poll *p);
+int smem_topic_poll_arm(struct smem_topic_poll *p);
+/* Withdraw the arming (harmless when not armed): the fd is not readable afterwards. */
+void smem_topic_poll_disarm(struct smem_topic_poll *p);
+/* Does this poller use a helper thread (no io_uring futex waits here)? */
+bool smem_topic_poll_threaded(const struct smem_topic_poll *p);
+/* Disarm and free. NULL is ignored. */
+void smem_topic_poll_close(struct smem_topic_poll *p);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus
