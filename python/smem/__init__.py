@@ -1,8 +1,10 @@
 """smem for Python: named shared memory between Linux processes over libsmem.
 
 Region (raw bytes), Buffer (bytes with a robust reader-writer lock), Array (a numpy view with
-dtype and shape checked on open), Ring (a lock-free MPMC message ring) and Rpc (request and
-response between two processes), interoperating with C programs that use libsmem.
+dtype and shape checked on open), Ring (a lock-free MPMC message ring), Rpc (request and
+response between two processes) and Topic/Subscriber (publish/subscribe with zero-copy
+loans), interoperating with C programs that use libsmem. Poller: their fds for event loops
+(asyncio's loop.add_reader), with no helper thread.
 
 Every object is a context manager; errors are OSError subclasses (smem.errors) carrying the
 errno and smem's message; timeouts are in seconds (None: forever, 0: try once); waits release
@@ -22,13 +24,15 @@ from .errors import (AccessError, BrokerUnavailableError, BusyError, ExistsError
                      OwnerDeadError, PeerResetError, ProtocolError, RangeError, ShutdownError,
                      SmemError, TimeoutExpired, WrongKindError)
 from .region import Region
+from .poll import Poller
 from .ring import Ring
 from .rpc import PendingCall, Rpc
+from .topic import Loan, Sample, Subscriber, Topic
 
 __version__ = "0.1.0"
 
-__all__ = ["Region", "Buffer", "Array", "Ring", "Rpc", "PendingCall", "unlink", "strerror",
-           "last_error",
+__all__ = ["Region", "Buffer", "Array", "Ring", "Rpc", "PendingCall", "Topic", "Subscriber",
+           "Loan", "Sample", "Poller", "unlink", "strerror", "last_error",
            "LIBRARY_PATH", "SmemError", "InvalidArgumentError", "RangeError", "NotFoundError",
            "ExistsError", "AccessError", "TimeoutExpired", "MessageSizeError", "ShutdownError",
            "ProtocolError", "WrongKindError", "OwnerDeadError", "PeerResetError", "BrokerUnavailableError",

@@ -22,15 +22,21 @@ class _Closer:
     """Owns the C pointer; called once by the finalizer. Holds no reference to the Python
     object, so the object can be collected."""
 
-    __slots__ = ("ptr", "fn", "keep")
+    __slots__ = ("ptr", "fn", "keep", "first")
 
     def __init__(self, ptr: int, fn: Callable[[int], None], keep: Any = None) -> None:
         self.ptr = ptr
         self.fn = fn
         self.keep = keep  # what C may still call into until fn returns (RPC handlers)
+        self.first: List[Callable[[], Any]] = []  # pollers' finalizers: closed before us
 
     def __call__(self) -> None:
         ptr, self.ptr = self.ptr, None
+        # Pollers first, whatever order garbage collection finalizes a cycle in: a poller
+        # disarms through its handle's C object.
+        for f in self.first:
+            f()
+        self.first = []
         if ptr:
             self.fn(ptr)
         self.keep = None
@@ -47,7 +53,9 @@ class Handle:
         self._ptr = ptr
         self._name = name
         self._exports: List[Any] = []
-        self._finalizer = weakref.finalize(self, _Closer(ptr, close_fn, keep))
+        self._idle_poller: Any = None  # the async helpers' cached poller (_async_poller)
+        self._closer = _Closer(ptr, close_fn, keep)
+        self._finalizer = weakref.finalize(self, self._closer)
 
     @property
     def closed(self) -> bool:
@@ -97,6 +105,7 @@ class Handle:
         if self._exports_in_use():
             raise BufferError(f"cannot close {type(self).__name__} {self._name!r}: "
                               f"{len(self._exports)} view(s) of its memory still exist")
+        self._idle_poller = None
         self._before_close()
         self._ptr = None
         self._exports = []
@@ -104,6 +113,26 @@ class Handle:
 
     def _before_close(self) -> None:
         """Subclasses: release what must go before the C handle (RPC call handles)."""
+
+    def _open_poller(self) -> Any:
+        """Subclasses with pollers: a new Poller for the async helpers."""
+        raise NotImplementedError
+
+    def _async_poller(self) -> Any:
+        """A poller for one await (smem.poll.until): the cached one, or a new one while
+        another task awaits on it (a poller serves one waiter at a time)."""
+        p = self._idle_poller
+        if p is None or p.busy or p.closed:
+            p = self._open_poller()
+            if self._idle_poller is None or self._idle_poller.closed:
+                self._idle_poller = p
+        p.busy = True
+        return p
+
+    def _async_poller_done(self, p: Any) -> None:
+        p.busy = False
+        if p is not self._idle_poller:
+            p.close()
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         self._p()

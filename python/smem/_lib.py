@@ -117,6 +117,30 @@ class RpcStats(Structure):
                 + [("reserved", c_uint64 * 5)])
 
 
+class TopicConfig(Structure):
+    """struct smem_topic_config"""
+    _fields_ = [("sample_size", c_uint64), ("depth", c_uint32), ("history", c_uint32),
+                ("max_subscribers", c_uint32), ("views", c_uint32), ("loans", c_uint32),
+                ("policy", c_uint32), ("flags", c_uint32), ("reserved", c_uint32 * 7)]
+
+
+TOPIC_BLOCK = 0
+TOPIC_OVERWRITE = 1
+TOPIC_MULTI_PUBLISHER = 1 << 0
+
+
+class TopicSample(Structure):
+    """struct smem_topic_sample"""
+    _fields_ = [("data", c_void_p), ("view", c_void_p), ("len", c_size_t), ("cap", c_size_t),
+                ("seq", c_uint64), ("_buf", c_uint32), ("_reserved", c_uint32)]
+
+
+class TopicSubStats(Structure):
+    """struct smem_topic_sub_stats"""
+    _fields_ = [("received", c_uint64), ("lost", c_uint64), ("lag", c_uint64),
+                ("reserved", c_uint64 * 5)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Prototypes. Handles are opaque: c_void_p.
 
@@ -203,6 +227,29 @@ _proto("smem_rpc_stats", c_int, _P, POINTER(RpcStats))
 _proto("smem_rpc_stats_reset", None, _P)
 _proto("smem_rpc_reply_set", c_int, c_void_p, c_void_p, c_size_t)
 _proto("smem_rpc_reply_error", None, c_void_p, c_char_p)
+
+_proto("smem_topic_create", c_int, c_char_p, POINTER(TopicConfig), _OPTS, _PP)
+_proto("smem_topic_open_publisher", c_int, c_char_p, _OPTS, _PP)
+_proto("smem_topic_subscribe", c_int, c_char_p, c_uint32, _OPTS, _PP)
+_proto("smem_topic_loan", c_int, _P, POINTER(TopicSample), c_int)
+_proto("smem_topic_publish", c_int, _P, POINTER(TopicSample), c_size_t, c_int)
+_proto("smem_topic_discard", c_int, _P, POINTER(TopicSample))
+_proto("smem_topic_pub_close", None, _P)
+_proto("smem_topic_receive", c_int, _P, POINTER(TopicSample), c_int)
+_proto("smem_topic_release", c_int, _P, POINTER(TopicSample))
+_proto("smem_topic_sub_stats", c_int, _P, POINTER(TopicSubStats))
+_proto("smem_topic_sub_close", None, _P)
+
+# Pollers (smem_ring_poll_*, smem_rpc_poll_*, smem_topic_poll_*): the same five calls each.
+_proto("smem_ring_poll_open", c_int, _P, c_uint, _PP)
+_proto("smem_rpc_poll_open", c_int, _P, _PP)
+_proto("smem_topic_poll_open", c_int, _P, _PP)
+for _kind in ("ring", "rpc", "topic"):
+    _proto(f"smem_{_kind}_poll_fd", c_int, _P)
+    _proto(f"smem_{_kind}_poll_arm", c_int, _P)
+    _proto(f"smem_{_kind}_poll_disarm", None, _P)
+    _proto(f"smem_{_kind}_poll_threaded", c_bool, _P)
+    _proto(f"smem_{_kind}_poll_close", None, _P)
 
 
 # ---------------------------------------------------------------------------------------------

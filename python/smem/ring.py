@@ -2,18 +2,16 @@
 (smem_ring, the seed's CircularBuffer). Each message is read exactly once, FIFO per producer."""
 from __future__ import annotations
 
-import asyncio
 import ctypes
-import os
 import sys
 import threading
-import time
 from typing import Any, Dict, Optional
 
 from . import _lib
 from ._handle import Handle
 from ._lib import RingSlot, RingStats, lib
-from .errors import TimeoutExpired, error_from
+from .errors import error_from
+from .poll import Poller, until
 
 _sliced = _lib.sliced
 _ring_write = lib.smem_ring_write
@@ -254,39 +252,22 @@ class Ring(Handle):
     def fileno(self) -> int:
         """An eventfd (owned by the ring, closed with it) readable when messages are there to
         read: edge-triggered, so read the eventfd, then drain the ring with ``read(0)``. The
-        first call starts the library's helper thread."""
+        first call starts the library's helper thread; :meth:`poller` needs no thread."""
         return _lib.check(lib.smem_ring_fd(self._p()), self._name)
 
+    def poller(self, write: bool = False) -> Poller:
+        """A :class:`smem.Poller` whose fd becomes readable when the ring has a message to
+        read (or, with @write, room to write), with no helper thread where io_uring allows:
+        ``loop.add_reader(p.fileno(), ...)`` after ``p.arm()`` returned False."""
+        return Poller._open(self, "ring", 1 if write else 0)
+
+    def _open_poller(self) -> Poller:
+        return self.poller()
+
     async def aread(self, timeout: Optional[float] = None) -> bytes:
-        """The next message, awaiting it on the running asyncio loop (loop.add_reader on
-        :meth:`fileno`) instead of blocking a thread. Errors as :meth:`read`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        loop = asyncio.get_running_loop()
-        fd = -1
-        while True:
-            try:
-                return self.read(0)
-            except TimeoutExpired:
-                pass
-            if fd < 0:
-                fd = self.fileno()
-                continue  # messages may have come before the eventfd existed: look again
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise error_from(-110, filename=self._name)
-            ready = loop.create_future()
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
-            try:
-                try:
-                    await asyncio.wait_for(ready, remaining)
-                except asyncio.TimeoutError:
-                    pass  # one last look, then ETIMEDOUT above
-            finally:
-                loop.remove_reader(fd)
-            try:
-                os.read(fd, 8)  # consume the edge; later arrivals signal again
-            except BlockingIOError:
-                pass  # another reader of this handle consumed it
+        """The next message, awaiting it on the running asyncio loop (a :meth:`poller` with
+        loop.add_reader) instead of blocking a thread. Errors as :meth:`read`."""
+        return await until(self, lambda: self.read(0), timeout)
 
     def set_spin(self, spin_ns: Optional[int]) -> None:
         """How long blocking calls spin before sleeping: None restores the adaptive default,

@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from . import _lib
 from ._handle import Handle
 from ._lib import RPC_HANDLER, RpcOpts, RpcStats, lib
-from .errors import SmemError, error_from
+from .errors import SmemError, TimeoutExpired, error_from
+from .poll import Poller, until
 
 Handler = Callable[[bytes], Any]
 """A handler takes the request's bytes and returns the response: bytes or any contiguous
@@ -386,6 +387,30 @@ class Rpc(Handle):
                              filename=self._name)
         return _lib.check(lib.smem_rpc_dispatch(self._p(), _lib.timeout_ms(timeout)),
                           self._name)
+
+    def poller(self) -> Poller:
+        """A :class:`smem.Poller` whose fd becomes readable when the channel may have work:
+        a request to dispatch, a call of ours completed, the peer gone. The first arm says
+        True (look first). No helper thread where io_uring allows."""
+        return Poller._open(self, "rpc")
+
+    def _open_poller(self) -> Poller:
+        return self.poller()
+
+    async def adispatch(self, timeout: Optional[float] = None) -> int:
+        """Dispatch mode on an asyncio loop: await requests (a :meth:`poller` with
+        loop.add_reader), run the handler for those there, return how many (0 after
+        @timeout seconds with none). Errors as :meth:`dispatch`."""
+        def attempt() -> int:
+            n = self.dispatch(0)
+            if n == 0:
+                raise error_from(-errno.ETIMEDOUT, filename=self._name)
+            return n
+
+        try:
+            return await until(self, attempt, timeout)
+        except TimeoutExpired:
+            return 0
 
     @staticmethod
     def serve(channels: Sequence["Rpc"], timeout: Optional[float] = None) -> int:

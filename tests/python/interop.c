@@ -18,6 +18,13 @@
  *                                       print the response, or "error <errno name> <message>"
  *   interop rpc-call-pending NAME       as slave, print "ready", call with no timeout and
  *                                       print the outcome (for a peer killed meanwhile)
+ *   interop topic-publish NAME COUNT SIZE  create topic NAME (block policy, depth 4) of
+ *                                       SIZE-byte samples, print "ready", wait for a line
+ *                                       on stdin, publish COUNT samples (sample i: u32 i,
+ *                                       then bytes i & 0xff), hold it until stdin closes
+ *   interop topic-receive NAME COUNT    subscribe to NAME, print "ready", receive COUNT
+ *                                       samples; print "SEQ LEN HEX" per sample (HEX: its
+ *                                       first 8 bytes at most)
  *
  * Exit status 0 on success, 1 on an error (printed on stderr), 2 on bad usage.
  */
@@ -223,6 +230,64 @@ static int rpc_call(const char *name, const char *text, int timeout_ms, bool ann
 	return 0;
 }
 
+static int topic_publish(const char *name, long count, size_t size)
+{
+	struct smem_topic_config cfg = { .sample_size = size, .depth = 4 };
+	struct smem_topic_pub *p;
+	struct smem_topic_sample s;
+	char line[64];
+	int err;
+
+	err = smem_topic_create(name, &cfg, NULL, &p);
+	if (err)
+		return fail("topic create", err);
+	printf("ready\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin)) {
+		smem_topic_pub_close(p);
+		return fail("topic go", -EINVAL);
+	}
+	for (long i = 0; i < count && !err; i++) {
+		uint32_t v = (uint32_t)i;
+
+		err = smem_topic_loan(p, &s, 5000);
+		if (err)
+			break;
+		memset(s.data, (int)(i & 0xff), size);
+		memcpy(s.data, &v, sizeof(v) < size ? sizeof(v) : size);
+		err = smem_topic_publish(p, &s, size, 5000);
+	}
+	if (!err)
+		wait_stdin_eof();
+	smem_topic_pub_close(p);
+	return err ? fail("topic publish", err) : 0;
+}
+
+static int topic_receive(const char *name, long count)
+{
+	struct smem_topic_sub *sub;
+	struct smem_topic_sample s;
+	int err;
+
+	err = smem_topic_subscribe(name, 0, NULL, &sub);
+	if (err)
+		return fail("topic subscribe", err);
+	printf("ready\n");
+	fflush(stdout);
+	for (long i = 0; i < count && !err; i++) {
+		err = smem_topic_receive(sub, &s, 5000);
+		if (err)
+			break;
+		printf("%" PRIu64 " %zu ", s.seq, s.len);
+		for (size_t j = 0; j < s.len && j < 8; j++)
+			printf("%02x", ((const unsigned char *)s.view)[j]);
+		printf("\n");
+		err = smem_topic_release(sub, &s);
+	}
+	smem_topic_sub_close(sub);
+	return err ? fail("topic receive", err) : 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -241,6 +306,10 @@ int main(int argc, char **argv)
 		return rpc_call(argv[2], argv[3], atoi(argv[4]), false);
 	if (argc == 3 && strcmp(cmd, "rpc-call-pending") == 0)
 		return rpc_call(argv[2], "pending", -1, true);
+	if (argc == 5 && strcmp(cmd, "topic-publish") == 0)
+		return topic_publish(argv[2], atol(argv[3]), (size_t)atol(argv[4]));
+	if (argc == 4 && strcmp(cmd, "topic-receive") == 0)
+		return topic_receive(argv[2], atol(argv[3]));
 	fprintf(stderr, "usage: see the comment at the top of tests/python/interop.c\n");
 	return 2;
 }

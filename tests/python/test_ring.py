@@ -110,7 +110,7 @@ def test_ring_blocking_read_releases_the_gil(name):
         assert got == [b"wake"] and spins > 1000
 
 
-def test_ring_aread_awaits_the_eventfd(name):
+def test_ring_aread_awaits_a_poller(name):
     with smem.Ring.create(name, 4, 16) as w, smem.Ring.open(name) as r:
         async def main():
             loop = asyncio.get_running_loop()
