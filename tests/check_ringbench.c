@@ -217,7 +217,7 @@ static void check_row(const struct jobj *o, const char *bench, double size)
 	ck_assert(strlen(str(o, "wait")) > 0);
 	ck_assert(!strcmp(str(o, "mode"), "processes") || !strcmp(str(o, "mode"), "threads") ||
 		  !strcmp(str(o, "mode"), "inproc"));
-	if (!strcmp(bench, "stream")) {
+	if (!strcmp(bench, "stream") || !strcmp(bench, "pubsub")) {
 		ck_assert(is_null(o, "rtt_ns_p50"));
 		ck_assert(is_null(o, "rtt_ns_p99"));
 		ck_assert(is_null(o, "rtt_ns_p999"));
@@ -255,7 +255,8 @@ static void check_ratios(const struct run *r)
 	for (i = 1; i < r->nlines; i++) {
 		ck_assert_str_ne(str(&r->obj[i], "transport"), "smem");
 		ck_assert(num(&r->obj[i], "ratio_to_smem") > 0);
-		if (strcmp(str(&r->obj[i], "bench"), "stream"))
+		if (strcmp(str(&r->obj[i], "bench"), "stream") &&
+		    strcmp(str(&r->obj[i], "bench"), "pubsub"))
 			ck_assert(num(&r->obj[i], "rtt_ratio_to_smem") > 0);
 	}
 }
@@ -289,6 +290,33 @@ START_TEST(stream_prints_a_json_row_for_smem_and_each_baseline)
 	check_ratios(&r);
 	ck_assert(has_transport(&r, "naive") && has_transport(&r, "pipe") &&
 		  has_transport(&r, "unix") && has_transport(&r, "seqpacket"));
+}
+END_TEST
+
+START_TEST(pubsub_runs_the_topic_beside_separate_rings_and_a_broadcast_ring)
+{
+	static struct run r;
+	static const char *const one[] = { "pubsub", "--size", "4096", "--nodes", "8", "--json",
+					    "--cpus", "0,1", SHORT, NULL };
+	static const char *const two[] = { "pubsub", "--size", "4096", "--nodes", "8",
+					    "--readers", "2", "--no-work", "--json", "--cpus",
+					    "0,1", SHORT, NULL };
+	int i;
+
+	/* one subscriber: the ring's stream first (the reference), then the fan-outs */
+	rows_of(&r, one, 4, "pubsub", 4096);
+	check_ratios(&r);
+	ck_assert_str_eq(str(&r.obj[1], "transport"), "topic");
+	ck_assert_str_eq(str(&r.obj[2], "transport"), "rings");
+	ck_assert_str_eq(str(&r.obj[3], "transport"), "broadcast");
+	/* two: the stream (whose readers would share messages) is left out, not the others */
+	rows_of(&r, two, 3, "pubsub", 4096);
+	for (i = 0; i < r.nlines; i++) {
+		ck_assert(num(&r.obj[i], "readers") == 2);
+		ck_assert(num(&r.obj[i], "work") == 0);
+	}
+	ck_assert(has_transport(&r, "topic") && has_transport(&r, "rings") &&
+		  has_transport(&r, "broadcast"));
 }
 END_TEST
 
@@ -506,6 +534,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, stream_prints_a_json_row_for_smem_and_each_baseline);
 	tcase_add_test(tc, stream_naive_cap_and_no_work_are_reported_in_the_rows);
 	tcase_add_test(tc, stream_with_threads_runs_several_writers_and_readers);
+	tcase_add_test(tc, pubsub_runs_the_topic_beside_separate_rings_and_a_broadcast_ring);
 	tcase_add_test(tc, pingpong_prints_ordered_round_trip_percentiles_for_each_transport);
 	tcase_add_test(tc, rpc_prints_calls_per_second_against_request_response_baselines);
 	tcase_add_test(tc, rpc_node_size_and_nodes_set_the_geometry_of_smems_rings);

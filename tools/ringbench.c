@@ -26,7 +26,9 @@
  *   B bytes, every sample to every subscriber (BLOCK policy, depth --nodes); with work the
  *   publisher writes every cache line of a sample and each subscriber reads all its bytes,
  *   with --no-work an 8-byte stamp each way. msgs_per_s counts the samples one subscriber
- *   received. Baseline in the same run (1 reader): the ring's stream at the same size.
+ *   received. In the same run: the ring's stream at the same size ("smem", the reference
+ *   for ratios; with R > 1 its R readers share the messages), R separate rings written
+ *   once each ("rings") and a naive broadcast ring ("broadcast"), ringbench_fanout.c.
  * pingpong: the pinger sends B bytes, the ponger reads them all and answers B bytes; rtt is
  *   one round trip (two one-way hand-overs); msgs_per_s counts round trips.
  * rpc: calls of B bytes answered with 8 bytes (ringbench_rpc.c); rtt is a call's round trip,
@@ -81,6 +83,9 @@ static const struct transport transports[] = {
 	/* pubsub's baseline (before the topic, the reference for ratios): the ring's stream */
 	{ "smem", rb_smem_stream, rb_smem_pingpong, rb_smem_rpc, rb_smem_stream, NULL, false },
 	{ "topic", NULL, NULL, NULL, rb_topic_pubsub, NULL, false },
+	/* pubsub's fan-out baselines (ringbench_fanout.c), run with the topic in every run */
+	{ "rings", NULL, NULL, NULL, rb_rings_pubsub, NULL, false },
+	{ "broadcast", NULL, NULL, NULL, rb_broadcast_pubsub, NULL, false },
 	{ "naive", rb_naive_stream, rb_naive_pingpong, rb_naive_pingpong, NULL, NULL, true },
 	{ "futex", NULL, rb_futex_pingpong, rb_futex_pingpong, NULL, NULL, true },
 	{ "eventfd", NULL, rb_eventfd_pingpong, rb_eventfd_pingpong, NULL, NULL, true },
@@ -246,8 +251,8 @@ static void measure_once(const struct rb_cfg *c, const struct transport *t, int 
 	if (!t->peer && c->bench == RB_STREAM && strcmp(t->name, "smem") &&
 	    (c->writers != 1 || c->readers != 1))
 		out->skip = "1 writer and 1 reader only";
-	else if (c->bench == RB_PUBSUB && strcmp(t->name, "topic") && c->readers != 1)
-		out->skip = "the ring baseline runs with 1 reader only";
+	else if (c->bench == RB_PUBSUB && !strcmp(t->name, "smem") && c->readers != 1)
+		out->skip = "the ring stream baseline runs with 1 reader only";
 	else if (t->peer)
 		rb_peer(c, t->peer, out);
 	else

@@ -155,6 +155,8 @@ int rb_smem_stream(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_
 int rb_smem_pingpong(const struct rb_cfg *c, struct rb_result *res);
 int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res);		/* ringbench_rpc.c */
 int rb_topic_pubsub(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_topic.c */
+int rb_rings_pubsub(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_fanout.c */
+int rb_broadcast_pubsub(const struct rb_cfg *c, struct rb_result *res);
 int rb_naive_stream(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_base.c */
 int rb_naive_pingpong(const struct rb_cfg *c, struct rb_result *res);
 int rb_pipe_stream(const struct rb_cfg *c, struct rb_result *res);
