@@ -7,9 +7,10 @@ what to read. Peers are separate processes started with the "spawn" method (a fr
 interpreter, as a real deployment would have), and every scenario runs --reps times: the
 median is reported.
 
-  ring    1 KiB messages from one process to another: smem.Ring (write bytes / read bytes)
-          vs multiprocessing.Queue (put/get) and multiprocessing.Pipe (send_bytes/recv_bytes);
-          and the CPU each costs per message, written and read back in one process
+  ring    1 KiB messages from one process to another: smem.Ring (write bytes / read bytes,
+          and in batches: write_many / read_many of up to 64) vs multiprocessing.Queue
+          (put/get) and multiprocessing.Pipe (send_bytes/recv_bytes); and the CPU each costs
+          per message, written and read back in one process
   attach  a 100 MB numpy array shared by name: time for another process to open it and get
           the ndarray (smem.Array.open(...).array), vs multiprocessing.shared_memory
   rpc     1 KiB request, 1 KiB response, Python -> Python: smem.Rpc.call vs a
@@ -35,9 +36,12 @@ ARRAY_BYTES = 100 * 1000 * 1000
 
 # ------------------------------------------------------------------ ring vs Queue vs Pipe
 
+BATCH = 64  # ring_batch: messages per write_many / most per read_many
+
+
 def _stream_reader(kind, src, n, barrier, out, spin=None):
     """The reading process: @src is a ring name, a Queue or a Pipe end."""
-    if kind == "ring":
+    if kind in ("ring", "ring_batch"):
         import smem
         ring = smem.Ring.open(src)
         ring.set_spin(spin)
@@ -49,10 +53,17 @@ def _stream_reader(kind, src, n, barrier, out, spin=None):
     barrier.wait()
     t0 = time.perf_counter()
     total = 0
-    for _ in range(n):
-        total += len(recv())
+    if kind == "ring_batch":
+        got = 0
+        while got < n:
+            batch = ring.read_many(BATCH, 10)
+            got += len(batch)
+            total += sum(map(len, batch))
+    else:
+        for _ in range(n):
+            total += len(recv())
     out.put((time.perf_counter() - t0, total))
-    if kind == "ring":
+    if kind in ("ring", "ring_batch"):
         ring.close()
 
 
@@ -64,7 +75,7 @@ def stream(kind, n, spin=None):
     ctx = mp.get_context("spawn")
     payload = os.urandom(MSG)
     barrier, out = ctx.Barrier(2), ctx.Queue()
-    if kind == "ring":
+    if kind in ("ring", "ring_batch"):
         ring = smem.Ring.create(f"pybench-ring-{os.getpid()}", 256, MSG)
         ring.set_spin(spin)
         src, send = ring.name, lambda: ring.write(payload, 10)
@@ -77,11 +88,16 @@ def stream(kind, n, spin=None):
     p = ctx.Process(target=_stream_reader, args=(kind, src, n, barrier, out, spin))
     p.start()
     barrier.wait()
-    for _ in range(n):
-        send()
+    if kind == "ring_batch":
+        chunk = [payload] * BATCH
+        for i in range(0, n, BATCH):
+            ring.write_many(chunk[:min(BATCH, n - i)], 10)
+    else:
+        for _ in range(n):
+            send()
     secs, total = out.get()
     p.join()
-    if kind == "ring":
+    if kind in ("ring", "ring_batch"):
         ring.close()
     assert total == n * MSG
     return n / secs
@@ -269,6 +285,8 @@ def main():
     res["pipe_msgs_per_s"], res["pipe_reps"] = median_of(reps, stream, "pipe", n_ring)
     res["ring_smem_nospin_msgs_per_s"], res["ring_smem_nospin_reps"] = \
         median_of(reps, stream, "ring", n_ring, 0)
+    res["ring_batch_msgs_per_s"], res["ring_batch_reps"] = \
+        median_of(reps, stream, "ring_batch", n_ring)
     res["cpu_ring_us"], res["cpu_ring_reps"] = median_of(reps, cpu_per_message, "ring")
     res["cpu_pipe_us"], res["cpu_pipe_reps"] = median_of(reps, cpu_per_message, "pipe")
     res["attach_smem_s"], res["attach_smem_reps"] = median_of(max(reps, 5), attach, "smem")
@@ -287,6 +305,8 @@ def main():
         "ring_vs_pipe": res["ring_smem_msgs_per_s"] / res["pipe_msgs_per_s"],
         "ring_nospin_vs_queue": res["ring_smem_nospin_msgs_per_s"] / res["queue_msgs_per_s"],
         "ring_nospin_vs_pipe": res["ring_smem_nospin_msgs_per_s"] / res["pipe_msgs_per_s"],
+        "ring_batch_vs_queue": res["ring_batch_msgs_per_s"] / res["queue_msgs_per_s"],
+        "ring_batch_vs_pipe": res["ring_batch_msgs_per_s"] / res["pipe_msgs_per_s"],
         "rpc_vs_connection": res["rpc_smem_calls_per_s"] / res["rpc_connection_calls_per_s"],
         "rpc_nospin_vs_connection":
             res["rpc_smem_nospin_calls_per_s"] / res["rpc_connection_calls_per_s"],
@@ -311,6 +331,9 @@ def main():
           f"vs Pipe {ratios['ring_vs_pipe']:.2f}x (target >= 2x)")
     print(f"  ring with spin 0 (sleep at once): {res['ring_smem_nospin_msgs_per_s']:,.0f} msg/s, "
           f"{ratios['ring_nospin_vs_queue']:.1f}x Queue, {ratios['ring_nospin_vs_pipe']:.2f}x Pipe")
+    print(f"  ring in batches of {BATCH} (write_many / read_many): "
+          f"{res['ring_batch_msgs_per_s']:,.0f} msg/s, {ratios['ring_batch_vs_queue']:.1f}x Queue, "
+          f"{ratios['ring_batch_vs_pipe']:.2f}x Pipe")
     print(f"  CPU per message written and read in one process: smem.Ring "
           f"{res['cpu_ring_us']:.2f} us, multiprocessing.Pipe {res['cpu_pipe_us']:.2f} us")
     print(f"attach 100 MB array in another process: smem.Array {res['attach_smem_s'] * 1e3:.3f} ms"

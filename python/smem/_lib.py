@@ -252,6 +252,28 @@ for _kind in ("ring", "rpc", "topic"):
     _proto(f"smem_{_kind}_poll_close", None, _P)
 
 
+# The hot calls again, without argtypes: ctypes then converts nothing (argtypes conversion
+# costs about as much as the call itself), so callers pass exactly typed arguments:
+# handles as c_void_p objects, sizes as c_size_t, timeouts as Python ints (C int).
+_fast_lib = ctypes.CDLL(lib._name, use_errno=False)
+
+
+def _fast(name: str, restype: Any) -> Any:
+    f = getattr(_fast_lib, name)
+    f.restype = restype
+    return f
+
+
+fast_ring_write = _fast("smem_ring_write", c_int)
+fast_ring_read = _fast("smem_ring_read", c_ssize_t)
+fast_rpc_call_async = _fast("smem_rpc_call_async", c_int)
+fast_rpc_wait = _fast("smem_rpc_wait", c_int)
+fast_rpc_call_result = _fast("smem_rpc_call_result", c_int)
+fast_rpc_call_free = _fast("smem_rpc_call_free", None)
+fast_rpc_free_response = _fast("smem_rpc_free_response", None)
+fast_rpc_reply_set = _fast("smem_rpc_reply_set", c_int)
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 

@@ -17,6 +17,13 @@ from ._lib import RPC_HANDLER, RpcOpts, RpcStats, lib
 from .errors import SmemError, TimeoutExpired, error_from
 from .poll import Poller, until
 
+_fast_call_async = _lib.fast_rpc_call_async  # no argtypes: exactly typed arguments
+_fast_wait = _lib.fast_rpc_wait
+_fast_call_result = _lib.fast_rpc_call_result
+_fast_call_free = _lib.fast_rpc_call_free
+_fast_free_response = _lib.fast_rpc_free_response
+_fast_reply_set = _lib.fast_rpc_reply_set
+
 Handler = Callable[[bytes], Any]
 """A handler takes the request's bytes and returns the response: bytes or any contiguous
 buffer, or None for an empty response. Raising OSError with an errno sends that errno (and
@@ -52,11 +59,13 @@ def _trampoline(handler: Handler) -> Any:
 
     def run(_arg: Any, req_p: Any, reply: int) -> int:
         try:
-            req = req_p.contents
-            data = ctypes.string_at(req.data, req.len) if req.len else b""
-            out = handler(data)
+            req = req_p[0]
+            n = req.len
+            out = handler(ctypes.string_at(req.data, n) if n else b"")
             if out is None:
                 return 0
+            if type(out) is bytes:  # the hot path, exactly typed (no argtypes)
+                return _fast_reply_set(ctypes.c_void_p(reply), out, ctypes.c_size_t(len(out)))
             ptr, n, ref = _lib.readable_buffer(out)
             try:
                 return lib.smem_rpc_reply_set(reply, ptr, n)
@@ -267,6 +276,7 @@ class Rpc(Handle):
         _lib.check(lib.smem_rpc_open(_lib.encode_name(name), ctypes.byref(o), ctypes.byref(p)),
                    name)
         self = cls.__new__(cls)
+        self._cp = ctypes.c_void_p(p.value)  # the handle for the calls without argtypes
         self._cond = threading.Condition()
         self._calls: set = set()
         self._service: Optional[_ServiceThread] = None
@@ -299,11 +309,18 @@ class Rpc(Handle):
         Thread-safe: many threads may call at once.
         """
         ms = _lib.timeout_ms(timeout)
-        ptr, n, ref = _lib.readable_buffer(data)
+        if self._ptr is None:
+            self._p()
         resp, rlen = ctypes.c_void_p(), ctypes.c_size_t()
+        if type(data) is bytes:  # the hot path: no Py_buffer, no argtypes conversions
+            ref = None
+            ptr, n = data, ctypes.c_size_t(len(data))
+        else:
+            ref = _lib.BufferRef(data)
+            ptr, n = ctypes.c_void_p(ref.ptr), ctypes.c_size_t(ref.nbytes)
         try:
             if 0 <= ms <= _lib.SLICE_MS:
-                rc = lib.smem_rpc_call(self._p(), ptr, n, ctypes.byref(resp),
+                rc = lib.smem_rpc_call(self._ptr, ptr, n.value, ctypes.byref(resp),
                                        ctypes.byref(rlen), ms)
             else:
                 rc = self._call_sliced(ptr, n, ms, resp, rlen)
@@ -315,27 +332,28 @@ class Rpc(Handle):
         try:
             return ctypes.string_at(resp.value, rlen.value) if resp.value else b""
         finally:
-            lib.smem_rpc_free_response(resp)
+            _fast_free_response(resp)
 
-    def _call_sliced(self, ptr: Any, n: int, ms: int, resp: Any, rlen: Any) -> int:
+    def _call_sliced(self, ptr: Any, n: Any, ms: int, resp: Any, rlen: Any) -> int:
         """A call that may wait long: sent asynchronously (its deadline @ms is the library's),
         then waited for in slices, so that signal handlers run meanwhile (Ctrl-C abandons
-        the call: its response is discarded)."""
+        the call: its response is discarded). Exactly typed calls without argtypes (@n is a
+        c_size_t): four foreign calls per call, so their conversions would show."""
         call = ctypes.c_void_p()
-        rc = lib.smem_rpc_call_async(self._p(), ptr, n, ms, ctypes.byref(call))
+        rc = _fast_call_async(self._cp, ptr, n, ms, ctypes.byref(call))
         if rc:
             return rc
         try:
             arr = (ctypes.c_void_p * 1)(call.value)
             while True:
-                rc = lib.smem_rpc_wait(arr, 1, 1, _lib.SLICE_MS)
+                rc = _fast_wait(arr, 1, 1, _lib.SLICE_MS)
                 if rc >= 0:
                     break
                 if rc != -errno.ETIMEDOUT:
                     return rc
-            return lib.smem_rpc_call_result(call, ctypes.byref(resp), ctypes.byref(rlen))
+            return _fast_call_result(call, ctypes.byref(resp), ctypes.byref(rlen))
         finally:
-            lib.smem_rpc_call_free(call)
+            _fast_call_free(call)
 
     def call_async(self, data: Any = b"", timeout: Optional[float] = None) -> PendingCall:
         """Send @data now (waiting up to @timeout for ring room) and return a PendingCall; the

@@ -230,3 +230,24 @@ def test_ctrl_c_interrupts_waits_without_timeout(name, py_peer):
     """)
     for line in ("read interrupted", "lock interrupted", "call interrupted", "still ok"):
         assert peer.line() == line
+
+
+def test_ring_batches_write_many_and_read_many(name):
+    with smem.Ring.create(name, 8, 16) as w, smem.Ring.open(name) as r:
+        msgs = [b"m%d" % i for i in range(6)] + [bytearray(b"buf"), memoryview(b"view")]
+        assert w.write_many(msgs, timeout=0) == 8
+        assert r.read_many(5, timeout=0) == [b"m0", b"m1", b"m2", b"m3", b"m4"]
+        assert r.read_many(10, timeout=1) == [b"m5", b"buf", b"view"]
+        with pytest.raises(smem.TimeoutExpired):
+            r.read_many(4, timeout=0)
+        with pytest.raises(smem.TimeoutExpired) as e:
+            w.write_many([b"x"] * 9, timeout=0)  # 8 nodes: the ninth finds no room
+        assert e.value.written == 8
+        with pytest.raises(smem.MessageSizeError) as e:
+            w.write_many([b"y" * 17], timeout=0)
+        assert e.value.written == 0
+        assert len(r.read_many(100, timeout=0)) == 8
+    with pytest.raises(ValueError):
+        w.write_many([b"closed"])
+    with pytest.raises(ValueError):
+        r.read(0)
