@@ -21,27 +21,24 @@
 #include "ring_core_int.h"
 
 struct smem_ring_poll {
+	struct smem__waitfd *wfd;	/* first: smem__poller_alloc() */
 	struct smem_ring *r;
 	bool wr;
 	bool announced;		/* an announcement to withdraw (smem__ring_wait_done) */
-	struct smem__waitfd *wfd;
 };
 
 int smem_ring_poll_open(struct smem_ring *r, unsigned what, struct smem_ring_poll **ret)
 {
 	struct smem_ring_poll *p;
+	void *mem;
 	int err;
 
 	if (!r || !ret || (what != SMEM_RING_POLL_READ && what != SMEM_RING_POLL_WRITE))
 		return -EINVAL;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	err = smem__waitfd_open(&p->wfd);
-	if (err) {
-		free(p);
+	err = smem__poller_alloc(sizeof(*p), &mem);
+	if (err)
 		return err;
-	}
+	p = mem;
 	p->r = r;
 	p->wr = what == SMEM_RING_POLL_WRITE;
 	*ret = p;
@@ -97,6 +94,5 @@ void smem_ring_poll_close(struct smem_ring_poll *p)
 	if (!p)
 		return;
 	smem_ring_poll_disarm(p);
-	smem__waitfd_close(p->wfd);
-	free(p);
+	smem__poller_free(p);
 }

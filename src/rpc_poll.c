@@ -25,28 +25,25 @@
 #include "rpc_int.h"
 
 struct smem_rpc_poll {
+	struct smem__waitfd *wfd;	/* first: smem__poller_alloc() */
 	struct smem_rpc *ch;
 	bool armed;			/* ws holds announcements to withdraw */
 	uint32_t snap;			/* the event word when we last armed (or said ready) */
-	struct smem__waitfd *wfd;
 	struct smem__rpc_ws ws;
 };
 
 int smem_rpc_poll_open(struct smem_rpc *ch, struct smem_rpc_poll **ret)
 {
 	struct smem_rpc_poll *p;
+	void *mem;
 	int err;
 
 	if (!ch || !ret)
 		return -EINVAL;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	err = smem__waitfd_open(&p->wfd);
-	if (err) {
-		free(p);
+	err = smem__poller_alloc(sizeof(*p), &mem);
+	if (err)
 		return err;
-	}
+	p = mem;
 	p->ch = ch;
 	/* The first arm says "ready": the caller has not looked since we exist. */
 	p->snap = atomic_load(&ch->ev) - 1;
@@ -126,6 +123,5 @@ void smem_rpc_poll_close(struct smem_rpc_poll *p)
 	if (!p)
 		return;
 	smem_rpc_poll_disarm(p);
-	smem__waitfd_close(p->wfd);
-	free(p);
+	smem__poller_free(p);
 }

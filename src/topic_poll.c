@@ -18,26 +18,23 @@
 #include "wait.h"
 
 struct smem_topic_poll {
+	struct smem__waitfd *wfd;	/* first: smem__poller_alloc() */
 	struct smem_topic_sub *s;
 	bool announced;		/* an announcement to withdraw (smem__topic_sub_wait_done) */
-	struct smem__waitfd *wfd;
 };
 
 int smem_topic_poll_open(struct smem_topic_sub *s, struct smem_topic_poll **ret)
 {
 	struct smem_topic_poll *p;
+	void *mem;
 	int err;
 
 	if (!s || !ret)
 		return -EINVAL;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	err = smem__waitfd_open(&p->wfd);
-	if (err) {
-		free(p);
+	err = smem__poller_alloc(sizeof(*p), &mem);
+	if (err)
 		return err;
-	}
+	p = mem;
 	p->s = s;
 	*ret = p;
 	return 0;
@@ -89,6 +86,5 @@ void smem_topic_poll_close(struct smem_topic_poll *p)
 	if (!p)
 		return;
 	smem_topic_poll_disarm(p);
-	smem__waitfd_close(p->wfd);
-	free(p);
+	smem__poller_free(p);
 }

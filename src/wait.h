@@ -34,6 +34,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Tell the core we are spinning: a pause (x86) or yield (arm64), and a compiler barrier. */
@@ -227,5 +228,13 @@ void smem__waitfd_disarm(struct smem__waitfd *w);
 /* After a disarm: which items of the last arming fired (bit i for item i; may over-report). */
 uint32_t smem__waitfd_fired(const struct smem__waitfd *w);
 void smem__waitfd_close(struct smem__waitfd *w);
+/*
+ * The shell of every public poller (ring_poll.c, rpc_poll.c, topic_poll.c): @size zeroed
+ * bytes whose first member is a struct smem__waitfd *, opened. 0 and *ret, -ENOMEM, or
+ * smem__waitfd_open()'s errors. smem__poller_free() closes that waitfd (disarming it) and
+ * frees the whole; NULL is ignored. The caller withdraws its own announcements first.
+ */
+int smem__poller_alloc(size_t size, void **ret);
+void smem__poller_free(void *p);
 
 #endif

@@ -343,3 +343,27 @@ void smem__waitfd_close(struct smem__waitfd *w)
 	}
 	free(w);
 }
+
+int smem__poller_alloc(size_t size, void **ret)
+{
+	struct smem__waitfd **p = calloc(1, size);
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	err = smem__waitfd_open(p);	/* the first member (wait.h) */
+	if (err) {
+		free(p);
+		return err;
+	}
+	*ret = p;
+	return 0;
+}
+
+void smem__poller_free(void *p)
+{
+	if (!p)
+		return;
+	smem__waitfd_close(*(struct smem__waitfd **)p);
+	free(p);
+}
