@@ -150,3 +150,35 @@ def owner_dead_value(err: SmemError, value: Any) -> SmemError:
     """Attach the value a read returned to an OwnerDeadError (the copy was done)."""
     err.value = value  # type: ignore[attr-defined]
     return err
+
+
+def retire_view(view: memoryview) -> bool:
+    """Release a view of shared memory that goes back to its owner (a ring node, a topic
+    sample); False if its memory is still in use. A numpy array (or a slice) made from the
+    view holds a memoryview of its own on the same memory, which view.release() does not
+    revoke: it keeps the ctypes array under the view referenced, which is what we count.
+    Such a holder keeps the mapping alive (close() refuses while it lives), but the memory
+    will carry later messages."""
+    if not view:
+        return True
+    carr = view.obj
+    view.release()
+    return sys.getrefcount(carr) <= 3  # this name, the handle's export list, the argument
+
+
+class Lease:
+    """Shared memory lent until a with block ends (ReadView, WriteSlot, Loan, Sample): the
+    exit gives it back through ``_end`` (release, abort, discard). A BufferError from a view
+    that outlives the block is raised, unless the block already raises."""
+
+    __slots__ = ()
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            self._end()
+        except BufferError:
+            if exc_type is None:
+                raise

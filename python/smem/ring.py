@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ctypes
-import sys
 import threading
 from typing import Any, Dict, List, Optional
 
 from . import _lib
-from ._handle import Handle
+from ._handle import Handle, Lease, retire_view as _retire_view
 from ._lib import RingSlot, RingStats, lib
 from .errors import error_from
 from .poll import Poller, until
@@ -23,20 +22,7 @@ _SLICE_MS = _lib.SLICE_MS
 _SCRATCH_MAX = 256 * 1024  # read() copies through a per-thread node up to this size
 
 
-def _retire_view(view: memoryview) -> bool:
-    """Release a view of a node that goes back to the ring; False if its memory is still in
-    use. A numpy array (or a slice) made from the view holds a memoryview of its own on the
-    same memory, which view.release() does not revoke: it keeps the ctypes array under the
-    view referenced, which is what we count. Such a holder keeps the ring's memory mapped
-    (Ring.close() refuses while it lives), but the node will carry later messages."""
-    if not view:
-        return True
-    carr = view.obj
-    view.release()
-    return sys.getrefcount(carr) <= 3  # this name, the handle's export list, the argument
-
-
-class ReadView:
+class ReadView(Lease):
     """A message read zero-copy (:meth:`Ring.read_view`): ``view`` is a read-only memoryview
     of the node in shared memory, valid until the with block ends, when the view is released
     and the node given back to the writers. Copy what must outlive the block (bytes(view),
@@ -65,15 +51,10 @@ class ReadView:
     def __enter__(self) -> memoryview:
         return self.view
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        try:
-            self.release()
-        except BufferError:
-            if exc_type is None:
-                raise
+    _end = release
 
 
-class WriteSlot:
+class WriteSlot(Lease):
     """A node reserved for a zero-copy write (:meth:`Ring.reserve_write`): fill ``buf`` (a
     writable memoryview of ``node_size`` bytes), then :meth:`commit` the length. A with block
     that ends without a commit (or with an exception) aborts: the node carries no message.
@@ -108,12 +89,7 @@ class WriteSlot:
     def __enter__(self) -> "WriteSlot":
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        try:
-            self.abort()
-        except BufferError:
-            if exc_type is None:
-                raise
+    _end = abort
 
 
 class Ring(Handle):

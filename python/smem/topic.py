@@ -9,11 +9,10 @@ import ctypes
 from typing import Any, Dict, Optional, Tuple, Union
 
 from . import _lib
-from ._handle import Handle
+from ._handle import Handle, Lease, retire_view as _retire_view
 from ._lib import TopicConfig, TopicSample, TopicSubStats, lib
 from .errors import error_from
 from .poll import Poller, until
-from .ring import _retire_view
 
 _sliced = _lib.sliced
 _loan = lib.smem_topic_loan
@@ -32,7 +31,7 @@ def _numpy_view(mv: memoryview, dtype: Any, shape: _Shape) -> Any:
     return a if shape is None else a.reshape(shape)
 
 
-class Loan:
+class Loan(Lease):
     """A sample loaned to fill (:meth:`Topic.loan`): write into ``buf`` (a writable memoryview
     of ``cap`` bytes) or :meth:`array`, then :meth:`publish`. A with block that ends without
     a publish (or with an exception) discards the loan. Views of ``buf`` (numpy arrays
@@ -81,15 +80,10 @@ class Loan:
     def __enter__(self) -> "Loan":
         return self
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        try:
-            self.discard()
-        except BufferError:
-            if exc_type is None:
-                raise
+    _end = discard
 
 
-class Sample:
+class Sample(Lease):
     """A received sample (:meth:`Subscriber.receive`): ``view`` is a read-only memoryview of
     the sample in shared memory, ``seq`` its position in the topic. Valid until released
     (the with block's end): copy what must outlive it (bytes(view), numpy.array(...)). If a
@@ -122,12 +116,7 @@ class Sample:
     def __enter__(self) -> memoryview:
         return self.view
 
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        try:
-            self.release()
-        except BufferError:
-            if exc_type is None:
-                raise
+    _end = release
 
 
 class Topic(Handle):
