@@ -7,9 +7,10 @@
  * A call enters the pending-call table (rpc_pending.c) before its request leaves, since the
  * response may beat the sender back; whoever delivers the response (any pumping thread)
  * completes it. A caller waits by making progress on its channels itself (rpc_progress.c:
- * look at the peer, pump, serve) and spins for spin_ns before it sleeps on all of them at
- * once. A synchronous call's object lives on the caller's stack; an asynchronous one's is the
- * channel's spare, or malloc'd (rpc_pool.c).
+ * look at the peer, pump, serve) in the wait engine's loop (an RPC waiter, rpc_int.h), which
+ * spins for spin_ns before it sleeps on all of them at once. A synchronous call's object lives
+ * on the caller's stack; an asynchronous one's is the channel's spare, or malloc'd
+ * (rpc_pool.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,57 +91,65 @@ static int call_start(struct smem_rpc *ch, const void *req, size_t len, int time
 	return 0;
 }
 
-static int wait_loop(struct smem_rpc_call *const *calls, unsigned n, bool all,
-		     uint64_t deadline, struct smem_rpc *const *chs, unsigned nch)
-{
-	uint32_t evs[MAX_WAIT_CHANNELS];
-	unsigned i, k, done;
-	struct smem__rpc_ws ws;
-	uint64_t now, bound, spin_until;
-	unsigned spins;
+/* A caller's wait for calls, possibly of several channels (an RPC waiter, rpc_int.h). */
+struct call_wait {
+	struct smem__rpc_waiter rw;	/* first */
+	struct smem_rpc_call *const *calls;
+	unsigned n;
+	bool all;
+	struct smem_rpc *const *chs;
+	unsigned nch;
+};
 
-	spin_until = 0;
-	for (spins = 0;; spins++) {
-		for (k = 0; k < nch; k++) {
-			evs[k] = atomic_load(&chs[k]->ev);
-			smem__rpc_progress(chs[k]);
-		}
-		for (i = done = 0; i < n; i++)
-			done += smem__rpc_call_is_done(calls[i]);
-		if (done == n || (!all && done > 0))
-			return (int)done;
-		/* Polling: the clock (deadlines, the end of the spin) every 8th look only. */
-		if (spin_until && (spins & 7)) {
-			cpu_relax();
-			continue;
-		}
-		now = smem__now_ns();
-		if (!spin_until)
-			spin_until = now + chs[0]->spin_ns;
-		bound = deadline == UINT64_MAX ? UINT64_MAX :
-			(deadline > now ? deadline - now : 0);
-		for (i = done = 0; i < n; i++) {
-			smem__rpc_call_expire(calls[i], now);
-			if (smem__rpc_call_is_done(calls[i]))
-				done++;
-			else if (calls[i]->deadline != UINT64_MAX)
-				bound = min_u64(bound, calls[i]->deadline > now ?
-						       calls[i]->deadline - now : 0);
-		}
-		if (done == n || (!all && done > 0))
-			return (int)done;
-		if (deadline != UINT64_MAX && now >= deadline)
-			return -ETIMEDOUT;
-		if (now < spin_until && bound > 0) {
-			/* The peer answers within microseconds when it is busy: poll first. */
-			cpu_relax();
-			continue;
-		}
-		smem__rpc_ws_init(&ws);
-		for (k = 0; k < nch; k++)
-			bound = min_u64(bound, smem__rpc_ws_channel(&ws, chs[k], evs[k]));
-		smem__rpc_sleep(&ws, chs[0], bound);
+/* How many calls are done, if that ends the wait; else -EAGAIN. */
+static int calls_done(const struct call_wait *cw)
+{
+	unsigned i, done = 0;
+
+	for (i = 0; i < cw->n; i++)
+		done += smem__rpc_call_is_done(cw->calls[i]);
+	return done == cw->n || (!cw->all && done > 0) ? (int)done : -EAGAIN;
+}
+
+/* One look: this thread pumps every channel (and serves what it may), then the calls. */
+static int cw_poll(struct smem__waiter *w)
+{
+	struct call_wait *cw = (struct call_wait *)w;
+	unsigned k;
+
+	for (k = 0; k < cw->nch; k++)
+		smem__rpc_progress(cw->chs[k]);
+	return calls_done(cw);
+}
+
+static int cw_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
+{
+	struct call_wait *cw = (struct call_wait *)rw;
+	uint32_t evs[MAX_WAIT_CHANNELS];
+	uint64_t now;
+	unsigned i, k;
+	int ret;
+
+	/* Each event word's snapshot before the look it guards. */
+	for (k = 0; k < cw->nch; k++) {
+		evs[k] = atomic_load(&cw->chs[k]->ev);
+		smem__rpc_progress(cw->chs[k]);
 	}
+	/* Calls past their own deadline time out; the earliest other one bounds the sleep. */
+	now = smem__now_ns();
+	for (i = 0; i < cw->n; i++) {
+		struct smem_rpc_call *c = cw->calls[i];
+
+		smem__rpc_call_expire(c, now);
+		if (!smem__rpc_call_is_done(c) && c->deadline != UINT64_MAX)
+			*bound = min_u64(*bound, c->deadline > now ? c->deadline - now : 0);
+	}
+	ret = calls_done(cw);
+	if (ret != -EAGAIN)
+		return ret;
+	for (k = 0; k < cw->nch; k++)
+		*bound = min_u64(*bound, smem__rpc_ws_channel(&rw->ws, cw->chs[k], evs[k]));
+	return -EAGAIN;
 }
 
 /* Wait for calls, possibly of several channels; this thread pumps them all meanwhile. */
@@ -148,6 +157,7 @@ static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 		      uint64_t deadline)
 {
 	struct smem_rpc *chs[MAX_WAIT_CHANNELS] = { NULL };
+	struct call_wait cw;
 	unsigned nch = 0, i, k;
 	int rc;
 
@@ -160,9 +170,19 @@ static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 			chs[nch++] = calls[i]->ch;
 		}
 	}
+	cw.calls = calls;
+	cw.n = n;
+	cw.all = all;
+	cw.chs = chs;
+	cw.nch = nch;
 	for (k = 0; k < nch; k++)
 		smem__rpc_poll_enter(chs[k]);
-	rc = wait_loop(calls, n, all, deadline, chs, nch);
+	rc = cw_poll(&cw.rw.w);
+	if (rc == -EAGAIN) {
+		/* The peer answers within microseconds when it is busy: the engine spins first. */
+		smem__rpc_waiter_init(&cw.rw, cw_poll, cw_fill, chs[0], chs[0]->spin_ns, deadline);
+		rc = smem__wait_for(&cw.rw.w);
+	}
 	for (k = 0; k < nch; k++)
 		smem__rpc_poll_leave(chs[k]);
 	return rc;

@@ -12,7 +12,8 @@
  *   rpc_pool.c      pools: spare call objects, request entries, large-request buffers
  *   rpc_pending.c   the pending-call table: add, resolve, expire, fail, forget
  *   rpc_queue.c     the request queue, and which thread may take from it
- *   rpc_peer.c      the peer: liveness, session adoption, the channel's failure; sleeping
+ *   rpc_peer.c      the peer: liveness, session adoption, the channel's failure; the RPC
+ *                   waiter (every RPC wait is the wait engine's loop over a wait set)
  *   rpc_recv.c      the receive path: pump, reassembly, delivery
  *   rpc_send.c      the transmit path: packets out, waiting for room, cancels
  *   rpc_progress.c  the progress engine: pump, flush, run handlers; what a waiter sleeps on
@@ -110,9 +111,7 @@ static inline bool smem__rpc_ctl_ok(const struct smem_region *reg)
 #define MAX_WAIT_CHANNELS	32u
 #define DEFAULT_SPIN_NS		20000u
 #define POLLER_RECHECK_NS	(1000ull * 1000)	/* service thread beside a poller */
-
-/* The one cpu_relax is the wait engine's; this name stays until the callers use it. */
-#define cpu_relax() smem__cpu_relax()
+#define POLLER_RECHECK_MAX_NS	(64ull * 1000 * 1000)	/* ... a long-waiting one (it wakes us) */
 
 struct smem_rpc_call {
 	struct smem_rpc *ch;
@@ -241,6 +240,12 @@ struct smem_rpc {
 	 * call is seen even between two calls.
 	 */
 	_Atomic uint32_t pollers;
+	/*
+	 * The service thread sleeps beside a caller that has been waiting for a while (a long
+	 * call), on sev only and longer than POLLER_RECHECK_NS: the last poller to leave bumps
+	 * sev (smem__rpc_poll_leave()). Set and cleared by the service thread only.
+	 */
+	_Atomic bool sev_on_leave;
 
 	pthread_t thread;
 	bool has_thread;
@@ -317,6 +322,10 @@ struct smem__rpc_ws {
 	unsigned pidbase[SMEM__WAIT_MAX];
 	unsigned npid;
 	bool ready;			/* some condition already holds: do not sleep */
+	/* Between smem__rpc_ws_arm() and smem__rpc_ws_disarm(): the sleep being measured. */
+	bool slept;			/* arm let it sleep */
+	struct smem_rpc *stat_ch;	/* counts the sleep (NULL: none) */
+	uint64_t t0, bound, rd0;	/* its start, its bound, the run delay before it */
 };
 
 /* Bump the channel's event word (service event word), waking its sleepers (if any). */
@@ -333,7 +342,11 @@ static inline void smem__rpc_poll_enter(struct smem_rpc *ch)
 
 static inline void smem__rpc_poll_leave(struct smem_rpc *ch)
 {
-	atomic_fetch_sub_explicit(&ch->pollers, 1, memory_order_relaxed);
+	/* seq_cst, with the load: pairs with the service thread's store of sev_on_leave and
+	 * its second look at pollers (rpc_serve.c), so one of the two sees the other. */
+	if (POLLERS_ACTIVE(atomic_fetch_sub(&ch->pollers, 1)) == 1 &&
+	    atomic_load(&ch->sev_on_leave))
+		smem__rpc_sev_bump(ch);
 }
 
 /*
@@ -353,14 +366,17 @@ int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
 /*
- * Sleep on the set (unless ready; at most MAX_SLEEP_NS), then undo its announcements; fired
- * pidfds are left to the caller. 0, or the set's -E2BIG. A sleep that runs out a safety bound
- * although a wake on a word it watched returned during it counts in missed_wakeups.
+ * The end of a wait's arm (smem__waiter, wait.h), once the set is filled: lowers *max_ns to
+ * MAX_SLEEP_NS, or to 0 (look again, no sleep) when ws->ready, and counts the sleep in
+ * @stat_ch (NULL: nowhere). A sleep that runs out a safety bound although a wake on a word it
+ * watched returned during it counts in missed_wakeups, at the disarm.
  */
-int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
+void smem__rpc_ws_arm(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t *max_ns);
+/* After the sleep (@fired: the engine's; -1 when it did not sleep): measure it, undo. */
+void smem__rpc_ws_disarm(struct smem__rpc_ws *ws, int fired);
 /*
- * After a sleep (@fired: items fired, -1 when it did not sleep): undo the announcements. The
- * peers whose pidfd fired are the caller's to look at (smem__rpc_sleep() does both).
+ * Undo the set's announcements; fired pidfds are left to the caller (the RPC waiter's disarm,
+ * rpc_peer.c, looks at those peers).
  */
 void smem__rpc_ws_done(struct smem__rpc_ws *ws, int fired);
 /* Close the calling thread's schedstat file (reopened on demand). */
@@ -437,8 +453,29 @@ int smem__rpc_refresh(struct smem_rpc *ch, bool force);
 void smem__rpc_fail(struct smem_rpc *ch, int err);
 /* This process's pid namespace (st_dev, st_ino of /proc/self/ns/pid). 0 or -errno. */
 int smem__rpc_pidns_id(uint64_t *dev, uint64_t *ino);
-/* Sleep on the set, then look at every peer whose pidfd fired. 0, or the set's -E2BIG. */
-int smem__rpc_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns);
+
+/*
+ * An RPC wait: the wait engine's loop (smem__wait_for(), wait.h) over a wait set of channels.
+ * Every waiting thread of the RPC (a caller, a sender waiting for room, the service thread,
+ * smem_rpc_serve()) embeds one first in its own context and gives it two callbacks:
+ *   poll  (the engine's) one look: progress on the channels, then the condition waited for;
+ *   fill  snapshot the event words, look once more, and add what wakes us to rw->ws
+ *         (smem__rpc_ws_*); -EAGAIN to sleep at most *bound (fill may lower it), any other
+ *         value ends the wait. rw->ws is initialised before each fill.
+ * The arm and disarm are this layer's: the sleep's bound and statistics (smem__rpc_ws_arm),
+ * the missed wake-up check, and a look at every peer whose pidfd fired. The spin is the
+ * engine's fixed policy with the channel's spin_ns.
+ */
+struct smem__rpc_waiter {
+	struct smem__waiter w;		/* first: the engine's callbacks get &rw->w */
+	int (*fill)(struct smem__rpc_waiter *rw, uint64_t *bound);
+	struct smem_rpc *stat_ch;	/* counts sleeps and their length (NULL: none) */
+	struct smem__rpc_ws ws;
+};
+
+void smem__rpc_waiter_init(struct smem__rpc_waiter *rw, int (*poll)(struct smem__waiter *w),
+			   int (*fill)(struct smem__rpc_waiter *rw, uint64_t *bound),
+			   struct smem_rpc *stat_ch, uint32_t spin_ns, uint64_t deadline);
 
 /* ---- rpc_recv.c: the receive path --------------------------------------------------------- */
 

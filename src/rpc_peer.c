@@ -6,7 +6,7 @@
  *
  * Liveness: the peer's live id in the control region, checked with one fcntl (live.c); when
  * the peer is in our pid namespace a pidfd for its pid sits in every wait, so its death wakes
- * us at once (smem__rpc_sleep() looks at the peer whose pidfd fired); otherwise waits are
+ * us at once (the RPC waiter's disarm looks at the peer whose pidfd fired); otherwise waits are
  * sliced to LIVE_POLL_NS and the live id is checked between slices. A dead peer fails every
  * pending call with -ECONNRESET; a peer that closed, with -ESHUTDOWN. A master whose slave was
  * replaced adopts the new session (see the election at the top of rpc.c): what it had pending
@@ -159,14 +159,47 @@ int smem__rpc_refresh(struct smem_rpc *ch, bool force)
 	return atomic_load_explicit(&ch->state, memory_order_acquire);
 }
 
-int smem__rpc_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
-{
-	unsigned i;
-	int rc = smem__rpc_ws_sleep(ws, stat_ch, max_ns);
+/* ---- waiting ------------------------------------------------------------------------------ */
 
+static int waiter_arm(struct smem__waiter *w, uint64_t *max_ns)
+{
+	struct smem__rpc_waiter *rw = (struct smem__rpc_waiter *)w;
+	uint64_t bound = UINT64_MAX;
+	int ret;
+
+	smem__rpc_ws_init(&rw->ws);
+	ret = rw->fill(rw, &bound);
+	if (ret != -EAGAIN)
+		return ret;
+	*max_ns = min_u64(*max_ns, bound);
+	smem__rpc_ws_arm(&rw->ws, rw->stat_ch, max_ns);
+	return -EAGAIN;
+}
+
+static void waiter_disarm(struct smem__waiter *w, int fired)
+{
+	struct smem__rpc_waiter *rw = (struct smem__rpc_waiter *)w;
+	unsigned i;
+
+	smem__rpc_ws_disarm(&rw->ws, fired);
 	/* A peer's pidfd fired: look at its liveness now. */
-	for (i = 0; i < ws->npid; i++)
-		if (ws->it[ws->pidbase[i]].fired)
-			smem__rpc_refresh(ws->pidch[i], true);
-	return rc;
+	if (fired > 0)
+		for (i = 0; i < rw->ws.npid; i++)
+			if (rw->ws.it[rw->ws.pidbase[i]].fired)
+				smem__rpc_refresh(rw->ws.pidch[i], true);
+}
+
+void smem__rpc_waiter_init(struct smem__rpc_waiter *rw, int (*poll)(struct smem__waiter *w),
+			   int (*fill)(struct smem__rpc_waiter *rw, uint64_t *bound),
+			   struct smem_rpc *stat_ch, uint32_t spin_ns, uint64_t deadline)
+{
+	rw->w.poll = poll;
+	rw->w.arm = waiter_arm;
+	rw->w.disarm = waiter_disarm;
+	rw->w.set = &rw->ws.set;
+	rw->w.spin = (struct smem__spin){ .ns = spin_ns };
+	rw->w.deadline = deadline;
+	rw->fill = fill;
+	rw->stat_ch = stat_ch;
+	smem__rpc_ws_init(&rw->ws);
 }

@@ -6,8 +6,7 @@
  *
  * A sender that finds the ring full waits for room (the deadline of its call bounds it:
  * nothing is ever dropped) and pumps the receive ring meanwhile, so two sides sending to each
- * other cannot wedge. It polls for spin_ns first: a busy peer frees a node within
- * microseconds, and then nobody makes a system call.
+ * other cannot wedge, in the wait engine's loop (an RPC waiter, rpc_int.h).
  */
 #include <string.h>
 
@@ -15,76 +14,82 @@
 #include "rpc_int.h"
 
 /*
- * Reserve a node of the send ring by *deadline (SMEM__RPC_REPLY_DEADLINE: reply_timeout_ms
- * from the first time the ring is found full), pumping the receive ring while we wait. A full
- * ring is polled for spin_ns first: a busy peer frees a node within microseconds, and then
- * nobody makes a system call.
+ * A sender's wait for room in the send ring (an RPC waiter, rpc_int.h): it pumps the receive
+ * ring meanwhile, so two sides sending to each other cannot wedge, and does not need the
+ * service thread to watch that ring. A full ring is polled for spin_ns first: a busy peer
+ * frees a node within microseconds, and then nobody makes a system call.
  */
-static int reserve_room_wait(struct smem_rpc *ch, struct smem_ring_slot *slot,
-			     uint64_t *deadline);
+struct room_wait {
+	struct smem__rpc_waiter rw;	/* first */
+	struct smem_rpc *ch;
+	struct smem_ring_slot *slot;
+};
 
-static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64_t *deadline)
+/* One attempt: 0 (reserved), -EAGAIN (full), or the channel's error. */
+static int try_reserve(struct smem_rpc *ch, struct smem_ring_slot *slot)
 {
 	int rc = smem_ring_reserve_write(ch->tx, slot, 0);
 
-	if (rc != -ETIMEDOUT && rc != -EAGAIN)
-		return rc == -ESHUTDOWN ? (smem__rpc_refresh(ch, true) ?: -ESHUTDOWN) : rc;
-	/* Full: wait, pumping (so the service thread need not watch the ring meanwhile). */
-	smem__rpc_poll_enter(ch);
-	rc = reserve_room_wait(ch, slot, deadline);
-	smem__rpc_poll_leave(ch);
+	if (rc == -ETIMEDOUT || rc == -EAGAIN)
+		return -EAGAIN;
+	return rc == -ESHUTDOWN ? (smem__rpc_refresh(ch, true) ?: -ESHUTDOWN) : rc;
+}
+
+static int room_poll(struct smem__waiter *w)
+{
+	struct room_wait *rm = (struct room_wait *)w;
+	int rc = try_reserve(rm->ch, rm->slot);
+
+	if (rc == -EAGAIN)
+		smem__rpc_try_pump(rm->ch);
 	return rc;
 }
 
-static int reserve_room_wait(struct smem_rpc *ch, struct smem_ring_slot *slot,
-			     uint64_t *deadline)
+static int room_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
 {
-	uint64_t t0 = 0, now, spin_until = 0;
-	struct smem__rpc_ws ws;
-	unsigned spins;
-	uint32_t v;
-	int rc;
+	struct room_wait *rm = (struct room_wait *)rw;
+	struct smem_rpc *ch = rm->ch;
+	uint32_t v = atomic_load(&ch->ev);	/* before the look it guards */
+	int rc = try_reserve(ch, rm->slot);
 
-	for (spins = 0;; spins++) {
-		v = atomic_load(&ch->ev);
-		rc = smem_ring_reserve_write(ch->tx, slot, 0);
-		if (rc == 0)
-			break;
-		if (rc != -ETIMEDOUT && rc != -EAGAIN)
-			return rc == -ESHUTDOWN ? (smem__rpc_refresh(ch, true) ?: -ESHUTDOWN) : rc;
-		if (t0 && (spins & 7) && now < spin_until) {
-			smem__rpc_try_pump(ch);	/* polling: the clock every 8th look only */
-			cpu_relax();
-			continue;
-		}
-		now = smem__now_ns();
-		if (!t0) {
-			t0 = now;
-			spin_until = now + ch->spin_ns;
-			if (*deadline == SMEM__RPC_REPLY_DEADLINE)
-				*deadline = now + (uint64_t)ch->reply_timeout_ms * 1000000ull;
-		}
-		rc = smem__rpc_refresh(ch, false);
-		if (rc)
-			return rc;
-		if (*deadline != UINT64_MAX && now >= *deadline)
-			return -ETIMEDOUT;
-		smem__rpc_try_pump(ch);
-		if (now < spin_until) {
-			cpu_relax();
-			continue;
-		}
-		smem__rpc_ws_init(&ws);
-		smem__rpc_ws_ring(&ws, ch, ch->tx, true);
-		smem__rpc_ws_ev(&ws, ch, v);
-		smem__rpc_ws_rx(&ws, ch);
-		smem__rpc_ws_peer(&ws, ch);
-		smem__rpc_sleep(&ws, NULL, min_u64(smem__remaining_ns(*deadline),
-						   smem__rpc_peer_poll_bound(ch)));
-	}
-	if (t0)
+	if (rc != -EAGAIN)
+		return rc;
+	rc = smem__rpc_refresh(ch, false);
+	if (rc)
+		return rc;
+	smem__rpc_try_pump(ch);
+	smem__rpc_ws_ring(&rw->ws, ch, ch->tx, true);
+	smem__rpc_ws_ev(&rw->ws, ch, v);
+	smem__rpc_ws_rx(&rw->ws, ch);
+	smem__rpc_ws_peer(&rw->ws, ch);
+	*bound = smem__rpc_peer_poll_bound(ch);
+	return -EAGAIN;
+}
+
+/*
+ * Reserve a node of the send ring by *deadline (SMEM__RPC_REPLY_DEADLINE: reply_timeout_ms
+ * from the first time the ring is found full).
+ */
+static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64_t *deadline)
+{
+	struct room_wait rm;
+	uint64_t t0;
+	int rc = try_reserve(ch, slot);
+
+	if (rc != -EAGAIN)
+		return rc;
+	t0 = smem__now_ns();
+	if (*deadline == SMEM__RPC_REPLY_DEADLINE)
+		*deadline = t0 + (uint64_t)ch->reply_timeout_ms * 1000000ull;
+	rm.ch = ch;
+	rm.slot = slot;
+	smem__rpc_waiter_init(&rm.rw, room_poll, room_fill, NULL, ch->spin_ns, *deadline);
+	smem__rpc_poll_enter(ch);
+	rc = smem__wait_for(&rm.rw.w);
+	smem__rpc_poll_leave(ch);
+	if (rc == 0)
 		stat_max(&ch->st.max_wait_write_ns, smem__now_ns() - t0);
-	return 0;
+	return rc;
 }
 
 /* Write the CANCEL packet of an abandoned message if the ring has room now. 0 or -EAGAIN. */

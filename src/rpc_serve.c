@@ -3,8 +3,9 @@
  * Serving: the loops that run a channel's handlers, and the reply a handler fills. This file
  * owns the service thread (the default: one per channel, started by smem_rpc_open()) and the
  * dispatch API (smem_rpc_dispatch(), and smem_rpc_serve() for many channels in one loop and
- * one sleep). Both spin for spin_ns, making progress (rpc_progress.c), then sleep on
- * everything that could give them work.
+ * one sleep). Both wait in the wait engine's loop (an RPC waiter, rpc_int.h): they spin for
+ * spin_ns, making progress (rpc_progress.c), then sleep on everything that could give them
+ * work.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,121 +55,206 @@ void smem_rpc_reply_error(struct smem_rpc_reply *reply, const char *message)
 
 /* ---- the service thread ---------------------------------------------------------------------- */
 
+/*
+ * The service thread's wait (an RPC waiter, rpc_int.h): it ends when a request ran, when the
+ * channel is stopping, or when the thread must change how it waits (@poller, below), and the
+ * thread's loop starts the next one.
+ */
+struct service_wait {
+	struct smem__rpc_waiter rw;	/* first */
+	struct smem_rpc *ch;
+	uint32_t entries;		/* POLLERS_ENTRIES last seen */
+	bool poller;			/* waiting beside a caller of ours: no spin, sev only */
+	uint64_t recheck;		/* ... for this long (doubling while the same one waits) */
+};
+
+static bool stopping(const struct smem_rpc *ch)
+{
+	return atomic_load_explicit(&ch->stopping, memory_order_acquire);
+}
+
+static int sv_poll(struct smem__waiter *w)
+{
+	struct service_wait *sw = (struct service_wait *)w;
+	struct smem_rpc *ch = sw->ch;
+	uint32_t pw;
+
+	if (smem__rpc_progress(ch) > 0 || stopping(ch))
+		return 1;
+	if (!sw->poller) {
+		pw = atomic_load_explicit(&ch->pollers, memory_order_relaxed);
+		if (POLLERS_ACTIVE(pw) || POLLERS_ENTRIES(pw) != sw->entries) {
+			sw->poller = true;	/* stop spinning: the next wait is a poller's */
+			return 1;
+		}
+	}
+	return -EAGAIN;
+}
+
+static int sv_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
+{
+	struct service_wait *sw = (struct service_wait *)rw;
+	struct smem_rpc *ch = sw->ch;
+	uint32_t v, sv, pw;
+
+	/* Snapshots before the look they guard. */
+	v = atomic_load(&ch->ev);
+	sv = atomic_load(&ch->sev);
+	if (smem__rpc_progress(ch) > 0 || stopping(ch))
+		return 1;
+	pw = atomic_load_explicit(&ch->pollers, memory_order_relaxed);
+	if (POLLERS_ACTIVE(pw) || POLLERS_ENTRIES(pw) != sw->entries) {
+		/*
+		 * Another thread of ours waits on this channel (a caller), or did within the last
+		 * POLLER_RECHECK_NS: it pumps the ring, answers what needs no handler, and bumps
+		 * sev for requests only this thread may run. Polling or watching the ring beside
+		 * it would cost the peer a futex wake per message and us a wakeup (and, pinned to
+		 * its core, time the caller needs): sleep on sev, without spinning, for
+		 * POLLER_RECHECK_NS at most, since pollers leave without waking us. Between two of
+		 * its calls (none active), also watch the ring as usual, in case it was the last.
+		 */
+		/*
+		 * A caller that is still inside the same wait (a long call) is not about to
+		 * leave: recheck less and less often, and have the last poller to leave wake us
+		 * (sev_on_leave), so that a blocked caller does not cost a wakeup a millisecond.
+		 */
+		if (sw->poller && POLLERS_ACTIVE(pw) && POLLERS_ENTRIES(pw) == sw->entries) {
+			sw->recheck = min_u64(sw->recheck * 2, POLLER_RECHECK_MAX_NS);
+			atomic_store(&ch->sev_on_leave, true);	/* seq_cst: see poll_leave() */
+			if (!POLLERS_ACTIVE(atomic_load(&ch->pollers)))
+				rw->ws.ready = true;	/* it left meanwhile: look again */
+		} else {
+			sw->recheck = POLLER_RECHECK_NS;
+			atomic_store_explicit(&ch->sev_on_leave, false, memory_order_relaxed);
+		}
+		sw->entries = POLLERS_ENTRIES(pw);
+		sw->poller = true;
+		smem__rpc_ws_sev(&rw->ws, ch, sv);
+		if (!POLLERS_ACTIVE(pw))
+			(void)smem__rpc_ws_channel(&rw->ws, ch, v);
+		else
+			smem__rpc_ws_peer(&rw->ws, ch);
+		smem__rpc_ws_word(&rw->ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
+		if (smem__rpc_may_run_queue(ch))
+			rw->ws.ready = true;
+		*bound = sw->recheck;
+		return -EAGAIN;
+	}
+	atomic_store_explicit(&ch->sev_on_leave, false, memory_order_relaxed);
+	if (sw->poller) {
+		sw->poller = false;
+		return 1;	/* the callers left: wait again, spinning first */
+	}
+	*bound = smem__rpc_ws_channel(&rw->ws, ch, v);
+	/* A master whose slave left waits for a new slave: watch the control region. */
+	smem__rpc_ws_word(&rw->ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
+	return -EAGAIN;
+}
+
 void *smem__rpc_service_main(void *arg)
 {
 	struct smem_rpc *ch = arg;
-	uint64_t bound, idle_since = 0, now = 0;
-	struct smem__rpc_ws ws;
-	unsigned spins = 0;
-	uint32_t v, sv, pw, entries = 0;
+	struct service_wait sw;
 
 	smem__rpc_tl_service = ch;	/* handlers (and nested calls) on this thread may serve ch */
-
-	while (!atomic_load_explicit(&ch->stopping, memory_order_acquire)) {
-		v = atomic_load(&ch->ev);
-		sv = atomic_load(&ch->sev);
-		if (smem__rpc_progress(ch) > 0)
-			idle_since = 0;
-		if (atomic_load_explicit(&ch->stopping, memory_order_acquire))
-			break;
-		pw = atomic_load_explicit(&ch->pollers, memory_order_relaxed);
-		if (POLLERS_ACTIVE(pw) || POLLERS_ENTRIES(pw) != entries) {
-			/*
-			 * Another thread of ours waits on this channel (a caller), or did within
-			 * the last POLLER_RECHECK_NS: it pumps the ring, answers what needs no
-			 * handler, and bumps sev for requests only this thread may run. Polling
-			 * or watching the ring beside it would cost the peer a futex wake per
-			 * message and us a wakeup (and, pinned to its core, time the caller
-			 * needs): sleep on sev, without spinning, for POLLER_RECHECK_NS at most,
-			 * since pollers leave without waking us. Between two of its calls
-			 * (none active), also watch the ring as usual, in case it was the last.
-			 */
-			entries = POLLERS_ENTRIES(pw);
-			smem__rpc_ws_init(&ws);
-			smem__rpc_ws_sev(&ws, ch, sv);
-			if (!POLLERS_ACTIVE(pw))
-				(void)smem__rpc_ws_channel(&ws, ch, v);
-			else
-				smem__rpc_ws_peer(&ws, ch);
-			smem__rpc_ws_word(&ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
-			if (smem__rpc_may_run_queue(ch))
-				ws.ready = true;
-			smem__rpc_sleep(&ws, ch, POLLER_RECHECK_NS);
-			idle_since = 0;
+	sw.ch = ch;
+	sw.entries = 0;
+	sw.poller = false;
+	sw.recheck = POLLER_RECHECK_NS;
+	while (!stopping(ch)) {
+		if (sv_poll(&sw.rw.w) != -EAGAIN)
 			continue;
-		}
-		if (idle_since && (++spins & 7)) {
-			cpu_relax();	/* polling: the clock every 8th look only */
-			continue;
-		}
-		now = smem__now_ns();
-		if (!idle_since)
-			idle_since = now;
-		if (now - idle_since < ch->spin_ns) {
-			cpu_relax();
-			continue;
-		}
-		idle_since = 0;
-		smem__rpc_ws_init(&ws);
-		bound = smem__rpc_ws_channel(&ws, ch, v);
-		/* A master whose slave left waits for a new slave: watch the control region. */
-		smem__rpc_ws_word(&ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
-		smem__rpc_sleep(&ws, ch, bound);
+		smem__rpc_waiter_init(&sw.rw, sv_poll, sv_fill, ch, sw.poller ? 0 : ch->spin_ns,
+				      UINT64_MAX);
+		(void)smem__wait_for(&sw.rw.w);
 	}
 	return NULL;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
+/* smem_rpc_serve()'s wait over its channels (an RPC waiter, rpc_int.h). */
+struct serve_wait {
+	struct smem__rpc_waiter rw;	/* first */
+	struct smem_rpc *const *chs;
+	unsigned n;
+	uint32_t evs[MAX_WAIT_CHANNELS];
+	bool snap;			/* take evs[] before each channel's look */
+};
+
+/* One look at every channel: requests run (> 0), every channel failed, or -EAGAIN. */
+static int serve_look(struct serve_wait *sv)
+{
+	unsigned k, live = 0;
+	int handled = 0;
+
+	for (k = 0; k < sv->n; k++) {
+		struct smem_rpc *ch = sv->chs[k];
+
+		if (sv->snap)
+			sv->evs[k] = atomic_load(&ch->ev);
+		handled += smem__rpc_progress(ch);
+		if (atomic_load_explicit(&ch->state, memory_order_acquire) == 0 ||
+		    ch->role == SMEM_RPC_MASTER)
+			live++;
+	}
+	if (handled)
+		return handled;
+	if (!live)
+		return atomic_load(&sv->chs[0]->state);	/* every channel failed */
+	return -EAGAIN;
+}
+
+static int serve_poll(struct smem__waiter *w)
+{
+	struct serve_wait *sv = (struct serve_wait *)w;
+
+	sv->snap = false;
+	return serve_look(sv);
+}
+
+static int serve_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
+{
+	struct serve_wait *sv = (struct serve_wait *)rw;
+	unsigned k;
+	int ret;
+
+	sv->snap = true;
+	ret = serve_look(sv);
+	if (ret != -EAGAIN)
+		return ret;
+	for (k = 0; k < sv->n; k++) {
+		struct smem_rpc *ch = sv->chs[k];
+
+		*bound = min_u64(*bound, smem__rpc_ws_channel(&rw->ws, ch, sv->evs[k]));
+		if (ch->role == SMEM_RPC_MASTER)
+			smem__rpc_ws_word(&rw->ws, ch, &ch->ctl->event,
+					  atomic_load(&ch->ctl->event));
+	}
+	return -EAGAIN;
+}
+
 int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 {
-	uint64_t deadline = smem__deadline(timeout_ms), bound, spin_until, now;
-	uint32_t evs[MAX_WAIT_CHANNELS];
-	struct smem__rpc_ws ws;
-	unsigned k, live, spins;
-	int handled;
+	struct serve_wait sv;
+	unsigned k;
+	int ret;
 
 	if (!chs || n == 0 || n > MAX_WAIT_CHANNELS)
 		return -EINVAL;
 	for (k = 0; k < n; k++)
 		if (!chs[k] || chs[k]->service != SMEM_RPC_SERVICE_DISPATCH)
 			return -EINVAL;
-	spin_until = smem__now_ns() + chs[0]->spin_ns;
-	for (spins = 0;; spins++) {
-		handled = 0;
-		live = 0;
-		for (k = 0; k < n; k++) {
-			evs[k] = atomic_load(&chs[k]->ev);
-			handled += smem__rpc_progress(chs[k]);
-			if (atomic_load_explicit(&chs[k]->state, memory_order_acquire) == 0 ||
-			    chs[k]->role == SMEM_RPC_MASTER)
-				live++;
-		}
-		if (handled)
-			return handled;
-		if (!live)
-			return atomic_load(&chs[0]->state);	/* every channel failed */
-		if (spins & 7) {
-			cpu_relax();	/* polling: the clock every 8th look only */
-			continue;
-		}
-		now = smem__now_ns();
-		bound = deadline == UINT64_MAX ? UINT64_MAX : deadline > now ? deadline - now : 0;
-		if (bound == 0)
-			return 0;
-		if (now < spin_until) {
-			cpu_relax();
-			continue;
-		}
-		smem__rpc_ws_init(&ws);
-		for (k = 0; k < n; k++) {
-			bound = min_u64(bound, smem__rpc_ws_channel(&ws, chs[k], evs[k]));
-			if (chs[k]->role == SMEM_RPC_MASTER)
-				smem__rpc_ws_word(&ws, chs[k], &chs[k]->ctl->event,
-						  atomic_load(&chs[k]->ctl->event));
-		}
-		smem__rpc_sleep(&ws, chs[0], bound);
-	}
+	sv.chs = chs;
+	sv.n = n;
+	sv.snap = false;
+	ret = serve_look(&sv);
+	if (ret != -EAGAIN || timeout_ms == 0)
+		return ret == -EAGAIN ? 0 : ret;
+	smem__rpc_waiter_init(&sv.rw, serve_poll, serve_fill, chs[0], chs[0]->spin_ns,
+			      smem__deadline(timeout_ms));
+	ret = smem__wait_for(&sv.rw.w);
+	return ret == -ETIMEDOUT ? 0 : ret;
 }
 
 int smem_rpc_dispatch(struct smem_rpc *ch, int timeout_ms)

@@ -3,9 +3,10 @@
  * RPC waiting: a thread that has nothing to do for its channels (a caller, the service thread,
  * a dispatch loop) collects everything that could give it work into one wait set and sleeps
  * once in the wait engine (wait.h: io_uring, futex_waitv or futex). The set is a
- * smem__wait_set over ws->it, so a loop built on smem__wait_for() can sleep on &ws->set: its
- * arm fills the ws (and sets *max_ns to 0 when ws->ready), its disarm calls
- * smem__rpc_ws_done().
+ * smem__wait_set over ws->it, and the RPC's waits are the wait engine's one loop
+ * (smem__wait_for()): their arm fills the ws and ends with smem__rpc_ws_arm() (the bound, the
+ * statistics, the missed wake-up check's start), their disarm is smem__rpc_ws_disarm() (see
+ * struct smem__rpc_waiter in rpc_int.h, built in rpc_peer.c).
  *
  * Each channel has a process-local event word (ev) bumped when a call completes, a request is
  * queued, the channel fails, or a pump lock is released that somebody skipped. A waiter
@@ -55,6 +56,7 @@ void smem__rpc_ws_init(struct smem__rpc_ws *ws)
 	smem__wait_set_init(&ws->set, ws->it, SMEM__WAIT_MAX);
 	ws->np = ws->nev = ws->npid = 0;
 	ws->ready = false;
+	ws->slept = false;
 }
 
 int smem__rpc_ws_word(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint32_t *w,
@@ -282,27 +284,39 @@ static void count_missed(struct smem__rpc_ws *ws, uint64_t t0, uint64_t slept, u
 	}
 }
 
-int smem__rpc_ws_sleep(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t max_ns)
+void smem__rpc_ws_arm(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_t *max_ns)
 {
-	uint64_t t0, slept, rd0 = UINT64_MAX, bound = min_u64(max_ns, MAX_SLEEP_NS);
-	bool net = bound >= LIVE_POLL_NS;	/* only a safety net lasts this long */
-	int fired = -1;
-
-	if (!ws->ready && !ws->set.err && max_ns > 0) {
-		if (stat_ch)
-			STAT_ADD(stat_ch, sleeps, 1);
-		if (net)
-			rd0 = run_delay_ns();
-		t0 = smem__now_ns();
-		fired = smem__wait_set_sleep(&ws->set, bound);
-		slept = smem__now_ns() - t0;
-		if (stat_ch)
-			stat_max(&stat_ch->st.max_wait_read_ns, slept);
-		if (net && slept >= bound)
-			count_missed(ws, t0, slept, bound, rd0);
+	ws->slept = false;
+	if (ws->ready || *max_ns == 0) {
+		*max_ns = 0;	/* some condition holds already: look again, do not sleep */
+		return;
 	}
+	if (ws->set.err)
+		return;		/* the sleep fails with it and does not sleep */
+	ws->slept = true;
+	ws->stat_ch = stat_ch;
+	ws->bound = min_u64(*max_ns, MAX_SLEEP_NS);
+	*max_ns = ws->bound;
+	if (stat_ch)
+		STAT_ADD(stat_ch, sleeps, 1);
+	/* Only a safety net lasts this long: such a sleep is checked for a missed wake-up. */
+	ws->rd0 = ws->bound >= LIVE_POLL_NS ? run_delay_ns() : UINT64_MAX;
+	ws->t0 = smem__now_ns();
+}
+
+void smem__rpc_ws_disarm(struct smem__rpc_ws *ws, int fired)
+{
+	uint64_t slept;
+
+	if (ws->slept && fired >= 0) {
+		slept = smem__now_ns() - ws->t0;
+		if (ws->stat_ch)
+			stat_max(&ws->stat_ch->st.max_wait_read_ns, slept);
+		if (ws->bound >= LIVE_POLL_NS && slept >= ws->bound)
+			count_missed(ws, ws->t0, slept, ws->bound, ws->rd0);
+	}
+	ws->slept = false;
 	smem__rpc_ws_done(ws, fired);
-	return ws->set.err;
 }
 
 void smem__rpc_ws_done(struct smem__rpc_ws *ws, int fired)

@@ -327,7 +327,7 @@ int smem__wait_for(struct smem__waiter *w)
 	if (spin || adapt)
 		start = smem__now_ns();
 	ret = -EAGAIN;
-	if (spin) {
+	if (spin && start < w->deadline) {	/* no time left: straight to the last look */
 		for (i = 1;; i++) {
 			smem__cpu_relax();
 			ret = w->poll(w);

@@ -184,6 +184,7 @@ START_TEST(wait_set_past_capacity_is_an_error_not_a_drop)
 	static _Atomic uint32_t words[SMEM__WAIT_MAX + 1];
 	struct smem__wait_item many[SMEM__WAIT_MAX + 1];
 	static struct smem__rpc_ws ws;
+	uint64_t max;
 	unsigned i;
 
 	smem__rpc_ws_init(&ws);
@@ -192,7 +193,10 @@ START_TEST(wait_set_past_capacity_is_an_error_not_a_drop)
 	ck_assert_int_eq(smem__rpc_ws_word(&ws, NULL, &words[SMEM__WAIT_MAX], 0), -E2BIG);
 	ck_assert_uint_eq(ws.set.n, SMEM__WAIT_MAX);
 	/* every word holds its value: a sleep would last forever (the test's timeout) */
-	ck_assert_int_eq(smem__rpc_ws_sleep(&ws, NULL, UINT64_MAX), -E2BIG);
+	max = UINT64_MAX;
+	smem__rpc_ws_arm(&ws, NULL, &max);
+	ck_assert_int_eq(smem__wait_set_sleep(&ws.set, max), -E2BIG);
+	smem__rpc_ws_disarm(&ws, -1);
 
 	memset(many, 0, sizeof(many));
 	for (i = 0; i <= SMEM__WAIT_MAX; i++)

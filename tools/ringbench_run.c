@@ -36,6 +36,7 @@
 
 #include <smem.h>
 
+#include "wait.h"
 #include "ringbench.h"
 
 /*
@@ -82,11 +83,10 @@ void *rb_shared_map(size_t size)
 	return p;
 }
 
+/* The library's one pause-and-barrier (wait.h), so that the baselines spin as smem does. */
 void rb_relax(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
+	smem__cpu_relax();
 }
 
 long rb_futex(_Atomic uint32_t *addr, int op, uint32_t val)
