@@ -122,11 +122,18 @@ int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_
 /* Receive ring data, unless somebody is pumping it (they bump ev when they let go). */
 int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch)
 {
-	/* seq_cst pair with smem__rpc_try_pump(): either we see pumping == false, or it sees
-	 * the flag. */
-	atomic_store(&ch->pump_skipped, true);
-	if (atomic_load(&ch->pumping))
-		return 0;
+	/*
+	 * seq_cst pair with smem__rpc_try_pump(): once the flag is stored, either we see
+	 * pumping == false (and watch the ring ourselves), or the pumper's later load sees the
+	 * flag. The flag only when somebody pumps: set by every wait, it made each waiter's own
+	 * next pump bump ev, which woke that waiter's next sleep at once (every other sleep of
+	 * an idle channel was spurious).
+	 */
+	if (atomic_load(&ch->pumping)) {
+		atomic_store(&ch->pump_skipped, true);
+		if (atomic_load(&ch->pumping))
+			return 0;
+	}
 	return smem__rpc_ws_ring(ws, ch, ch->rx, false);
 }
 
