@@ -87,10 +87,15 @@ int smem__rpc_progress(struct smem_rpc *ch)
 /* Add what a thread waiting on @ch sleeps on; returns the longest it may sleep. */
 uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
-	smem__rpc_ws_ev(ws, ch, v);
+	/*
+	 * The receive ring first: what usually ends an idle wait is the peer's next packet, and
+	 * the wait engine's last resort (one FUTEX_WAIT, the other words looked at between
+	 * slices: wait.h) sleeps on the first word.
+	 */
 	if (atomic_load_explicit(&ch->state, memory_order_acquire) == 0 ||
 	    ch->role == SMEM_RPC_MASTER)
 		smem__rpc_ws_rx(ws, ch);
+	smem__rpc_ws_ev(ws, ch, v);
 	smem__rpc_ws_peer(ws, ch);
 	if (smem__rpc_may_run_queue(ch))
 		ws->ready = true;

@@ -14,7 +14,7 @@
  *      SMEM_NO_URING=1.
  *   2. futex_waitv(2) on the words (5.16), in slices of SMEM__WAIT_POLL_NS when there are fds,
  *      which are then checked with poll(2) and a zero timeout.
- *   3. FUTEX_WAIT on the first word in short slices (1 ms, doubling to 8 ms while idle), the
+ *   3. FUTEX_WAIT on the first word in short slices (1 ms, doubling to 64 ms while idle), the
  *      others and the fds checked after each; poll(2) alone when there are only fds.
  * A backend that fails at run time with such an error (a seccomp filter installed after the
  * probe) is dropped for the next one, so a wait never turns into a spin. A single futex word
