@@ -7,9 +7,10 @@
  * in `_int.h` (ring_int.h, ring_core_int.h, rpc_int.h, rpc_proto_int.h), a header of a
  * one-file module or of a contract between modules is plain `<name>.h` (lock.h, blob.h,
  * wait.h, fork.h, layout.h, proto.h, broker.h); internal.h itself is the core every module
- * includes (region, liveness, broker client, errors). Every type and non-static function
- * shared through any of them is smem__-prefixed (the public handle types and the
- * shared-memory layouts of docs/LAYOUT.md keep their smem_ names).
+ * includes (region, liveness, broker client, errors). Every type, function (inline ones too)
+ * and macro shared through any of them is smem__- or SMEM__-prefixed (SMEM__RPC_MAX_SLEEP_NS,
+ * smem__ring_node_at()); the public handle types and the shared-memory and wire layouts of
+ * docs/LAYOUT.md and docs/PROTOCOL.md, with their constants, keep their smem_/SMEM_ names.
  */
 #ifndef SMEM_INTERNAL_H
 #define SMEM_INTERNAL_H

@@ -137,7 +137,7 @@ static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
 	 */
 	atomic_store_explicit(seq == &r->shm->data_seq ? &r->shm->data_wake_ns :
 			      &r->shm->room_wake_ns, smem__now_ns(), memory_order_relaxed);
-	stat_inc(&r->wakes);
+	smem__ring_stat_inc(&r->wakes);
 }
 
 /* ---- one attempt, never a system call ------------------------------------------------ */
@@ -337,7 +337,7 @@ static bool stuck_recover(struct smem_ring *r, struct smem__ring_stuck *st,
 	atomic_store_explicit(&st->since, now, memory_order_relaxed);
 	if (smem__live_alive(r->reg, st_owner(ob->state)))
 		return false;
-	nd = node_at(r, ob->pos);
+	nd = smem__ring_node_at(r, ob->pos);
 	e = ob->state;
 	/* seq_cst: as a commit or release (it publishes a node state), then the wakes. */
 	if (atomic_compare_exchange_strong_explicit(&nd->state, &e, ob->fix, memory_order_seq_cst,
@@ -391,11 +391,11 @@ static int rw_arm(struct smem__waiter *w, uint64_t *max_ns)
 		ret = try_op(r, rw->op, &rw->ob);
 	if (ret != -EAGAIN)
 		return ret;
-	if (is_shutdown(r))
+	if (smem__ring_is_shutdown(r))
 		return -ESHUTDOWN;
 	smem__wait_set_init(&rw->set, &rw->item, 1);
 	smem__wait_set_word(&rw->set, rw->seqw, v);
-	cap = rw->ob.held ? RECHECK_NS : IDLE_SLEEP_NS;
+	cap = rw->ob.held ? SMEM__RING_RECHECK_NS : SMEM__RING_IDLE_SLEEP_NS;
 	if (*max_ns > cap)
 		*max_ns = cap;
 	return -EAGAIN;
@@ -406,7 +406,7 @@ static void rw_disarm(struct smem__waiter *w, int fired)
 	struct ring_wait *rw = (struct ring_wait *)w;
 
 	if (fired >= 0)
-		stat_inc(&rw->r->sleeps);
+		smem__ring_stat_inc(&rw->r->sleeps);
 	atomic_fetch_sub_explicit(rw->waiters, 1, memory_order_relaxed);
 }
 
@@ -415,7 +415,7 @@ static int wait_op(struct smem_ring *r, struct smem__ring_op *op, int timeout_ms
 	struct ring_wait rw;
 	int ret;
 
-	ret = check_fork(r);
+	ret = smem__ring_check_fork(r);
 	if (smem__unlikely(ret))
 		return ret;
 	ret = try_op(r, op, &rw.ob);
@@ -428,16 +428,16 @@ static int wait_op(struct smem_ring *r, struct smem__ring_op *op, int timeout_ms
 		if (ret != -EAGAIN)
 			return ret;
 	}
-	if (is_shutdown(r))
+	if (smem__ring_is_shutdown(r))
 		return -ESHUTDOWN;
 	if (timeout_ms == 0)
 		return -ETIMEDOUT;
-	stat_inc(op->write ? &r->full_waits : &r->empty_waits);
+	smem__ring_stat_inc(op->write ? &r->full_waits : &r->empty_waits);
 	rw.w.poll = rw_poll;
 	rw.w.arm = rw_arm;
 	rw.w.disarm = rw_disarm;
 	rw.w.set = &rw.set;
-	rw.w.spin = ring_spin(r, op->write);
+	rw.w.spin = smem__ring_spin(r, op->write);
 	rw.w.deadline = smem__deadline(timeout_ms);
 	rw.r = r;
 	rw.op = op;
@@ -459,12 +459,13 @@ static inline bool empty_now(const struct smem_ring *r)
 	uint64_t pos = atomic_load_explicit(&r->shm->head, memory_order_acquire);
 
 	/* Acquire: pairs with the commit (release), as in try_read(). */
-	return atomic_load_explicit(&node_at(r, pos)->state, memory_order_acquire) == mkst(pos, 0);
+	return atomic_load_explicit(&smem__ring_node_at(r, pos)->state, memory_order_acquire) ==
+	       mkst(pos, 0);
 }
 
 static inline int poll_empty(const struct smem_ring *r)
 {
-	return is_shutdown(r) ? -ESHUTDOWN : -ETIMEDOUT;
+	return smem__ring_is_shutdown(r) ? -ESHUTDOWN : -ETIMEDOUT;
 }
 
 /* ---- commit and release ----------------------------------------------------------------- */
@@ -483,7 +484,7 @@ static int commit_at(struct smem_ring *r, uint64_t pos, uint32_t idx, uint32_t l
 	if (!atomic_compare_exchange_strong_explicit(&nd->state, &e, mkst(pos + 1, 0),
 						     memory_order_seq_cst, memory_order_relaxed))
 		return corrupt(r);	/* somebody took our claim: only a scribbler does that */
-	stat_inc(&r->written);
+	smem__ring_stat_inc(&r->written);
 	if (atomic_load_explicit(&r->shm->data_waiters, memory_order_seq_cst))
 		wake(r, &r->shm->data_seq);
 	return 0;
@@ -526,13 +527,13 @@ int smem_ring_write(struct smem_ring *r, const void *src, size_t len, int timeou
 		return -EINVAL;
 	if (len > r->size)
 		return -EMSGSIZE;
-	if (is_shutdown(r))
+	if (smem__ring_is_shutdown(r))
 		return -ESHUTDOWN;
 	ret = wait_op(r, &op, timeout_ms);
 	if (ret)
 		return ret;
 	if (len)
-		memcpy(payload(r, op.idx), src, len);
+		memcpy(smem__ring_payload(r, op.idx), src, len);
 	return commit_at(r, op.pos, op.idx, (uint32_t)len);
 }
 
@@ -557,9 +558,9 @@ static __attribute__((noinline)) ssize_t read_op(struct smem_ring *r, void *dst,
 		return corrupt(r);
 	}
 	if (len)
-		memcpy(dst, payload(r, op.idx), (size_t)len);
+		memcpy(dst, smem__ring_payload(r, op.idx), (size_t)len);
 	ret = release_at(r, op.pos, op.idx);
-	stat_inc(&r->nread);
+	smem__ring_stat_inc(&r->nread);
 	return ret ? ret : len;
 }
 
@@ -591,13 +592,13 @@ int smem_ring_reserve_write(struct smem_ring *r, struct smem_ring_slot *slot, in
 
 	if (!r || !slot)
 		return -EINVAL;
-	if (is_shutdown(r))
+	if (smem__ring_is_shutdown(r))
 		return -ESHUTDOWN;
 	ret = wait_op(r, &op, timeout_ms);
 	if (ret)
 		return ret;
 	slot->_node = op.idx;
-	slot->data = payload(r, op.idx);
+	slot->data = smem__ring_payload(r, op.idx);
 	slot->len = 0;
 	slot->cap = r->size;
 	slot->_pos = op.pos;
@@ -659,7 +660,7 @@ static __attribute__((noinline)) int reserve_read_op(struct smem_ring *r,
 	if (len < 0)
 		return (int)len;
 	slot->_node = op.idx;
-	slot->data = payload(r, op.idx);
+	slot->data = smem__ring_payload(r, op.idx);
 	slot->len = (size_t)len;
 	slot->cap = r->size;
 	slot->_pos = op.pos;
@@ -685,7 +686,7 @@ int smem_ring_release(struct smem_ring *r, struct smem_ring_slot *slot)
 	slot->_reserved = SLOT_NONE;
 	ret = release_at(r, slot->_pos, slot->_node);
 	if (!ret)
-		stat_inc(&r->nread);
+		smem__ring_stat_inc(&r->nread);
 	return ret;
 }
 

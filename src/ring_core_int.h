@@ -15,8 +15,9 @@
 #include "ring_int.h"
 #include "wait.h"
 
-#define RECHECK_NS	((uint64_t)SMEM__RING_RECHECK_MS * 1000000ull)
-#define IDLE_SLEEP_NS	50000000ull	/* longest sleep: notices peers dying while holding */
+#define SMEM__RING_RECHECK_NS	((uint64_t)SMEM__RING_RECHECK_MS * 1000000ull)
+/* The longest sleep: notices peers dying while holding a node. */
+#define SMEM__RING_IDLE_SLEEP_NS	50000000ull
 
 enum { SLOT_NONE = 0, SLOT_WRITE = 0x5752u, SLOT_READ = 0x5244u };
 
@@ -90,22 +91,22 @@ static inline uint32_t idx_of(const struct smem_ring *r, uint64_t pos)
 	return (uint32_t)(r->mask ? pos & r->mask : pos % r->n);
 }
 
-static inline struct smem_ring_node *node_at(const struct smem_ring *r, uint64_t pos)
+static inline struct smem_ring_node *smem__ring_node_at(const struct smem_ring *r, uint64_t pos)
 {
 	return &r->nodes[idx_of(r, pos)];
 }
 
-static inline unsigned char *payload(const struct smem_ring *r, uint32_t idx)
+static inline unsigned char *smem__ring_payload(const struct smem_ring *r, uint32_t idx)
 {
 	return r->data + (size_t)idx * r->stride;
 }
 
-static inline void stat_inc(_Atomic uint64_t *c)
+static inline void smem__ring_stat_inc(_Atomic uint64_t *c)
 {
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
-static inline bool is_shutdown(const struct smem_ring *r)
+static inline bool smem__ring_is_shutdown(const struct smem_ring *r)
 {
 	/* Acquire: pairs with the release store of the owner's close. */
 	return atomic_load_explicit(r->shutdown, memory_order_acquire) != 0;
@@ -117,7 +118,7 @@ static inline bool is_shutdown(const struct smem_ring *r)
  * handle's cap (see HOW LONG TO SPIN in ring.c).
  */
 _Static_assert(SMEM_RING_SPIN_AUTO == SMEM__SPIN_AUTO, "the public and the engine's AUTO");
-static inline struct smem__spin ring_spin(struct smem_ring *r, int dir)
+static inline struct smem__spin smem__ring_spin(struct smem_ring *r, int dir)
 {
 	struct smem__spin sp = {
 		.ns = atomic_load_explicit(&r->spin_ns, memory_order_relaxed),
@@ -130,8 +131,8 @@ static inline struct smem__spin ring_spin(struct smem_ring *r, int dir)
 }
 
 /*
- * smem__ring_wait_prepare() that also tells whether a claim by somebody else blocks the
- * condition (*held): the caller must then look again within RECHECK_NS (ring_poll.c arms a
+ * smem__ring_wait_prepare() that also tells whether a claim by somebody else blocks the condition
+ * (*held): the caller must then look again within SMEM__RING_RECHECK_NS (ring_poll.c arms a
  * timeout), since nobody will wake it if that claim's owner is dead.
  */
 int smem__ring_wait_prepare_held(struct smem_ring *r, bool for_write, _Atomic uint32_t **word,
@@ -143,7 +144,7 @@ int smem__ring_wait_prepare_held(struct smem_ring *r, bool for_write, _Atomic ui
 int smem__ring_rejoin(struct smem_ring *r, unsigned gen);
 
 /* 0, or the error of joining under an id of our own in a forked child (-EUSERS). */
-static inline int check_fork(struct smem_ring *r)
+static inline int smem__ring_check_fork(struct smem_ring *r)
 {
 	unsigned gen = smem__fork_generation();
 

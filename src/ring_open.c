@@ -62,7 +62,8 @@ int smem__ring_rejoin(struct smem_ring *r, unsigned gen)
 			/* The parent's bridge thread does not exist here; smem_ring_fd starts ours. */
 			r->bridge_on = false;
 			pthread_mutex_init(&r->fd_lock, NULL);	/* a parent thread may have held it */
-			/* Release: pairs with the acquire in check_fork(); r->id is visible. */
+			/* Release: pairs with the acquire in smem__ring_check_fork(); r->id is
+			 * visible. */
 			atomic_store_explicit(&r->fork_gen, gen, memory_order_release);
 		}
 	}
@@ -250,7 +251,7 @@ void smem_ring_close(struct smem_ring *r)
 	if (r->efd >= 0)
 		close(r->efd);
 	if (r->reg->owner && r->reg->fork_gen == me) {
-		/* Release: pairs with is_shutdown(); then every waiter wakes and sees it. */
+		/* Release: pairs with smem__ring_is_shutdown(); every waiter wakes and sees it. */
 		atomic_store_explicit(r->shutdown, 1, memory_order_release);
 		smem__ring_wake(r, &r->shm->data_seq);
 		smem__ring_wake(r, &r->shm->room_seq);
@@ -284,7 +285,7 @@ void smem_ring_set_spin(struct smem_ring *r, uint32_t spin_ns)
 
 uint32_t smem__ring_spin_budget(const struct smem_ring *r, bool for_write)
 {
-	struct smem__spin sp = ring_spin((struct smem_ring *)r, for_write);
+	struct smem__spin sp = smem__ring_spin((struct smem_ring *)r, for_write);
 
 	return (uint32_t)smem__spin_budget(&sp);
 }

@@ -13,7 +13,7 @@
  * maker one futex wake, as for a sleeping reader (writer).
  *
  * A claim held by somebody else (ob.held) may belong to a dead participant whom nobody will
- * wake us for: the arming then carries a RECHECK_NS timeout, and the next arm's re-check
+ * wake us for: the arming then carries a SMEM__RING_RECHECK_NS timeout, and the next arm's re-check
  * recovers the claim as a blocked call would.
  */
 #include <stdlib.h>
@@ -83,7 +83,7 @@ int smem_ring_poll_arm(struct smem_ring_poll *p)
 	p->announced = true;
 	ret = smem__waitfd_arm(p->wfd, &(struct smem__wait_item){ .word = word, .val = val,
 								  .fd = -1 },
-			       1, held ? RECHECK_NS : UINT64_MAX);
+			       1, held ? SMEM__RING_RECHECK_NS : UINT64_MAX);
 	if (ret)
 		smem_ring_poll_disarm(p);
 	return ret;

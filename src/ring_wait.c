@@ -30,9 +30,9 @@ int smem__ring_wait_prepare_held(struct smem_ring *r, bool for_write, _Atomic ui
 	uint32_t v;
 	int ret;
 
-	if (is_shutdown(r))
+	if (smem__ring_is_shutdown(r))
 		return -ESHUTDOWN;
-	ret = check_fork(r);
+	ret = smem__ring_check_fork(r);
 	if (ret)
 		return ret;	/* the caller's operation reports it */
 	v = smem__ring_announce(waiters, seqw);
@@ -41,7 +41,7 @@ int smem__ring_wait_prepare_held(struct smem_ring *r, bool for_write, _Atomic ui
 	if (ret == -EAGAIN && ob.held &&
 	    smem__ring_recover(r, for_write ? &r->wstuck : &r->rstuck, &ob))
 		ret = 0;
-	if (ret != -EAGAIN || is_shutdown(r)) {
+	if (ret != -EAGAIN || smem__ring_is_shutdown(r)) {
 		atomic_fetch_sub_explicit(waiters, 1, memory_order_relaxed);
 		/* -EPROTO and the like: something is there; the caller's read reports it. */
 		return ret == -EAGAIN ? -ESHUTDOWN : -EAGAIN;
@@ -58,7 +58,7 @@ void smem__ring_wait_done(struct smem_ring *r, bool for_write)
 
 	atomic_fetch_sub_explicit(for_write ? &shm->room_waiters : &shm->data_waiters, 1,
 				  memory_order_relaxed);
-	stat_inc(&r->sleeps);
+	smem__ring_stat_inc(&r->sleeps);
 }
 
 _Atomic uint64_t *smem__ring_wake_ns(struct smem_ring *r, bool for_write)
@@ -102,16 +102,17 @@ static int bridge_arm(struct smem__waiter *w, uint64_t *max_ns)
 	ret = smem__ring_try(r, &op, &ob);
 	if (ret == -EAGAIN && ob.held)
 		smem__ring_recover(r, &r->rstuck, &ob);
-	if ((ret != -EAGAIN && tail != b->last_tail) || (is_shutdown(r) && !b->shut_signalled)) {
+	if ((ret != -EAGAIN && tail != b->last_tail) ||
+	    (smem__ring_is_shutdown(r) && !b->shut_signalled)) {
 		if (write(r->efd, &one, sizeof(one)) < 0) {
 			/* EAGAIN: the counter is at its maximum, readable anyway. */
 		}
 		b->last_tail = tail;
-		b->shut_signalled = is_shutdown(r);
+		b->shut_signalled = smem__ring_is_shutdown(r);
 	}
 	smem__wait_set_init(&b->set, &b->item, 1);
 	smem__wait_set_word(&b->set, &shm->data_seq, v);
-	*max_ns = ob.held ? RECHECK_NS : IDLE_SLEEP_NS;
+	*max_ns = ob.held ? SMEM__RING_RECHECK_NS : SMEM__RING_IDLE_SLEEP_NS;
 	return -EAGAIN;
 }
 
@@ -158,7 +159,7 @@ int smem_ring_fd(struct smem_ring *r)
 
 	if (!r)
 		return -EINVAL;
-	ret = check_fork(r);
+	ret = smem__ring_check_fork(r);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&r->fd_lock);

@@ -189,10 +189,10 @@ static int geometry(struct smem_rpc *ch)
 {
 	uint32_t a = smem_ring_node_size(ch->tx), b = smem_ring_node_size(ch->rx);
 
-	if (a != b || a < MIN_NODE_SIZE || a > MAX_NODE_SIZE)
+	if (a != b || a < SMEM__RPC_MIN_NODE_SIZE || a > SMEM__RPC_MAX_NODE_SIZE)
 		return -EPROTO;
 	ch->per = a - SMEM_RPC_HDR_SIZE;
-	ch->req_room = ch->per < REQ_ROOM_MAX ? ch->per : REQ_ROOM_MAX;
+	ch->req_room = ch->per < SMEM__RPC_REQ_ROOM_MAX ? ch->per : SMEM__RPC_REQ_ROOM_MAX;
 	return 0;
 }
 
@@ -213,8 +213,8 @@ static void channel_free(struct smem_rpc *ch)
 
 int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_rpc **ret)
 {
-	uint32_t node_count = o && o->node_count ? o->node_count : DEFAULT_NODES;
-	uint32_t node_size = o && o->node_size ? o->node_size : DEFAULT_NODE_SIZE;
+	uint32_t node_count = o && o->node_count ? o->node_count : SMEM__RPC_DEFAULT_NODES;
+	uint32_t node_size = o && o->node_size ? o->node_size : SMEM__RPC_DEFAULT_NODE_SIZE;
 	const struct smem_opts *base = o ? &o->base : NULL;
 	struct smem_rpc *ch;
 	int rc, tries;
@@ -222,8 +222,8 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	rc = smem__name_check(name);
 	if (rc)
 		return rc;
-	if (!ret || strlen(name) > SMEM_NAME_MAX - NAME_ROOM || node_count < 2 ||
-	    node_size < MIN_NODE_SIZE || node_size > MAX_NODE_SIZE ||
+	if (!ret || strlen(name) > SMEM_NAME_MAX - SMEM__RPC_NAME_ROOM || node_count < 2 ||
+	    node_size < SMEM__RPC_MIN_NODE_SIZE || node_size > SMEM__RPC_MAX_NODE_SIZE ||
 	    (o && (o->service > SMEM_RPC_SERVICE_DISPATCH || o->reply_timeout_ms < 0 ||
 		   o->max_message > SMEM_RPC_MAX_MESSAGE)) ||
 	    (base && (base->flags & SMEM_RDONLY)))
@@ -235,14 +235,15 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	pthread_mutex_init(&ch->pump, NULL);
 	ch->peer_pidfd = -1;
 	ch->next_id = 1;
-	ch->live_every_ns = LIVE_POLL_NS;
-	ch->partial_expiry_ns = PARTIAL_EXPIRY_NS;
-	ch->max_message = o && o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
-	ch->reply_timeout_ms = o && o->reply_timeout_ms ? o->reply_timeout_ms : DEFAULT_REPLY_MS;
+	ch->live_every_ns = SMEM__RPC_LIVE_POLL_NS;
+	ch->partial_expiry_ns = SMEM__RPC_PARTIAL_EXPIRY_NS;
+	ch->max_message = o && o->max_message ? o->max_message : SMEM__RPC_DEFAULT_MAX_MESSAGE;
+	ch->reply_timeout_ms = o && o->reply_timeout_ms ? o->reply_timeout_ms :
+			       SMEM__RPC_DEFAULT_REPLY_MS;
 	ch->handler = o ? o->handler : NULL;
 	ch->handler_arg = o ? o->handler_arg : NULL;
 	ch->service = o ? o->service : SMEM_RPC_SERVICE_THREAD;
-	ch->spin_ns = !o || !o->spin_ns ? DEFAULT_SPIN_NS :
+	ch->spin_ns = !o || !o->spin_ns ? SMEM__RPC_DEFAULT_SPIN_NS :
 		      o->spin_ns == SMEM_RPC_NO_SPIN ? 0 : o->spin_ns;
 	smem_rpc_stats_reset(ch);
 
@@ -360,7 +361,7 @@ void smem__rpc_set_partial_expiry(struct smem_rpc *ch, uint64_t ns)
 
 uint32_t smem__rpc_session(const struct smem_rpc *ch)
 {
-	return my_session(ch);
+	return smem__rpc_my_session(ch);
 }
 
 /*
@@ -422,32 +423,32 @@ void smem_rpc_stats_reset(struct smem_rpc *ch)
 {
 	if (!ch)
 		return;
-	STAT_SET(ch, requests_sent, 0);
-	STAT_SET(ch, responses_sent, 0);
-	STAT_SET(ch, errors_sent, 0);
-	STAT_SET(ch, requests_received, 0);
-	STAT_SET(ch, responses_received, 0);
-	STAT_SET(ch, errors_received, 0);
-	STAT_SET(ch, packets_sent, 0);
-	STAT_SET(ch, packets_received, 0);
-	STAT_SET(ch, bytes_sent, 0);
-	STAT_SET(ch, bytes_received, 0);
-	STAT_SET(ch, max_packet_sent, 0);
-	STAT_SET(ch, max_packet_received, 0);
-	STAT_SET(ch, last_packet_sent, -1);
-	STAT_SET(ch, last_packet_received, -1);
-	STAT_SET(ch, last_message_sent, -1);
-	STAT_SET(ch, last_message_received, -1);
-	STAT_SET(ch, timeouts, 0);
-	STAT_SET(ch, discarded_responses, 0);
-	STAT_SET(ch, last_discarded_id, 0);
-	STAT_SET(ch, protocol_errors, 0);
-	STAT_SET(ch, stale_packets, 0);
-	STAT_SET(ch, peer_resets, 0);
-	STAT_SET(ch, max_wait_write_ns, 0);
-	STAT_SET(ch, max_wait_read_ns, 0);
-	STAT_SET(ch, sleeps, 0);
-	STAT_SET(ch, partials_cancelled, 0);
-	STAT_SET(ch, partials_expired, 0);
-	STAT_SET(ch, missed_wakeups, 0);
+	SMEM__RPC_STAT_SET(ch, requests_sent, 0);
+	SMEM__RPC_STAT_SET(ch, responses_sent, 0);
+	SMEM__RPC_STAT_SET(ch, errors_sent, 0);
+	SMEM__RPC_STAT_SET(ch, requests_received, 0);
+	SMEM__RPC_STAT_SET(ch, responses_received, 0);
+	SMEM__RPC_STAT_SET(ch, errors_received, 0);
+	SMEM__RPC_STAT_SET(ch, packets_sent, 0);
+	SMEM__RPC_STAT_SET(ch, packets_received, 0);
+	SMEM__RPC_STAT_SET(ch, bytes_sent, 0);
+	SMEM__RPC_STAT_SET(ch, bytes_received, 0);
+	SMEM__RPC_STAT_SET(ch, max_packet_sent, 0);
+	SMEM__RPC_STAT_SET(ch, max_packet_received, 0);
+	SMEM__RPC_STAT_SET(ch, last_packet_sent, -1);
+	SMEM__RPC_STAT_SET(ch, last_packet_received, -1);
+	SMEM__RPC_STAT_SET(ch, last_message_sent, -1);
+	SMEM__RPC_STAT_SET(ch, last_message_received, -1);
+	SMEM__RPC_STAT_SET(ch, timeouts, 0);
+	SMEM__RPC_STAT_SET(ch, discarded_responses, 0);
+	SMEM__RPC_STAT_SET(ch, last_discarded_id, 0);
+	SMEM__RPC_STAT_SET(ch, protocol_errors, 0);
+	SMEM__RPC_STAT_SET(ch, stale_packets, 0);
+	SMEM__RPC_STAT_SET(ch, peer_resets, 0);
+	SMEM__RPC_STAT_SET(ch, max_wait_write_ns, 0);
+	SMEM__RPC_STAT_SET(ch, max_wait_read_ns, 0);
+	SMEM__RPC_STAT_SET(ch, sleeps, 0);
+	SMEM__RPC_STAT_SET(ch, partials_cancelled, 0);
+	SMEM__RPC_STAT_SET(ch, partials_expired, 0);
+	SMEM__RPC_STAT_SET(ch, missed_wakeups, 0);
 }

@@ -83,10 +83,10 @@ static int call_start(struct smem_rpc *ch, const void *req, size_t len, int time
 			rc = c->status;	/* failed meanwhile: the channel's reason is better */
 		call_release(c);
 		if (rc == -ETIMEDOUT)
-			STAT_ADD(ch, timeouts, 1);
+			SMEM__RPC_STAT_ADD(ch, timeouts, 1);
 		return rc;
 	}
-	STAT_ADD(ch, requests_sent, 1);
+	SMEM__RPC_STAT_ADD(ch, requests_sent, 1);
 	*ret = c;
 	return 0;
 }
@@ -125,7 +125,7 @@ static int cw_poll(struct smem__waiter *w)
 static int cw_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
 {
 	struct call_wait *cw = (struct call_wait *)rw;
-	uint32_t evs[MAX_WAIT_CHANNELS];
+	uint32_t evs[SMEM__RPC_MAX_WAIT_CHANNELS];
 	uint64_t now;
 	unsigned i, k;
 	int ret;
@@ -142,13 +142,13 @@ static int cw_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
 
 		smem__rpc_call_expire(c, now);
 		if (!smem__rpc_call_is_done(c) && c->deadline != UINT64_MAX)
-			*bound = min_u64(*bound, c->deadline > now ? c->deadline - now : 0);
+			*bound = smem__rpc_min(*bound, c->deadline > now ? c->deadline - now : 0);
 	}
 	ret = calls_done(cw);
 	if (ret != -EAGAIN)
 		return ret;
 	for (k = 0; k < cw->nch; k++)
-		*bound = min_u64(*bound, smem__rpc_ws_channel(&rw->ws, cw->chs[k], evs[k]));
+		*bound = smem__rpc_min(*bound, smem__rpc_ws_channel(&rw->ws, cw->chs[k], evs[k]));
 	return -EAGAIN;
 }
 
@@ -156,7 +156,7 @@ static int cw_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
 static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 		      uint64_t deadline)
 {
-	struct smem_rpc *chs[MAX_WAIT_CHANNELS] = { NULL };
+	struct smem_rpc *chs[SMEM__RPC_MAX_WAIT_CHANNELS] = { NULL };
 	struct call_wait cw;
 	unsigned nch = 0, i, k;
 	int rc;
@@ -165,7 +165,7 @@ static int wait_calls(struct smem_rpc_call *const *calls, unsigned n, bool all,
 		for (k = 0; k < nch && chs[k] != calls[i]->ch; k++)
 			;
 		if (k == nch) {
-			if (nch == MAX_WAIT_CHANNELS)
+			if (nch == SMEM__RPC_MAX_WAIT_CHANNELS)
 				return -EINVAL;
 			chs[nch++] = calls[i]->ch;
 		}

@@ -94,24 +94,28 @@ static inline bool smem__rpc_ctl_ok(const struct smem_region *reg)
 
 /* ---- the process-local channel --------------------------------------------------------- */
 
-#define DEFAULT_NODES		16u
-#define DEFAULT_NODE_SIZE	65536u
-#define MIN_NODE_SIZE		256u
-#define MAX_NODE_SIZE		(64u << 20)
-#define DEFAULT_MAX_MESSAGE	(64ull << 20)
-#define DEFAULT_REPLY_MS	30000
-#define NAME_ROOM		24	/* ".<gen>.m2s" */
-#define CALL_BUCKETS		256u
-#define MAX_ASSEMBLIES		256u
-#define PUMP_BUDGET		1024u
-#define LIVE_POLL_NS		(20ull * 1000 * 1000)	/* no pidfd: check the peer this often */
-#define LIVE_RECHECK_NS		(1000ull * 1000 * 1000)	/* with a pidfd: belt and braces */
-#define MAX_SLEEP_NS		(50ull * 1000 * 1000)	/* ring recovery needs us to look again */
-#define MAX_NESTING		32
-#define MAX_WAIT_CHANNELS	32u
-#define DEFAULT_SPIN_NS		20000u
-#define POLLER_RECHECK_NS	(1000ull * 1000)	/* service thread beside a poller */
-#define POLLER_RECHECK_MAX_NS	(64ull * 1000 * 1000)	/* ... a long-waiting one (it wakes us) */
+#define SMEM__RPC_DEFAULT_NODES		16u
+#define SMEM__RPC_DEFAULT_NODE_SIZE	65536u
+#define SMEM__RPC_MIN_NODE_SIZE		256u
+#define SMEM__RPC_MAX_NODE_SIZE		(64u << 20)
+#define SMEM__RPC_DEFAULT_MAX_MESSAGE	(64ull << 20)
+#define SMEM__RPC_DEFAULT_REPLY_MS	30000
+#define SMEM__RPC_NAME_ROOM		24	/* ".<gen>.m2s" */
+#define SMEM__RPC_CALL_BUCKETS		256u
+#define SMEM__RPC_MAX_ASSEMBLIES	256u
+#define SMEM__RPC_PUMP_BUDGET		1024u
+/* How often the peer is checked: without a pidfd; with one (belt and braces). */
+#define SMEM__RPC_LIVE_POLL_NS		(20ull * 1000 * 1000)
+#define SMEM__RPC_LIVE_RECHECK_NS	(1000ull * 1000 * 1000)
+/* The longest sleep: ring recovery needs us to look again. */
+#define SMEM__RPC_MAX_SLEEP_NS		(50ull * 1000 * 1000)
+#define SMEM__RPC_MAX_NESTING		32
+#define SMEM__RPC_MAX_WAIT_CHANNELS	32u
+#define SMEM__RPC_DEFAULT_SPIN_NS	20000u
+/* The service thread beside a poller rechecks this often, and at most this seldom beside one
+ * that stays (which wakes it when it leaves). */
+#define SMEM__RPC_POLLER_RECHECK_NS	(1000ull * 1000)
+#define SMEM__RPC_POLLER_RECHECK_MAX_NS	(64ull * 1000 * 1000)
 
 struct smem_rpc_call {
 	struct smem_rpc *ch;
@@ -149,9 +153,9 @@ struct smem_rpc_reply {
 };
 
 /*
- * Counters. The receive side's (marked R) are written only by the pump lock's holder, one
- * thread at a time, so they are bumped with a relaxed load and store (STAT_BUMP), not a
- * locked read-modify-write; the others may be bumped by several threads at once (STAT_ADD).
+ * Counters. The receive side's (marked R) are written only by the pump lock's holder, one thread at
+ * a time, so they are bumped with a relaxed load and store (SMEM__RPC_STAT_BUMP), not a locked
+ * read-modify-write; the others may be bumped by several threads at once (SMEM__RPC_STAT_ADD).
  */
 struct smem__rpc_counters {
 	_Atomic uint64_t requests_sent, responses_sent, errors_sent;
@@ -168,11 +172,12 @@ struct smem__rpc_counters {
 	_Atomic uint64_t missed_wakeups;
 };
 
-#define REQ_ROOM_MAX		4096u
-#define SPARE_BUFS		4u
-#define SPARE_BUF_MAX		(16u << 20)
-#define MAX_CANCELS		16u	/* abandoned messages whose CANCEL still waits for room */
-#define PARTIAL_EXPIRY_NS	(30ull * 1000 * 1000 * 1000)
+#define SMEM__RPC_REQ_ROOM_MAX		4096u
+#define SMEM__RPC_SPARE_BUFS		4u
+#define SMEM__RPC_SPARE_BUF_MAX		(16u << 20)
+/* Abandoned messages whose CANCEL still waits for room, at most. */
+#define SMEM__RPC_MAX_CANCELS		16u
+#define SMEM__RPC_PARTIAL_EXPIRY_NS	(30ull * 1000 * 1000 * 1000)
 
 struct smem_rpc {
 	struct smem_region *reg;	/* the control region */
@@ -191,7 +196,7 @@ struct smem_rpc {
 	uint64_t partial_expiry_ns;
 
 	pthread_mutex_t lock;		/* calls, queue, peer state, cancels */
-	struct smem_rpc_call *calls[CALL_BUCKETS];
+	struct smem_rpc_call *calls[SMEM__RPC_CALL_BUCKETS];
 	struct smem__rpc_req *q_head, *q_tail;
 	_Atomic unsigned qlen;		/* written under lock; read without it as a hint */
 	_Atomic int state;		/* 0, or the error every call gets (-ECONNRESET...) */
@@ -206,18 +211,18 @@ struct smem_rpc {
 	struct {
 		uint64_t msg_id, response_to;
 		uint32_t session;
-	} cancels[MAX_CANCELS];
+	} cancels[SMEM__RPC_MAX_CANCELS];
 	_Atomic unsigned ncancels;
 
 	/* One spare of each, so a steady stream of calls allocates nothing (exchanged). */
 	_Atomic(struct smem_rpc_call *) spare_call;
 	_Atomic(struct smem__rpc_req *) spare_req;
 	/* Spare buffers for large requests (under lock): no mmap/munmap and page faults for every
-	 * large message. At most SPARE_BUFS, SPARE_BUF_MAX bytes in all. */
+	 * large message. At most SMEM__RPC_SPARE_BUFS, SMEM__RPC_SPARE_BUF_MAX bytes in all. */
 	struct {
 		void *p;
 		size_t cap;
-	} spare_buf[SPARE_BUFS];
+	} spare_buf[SMEM__RPC_SPARE_BUFS];
 	size_t spare_buf_bytes;
 
 	pthread_mutex_t pump;		/* trylock only: receive ring and assemblies */
@@ -242,8 +247,8 @@ struct smem_rpc {
 	_Atomic uint32_t pollers;
 	/*
 	 * The service thread sleeps beside a caller that has been waiting for a while (a long
-	 * call), on sev only and longer than POLLER_RECHECK_NS: the last poller to leave bumps
-	 * sev (smem__rpc_poll_leave()). Set and cleared by the service thread only.
+	 * call), on sev only and longer than SMEM__RPC_POLLER_RECHECK_NS: the last poller to leave
+	 * bumps sev (smem__rpc_poll_leave()). Set and cleared by the service thread only.
 	 */
 	_Atomic bool sev_on_leave;
 
@@ -253,13 +258,15 @@ struct smem_rpc {
 	struct smem__rpc_counters st;
 };
 
-#define STAT_ADD(ch, f, n) atomic_fetch_add_explicit(&(ch)->st.f, (n), memory_order_relaxed)
-#define STAT_SET(ch, f, v) atomic_store_explicit(&(ch)->st.f, (v), memory_order_relaxed)
+#define SMEM__RPC_STAT_ADD(ch, f, n) \
+	atomic_fetch_add_explicit(&(ch)->st.f, (n), memory_order_relaxed)
+#define SMEM__RPC_STAT_SET(ch, f, v) \
+	atomic_store_explicit(&(ch)->st.f, (v), memory_order_relaxed)
 /* For the counters only the pump lock's holder writes (see struct smem__rpc_counters). */
-#define STAT_BUMP(ch, f, n) \
-	STAT_SET(ch, f, atomic_load_explicit(&(ch)->st.f, memory_order_relaxed) + (n))
+#define SMEM__RPC_STAT_BUMP(ch, f, n) \
+	SMEM__RPC_STAT_SET(ch, f, atomic_load_explicit(&(ch)->st.f, memory_order_relaxed) + (n))
 
-static inline void stat_max(_Atomic uint64_t *m, uint64_t v)
+static inline void smem__rpc_stat_max(_Atomic uint64_t *m, uint64_t v)
 {
 	uint64_t cur = atomic_load_explicit(m, memory_order_relaxed);
 
@@ -268,7 +275,7 @@ static inline void stat_max(_Atomic uint64_t *m, uint64_t v)
 		;
 }
 
-static inline uint64_t min_u64(uint64_t a, uint64_t b)
+static inline uint64_t smem__rpc_min(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
 }
@@ -282,7 +289,7 @@ static inline uint64_t smem__rpc_coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static inline uint32_t my_session(const struct smem_rpc *ch)
+static inline uint32_t smem__rpc_my_session(const struct smem_rpc *ch)
 {
 	return atomic_load_explicit(&ch->session, memory_order_acquire);
 }
@@ -296,14 +303,15 @@ static inline bool smem__rpc_call_is_done(const struct smem_rpc_call *c)
 /* ---- rpc_wait.c: event words and wait sets ------------------------------------------------- */
 
 /*
- * Items one channel can add to a wait set, at most: its event word, its receive ring's data
- * word, its peer's pidfd, and (smem_rpc_serve() of a master) its control region's event word.
- * smem_rpc_serve() and smem_rpc_wait*() take up to MAX_WAIT_CHANNELS channels, so the largest
- * wait set is their product; the service thread's (one channel plus its sev word) is smaller.
+ * Items one channel can add to a wait set, at most: its event word, its receive ring's data word,
+ * its peer's pidfd, and (smem_rpc_serve() of a master) its control region's event word.
+ * smem_rpc_serve() and smem_rpc_wait*() take up to SMEM__RPC_MAX_WAIT_CHANNELS channels, so the
+ * largest wait set is their product; the service thread's (one channel plus its sev word) is
+ * smaller.
  */
 #define SMEM__RPC_WS_PER_CHANNEL	4u
-_Static_assert(MAX_WAIT_CHANNELS * SMEM__RPC_WS_PER_CHANNEL <= SMEM__WAIT_MAX,
-	       "smem_rpc_serve() over MAX_WAIT_CHANNELS channels must fit one wait");
+_Static_assert(SMEM__RPC_MAX_WAIT_CHANNELS * SMEM__RPC_WS_PER_CHANNEL <= SMEM__WAIT_MAX,
+	       "smem_rpc_serve() over SMEM__RPC_MAX_WAIT_CHANNELS channels must fit one wait");
 
 struct smem__rpc_ws {
 	struct smem__wait_item it[SMEM__WAIT_MAX];
@@ -332,8 +340,8 @@ struct smem__rpc_ws {
 void smem__rpc_ev_bump(struct smem_rpc *ch);
 void smem__rpc_sev_bump(struct smem_rpc *ch);
 /* A thread enters / leaves a waiting loop on @ch (see smem__rpc_service_main()). */
-#define POLLERS_ACTIVE(w)	((w) & 0xffffu)
-#define POLLERS_ENTRIES(w)	((w) >> 16)
+#define SMEM__RPC_POLLERS_ACTIVE(w)	((w) & 0xffffu)
+#define SMEM__RPC_POLLERS_ENTRIES(w)	((w) >> 16)
 
 static inline void smem__rpc_poll_enter(struct smem_rpc *ch)
 {
@@ -344,7 +352,7 @@ static inline void smem__rpc_poll_leave(struct smem_rpc *ch)
 {
 	/* seq_cst, with the load: pairs with the service thread's store of sev_on_leave and
 	 * its second look at pollers (rpc_serve.c), so one of the two sees the other. */
-	if (POLLERS_ACTIVE(atomic_fetch_sub(&ch->pollers, 1)) == 1 &&
+	if (SMEM__RPC_POLLERS_ACTIVE(atomic_fetch_sub(&ch->pollers, 1)) == 1 &&
 	    atomic_load(&ch->sev_on_leave))
 		smem__rpc_sev_bump(ch);
 }
@@ -367,7 +375,7 @@ int smem__rpc_ws_peer(struct smem__rpc_ws *ws, struct smem_rpc *ch);
 uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch);
 /*
  * The end of a wait's arm (smem__waiter, wait.h), once the set is filled: lowers *max_ns to
- * MAX_SLEEP_NS, or to 0 (look again, no sleep) when ws->ready, and counts the sleep in
+ * SMEM__RPC_MAX_SLEEP_NS, or to 0 (look again, no sleep) when ws->ready, and counts the sleep in
  * @stat_ch (NULL: nowhere). A sleep that runs out a safety bound although a wake on a word it
  * watched returned during it counts in missed_wakeups, at the disarm.
  */

@@ -4,13 +4,13 @@
  * owns the channel's state word (0, or the error every call gets), the session as this end
  * sees it, and the peer's liveness.
  *
- * Liveness: the peer's live id in the control region, checked with one fcntl (live.c); when
- * the peer is in our pid namespace a pidfd for its pid sits in every wait, so its death wakes
- * us at once (the RPC waiter's disarm looks at the peer whose pidfd fired); otherwise waits are
- * sliced to LIVE_POLL_NS and the live id is checked between slices. A dead peer fails every
- * pending call with -ECONNRESET; a peer that closed, with -ESHUTDOWN. A master whose slave was
- * replaced adopts the new session (see the election at the top of rpc.c): what it had pending
- * with the old slave fails, queued requests of the old slave are dropped.
+ * Liveness: the peer's live id in the control region, checked with one fcntl (live.c); when the
+ * peer is in our pid namespace a pidfd for its pid sits in every wait, so its death wakes us at
+ * once (the RPC waiter's disarm looks at the peer whose pidfd fired); otherwise waits are sliced to
+ * SMEM__RPC_LIVE_POLL_NS and the live id is checked between slices. A dead peer fails every pending
+ * call with -ECONNRESET; a peer that closed, with -ESHUTDOWN. A master whose slave was replaced
+ * adopts the new session (see the election at the top of rpc.c): what it had pending with the old
+ * slave fails, queued requests of the old slave are dropped.
  */
 #include <limits.h>
 #include <sys/stat.h>
@@ -31,7 +31,7 @@ void smem__rpc_fail(struct smem_rpc *ch, int err)
 	}
 	pthread_mutex_unlock(&ch->lock);
 	if (n)
-		STAT_ADD(ch, peer_resets, n);
+		SMEM__RPC_STAT_ADD(ch, peer_resets, n);
 	smem__rpc_ev_bump(ch);
 }
 
@@ -84,7 +84,7 @@ static void adopt_session(struct smem_rpc *ch, uint32_t s)
 	pthread_mutex_unlock(&ch->lock);
 	smem__rpc_queue_free(q);
 	if (n)
-		STAT_ADD(ch, peer_resets, n);
+		SMEM__RPC_STAT_ADD(ch, peer_resets, n);
 	smem__rpc_ev_bump(ch);
 }
 
@@ -96,7 +96,7 @@ int smem__rpc_refresh(struct smem_rpc *ch, bool force)
 {
 	struct smem_rpc_ctl *ctl = ch->ctl;
 	const struct smem_rpc_ctl_end *me = &ctl->end[ch->role], *peer = &ctl->end[!ch->role];
-	uint32_t s, mine = my_session(ch), pid, psess;
+	uint32_t s, mine = smem__rpc_my_session(ch), pid, psess;
 	uint64_t now;
 	int state;
 
@@ -135,7 +135,8 @@ int smem__rpc_refresh(struct smem_rpc *ch, bool force)
 				close(ch->peer_pidfd);
 			ch->peer_pidfd = peer_pidfd_open(peer);
 			atomic_store_explicit(&ch->live_every_ns, ch->peer_pidfd >= 0 ?
-					      LIVE_RECHECK_NS : LIVE_POLL_NS, memory_order_relaxed);
+					      SMEM__RPC_LIVE_RECHECK_NS : SMEM__RPC_LIVE_POLL_NS,
+					      memory_order_relaxed);
 			atomic_store_explicit(&ch->peer_max, peer->max_message,
 					      memory_order_relaxed);
 			atomic_store_explicit(&ch->peer_id, pid, memory_order_release);
@@ -171,7 +172,7 @@ static int waiter_arm(struct smem__waiter *w, uint64_t *max_ns)
 	ret = rw->fill(rw, &bound);
 	if (ret != -EAGAIN)
 		return ret;
-	*max_ns = min_u64(*max_ns, bound);
+	*max_ns = smem__rpc_min(*max_ns, bound);
 	smem__rpc_ws_arm(&rw->ws, rw->stat_ch, max_ns);
 	return -EAGAIN;
 }

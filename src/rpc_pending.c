@@ -18,7 +18,7 @@
 
 static unsigned bucket(uint64_t id)
 {
-	return (unsigned)((id * 0x9e3779b97f4a7c15ull) >> 56) & (CALL_BUCKETS - 1);
+	return (unsigned)((id * 0x9e3779b97f4a7c15ull) >> 56) & (SMEM__RPC_CALL_BUCKETS - 1);
 }
 
 static struct smem_rpc_call *call_find(struct smem_rpc *ch, uint64_t id)
@@ -93,14 +93,14 @@ void smem__rpc_call_expire(struct smem_rpc_call *c, uint64_t now)
 	}
 	pthread_mutex_unlock(&ch->lock);
 	if (expired)
-		STAT_ADD(ch, timeouts, 1);
+		SMEM__RPC_STAT_ADD(ch, timeouts, 1);
 }
 
 unsigned smem__rpc_calls_fail(struct smem_rpc *ch, int err)
 {
 	unsigned b, n = 0;
 
-	for (b = 0; b < CALL_BUCKETS; b++)
+	for (b = 0; b < SMEM__RPC_CALL_BUCKETS; b++)
 		while (ch->calls[b]) {
 			call_complete(ch, ch->calls[b], err);
 			n++;
@@ -132,7 +132,7 @@ bool smem__rpc_call_resolve(struct smem_rpc *ch, uint8_t type, uint64_t response
 			*buf = NULL;
 			call_complete(ch, c, 0);
 		} else {
-			size_t n = min_u64(len, sizeof(c->msg) - 1);
+			size_t n = smem__rpc_min(len, sizeof(c->msg) - 1);
 
 			if (n)
 				memcpy(c->msg, *buf, n);

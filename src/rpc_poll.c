@@ -112,7 +112,7 @@ int smem_rpc_poll_arm(struct smem_rpc_poll *p)
 	 * latter matters only for a peer that died holding a node, whose pidfd fires anyway.
 	 */
 	rc = smem__waitfd_arm(p->wfd, p->ws.it, p->ws.set.n,
-			      bound < MAX_SLEEP_NS ? bound : UINT64_MAX);
+			      bound < SMEM__RPC_MAX_SLEEP_NS ? bound : UINT64_MAX);
 	if (rc)
 		smem_rpc_poll_disarm(p);
 	return rc;

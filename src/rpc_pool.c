@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * RPC pools: the memory a steady stream of calls and requests reuses instead of allocating.
- * This file owns the channel's spares: one call object, one request entry (small requests
- * travel inside it), and up to SPARE_BUFS buffers for large requests (SPARE_BUF_MAX bytes in
+ * RPC pools: the memory a steady stream of calls and requests reuses instead of allocating. This
+ * file owns the channel's spares: one call object, one request entry (small requests travel inside
+ * it), and up to SMEM__RPC_SPARE_BUFS buffers for large requests (SMEM__RPC_SPARE_BUF_MAX bytes in
  * all), so a stream of large messages does not map, fault in and unmap fresh memory each time.
  *
  * The call and entry spares are single slots exchanged atomically (whoever takes one owns it
@@ -21,7 +21,7 @@ void *smem__rpc_buf_get(struct smem_rpc *ch, uint64_t len, size_t *cap)
 	unsigned i;
 
 	pthread_mutex_lock(&ch->lock);
-	for (i = 0; i < SPARE_BUFS; i++)
+	for (i = 0; i < SMEM__RPC_SPARE_BUFS; i++)
 		if (ch->spare_buf[i].p && ch->spare_buf[i].cap >= len) {
 			buf = ch->spare_buf[i].p;
 			*cap = ch->spare_buf[i].cap;
@@ -38,8 +38,8 @@ void smem__rpc_buf_put(struct smem_rpc *ch, void *buf, size_t cap)
 	unsigned i;
 
 	pthread_mutex_lock(&ch->lock);
-	if (cap <= SPARE_BUF_MAX - ch->spare_buf_bytes)
-		for (i = 0; i < SPARE_BUFS; i++)
+	if (cap <= SMEM__RPC_SPARE_BUF_MAX - ch->spare_buf_bytes)
+		for (i = 0; i < SMEM__RPC_SPARE_BUFS; i++)
 			if (!ch->spare_buf[i].p) {
 				ch->spare_buf[i].p = buf;
 				ch->spare_buf[i].cap = cap;
@@ -130,6 +130,6 @@ void smem__rpc_pools_free(struct smem_rpc *ch)
 
 	free(atomic_load_explicit(&ch->spare_call, memory_order_acquire));
 	free(atomic_load_explicit(&ch->spare_req, memory_order_acquire));
-	for (i = 0; i < SPARE_BUFS; i++)
+	for (i = 0; i < SMEM__RPC_SPARE_BUFS; i++)
 		free(ch->spare_buf[i].p);
 }

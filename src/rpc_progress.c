@@ -6,7 +6,7 @@
  * the receive ring, flush CANCEL packets that found no room, and run the queued requests this
  * thread may run: a handler runs here, outside any lock, and its reply leaves through the
  * transmit path. A thread waiting in a nested call keeps serving, so handlers can call back
- * through the same channel without deadlock (up to MAX_NESTING deep on one thread).
+ * through the same channel without deadlock (up to SMEM__RPC_MAX_NESTING deep on one thread).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +28,7 @@ static void handle_request(struct smem_rpc *ch, struct smem__rpc_req *q)
 	reply.len = 0;
 	reply.max = peer_max ? peer_max : ch->max_message;
 	reply.msg[0] = '\0';
-	if (q->session != my_session(ch))
+	if (q->session != smem__rpc_my_session(ch))
 		return;	/* its sender is gone: nobody to answer */
 	if (!ch->handler) {
 		rc = -ENOSYS;
@@ -47,15 +47,15 @@ static void handle_request(struct smem_rpc *ch, struct smem__rpc_req *q)
 		rc = smem__rpc_send(ch, SMEM_RPC_RESPONSE, id, q->id, 0, reply.data, reply.len,
 				    SMEM__RPC_REPLY_DEADLINE);
 		if (rc == 0)
-			STAT_ADD(ch, responses_sent, 1);
+			SMEM__RPC_STAT_ADD(ch, responses_sent, 1);
 	} else {
 		rc = smem__rpc_send(ch, SMEM_RPC_ERROR, id, q->id, rc, reply.msg,
 				    strlen(reply.msg), SMEM__RPC_REPLY_DEADLINE);
 		if (rc == 0)
-			STAT_ADD(ch, errors_sent, 1);
+			SMEM__RPC_STAT_ADD(ch, errors_sent, 1);
 	}
 	if (rc == -ETIMEDOUT)
-		STAT_ADD(ch, timeouts, 1);
+		SMEM__RPC_STAT_ADD(ch, timeouts, 1);
 	free(reply.data);
 }
 

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The request queue: requests the receive path reassembled wait here, in order, for a thread
- * that may run their handler. This file owns the queue (under ch->lock; qlen is a lock-free
- * hint beside it) and the rule of who may take from it: the channel's service thread (the
- * default), or in dispatch mode any thread inside dispatch/serve/call/wait, up to MAX_NESTING
- * handlers deep on one thread; a side without a handler lets anybody answer (-ENOSYS costs
- * nothing). Pushing wakes whoever may run the request: the channel's event word, and the
- * service thread's own word when the pusher is some other thread of the process.
+ * The request queue: requests the receive path reassembled wait here, in order, for a thread that
+ * may run their handler. This file owns the queue (under ch->lock; qlen is a lock-free hint beside
+ * it) and the rule of who may take from it: the channel's service thread (the default), or in
+ * dispatch mode any thread inside dispatch/serve/call/wait, up to SMEM__RPC_MAX_NESTING handlers
+ * deep on one thread; a side without a handler lets anybody answer (-ENOSYS costs nothing). Pushing
+ * wakes whoever may run the request: the channel's event word, and the service thread's own word
+ * when the pusher is some other thread of the process.
  */
 #include "internal.h"
 #include "rpc_int.h"
@@ -18,7 +18,7 @@ bool smem__rpc_may_serve(const struct smem_rpc *ch)
 {
 	if (!ch->handler)
 		return true;	/* -ENOSYS replies cost nothing: anybody sends them */
-	if (smem__rpc_tl_depth >= MAX_NESTING)
+	if (smem__rpc_tl_depth >= SMEM__RPC_MAX_NESTING)
 		return false;
 	if (ch->service == SMEM_RPC_SERVICE_DISPATCH)
 		return true;

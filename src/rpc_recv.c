@@ -15,13 +15,13 @@
  * nothing), a larger one into a spare buffer, and queued for a thread that may serve; a
  * response is copied into the buffer its caller will own and handed to its pending call.
  *
- * Partial messages (the first packets of a multi-packet message) wait in a list of assemblies
- * keyed by type and id, at most MAX_ASSEMBLIES. One is dropped when its sender cancels it (a
- * CANCEL packet: the sender gave up partway), or when it has seen no packet for
- * partial_expiry_ns while this side kept the ring drained (its sender stopped, or its CANCEL
- * never found room). Large requests are reassembled into spare buffers kept by the channel,
- * so a stream of them does not map, fault in and unmap fresh memory for every message.
- * Packets of an earlier session are dropped and counted, never delivered.
+ * Partial messages (the first packets of a multi-packet message) wait in a list of assemblies keyed
+ * by type and id, at most SMEM__RPC_MAX_ASSEMBLIES. One is dropped when its sender cancels it (a
+ * CANCEL packet: the sender gave up partway), or when it has seen no packet for partial_expiry_ns
+ * while this side kept the ring drained (its sender stopped, or its CANCEL never found room). Large
+ * requests are reassembled into spare buffers kept by the channel, so a stream of them does not
+ * map, fault in and unmap fresh memory for every message. Packets of an earlier session are dropped
+ * and counted, never delivered.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -87,12 +87,13 @@ static void deliver_request(struct smem_rpc *ch, uint64_t id, uint32_t session,
 	bool owned = bufcap != 0;
 	struct smem__rpc_req *q = smem__rpc_req_new(ch, len, owned ? (void *)data : NULL, bufcap);
 
-	STAT_BUMP(ch, requests_received, 1);
-	STAT_SET(ch, last_message_received, (int64_t)len);
+	SMEM__RPC_STAT_BUMP(ch, requests_received, 1);
+	SMEM__RPC_STAT_SET(ch, last_message_received, (int64_t)len);
 	if (!q) {
 		if (owned)
 			free((void *)data);
-		STAT_ADD(ch, protocol_errors, 1);	/* no memory: the caller times out */
+		/* No memory: the caller times out. */
+		SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 		return;
 	}
 	q->next = NULL;
@@ -109,21 +110,21 @@ static void deliver_reply(struct smem_rpc *ch, uint8_t type, uint64_t response_t
 			  int32_t error, void *buf, size_t len)
 {
 	if (type == SMEM_RPC_RESPONSE)
-		STAT_BUMP(ch, responses_received, 1);
+		SMEM__RPC_STAT_BUMP(ch, responses_received, 1);
 	else
-		STAT_BUMP(ch, errors_received, 1);
-	STAT_SET(ch, last_message_received, (int64_t)len);
+		SMEM__RPC_STAT_BUMP(ch, errors_received, 1);
+	SMEM__RPC_STAT_SET(ch, last_message_received, (int64_t)len);
 	if (!smem__rpc_call_resolve(ch, type, response_to, error, &buf, len)) {
-		STAT_ADD(ch, discarded_responses, 1);
-		STAT_SET(ch, last_discarded_id, response_to);
+		SMEM__RPC_STAT_ADD(ch, discarded_responses, 1);
+		SMEM__RPC_STAT_SET(ch, last_discarded_id, response_to);
 	}
 	free(buf);
 }
 
 static void discard_reply(struct smem_rpc *ch, uint64_t response_to)
 {
-	STAT_ADD(ch, discarded_responses, 1);
-	STAT_SET(ch, last_discarded_id, response_to);
+	SMEM__RPC_STAT_ADD(ch, discarded_responses, 1);
+	SMEM__RPC_STAT_SET(ch, last_discarded_id, response_to);
 }
 
 /* A message of one packet: no assembly, one copy out of the node. */
@@ -143,7 +144,7 @@ static void on_single(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 	if (h->chunk) {
 		buf = malloc(h->chunk);
 		if (!buf) {
-			STAT_ADD(ch, protocol_errors, 1);
+			SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 			return;
 		}
 		memcpy(buf, payload, h->chunk);
@@ -160,7 +161,7 @@ static void on_cancel(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h)
 	a = asm_find(ch, req ? SMEM_RPC_REQUEST : SMEM_RPC_RESPONSE,
 		     req ? h->msg_id : h->response_to, &pp);
 	if (a && a->a.msg_id == h->msg_id) {
-		STAT_BUMP(ch, partials_cancelled, 1);
+		SMEM__RPC_STAT_BUMP(ch, partials_cancelled, 1);
 		asm_drop(ch, pp);
 	}
 }
@@ -174,11 +175,11 @@ static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 
 	if (discard)
 		discard_reply(ch, h->response_to);
-	while (atomic_load_explicit(&ch->nasm, memory_order_relaxed) >= MAX_ASSEMBLIES) {
+	while (atomic_load_explicit(&ch->nasm, memory_order_relaxed) >= SMEM__RPC_MAX_ASSEMBLIES) {
 		/* Bounded: evict the oldest (last in the list). */
 		for (pp = &ch->asms; (*pp)->next; pp = &(*pp)->next)
 			;
-		STAT_ADD(ch, protocol_errors, 1);
+		SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 		asm_drop(ch, pp);
 	}
 	a = calloc(1, sizeof(*a));
@@ -195,7 +196,7 @@ static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 		}
 	}
 	if (!a) {
-		STAT_ADD(ch, protocol_errors, 1);	/* no memory for it */
+		SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);	/* no memory for it */
 		return;
 	}
 	a->discard = discard;
@@ -218,7 +219,8 @@ static void on_first(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 		return;
 	}
 	if (smem__rpc_asm_add(&a->a, h, payload, ch->per) != 0) {
-		STAT_ADD(ch, protocol_errors, 1);	/* parse() and start() agree: never */
+		/* parse() and start() agree: never. */
+		SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 		asm_drop(ch, &ch->asms);
 	}
 }
@@ -232,13 +234,13 @@ static void on_next(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 
 	a = asm_find(ch, h->type, key, &pp);
 	if (!a) {
-		STAT_ADD(ch, protocol_errors, 1);	/* continuation of nothing */
+		SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);	/* continuation of nothing */
 		return;
 	}
 	a->touched_ns = smem__rpc_coarse_ns();
 	if (a->discard) {
 		if (h->index != a->a.next || h->msg_id != a->a.msg_id) {
-			STAT_ADD(ch, protocol_errors, 1);
+			SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 			asm_drop(ch, pp);
 			return;
 		}
@@ -263,7 +265,7 @@ static void on_next(struct smem_rpc *ch, const struct smem_rpc_pkt_hdr *h,
 				      (size_t)done.total);
 		return;
 	}
-	STAT_ADD(ch, protocol_errors, 1);	/* out of order or inconsistent: drop it */
+	SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);	/* out of order or inconsistent: drop it */
 	asm_drop(ch, pp);
 }
 
@@ -275,13 +277,13 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 	uint64_t key;
 
 	if (smem__rpc_pkt_parse(pkt, len, ch->per, ch->max_message, &h) < 0) {
-		STAT_ADD(ch, protocol_errors, 1);
+		SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 		return;
 	}
-	if (h.session != my_session(ch)) {
+	if (h.session != smem__rpc_my_session(ch)) {
 		smem__rpc_refresh(ch, false);	/* a new session may have begun: adopt it first */
-		if (h.session != my_session(ch)) {
-			STAT_ADD(ch, stale_packets, 1);
+		if (h.session != smem__rpc_my_session(ch)) {
+			SMEM__RPC_STAT_ADD(ch, stale_packets, 1);
 			return;
 		}
 	}
@@ -289,11 +291,11 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 		smem__rpc_asm_clear(ch);	/* partial messages of an earlier session never complete */
 		ch->asm_session = h.session;
 	}
-	STAT_BUMP(ch, packets_received, 1);
-	STAT_BUMP(ch, bytes_received, h.chunk);
+	SMEM__RPC_STAT_BUMP(ch, packets_received, 1);
+	SMEM__RPC_STAT_BUMP(ch, bytes_received, h.chunk);
 	if (h.chunk > atomic_load_explicit(&ch->st.max_packet_received, memory_order_relaxed))
-		STAT_SET(ch, max_packet_received, h.chunk);
-	STAT_SET(ch, last_packet_received, (int64_t)h.chunk);
+		SMEM__RPC_STAT_SET(ch, max_packet_received, h.chunk);
+	SMEM__RPC_STAT_SET(ch, last_packet_received, (int64_t)h.chunk);
 
 	if (h.type == SMEM_RPC_CANCEL) {
 		on_cancel(ch, &h);
@@ -301,7 +303,8 @@ static void on_packet(struct smem_rpc *ch, const void *pkt, size_t len)
 	}
 	key = h.type == SMEM_RPC_REQUEST ? h.msg_id : h.response_to;
 	if (h.index == 0 && ch->asms && asm_find(ch, h.type, key, &pp)) {
-		STAT_ADD(ch, protocol_errors, 1);	/* restarted: the old one is broken */
+		/* Restarted: the old one is broken. */
+		SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 		asm_drop(ch, pp);
 	}
 	if (h.count == 1)
@@ -320,7 +323,7 @@ static void expire_partials(struct smem_rpc *ch)
 
 	while (*pp) {
 		if (now - (*pp)->touched_ns > ch->partial_expiry_ns) {
-			STAT_BUMP(ch, partials_expired, 1);
+			SMEM__RPC_STAT_BUMP(ch, partials_expired, 1);
 			asm_drop(ch, pp);
 		} else
 			pp = &(*pp)->next;
@@ -334,7 +337,7 @@ static unsigned pump_locked(struct smem_rpc *ch)
 	unsigned n;
 	int rc;
 
-	for (n = 0; n < PUMP_BUDGET; n++) {
+	for (n = 0; n < SMEM__RPC_PUMP_BUDGET; n++) {
 		rc = smem_ring_reserve_read(ch->rx, &slot, 0);
 		if (rc == -ETIMEDOUT || rc == -EAGAIN) {
 			/* Drained: a partial message that is not moving now is stuck. */
@@ -346,7 +349,7 @@ static unsigned pump_locked(struct smem_rpc *ch)
 			if (rc == -ESHUTDOWN)
 				smem__rpc_fail(ch, -ESHUTDOWN);	/* the master closed */
 			else
-				STAT_ADD(ch, protocol_errors, 1);
+				SMEM__RPC_STAT_ADD(ch, protocol_errors, 1);
 			break;
 		}
 		on_packet(ch, slot.data, slot.len);

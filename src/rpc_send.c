@@ -88,7 +88,7 @@ static int reserve_room(struct smem_rpc *ch, struct smem_ring_slot *slot, uint64
 	rc = smem__wait_for(&rm.rw.w);
 	smem__rpc_poll_leave(ch);
 	if (rc == 0)
-		stat_max(&ch->st.max_wait_write_ns, smem__now_ns() - t0);
+		smem__rpc_stat_max(&ch->st.max_wait_write_ns, smem__now_ns() - t0);
 	return rc;
 }
 
@@ -109,7 +109,7 @@ static int write_cancel(struct smem_rpc *ch, uint64_t id, uint64_t response_to,
 	memcpy(slot.data, &h, sizeof(h));
 	if (smem_ring_commit(ch->tx, &slot, SMEM_RPC_HDR_SIZE) != 0)
 		return -EAGAIN;
-	STAT_ADD(ch, packets_sent, 1);
+	SMEM__RPC_STAT_ADD(ch, packets_sent, 1);
 	return 0;
 }
 
@@ -123,7 +123,7 @@ static void cancel_message(struct smem_rpc *ch, uint64_t id, uint64_t response_t
 		return;
 	pthread_mutex_lock(&ch->lock);
 	n = atomic_load_explicit(&ch->ncancels, memory_order_relaxed);
-	if (n == MAX_CANCELS) {
+	if (n == SMEM__RPC_MAX_CANCELS) {
 		/* The oldest is left to the receiver's expiry of stale partial messages. */
 		memmove(&ch->cancels[0], &ch->cancels[1], sizeof(ch->cancels[0]) * (n - 1));
 		n--;
@@ -143,7 +143,7 @@ void smem__rpc_flush_cancels(struct smem_rpc *ch)
 	n = atomic_load_explicit(&ch->ncancels, memory_order_relaxed);
 	for (; i < n; i++) {
 		/* Packets of an ended session are dropped by the receiver anyway. */
-		if (ch->cancels[i].session == my_session(ch) &&
+		if (ch->cancels[i].session == smem__rpc_my_session(ch) &&
 		    write_cancel(ch, ch->cancels[i].msg_id, ch->cancels[i].response_to,
 				 ch->cancels[i].session) != 0)
 			break;
@@ -157,7 +157,7 @@ int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t resp
 		   int32_t error, const void *data, size_t len, uint64_t deadline)
 {
 	uint32_t count = smem__rpc_packet_count(len, ch->per), i, chunk = 0;
-	uint32_t session = my_session(ch);
+	uint32_t session = smem__rpc_my_session(ch);
 	struct smem_rpc_pkt_hdr h;
 	struct smem_ring_slot slot;
 	int rc = 0;
@@ -188,16 +188,16 @@ int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t resp
 	}
 	/* Counted once per message: packets 0..i-1 left (all full but maybe the last). */
 	if (i) {
-		STAT_ADD(ch, packets_sent, i);
-		STAT_ADD(ch, bytes_sent, rc ? (uint64_t)i * ch->per : len);
-		stat_max(&ch->st.max_packet_sent, i > 1 ? ch->per : chunk);
-		STAT_SET(ch, last_packet_sent, (int64_t)(rc ? ch->per : chunk));
+		SMEM__RPC_STAT_ADD(ch, packets_sent, i);
+		SMEM__RPC_STAT_ADD(ch, bytes_sent, rc ? (uint64_t)i * ch->per : len);
+		smem__rpc_stat_max(&ch->st.max_packet_sent, i > 1 ? ch->per : chunk);
+		SMEM__RPC_STAT_SET(ch, last_packet_sent, (int64_t)(rc ? ch->per : chunk));
 	}
 	if (rc) {
 		if (i > 0)
 			cancel_message(ch, id, response_to, session);
 		return rc;
 	}
-	STAT_SET(ch, last_message_sent, (int64_t)len);
+	SMEM__RPC_STAT_SET(ch, last_message_sent, (int64_t)len);
 	return 0;
 }

@@ -63,7 +63,7 @@ void smem_rpc_reply_error(struct smem_rpc_reply *reply, const char *message)
 struct service_wait {
 	struct smem__rpc_waiter rw;	/* first */
 	struct smem_rpc *ch;
-	uint32_t entries;		/* POLLERS_ENTRIES last seen */
+	uint32_t entries;		/* SMEM__RPC_POLLERS_ENTRIES last seen */
 	bool poller;			/* waiting beside a caller of ours: no spin, sev only */
 	uint64_t recheck;		/* ... for this long (doubling while the same one waits) */
 };
@@ -83,7 +83,7 @@ static int sv_poll(struct smem__waiter *w)
 		return 1;
 	if (!sw->poller) {
 		pw = atomic_load_explicit(&ch->pollers, memory_order_relaxed);
-		if (POLLERS_ACTIVE(pw) || POLLERS_ENTRIES(pw) != sw->entries) {
+		if (SMEM__RPC_POLLERS_ACTIVE(pw) || SMEM__RPC_POLLERS_ENTRIES(pw) != sw->entries) {
 			sw->poller = true;	/* stop spinning: the next wait is a poller's */
 			return 1;
 		}
@@ -103,34 +103,37 @@ static int sv_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
 	if (smem__rpc_progress(ch) > 0 || stopping(ch))
 		return 1;
 	pw = atomic_load_explicit(&ch->pollers, memory_order_relaxed);
-	if (POLLERS_ACTIVE(pw) || POLLERS_ENTRIES(pw) != sw->entries) {
+	if (SMEM__RPC_POLLERS_ACTIVE(pw) || SMEM__RPC_POLLERS_ENTRIES(pw) != sw->entries) {
 		/*
 		 * Another thread of ours waits on this channel (a caller), or did within the last
-		 * POLLER_RECHECK_NS: it pumps the ring, answers what needs no handler, and bumps
-		 * sev for requests only this thread may run. Polling or watching the ring beside
-		 * it would cost the peer a futex wake per message and us a wakeup (and, pinned to
-		 * its core, time the caller needs): sleep on sev, without spinning, for
-		 * POLLER_RECHECK_NS at most, since pollers leave without waking us. Between two of
-		 * its calls (none active), also watch the ring as usual, in case it was the last.
+		 * SMEM__RPC_POLLER_RECHECK_NS: it pumps the ring, answers what needs no handler,
+		 * and bumps sev for requests only this thread may run. Polling or watching the ring
+		 * beside it would cost the peer a futex wake per message and us a wakeup (and,
+		 * pinned to its core, time the caller needs): sleep on sev, without spinning, for
+		 * SMEM__RPC_POLLER_RECHECK_NS at most, since pollers leave without waking us.
+		 * Between two of its calls (none active), also watch the ring as usual, in case it
+		 * was the last.
 		 */
 		/*
 		 * A caller that is still inside the same wait (a long call) is not about to
 		 * leave: recheck less and less often, and have the last poller to leave wake us
 		 * (sev_on_leave), so that a blocked caller does not cost a wakeup a millisecond.
 		 */
-		if (sw->poller && POLLERS_ACTIVE(pw) && POLLERS_ENTRIES(pw) == sw->entries) {
-			sw->recheck = min_u64(sw->recheck * 2, POLLER_RECHECK_MAX_NS);
+		if (sw->poller && SMEM__RPC_POLLERS_ACTIVE(pw) &&
+		    SMEM__RPC_POLLERS_ENTRIES(pw) == sw->entries) {
+			sw->recheck = smem__rpc_min(sw->recheck * 2,
+						    SMEM__RPC_POLLER_RECHECK_MAX_NS);
 			atomic_store(&ch->sev_on_leave, true);	/* seq_cst: see poll_leave() */
-			if (!POLLERS_ACTIVE(atomic_load(&ch->pollers)))
+			if (!SMEM__RPC_POLLERS_ACTIVE(atomic_load(&ch->pollers)))
 				rw->ws.ready = true;	/* it left meanwhile: look again */
 		} else {
-			sw->recheck = POLLER_RECHECK_NS;
+			sw->recheck = SMEM__RPC_POLLER_RECHECK_NS;
 			atomic_store_explicit(&ch->sev_on_leave, false, memory_order_relaxed);
 		}
-		sw->entries = POLLERS_ENTRIES(pw);
+		sw->entries = SMEM__RPC_POLLERS_ENTRIES(pw);
 		sw->poller = true;
 		smem__rpc_ws_sev(&rw->ws, ch, sv);
-		if (!POLLERS_ACTIVE(pw))
+		if (!SMEM__RPC_POLLERS_ACTIVE(pw))
 			(void)smem__rpc_ws_channel(&rw->ws, ch, v);
 		else
 			smem__rpc_ws_peer(&rw->ws, ch);
@@ -160,7 +163,7 @@ void *smem__rpc_service_main(void *arg)
 	sw.ch = ch;
 	sw.entries = 0;
 	sw.poller = false;
-	sw.recheck = POLLER_RECHECK_NS;
+	sw.recheck = SMEM__RPC_POLLER_RECHECK_NS;
 	while (!stopping(ch)) {
 		if (sv_poll(&sw.rw.w) != -EAGAIN)
 			continue;
@@ -178,7 +181,7 @@ struct serve_wait {
 	struct smem__rpc_waiter rw;	/* first */
 	struct smem_rpc *const *chs;
 	unsigned n;
-	uint32_t evs[MAX_WAIT_CHANNELS];
+	uint32_t evs[SMEM__RPC_MAX_WAIT_CHANNELS];
 	bool snap;			/* take evs[] before each channel's look */
 };
 
@@ -226,7 +229,7 @@ static int serve_fill(struct smem__rpc_waiter *rw, uint64_t *bound)
 	for (k = 0; k < sv->n; k++) {
 		struct smem_rpc *ch = sv->chs[k];
 
-		*bound = min_u64(*bound, smem__rpc_ws_channel(&rw->ws, ch, sv->evs[k]));
+		*bound = smem__rpc_min(*bound, smem__rpc_ws_channel(&rw->ws, ch, sv->evs[k]));
 		if (ch->role == SMEM_RPC_MASTER)
 			smem__rpc_ws_word(&rw->ws, ch, &ch->ctl->event,
 					  atomic_load(&ch->ctl->event));
@@ -240,7 +243,7 @@ int smem_rpc_serve(struct smem_rpc *const *chs, unsigned n, int timeout_ms)
 	unsigned k;
 	int ret;
 
-	if (!chs || n == 0 || n > MAX_WAIT_CHANNELS)
+	if (!chs || n == 0 || n > SMEM__RPC_MAX_WAIT_CHANNELS)
 		return -EINVAL;
 	for (k = 0; k < n; k++)
 		if (!chs[k] || chs[k]->service != SMEM_RPC_SERVICE_DISPATCH)

@@ -166,7 +166,7 @@ uint64_t smem__rpc_peer_poll_bound(struct smem_rpc *ch)
 	pthread_mutex_lock(&ch->lock);
 	pidfd = ch->peer_pidfd >= 0 || atomic_load_explicit(&ch->peer_id, memory_order_relaxed) == 0;
 	pthread_mutex_unlock(&ch->lock);
-	return pidfd ? MAX_SLEEP_NS : LIVE_POLL_NS;
+	return pidfd ? SMEM__RPC_MAX_SLEEP_NS : SMEM__RPC_LIVE_POLL_NS;
 }
 
 /* ---- missed wake-ups ------------------------------------------------------------------------ */
@@ -287,7 +287,7 @@ static void count_missed(struct smem__rpc_ws *ws, uint64_t t0, uint64_t slept, u
 			if (ws->ich[j] == ch && wake_missed(ws, j, t0, slept, bound, rd))
 				break;
 		if (j == i)
-			STAT_ADD(ch, missed_wakeups, 1);
+			SMEM__RPC_STAT_ADD(ch, missed_wakeups, 1);
 	}
 }
 
@@ -302,12 +302,12 @@ void smem__rpc_ws_arm(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_
 		return;		/* the sleep fails with it and does not sleep */
 	ws->slept = true;
 	ws->stat_ch = stat_ch;
-	ws->bound = min_u64(*max_ns, MAX_SLEEP_NS);
+	ws->bound = smem__rpc_min(*max_ns, SMEM__RPC_MAX_SLEEP_NS);
 	*max_ns = ws->bound;
 	if (stat_ch)
-		STAT_ADD(stat_ch, sleeps, 1);
+		SMEM__RPC_STAT_ADD(stat_ch, sleeps, 1);
 	/* Only a safety net lasts this long: such a sleep is checked for a missed wake-up. */
-	ws->rd0 = ws->bound >= LIVE_POLL_NS ? run_delay_ns() : UINT64_MAX;
+	ws->rd0 = ws->bound >= SMEM__RPC_LIVE_POLL_NS ? run_delay_ns() : UINT64_MAX;
 	ws->t0 = smem__now_ns();
 }
 
@@ -318,8 +318,8 @@ void smem__rpc_ws_disarm(struct smem__rpc_ws *ws, int fired)
 	if (ws->slept && fired >= 0) {
 		slept = smem__now_ns() - ws->t0;
 		if (ws->stat_ch)
-			stat_max(&ws->stat_ch->st.max_wait_read_ns, slept);
-		if (ws->bound >= LIVE_POLL_NS && slept >= ws->bound)
+			smem__rpc_stat_max(&ws->stat_ch->st.max_wait_read_ns, slept);
+		if (ws->bound >= SMEM__RPC_LIVE_POLL_NS && slept >= ws->bound)
 			count_missed(ws, ws->t0, slept, ws->bound, ws->rd0);
 	}
 	ws->slept = false;
