@@ -312,10 +312,14 @@ struct t_word_wait {
 	bool overflow;		/* arm adds one item too many */
 };
 
+/* Set by the wait's first look: bump_later() counts its delay from there. */
+static _Atomic bool t_started;
+
 static int tw_poll(struct smem__waiter *w)
 {
 	struct t_word_wait *t = (struct t_word_wait *)w;
 
+	atomic_store(&t_started, true);
 	t->polls++;
 	return atomic_load(t->word) >= t->target ? 7 : -EAGAIN;
 }
@@ -326,6 +330,7 @@ static int tw_arm(struct smem__waiter *w, uint64_t *max_ns)
 	uint32_t v = atomic_load(t->word);
 
 	(void)max_ns;
+	atomic_store(&t_started, true);
 	t->arms++;
 	if (v >= t->target)
 		return 7;
@@ -361,12 +366,19 @@ static void tw_init(struct t_word_wait *t, _Atomic uint32_t *word, uint32_t targ
 	t->w.deadline = smem__deadline(timeout_ms);
 	t->word = word;
 	t->target = target;
+	atomic_store(&t_started, false);
 }
 
 static _Atomic uint32_t t_word;
 
+/*
+ * Bump t_word @arg us after the wait's first look: counted from there, not from the thread's
+ * start, so that a loaded machine that runs this thread first cannot bump before the wait.
+ */
 static void *bump_later(void *arg)
 {
+	while (!atomic_load(&t_started))
+		usleep(50);
 	usleep((useconds_t)(uintptr_t)arg);
 	atomic_fetch_add(&t_word, 1);
 	smem__futex_wake(&t_word, 1);
