@@ -23,11 +23,13 @@
 #include <linux/perf_event.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -286,6 +288,10 @@ static void spawn(struct rb_worker *w)
 	if (w->pid < 0)
 		rb_die("fork", -errno);
 	if (w->pid == 0) {
+		/* A parent that gives up (a peer worker died before the start) must not leave
+		 * this one spinning for a peer that never comes. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() == 1)
+			_exit(1);
 		worker_main(w);
 		_exit(atomic_load(&rb_ctl->errors) ? 1 : 0);
 	}
