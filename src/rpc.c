@@ -95,17 +95,7 @@ static bool end_ok(struct smem_rpc *ch, const struct smem_rpc_ctl_end *e, uint32
 
 static void end_fill(struct smem_rpc *ch, struct smem_rpc_ctl_end *e, uint32_t s)
 {
-	uint64_t dev = 0, ino = 0;
-
-	smem__rpc_pidns_id(&dev, &ino);
-	e->pid = (uint32_t)getpid();
-	e->pidns_dev = dev;
-	e->pidns_ino = ino;
-	e->max_message = ch->max_message;
-	memset(e->reserved, 0, sizeof(e->reserved));
-	atomic_store_explicit(&e->flags, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->session, s, memory_order_relaxed);
-	atomic_store_explicit(&e->live_id, ch->reg->live_id, memory_order_relaxed);
+	smem__rpc_end_fill(e, ch->reg->live_id, ch->max_message, s);
 }
 
 /* Under the election lock: decide our role and set the channel up (see the top comment). */
@@ -200,7 +190,8 @@ static void channel_free(struct smem_rpc *ch)
 {
 	smem_ring_close(ch->tx);
 	smem_ring_close(ch->rx);
-	smem_region_close(ch->reg);
+	if (!ch->reg_borrowed)
+		smem_region_close(ch->reg);
 	smem__rpc_queue_free(ch->q_head);
 	smem__rpc_asm_clear(ch);
 	smem__rpc_pools_free(ch);
@@ -209,6 +200,89 @@ static void channel_free(struct smem_rpc *ch)
 	pthread_mutex_destroy(&ch->lock);
 	pthread_mutex_destroy(&ch->pump);
 	free(ch);
+}
+
+/* A channel with @o's settings (rings, region and role still to come). NULL: no memory. */
+static struct smem_rpc *channel_new(const struct smem_rpc_opts *o)
+{
+	struct smem_rpc *ch = calloc(1, sizeof(*ch));
+
+	if (!ch)
+		return NULL;
+	pthread_mutex_init(&ch->lock, NULL);
+	pthread_mutex_init(&ch->pump, NULL);
+	ch->peer_pidfd = -1;
+	ch->svc_slot = -1;
+	ch->next_id = 1;
+	ch->live_every_ns = SMEM__RPC_LIVE_POLL_NS;
+	ch->partial_expiry_ns = SMEM__RPC_PARTIAL_EXPIRY_NS;
+	ch->max_message = o && o->max_message ? o->max_message : SMEM__RPC_DEFAULT_MAX_MESSAGE;
+	ch->reply_timeout_ms = o && o->reply_timeout_ms ? o->reply_timeout_ms : SMEM__RPC_DEFAULT_REPLY_MS;
+	ch->handler = o ? o->handler : NULL;
+	ch->handler_arg = o ? o->handler_arg : NULL;
+	ch->service = o ? o->service : SMEM_RPC_SERVICE_THREAD;
+	ch->spin_ns = !o || !o->spin_ns ? SMEM__RPC_DEFAULT_SPIN_NS :
+		      o->spin_ns == SMEM_RPC_NO_SPIN ? 0 : o->spin_ns;
+	smem_rpc_stats_reset(ch);
+	return ch;
+}
+
+static bool opts_ok(const struct smem_rpc_opts *o)
+{
+	return !o || (o->service <= SMEM_RPC_SERVICE_DISPATCH && o->reply_timeout_ms >= 0 &&
+		      o->max_message <= SMEM_RPC_MAX_MESSAGE && !(o->base.flags & SMEM_RDONLY));
+}
+
+/* The channel has its rings and role: check the geometry, start the service thread. */
+static int channel_start(struct smem_rpc *ch)
+{
+	int rc = geometry(ch);
+
+	if (rc)
+		return rc;
+	if (ch->service == SMEM_RPC_SERVICE_THREAD) {
+		/* Started, not just created, when we return: the caller may fork next (fork.h). */
+		rc = smem__thread_start(&ch->thread, smem__rpc_service_main, ch);
+		if (rc)
+			return rc;
+		ch->has_thread = true;
+	}
+	atomic_fetch_add(&open_channels, 1);
+	return 0;
+}
+
+int smem__rpc_attach(struct smem_region *reg, struct smem_rpc_ctl *ctl, int role,
+		     uint32_t session, struct smem_ring *tx, struct smem_ring *rx,
+		     const struct smem_rpc_opts *o, struct smem_rpc **ret)
+{
+	struct smem_rpc *ch;
+	int rc;
+
+	if (!opts_ok(o) || (role != SMEM_RPC_MASTER && role != SMEM_RPC_SLAVE) || !session) {
+		smem_ring_close(tx);
+		smem_ring_close(rx);
+		return -EINVAL;
+	}
+	ch = channel_new(o);
+	if (!ch) {
+		smem_ring_close(tx);
+		smem_ring_close(rx);
+		return -ENOMEM;
+	}
+	ch->reg = reg;
+	ch->reg_borrowed = true;
+	ch->ctl = ctl;
+	ch->tx = tx;
+	ch->rx = rx;
+	ch->role = role;
+	ch->session = session;
+	rc = channel_start(ch);
+	if (rc) {
+		channel_free(ch);
+		return rc;
+	}
+	*ret = ch;
+	return 0;
 }
 
 int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_rpc **ret)
@@ -223,29 +297,11 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	if (rc)
 		return rc;
 	if (!ret || strlen(name) > SMEM_NAME_MAX - SMEM__RPC_NAME_ROOM || node_count < 2 ||
-	    node_size < SMEM__RPC_MIN_NODE_SIZE || node_size > SMEM__RPC_MAX_NODE_SIZE ||
-	    (o && (o->service > SMEM_RPC_SERVICE_DISPATCH || o->reply_timeout_ms < 0 ||
-		   o->max_message > SMEM_RPC_MAX_MESSAGE)) ||
-	    (base && (base->flags & SMEM_RDONLY)))
+	    node_size < SMEM__RPC_MIN_NODE_SIZE || node_size > SMEM__RPC_MAX_NODE_SIZE || !opts_ok(o))
 		return -EINVAL;
-	ch = calloc(1, sizeof(*ch));
+	ch = channel_new(o);
 	if (!ch)
 		return -ENOMEM;
-	pthread_mutex_init(&ch->lock, NULL);
-	pthread_mutex_init(&ch->pump, NULL);
-	ch->peer_pidfd = -1;
-	ch->next_id = 1;
-	ch->live_every_ns = SMEM__RPC_LIVE_POLL_NS;
-	ch->partial_expiry_ns = SMEM__RPC_PARTIAL_EXPIRY_NS;
-	ch->max_message = o && o->max_message ? o->max_message : SMEM__RPC_DEFAULT_MAX_MESSAGE;
-	ch->reply_timeout_ms = o && o->reply_timeout_ms ? o->reply_timeout_ms :
-			       SMEM__RPC_DEFAULT_REPLY_MS;
-	ch->handler = o ? o->handler : NULL;
-	ch->handler_arg = o ? o->handler_arg : NULL;
-	ch->service = o ? o->service : SMEM_RPC_SERVICE_THREAD;
-	ch->spin_ns = !o || !o->spin_ns ? SMEM__RPC_DEFAULT_SPIN_NS :
-		      o->spin_ns == SMEM_RPC_NO_SPIN ? 0 : o->spin_ns;
-	smem_rpc_stats_reset(ch);
 
 	/* Open, or create when missing; a name that vanishes or appears meanwhile: retry. */
 	for (tries = 0; tries < 100; tries++) {
@@ -283,17 +339,9 @@ int smem_rpc_open(const char *name, const struct smem_rpc_opts *o, struct smem_r
 	}
 	if (rc)
 		goto fail;
-	rc = geometry(ch);
+	rc = channel_start(ch);
 	if (rc)
 		goto fail;
-	if (ch->service == SMEM_RPC_SERVICE_THREAD) {
-		/* Started, not just created, when we return: the caller may fork next (fork.h). */
-		rc = smem__thread_start(&ch->thread, smem__rpc_service_main, ch);
-		if (rc)
-			goto fail;
-		ch->has_thread = true;
-	}
-	atomic_fetch_add(&open_channels, 1);
 	*ret = ch;
 	return 0;
 fail:

@@ -255,6 +255,16 @@ struct smem_rpc {
 	pthread_t thread;
 	bool has_thread;
 	_Atomic bool stopping;
+	/*
+	 * A channel of a service (service.c): the region is the service's, shared with the other
+	 * channels of the process (not closed with the channel), and the client's slot index. A
+	 * client's channel also rings the service's doorbell (bell, in shared memory) after each
+	 * packet it commits, so that one server sleeps on one word for all its clients; NULL
+	 * for plain channels and for the server's.
+	 */
+	bool reg_borrowed;
+	int32_t svc_slot;		/* -1: not a service channel */
+	_Atomic uint32_t *bell, *bell_sleepers;
 	struct smem__rpc_counters st;
 };
 
@@ -339,6 +349,10 @@ struct smem__rpc_ws {
 /* Bump the channel's event word (service event word), waking its sleepers (if any). */
 void smem__rpc_ev_bump(struct smem_rpc *ch);
 void smem__rpc_sev_bump(struct smem_rpc *ch);
+/* Ring the service doorbell of a client's channel (no-op without one). See struct smem_rpc. */
+void smem__rpc_bell(struct smem_rpc *ch);
+/* Bump a doorbell word, waking its sleepers (if any). */
+void smem__rpc_bell_ring(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers);
 /* A thread enters / leaves a waiting loop on @ch (see smem__rpc_service_main()). */
 #define SMEM__RPC_POLLERS_ACTIVE(w)	((w) & 0xffffu)
 #define SMEM__RPC_POLLERS_ENTRIES(w)	((w) >> 16)
@@ -368,6 +382,12 @@ int smem__rpc_ws_word(struct smem__rpc_ws *ws, struct smem_rpc *ch, _Atomic uint
 		      uint32_t v);
 int smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
 int smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+/*
+ * An event word of no channel (a service's doorbell), with its sleeper count: announced like
+ * ev (the count is dropped after the sleep), from snapshot @v.
+ */
+int smem__rpc_ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
+		       _Atomic uint32_t *sleepers, uint32_t v);
 int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_ring *r,
 		      bool wr);
 int smem__rpc_ws_rx(struct smem__rpc_ws *ws, struct smem_rpc *ch);
@@ -459,6 +479,12 @@ void smem__rpc_queue_free(struct smem__rpc_req *q);
 int smem__rpc_refresh(struct smem_rpc *ch, bool force);
 /* The channel failed: every pending call gets @err, and so will every new one. */
 void smem__rpc_fail(struct smem_rpc *ch, int err);
+/*
+ * Fill an endpoint record for this process: @live_id, pid and pid namespace, @max_message,
+ * @session, flags 0 (live_id stored last, relaxed: the writer publishes the record itself).
+ */
+void smem__rpc_end_fill(struct smem_rpc_ctl_end *e, uint32_t live_id, uint64_t max_message,
+			uint32_t session);
 /* This process's pid namespace (st_dev, st_ino of /proc/self/ns/pid). 0 or -errno. */
 int smem__rpc_pidns_id(uint64_t *dev, uint64_t *ino);
 
@@ -509,8 +535,54 @@ void smem__rpc_flush_cancels(struct smem_rpc *ch);
 
 /* Everything a waiting thread does for a channel without sleeping. Returns requests run. */
 int smem__rpc_progress(struct smem_rpc *ch);
+/* The same, running at most @max queued requests (a server's fair share per round). */
+int smem__rpc_progress_max(struct smem_rpc *ch, unsigned max);
 /* What a thread waiting on @ch sleeps on (event, rx ring, peer); longest it may sleep. */
 uint64_t smem__rpc_ws_channel(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v);
+
+/* ---- rpc_poll.c: pollers ----------------------------------------------------------------- */
+
+/*
+ * A wait set armed in a pollable wait (wait_fd.c): what every RPC-layer poller shares (a
+ * channel's, smem_rpc_poll_*; a service server's, service_poll.c). It is the first member of
+ * the poller, whose wfd is the poller shell's (smem__poller_alloc/free, wait_fd.c). The caller
+ * fills ws (announcing itself to the wakers) and arms; the announcements stay up while armed;
+ * disarming withdraws them and looks at the peers whose pidfd fired. snap is the poller's
+ * event word as of its previous arm: an arm that finds the word moved says "look" instead
+ * (see rpc_poll.c).
+ */
+struct smem__rpc_pollset {
+	struct smem__waitfd *wfd;	/* first: smem__poller_alloc() */
+	bool armed;			/* ws holds announcements to withdraw */
+	uint32_t snap;
+	struct smem__rpc_ws ws;
+};
+
+/*
+ * A poller of @size bytes whose first member is a pollset (wfd open, snap @snap): 0 and
+ * *ret, -ENOMEM or the pollable wait's error. Freed with smem__rpc_pollset_free().
+ */
+int smem__rpc_pollset_alloc(size_t size, uint32_t snap, void **ret);
+/* Has the word moved from snap to @v? (Then snap = @v: the caller looks.) */
+bool smem__rpc_pollset_moved(struct smem__rpc_pollset *ps, uint32_t v);
+/* Arm the filled ws with a timeout of @bound (UINT64_MAX: none): 0, 1 (look now), or -errno. */
+int smem__rpc_pollset_arm(struct smem__rpc_pollset *ps, uint64_t bound);
+void smem__rpc_pollset_disarm(struct smem__rpc_pollset *ps);
+/* Disarm and free the poller (NULL: no-op). */
+void smem__rpc_pollset_free(struct smem__rpc_pollset *ps);
+
+/* ---- rpc.c: channels ---------------------------------------------------------------------- */
+
+/*
+ * A channel over rings and a control block that somebody else set up (a service's slot,
+ * service.c), with no election: @ctl lies in @reg (borrowed: the caller keeps it open, and
+ * it must outlive the channel), the channel takes @tx and @rx (closed on failure too), plays
+ * @role in @session. @o as for smem_rpc_open() (its geometry is ignored). 0 and *ret, or
+ * -EINVAL, -EPROTO (ring geometry), -ENOMEM, pthread_create's error.
+ */
+int smem__rpc_attach(struct smem_region *reg, struct smem_rpc_ctl *ctl, int role,
+		     uint32_t session, struct smem_ring *tx, struct smem_ring *rx,
+		     const struct smem_rpc_opts *o, struct smem_rpc **ret);
 
 /* ---- rpc_serve.c: serving ------------------------------------------------------------------ */
 

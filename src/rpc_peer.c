@@ -13,6 +13,7 @@
  * slave fails, queued requests of the old slave are dropped.
  */
 #include <limits.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,6 +45,22 @@ int smem__rpc_pidns_id(uint64_t *dev, uint64_t *ino)
 	*dev = (uint64_t)st.st_dev;
 	*ino = (uint64_t)st.st_ino;
 	return 0;
+}
+
+void smem__rpc_end_fill(struct smem_rpc_ctl_end *e, uint32_t live_id, uint64_t max_message,
+			uint32_t session)
+{
+	uint64_t dev = 0, ino = 0;
+
+	smem__rpc_pidns_id(&dev, &ino);
+	e->pid = (uint32_t)getpid();
+	e->pidns_dev = dev;
+	e->pidns_ino = ino;
+	e->max_message = max_message;
+	memset(e->reserved, 0, sizeof(e->reserved));
+	atomic_store_explicit(&e->flags, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->session, session, memory_order_relaxed);
+	atomic_store_explicit(&e->live_id, live_id, memory_order_relaxed);
 }
 
 /* A pidfd for the peer when it lives in our pid namespace (its pid means something here). */

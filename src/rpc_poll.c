@@ -24,12 +24,78 @@
 #include "internal.h"
 #include "rpc_int.h"
 
+/* ---- the part every poller shares (service_poll.c too) ------------------------------------ */
+
+int smem__rpc_pollset_alloc(size_t size, uint32_t snap, void **ret)
+{
+	struct smem__rpc_pollset *ps;
+	void *mem;
+	int err;
+
+	err = smem__poller_alloc(size, &mem);	/* ps->wfd: the shell's first member */
+	if (err)
+		return err;
+	ps = mem;
+	ps->armed = false;
+	ps->snap = snap;
+	*ret = mem;
+	return 0;
+}
+
+bool smem__rpc_pollset_moved(struct smem__rpc_pollset *ps, uint32_t v)
+{
+	if (v == ps->snap)
+		return false;
+	ps->snap = v;
+	return true;
+}
+
+void smem__rpc_pollset_disarm(struct smem__rpc_pollset *ps)
+{
+	uint32_t fired;
+	unsigned i;
+
+	smem__waitfd_disarm(ps->wfd);
+	if (!ps->armed)
+		return;
+	fired = smem__waitfd_fired(ps->wfd);
+	smem__rpc_ws_done(&ps->ws, -1);
+	ps->armed = false;
+	/* A peer's pidfd fired: look at its liveness now (a death fails the channel). */
+	for (i = 0; i < ps->ws.npid; i++)
+		if (ps->ws.pidbase[i] < 32 && (fired >> ps->ws.pidbase[i] & 1))
+			smem__rpc_refresh(ps->ws.pidch[i], true);
+}
+
+int smem__rpc_pollset_arm(struct smem__rpc_pollset *ps, uint64_t bound)
+{
+	int rc;
+
+	ps->armed = true;
+	if (ps->ws.ready || ps->ws.set.err || ps->ws.set.n > SMEM__WAITFD_MAX) {
+		smem__rpc_pollset_disarm(ps);
+		return 1;	/* something holds already: go and look */
+	}
+	rc = smem__waitfd_arm(ps->wfd, ps->ws.it, ps->ws.set.n, bound);
+	if (rc)
+		smem__rpc_pollset_disarm(ps);
+	return rc;
+}
+
+void smem__rpc_pollset_free(struct smem__rpc_pollset *ps)
+{
+	if (!ps)
+		return;
+	smem__rpc_pollset_disarm(ps);
+	smem__poller_free(ps);
+}
+
+/* ---- a channel's poller ------------------------------------------------------------------- */
+
 struct smem_rpc_poll {
-	struct smem__waitfd *wfd;	/* first: smem__poller_alloc() */
+	/* first; snap: the event word when we last armed (or said ready) */
+	struct smem__rpc_pollset ps;
 	struct smem_rpc *ch;
-	bool armed;			/* ws holds announcements to withdraw */
-	uint32_t snap;			/* the event word when we last armed (or said ready) */
-	struct smem__rpc_ws ws;
 };
 
 int smem_rpc_poll_open(struct smem_rpc *ch, struct smem_rpc_poll **ret)
@@ -40,88 +106,58 @@ int smem_rpc_poll_open(struct smem_rpc *ch, struct smem_rpc_poll **ret)
 
 	if (!ch || !ret)
 		return -EINVAL;
-	err = smem__poller_alloc(sizeof(*p), &mem);
+	/* The first arm says "ready": the caller has not looked since we exist. */
+	err = smem__rpc_pollset_alloc(sizeof(*p), atomic_load(&ch->ev) - 1, &mem);
 	if (err)
 		return err;
 	p = mem;
 	p->ch = ch;
-	/* The first arm says "ready": the caller has not looked since we exist. */
-	p->snap = atomic_load(&ch->ev) - 1;
 	*ret = p;
 	return 0;
 }
 
 int smem_rpc_poll_fd(const struct smem_rpc_poll *p)
 {
-	return p ? smem__waitfd_fd(p->wfd) : -EINVAL;
+	return p ? smem__waitfd_fd(p->ps.wfd) : -EINVAL;
 }
 
 bool smem_rpc_poll_threaded(const struct smem_rpc_poll *p)
 {
-	return p && smem__waitfd_threaded(p->wfd);
+	return p && smem__waitfd_threaded(p->ps.wfd);
 }
 
 void smem_rpc_poll_disarm(struct smem_rpc_poll *p)
 {
-	uint32_t fired;
-	unsigned i;
-
-	if (!p)
-		return;
-	smem__waitfd_disarm(p->wfd);
-	if (!p->armed)
-		return;
-	fired = smem__waitfd_fired(p->wfd);
-	smem__rpc_ws_done(&p->ws, -1);
-	p->armed = false;
-	/* The peer's pidfd fired: look at its liveness now (a death fails the channel). */
-	for (i = 0; i < p->ws.npid; i++)
-		if (p->ws.pidbase[i] < 32 && (fired >> p->ws.pidbase[i] & 1))
-			smem__rpc_refresh(p->ws.pidch[i], true);
+	if (p)
+		smem__rpc_pollset_disarm(&p->ps);
 }
 
 int smem_rpc_poll_arm(struct smem_rpc_poll *p)
 {
 	struct smem_rpc *ch;
 	uint64_t bound;
-	uint32_t v;
-	int rc;
 
 	if (!p)
 		return -EINVAL;
 	ch = p->ch;
-	smem_rpc_poll_disarm(p);
+	smem__rpc_pollset_disarm(&p->ps);
 	/* seq_cst: the snapshot comes before every look at the conditions below. */
-	v = atomic_load(&ch->ev);
-	if (v != p->snap) {
-		p->snap = v;
+	if (smem__rpc_pollset_moved(&p->ps, atomic_load(&ch->ev)))
 		return 1;
-	}
-	smem__rpc_ws_init(&p->ws);
-	bound = smem__rpc_ws_channel(&p->ws, ch, v);
+	smem__rpc_ws_init(&p->ps.ws);
+	bound = smem__rpc_ws_channel(&p->ps.ws, ch, p->ps.snap);
 	/* A master whose slave left waits for a new slave: watch the control region. */
 	if (ch->role == SMEM_RPC_MASTER)
-		smem__rpc_ws_word(&p->ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
-	p->armed = true;
-	if (p->ws.ready || p->ws.set.err || p->ws.set.n > SMEM__WAITFD_MAX) {
-		smem_rpc_poll_disarm(p);
-		return 1;	/* something holds already: go and look */
-	}
+		smem__rpc_ws_word(&p->ps.ws, ch, &ch->ctl->event, atomic_load(&ch->ctl->event));
 	/*
 	 * The bound is a liveness poll (a peer without a pidfd) or the ring-recovery net; the
 	 * latter matters only for a peer that died holding a node, whose pidfd fires anyway.
 	 */
-	rc = smem__waitfd_arm(p->wfd, p->ws.it, p->ws.set.n,
-			      bound < SMEM__RPC_MAX_SLEEP_NS ? bound : UINT64_MAX);
-	if (rc)
-		smem_rpc_poll_disarm(p);
-	return rc;
+	return smem__rpc_pollset_arm(&p->ps, bound < SMEM__RPC_MAX_SLEEP_NS ? bound : UINT64_MAX);
 }
 
 void smem_rpc_poll_close(struct smem_rpc_poll *p)
 {
-	if (!p)
-		return;
-	smem_rpc_poll_disarm(p);
-	smem__poller_free(p);
+	if (p)
+		smem__rpc_pollset_free(&p->ps);
 }

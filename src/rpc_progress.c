@@ -8,6 +8,7 @@
  * transmit path. A thread waiting in a nested call keeps serving, so handlers can call back
  * through the same channel without deadlock (up to SMEM__RPC_MAX_NESTING deep on one thread).
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,14 +60,14 @@ static void handle_request(struct smem_rpc *ch, struct smem__rpc_req *q)
 	free(reply.data);
 }
 
-/* Run queued requests (when this thread may). Returns how many. */
-static int run_queue(struct smem_rpc *ch)
+/* Run up to @max queued requests (when this thread may). Returns how many. */
+static int run_queue(struct smem_rpc *ch, unsigned max)
 {
 	struct smem__rpc_req *q;
 	int n = 0;
 
 	/* The length hint first: progress on an empty queue costs one load, not a call. */
-	while (atomic_load_explicit(&ch->qlen, memory_order_relaxed) &&
+	while ((unsigned)n < max && atomic_load_explicit(&ch->qlen, memory_order_relaxed) &&
 	       (q = smem__rpc_queue_pop(ch))) {
 		handle_request(ch, q);
 		smem__rpc_req_recycle(ch, q);
@@ -75,13 +76,18 @@ static int run_queue(struct smem_rpc *ch)
 	return n;
 }
 
-int smem__rpc_progress(struct smem_rpc *ch)
+int smem__rpc_progress_max(struct smem_rpc *ch, unsigned max)
 {
 	smem__rpc_refresh(ch, false);
 	smem__rpc_try_pump(ch);
 	if (atomic_load_explicit(&ch->ncancels, memory_order_relaxed))
 		smem__rpc_flush_cancels(ch);
-	return run_queue(ch);
+	return run_queue(ch, max);
+}
+
+int smem__rpc_progress(struct smem_rpc *ch)
+{
+	return smem__rpc_progress_max(ch, UINT_MAX);
 }
 
 /* Add what a thread waiting on @ch sleeps on; returns the longest it may sleep. */

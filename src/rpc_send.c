@@ -109,6 +109,7 @@ static int write_cancel(struct smem_rpc *ch, uint64_t id, uint64_t response_to,
 	memcpy(slot.data, &h, sizeof(h));
 	if (smem_ring_commit(ch->tx, &slot, SMEM_RPC_HDR_SIZE) != 0)
 		return -EAGAIN;
+	smem__rpc_bell(ch);
 	SMEM__RPC_STAT_ADD(ch, packets_sent, 1);
 	return 0;
 }
@@ -185,6 +186,8 @@ int smem__rpc_send(struct smem_rpc *ch, uint8_t type, uint64_t id, uint64_t resp
 		rc = smem_ring_commit(ch->tx, &slot, SMEM_RPC_HDR_SIZE + chunk);
 		if (rc)
 			break;
+		/* Per packet: a server reading a message of many must drain as it comes. */
+		smem__rpc_bell(ch);
 	}
 	/* Counted once per message: packets 0..i-1 left (all full but maybe the last). */
 	if (i) {

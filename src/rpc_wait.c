@@ -51,6 +51,21 @@ void smem__rpc_sev_bump(struct smem_rpc *ch)
 	bump(&ch->sev, &ch->sev_sleepers, &ch->sev_wake_ns);
 }
 
+void smem__rpc_bell_ring(_Atomic uint32_t *bell, _Atomic uint32_t *sleepers)
+{
+	static _Atomic uint64_t no_stamp;	/* the doorbell's wakes are not stamped */
+
+	bump(bell, sleepers, &no_stamp);
+}
+
+void smem__rpc_bell(struct smem_rpc *ch)
+{
+	/* The packet was committed (release) before the bump: a server whose snapshot of the
+	 * bell includes it sees the packet (service.c). */
+	if (ch->bell)
+		smem__rpc_bell_ring(ch->bell, ch->bell_sleepers);
+}
+
 void smem__rpc_ws_init(struct smem__rpc_ws *ws)
 {
 	smem__wait_set_init(&ws->set, ws->it, SMEM__WAIT_MAX);
@@ -93,6 +108,12 @@ int smem__rpc_ws_ev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 int smem__rpc_ws_sev(struct smem__rpc_ws *ws, struct smem_rpc *ch, uint32_t v)
 {
 	return ws_event(ws, ch, &ch->sev, &ch->sev_sleepers, &ch->sev_wake_ns, v);
+}
+
+int smem__rpc_ws_event(struct smem__rpc_ws *ws, _Atomic uint32_t *word,
+		       _Atomic uint32_t *sleepers, uint32_t v)
+{
+	return ws_event(ws, NULL, word, sleepers, NULL, v);
 }
 
 int smem__rpc_ws_ring(struct smem__rpc_ws *ws, struct smem_rpc *ch, struct smem_ring *r,
