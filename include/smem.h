@@ -13,5 +13,6 @@
 #include <smem/ring.h>
 #include <smem/rpc.h>
 #include <smem/topic.h>
+#include <smem/service.h>
 
 #endif

@@ -41,6 +41,7 @@ const char *smem__kind_name(uint32_t kind)
 	case SMEM_KIND_RPC:		return "rpc";
 	case SMEM_KIND_TOPIC:		return "topic";
 	case SMEM_KIND_TOPIC_SAMPLES:	return "topic-samples";
+	case SMEM_KIND_SERVICE:		return "service";
 	default:			return "unknown";
 	}
 }

@@ -26,7 +26,8 @@ enum {
 	SMEM_KIND_RPC = 5,
 	SMEM_KIND_TOPIC = 6,		/* a topic's control memfd (topic_int.h) */
 	SMEM_KIND_TOPIC_SAMPLES = 7,	/* a topic's sample pool, read-only to subscribers */
-	SMEM_KIND_MAX = 7,
+	SMEM_KIND_SERVICE = 8,		/* a service: its slot table (service_int.h) */
+	SMEM_KIND_MAX = 8,
 };
 
 /*

@@ -263,9 +263,29 @@ def topic_seeds():
     write("topic", "geometry_poke", bytes([2, 4, 16, 4, 0, 0, 0, 64]) + cycle(3))
 
 
+# ---- service ------------------------------------------------------------------------------
+def service_seeds():
+    POKE, CLAIM, RELEASE, LOOK, PUBLISH, REMAP = 0, 1, 2, 3, 4, 5
+    # 4 slots: claim, publish, the server's look; release; claim all four, then remap
+    write("service", "claim_publish_look", bytes([3, CLAIM, PUBLISH, LOOK, 0, RELEASE, 0,
+          CLAIM, CLAIM, CLAIM, CLAIM, REMAP]))
+    # 2 slots: both ours, a third claim gets -EUSERS
+    write("service", "fill_all", bytes([1, CLAIM, CLAIM, CLAIM, LOOK, 0, LOOK, 1, REMAP]))
+    # hostile: nslots beyond the region, then a client's remap and the server's looks
+    write("service", "poke_nslots", bytes([2, CLAIM, PUBLISH, POKE, 12, 0, 4, 0xff, 0xff, 0, 0,
+          REMAP, LOOK, 0, LOOK, 1]))
+    # hostile: a foreign owner word in slot 0 (offset 128), looked at and freed
+    write("service", "poke_owner", bytes([3, POKE, 128, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8, LOOK, 0,
+          CLAIM, LOOK, 0]))
+    # hostile: a published slot's control block scribbled before the server's check
+    write("service", "poke_ctl", bytes([0, CLAIM, PUBLISH, POKE, 200, 0, 4, 9, 9, 9, 9,
+          LOOK, 0]))
+
+
 if __name__ == "__main__":
     broker_seeds()
     region_seeds()
     ring_seeds()
     rpc_seeds()
     topic_seeds()
+    service_seeds()
