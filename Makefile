@@ -116,7 +116,8 @@ HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
 
 # The examples in the seed's order (README: SharedArray, BufferReadWrite, CircularBuffer,
 # RpcBuffer), then our own demos. Only the ones that exist are run.
-RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo topic_frames evloop_uv
+RUN_ORDER := shared_array buffer_read_write circular_buffer rpc region_demo topic_frames evloop_uv \
+	service_clients
 RUN_EXAMPLES := $(foreach e,$(RUN_ORDER),$(filter $(BUILD)/examples/$(e),$(EXAMPLES)))
 
 .PHONY: all lib tools examples tests deps python-deps check check-bridge-long run install uninstall clean bench bench-bridge bench-peers stress fuzz-deps \

@@ -496,6 +496,24 @@ START_TEST(default_output_is_a_table_with_a_row_per_transport)
 }
 END_TEST
 
+START_TEST(service_prints_its_clients_calls_against_one_channel_and_futex)
+{
+	static struct run r;
+	static const char *const args[] = { "service", "--size", "512", "--clients", "3",
+					     "--compare", "--transport", "smem,service,futex",
+					     "--json", "--count", "300", "--warmup", "0.02",
+					     "--quiet", NULL };
+
+	rows_of(&r, args, 3, "service", 512);
+	check_ratios(&r);
+	ck_assert_str_eq(str(&r.obj[1], "transport"), "service");
+	ck_assert(num(&r.obj[1], "clients") == 3);
+	ck_assert(num(&r.obj[1], "backend") >= 1 && num(&r.obj[1], "backend") <= 3);
+	ck_assert_str_eq(str(&r.obj[2], "transport"), "futex");
+	ck_assert(!get(&r.obj[2], "clients"));
+}
+END_TEST
+
 START_TEST(bad_options_exit_with_status_2)
 {
 	static struct run r;
@@ -514,6 +532,8 @@ START_TEST(bad_options_exit_with_status_2)
 		{ "pingpong", "--no-work", NULL },		/* stream only */
 		{ "rpc", "--naive-cap", "1M", NULL },		/* stream only */
 		{ "stream", "--size", "2048", "--naive-cap", "1024", NULL },	/* < 1 message */
+		{ "rpc", "--clients", "2", NULL },		/* service only */
+		{ "service", "--clients", "0", NULL },
 	};
 	unsigned i;
 
@@ -543,6 +563,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, no_baselines_runs_smem_alone_whatever_compare_asks);
 	tcase_add_test(tc, reps_report_the_median_between_min_and_max);
 	tcase_add_test(tc, default_output_is_a_table_with_a_row_per_transport);
+	tcase_add_test(tc, service_prints_its_clients_calls_against_one_channel_and_futex);
 	tcase_add_test(tc, bad_options_exit_with_status_2);
 	suite_add_tcase(s, tc);
 	return s;

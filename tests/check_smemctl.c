@@ -465,6 +465,64 @@ START_TEST(smemctl_stat_shows_rpc_ends_and_their_liveness)
 }
 END_TEST
 
+static int h_ok(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *rep)
+{
+	(void)arg;
+	(void)req;
+	(void)rep;
+	return 0;
+}
+
+START_TEST(smemctl_stat_shows_service_clients_their_liveness_and_calls)
+{
+	struct smem_service_opts o = { .max_clients = 4, .handler = h_ok };
+	struct smem_service_client *a, *b;
+	struct smem_service *svc;
+	struct json_object *d, *cl;
+	int64_t calls[2];
+	int i;
+	T_NAME(name, "svc");
+
+	ck_assert_int_eq(smem_service_create(name, &o, &svc), 0);
+	ck_assert_int_eq(smem_service_connect(name, NULL, &a), 0);
+	ck_assert_int_eq(smem_service_connect(name, NULL, &b), 0);
+	for (i = 0; i < 3; i++) {
+		struct smem_rpc_call *c;
+
+		ck_assert_int_eq(smem_rpc_call_async(smem_service_channel(a), "x", 1, 5000, &c), 0);
+		ck_assert_int_ge(smem_service_serve(svc, 5000), 1);
+		ck_assert_int_eq(smem_rpc_wait(&c, 1, SMEM_RPC_WAIT_ALL, 5000), 1);
+		ck_assert_int_eq(smem_rpc_call_result(c, NULL, NULL), 0);
+		smem_rpc_call_free(c);
+	}
+	ck_assert_int_eq(smem_service_clients(svc), 2);
+	ck_assert_int_eq(run(out, sizeof(out), "smemctl", "stat", name, "--json", NULL), 0);
+	d = one_doc(out);
+	ck_assert_str_eq(at_str(d, "broker", "kind"), "service");
+	ck_assert(json_object_get_boolean(at(d, "service", "valid", NULL)));
+	ck_assert_int_eq(at_int(d, "service", "max_clients", NULL), 4);
+	ck_assert_int_eq(at_int(d, "service", "connected", NULL), 2);
+	ck_assert(json_object_get_boolean(at(d, "service", "server", "alive", NULL)));
+	ck_assert(!json_object_get_boolean(at(d, "service", "server", "closed", NULL)));
+	cl = at(d, "service", "clients", NULL);
+	ck_assert_uint_eq(json_object_array_length(cl), 2);
+	for (i = 0; i < 2; i++) {
+		struct json_object *e = json_object_array_get_idx(cl, (size_t)i);
+
+		ck_assert(json_object_get_boolean(at(e, "alive", NULL)));
+		ck_assert_str_eq(json_object_get_string(at(e, "state", NULL)), "attached");
+		ck_assert_int_eq(at_int(e, "pid", NULL, NULL), getpid());
+		calls[i] = at_int(e, "calls", NULL, NULL);
+	}
+	ck_assert_int_eq(calls[0] + calls[1], 3);
+	ck_assert(calls[0] == 0 || calls[1] == 0);
+	json_object_put(d);
+	smem_service_disconnect(b);
+	smem_service_disconnect(a);
+	smem_service_close(svc);
+}
+END_TEST
+
 START_TEST(smemctl_stat_shows_topic_subscribers_lag_and_losses)
 {
 	struct smem_topic_config cfg = { .sample_size = 128, .depth = 4,
@@ -627,6 +685,7 @@ static Suite *smemctl_suite(void)
 	tcase_add_test(tc, smemctl_stat_shows_lock_state_and_holder_liveness);
 	tcase_add_test(tc, smemctl_stat_shows_rpc_ends_and_their_liveness);
 	tcase_add_test(tc, smemctl_stat_shows_topic_subscribers_lag_and_losses);
+	tcase_add_test(tc, smemctl_stat_shows_service_clients_their_liveness_and_calls);
 	tcase_add_test(tc, smemctl_top_refreshes_the_given_number_of_times);
 	tcase_add_test(tc, smemctl_stat_reports_a_header_it_cannot_trust);
 	tcase_add_test(tc, every_tool_prints_its_version);

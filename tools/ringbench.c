@@ -10,6 +10,7 @@
  *                      [--node-size B] [--nodes N] [--service dispatch|thread]
  *   ringbench rpc --inproc [--size B] [--node-size B] [--nodes N]            one thread
  *   ringbench pubsub   [--size B] [--nodes DEPTH] [--readers R] [--no-work]   topic fan-out
+ *   ringbench service  [--size B] [--clients N]                                 many clients
  *   common: [--seconds S | --count N] [--warmup S] [--reps N] [--threads] [--cpus A,B,...]
  *           [--wait spin|block|auto] [--syscalls auto|perf|counted] [--compare]
  *           [--transport T[,T...]] [--no-baselines] [--peers DIR] [--json] [--cdf FILE]
@@ -29,6 +30,10 @@
  *   received. In the same run: the ring's stream at the same size ("smem", the reference
  *   for ratios; with R > 1 its R readers share the messages), R separate rings written
  *   once each ("rings") and a naive broadcast ring ("broadcast"), ringbench_fanout.c.
+ * service: N clients (--clients, 4) each making synchronous calls of B bytes (answered with
+ *   8) to one smem_service server (ringbench_service.c); msgs_per_s counts every client's
+ *   calls, rtt is the first client's. Reference row in the same run: one RPC channel, one
+ *   call in flight (the rpc bench); --compare adds the futex request/response ping-pong.
  * pingpong: the pinger sends B bytes, the ponger reads them all and answers B bytes; rtt is
  *   one round trip (two one-way hand-overs); msgs_per_s counts round trips.
  * rpc: calls of B bytes answered with 8 bytes (ringbench_rpc.c); rtt is a call's round trip,
@@ -76,29 +81,34 @@ struct transport {
 	rb_bench_fn pubsub;
 	const char *peer;			/* a peer program instead */
 	bool baseline;				/* run by --compare */
+	rb_bench_fn service;
 };
 
 /* rpc-mode baselines are request/response ping-pongs (reply 8 bytes) */
 static const struct transport transports[] = {
 	/* pubsub's baseline (before the topic, the reference for ratios): the ring's stream */
-	{ "smem", rb_smem_stream, rb_smem_pingpong, rb_smem_rpc, rb_smem_stream, NULL, false },
-	{ "topic", NULL, NULL, NULL, rb_topic_pubsub, NULL, false },
+	/* service's reference: one RPC channel, one call in flight */
+	{ "smem", rb_smem_stream, rb_smem_pingpong, rb_smem_rpc, rb_smem_stream, NULL, false,
+	  rb_smem_rpc },
+	{ "topic", NULL, NULL, NULL, rb_topic_pubsub, NULL, false, NULL },
 	/* pubsub's fan-out baselines (ringbench_fanout.c), run with the topic in every run */
-	{ "rings", NULL, NULL, NULL, rb_rings_pubsub, NULL, false },
-	{ "broadcast", NULL, NULL, NULL, rb_broadcast_pubsub, NULL, false },
-	{ "naive", rb_naive_stream, rb_naive_pingpong, rb_naive_pingpong, NULL, NULL, true },
-	{ "futex", NULL, rb_futex_pingpong, rb_futex_pingpong, NULL, NULL, true },
-	{ "eventfd", NULL, rb_eventfd_pingpong, rb_eventfd_pingpong, NULL, NULL, true },
-	{ "pipe", rb_pipe_stream, rb_pipe_pingpong, rb_pipe_pingpong, NULL, NULL, true },
-	{ "unix", rb_unix_stream, rb_unix_pingpong, rb_unix_pingpong, NULL, NULL, true },
+	{ "rings", NULL, NULL, NULL, rb_rings_pubsub, NULL, false, NULL },
+	{ "broadcast", NULL, NULL, NULL, rb_broadcast_pubsub, NULL, false, NULL },
+	{ "service", NULL, NULL, NULL, NULL, NULL, false, rb_service_calls },
+	{ "naive", rb_naive_stream, rb_naive_pingpong, rb_naive_pingpong, NULL, NULL, true, NULL },
+	{ "futex", NULL, rb_futex_pingpong, rb_futex_pingpong, NULL, NULL, true,
+	  rb_futex_pingpong },
+	{ "eventfd", NULL, rb_eventfd_pingpong, rb_eventfd_pingpong, NULL, NULL, true, NULL },
+	{ "pipe", rb_pipe_stream, rb_pipe_pingpong, rb_pipe_pingpong, NULL, NULL, true, NULL },
+	{ "unix", rb_unix_stream, rb_unix_pingpong, rb_unix_pingpong, NULL, NULL, true, NULL },
 	{ "seqpacket", rb_seqpacket_stream, rb_seqpacket_pingpong, rb_seqpacket_pingpong, NULL,
-	  NULL, true },
-	{ "boost_mq", NULL, NULL, NULL, NULL, "boost_mq", true },
-	{ "zmq_ipc", NULL, NULL, NULL, NULL, "zmq_ipc", true },
+	  NULL, true, NULL },
+	{ "boost_mq", NULL, NULL, NULL, NULL, "boost_mq", true, NULL },
+	{ "zmq_ipc", NULL, NULL, NULL, NULL, "zmq_ipc", true, NULL },
 };
 #define NTRANSPORTS (sizeof(transports) / sizeof(transports[0]))
 
-static const char *const bench_names[] = { "stream", "pingpong", "rpc", "pubsub" };
+static const char *const bench_names[] = { "stream", "pingpong", "rpc", "pubsub", "service" };
 static bool header_done;
 
 static void json_num(const char *key, double v, int decimals)
@@ -154,6 +164,8 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 			       c->service_thread ? "thread" : "dispatch",
 			       (unsigned long long)r->missed_wakeups);
 	}
+	if (c->bench == RB_SERVICE && !strcmp(name, "service"))
+		printf(",\"clients\":%d,\"backend\":%d", c->clients, r->backend);
 	if (ref && ref != r) {
 		json_num("ratio_to_smem", ref->msgs_per_s > 0 ? r->msgs_per_s / ref->msgs_per_s : -1,
 			 -1);
@@ -241,6 +253,7 @@ static void measure_once(const struct rb_cfg *c, const struct transport *t, int 
 			 struct rb_result *out)
 {
 	rb_bench_fn fn = c->bench == RB_STREAM ? t->stream : c->bench == RB_PUBSUB ? t->pubsub :
+			 c->bench == RB_SERVICE ? t->service :
 			 c->bench == RB_PINGPONG ? t->pingpong : t->rpc;
 
 	snprintf(rb_label, sizeof(rb_label), "%s %s size %zu, rep %d/%d", bench_names[c->bench],
@@ -270,12 +283,13 @@ static struct rb_result median(struct rb_result *runs, int n, double *mn, double
 
 static void usage(FILE *f)
 {
-	fputs("usage: ringbench stream|pingpong|rpc|pubsub [options]\n"
+	fputs("usage: ringbench stream|pingpong|rpc|pubsub|service [options]\n"
 	      "       ringbench --help | --version\n"
 	      "  --size BYTES        message (rpc: request) size, K/M suffixes (1024)\n"
 	      "  --nodes N           ring nodes (20); baselines get the same capacity\n"
 	      "  --writers W --readers R   stream: writers and readers (1 and 1)\n"
 	      "  --inflight K --channels C rpc: calls in flight over C channels (1 and 1)\n"
+	      "  --clients N         service: client processes calling one server (4)\n"
 	      "  --node-size B       rpc: smem's node bytes, 256..64M (size + 64: one packet per\n"
 	      "                      call); --nodes sizes smem's rings too (64; 8 over 64K);\n"
 	      "                      0 for either: the library's default\n"
@@ -373,6 +387,7 @@ int main(int argc, char **argv)
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "inflight", required_argument, NULL, 'i' },
 		{ "channels", required_argument, NULL, 'H' },
+		{ "clients", required_argument, NULL, 'L' },
 		{ "node-size", required_argument, NULL, 'Z' },
 		{ "service", required_argument, NULL, 'V' },
 		{ "inproc", no_argument, NULL, 'I' },
@@ -391,7 +406,7 @@ int main(int argc, char **argv)
 	};
 	struct rb_cfg c = { .size = 1024, .nodes = 20, .writers = 1, .readers = 1, .seconds = 2,
 			    .warmup = 0.2, .reps = 1, .inflight = 1, .channels = 1,
-			    .rpc_node_size = -1, .rpc_nodes = -1 };
+			    .rpc_node_size = -1, .rpc_nodes = -1, .clients = 4 };
 	/* in the order of enum rb_syscalls */
 	static const char *const syscalls[] = { "auto", "perf", "counted" };
 	static const char *const services[] = { "dispatch", "thread" };
@@ -420,6 +435,8 @@ int main(int argc, char **argv)
 		c.bench = RB_RPC;
 	else if (!strcmp(argv[1], "pubsub"))
 		c.bench = RB_PUBSUB;
+	else if (!strcmp(argv[1], "service"))
+		c.bench = RB_SERVICE;
 	else if (strcmp(argv[1], "stream")) {
 		usage(stderr);
 		return 2;
@@ -448,6 +465,7 @@ int main(int argc, char **argv)
 		case 't': c.threads = true; break;
 		case 'i': c.inflight = atoi(optarg); break;
 		case 'H': c.channels = atoi(optarg); break;
+		case 'L': c.clients = atoi(optarg); break;
 		case 'j': c.json = true; break;
 		case 'C': c.compare = true; break;
 		case 'T': c.only = optarg; break;
@@ -509,7 +527,10 @@ int main(int argc, char **argv)
 	    (c.inproc && (c.inflight != 1 || c.channels != 1 || c.service_thread)) ||
 	    (c.service_thread && c.threads))
 		goto bad;
-	c.reply = c.bench == RB_PINGPONG ? c.size : c.bench == RB_RPC ? 8 : 0;
+	c.reply = c.bench == RB_PINGPONG ? c.size : c.bench == RB_RPC || c.bench == RB_SERVICE ? 8 : 0;
+	if (c.clients < 1 || c.clients + 1 > RB_MAX_WORKERS ||
+	    (c.bench != RB_SERVICE && c.clients != 4))
+		goto bad;
 	if (!c.size || c.size > (1u << 30) || c.nodes < 2 || c.nodes > (1u << 20) ||
 	    c.writers < 1 || c.readers < 1 || c.writers + c.readers > RB_MAX_WORKERS ||
 	    (c.seconds <= 0 && !c.count) || c.warmup < 0 || c.reps < 1 || c.reps > 1000 ||
@@ -535,6 +556,7 @@ int main(int argc, char **argv)
 		const struct transport *t = &transports[i];
 		rb_bench_fn fn = c.bench == RB_STREAM ? t->stream :
 				 c.bench == RB_PUBSUB ? t->pubsub :
+				 c.bench == RB_SERVICE ? t->service :
 				 c.bench == RB_PINGPONG ? t->pingpong : t->rpc;
 
 		sel[i] = (fn || t->peer) && selected(&c, t->name, t->baseline);

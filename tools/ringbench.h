@@ -28,7 +28,7 @@
 #define RB_MAX_WORKERS 64
 #define RB_MAX_SAMPLES (1u << 22)	/* round-trip samples kept per repetition */
 
-enum rb_bench { RB_STREAM, RB_PINGPONG, RB_RPC, RB_PUBSUB };
+enum rb_bench { RB_STREAM, RB_PINGPONG, RB_RPC, RB_PUBSUB, RB_SERVICE };
 enum rb_wait { RB_WAIT_AUTO, RB_WAIT_SPIN, RB_WAIT_BLOCK };
 enum rb_syscalls { RB_SYS_AUTO, RB_SYS_PERF, RB_SYS_COUNTED };
 
@@ -58,6 +58,7 @@ struct rb_cfg {
 	bool inproc;		/* rpc: both ends in one thread, nothing waits */
 	size_t naive_cap;	/* stream: the naive ring's bytes (0: nodes x size, like smem's) */
 	bool no_work;		/* stream: no payload work (stamp, sum): the transports' own cost */
+	int clients;		/* service: client workers */
 	char name[64];		/* a unique prefix for smem names */
 };
 
@@ -154,9 +155,22 @@ typedef int (*rb_bench_fn)(const struct rb_cfg *c, struct rb_result *res);
 int rb_smem_stream(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_smem.c */
 int rb_smem_pingpong(const struct rb_cfg *c, struct rb_result *res);
 int rb_smem_rpc(const struct rb_cfg *c, struct rb_result *res);		/* ringbench_rpc.c */
+struct smem_rpc_opts;
+/* smem's RPC options for @c: rings sized for one packet per call, the spin of --wait. */
+void rb_rpc_opts(const struct rb_cfg *c, struct smem_rpc_opts *o);
+/* The benchmarks' handler: reads the request (summed into sum), answers `reply` stamped bytes
+ * (at most 64). arg: a struct rb_rpc_handler_state. */
+struct rb_rpc_handler_state {
+	size_t reply;
+	uint64_t sum, seq;
+};
+struct smem_rpc_request;
+struct smem_rpc_reply;
+int rb_rpc_handler(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *rep);
 int rb_topic_pubsub(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_topic.c */
 int rb_rings_pubsub(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_fanout.c */
 int rb_broadcast_pubsub(const struct rb_cfg *c, struct rb_result *res);
+int rb_service_calls(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_service.c */
 int rb_naive_stream(const struct rb_cfg *c, struct rb_result *res);	/* ringbench_base.c */
 int rb_naive_pingpong(const struct rb_cfg *c, struct rb_result *res);
 int rb_pipe_stream(const struct rb_cfg *c, struct rb_result *res);

@@ -53,7 +53,7 @@ struct rpc_bench {
 	uint32_t node_size, nodes;	/* the rings' real geometry, from the client */
 };
 
-static void opts_for(const struct rb_cfg *c, struct smem_rpc_opts *o)
+void rb_rpc_opts(const struct rb_cfg *c, struct smem_rpc_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	/* A node holds a whole request up to 1 MiB (one packet per call), as the seed's RpcTest
@@ -71,14 +71,9 @@ static void opts_for(const struct rb_cfg *c, struct smem_rpc_opts *o)
 	o->service = c->service_thread ? SMEM_RPC_SERVICE_THREAD : SMEM_RPC_SERVICE_DISPATCH;
 }
 
-struct handler_state {
-	size_t reply;
-	uint64_t sum, seq;
-};
-
-static int handler(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *rep)
+int rb_rpc_handler(void *arg, const struct smem_rpc_request *req, struct smem_rpc_reply *rep)
 {
-	struct handler_state *h = arg;
+	struct rb_rpc_handler_state *h = arg;
 	unsigned char out[64];
 
 	h->sum += rb_touch(req->data, req->len);
@@ -89,15 +84,15 @@ static int handler(void *arg, const struct smem_rpc_request *req, struct smem_rp
 
 /* Open channel @i of the run: the client's end (master, it opens first) or the server's. */
 static struct smem_rpc *open_end(const struct rb_cfg *c, struct rpc_bench *b, int i,
-				 struct handler_state *hs)
+				 struct rb_rpc_handler_state *hs)
 {
 	struct smem_rpc_opts o;
 	struct smem_rpc *ch;
 	int err;
 
-	opts_for(c, &o);
+	rb_rpc_opts(c, &o);
 	if (hs) {
-		o.handler = handler;
+		o.handler = rb_rpc_handler;
 		o.handler_arg = hs;
 	}
 	err = smem_rpc_open(b->names[i], &o, &ch);
@@ -156,7 +151,7 @@ static void client_done(void)
 static void server(struct rb_worker *w, struct rpc_bench *b)
 {
 	const struct rb_cfg *c = w->c;
-	struct handler_state hs = { c->reply < 64 ? c->reply : 64, 0, 0 };
+	struct rb_rpc_handler_state hs = { c->reply < 64 ? c->reply : 64, 0, 0 };
 	struct smem_rpc *chs[RPC_MAX_CHANNELS];
 	uint64_t sys0;
 	uint32_t aux;
@@ -309,7 +304,7 @@ static int inproc_call(const struct rb_cfg *c, struct smem_rpc *cl, struct smem_
 static void inproc(struct rb_worker *w, struct rpc_bench *b)
 {
 	const struct rb_cfg *c = w->c;
-	struct handler_state hs = { c->reply < 64 ? c->reply : 64, 0, 0 };
+	struct rb_rpc_handler_state hs = { c->reply < 64 ? c->reply : 64, 0, 0 };
 	struct smem_rpc *cl = open_end(c, b, 0, NULL), *sv = open_end(c, b, 0, &hs);
 	unsigned char *req = malloc(c->size + 8);
 	uint64_t sys0, seq = 0, sum = 0, t;

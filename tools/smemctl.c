@@ -37,7 +37,8 @@ static void usage(FILE *f)
 		"  list        every name: kind, size, owner, mode, holders, age\n"
 		"  stat NAME   the broker's record, the validated header and what the object holds\n"
 		"              (ring fill and counters, lock state and holders, RPC ends, topic\n"
-		"              subscribers with their lag and losses)\n"
+		"              subscribers with their lag and losses, service clients: liveness,\n"
+		"              state and calls)\n"
 		"  rm NAME     remove the name (mappings stay valid)\n"
 		"  stop        stop the broker (its own user or root)\n"
 		"  top         every name and its state, refreshed\n"
@@ -336,6 +337,7 @@ static void top_detail(struct json_object *doc, struct json_object *prev, double
 	struct json_object *ring = json_object_object_get(doc, "ring");
 	struct json_object *lock = json_object_object_get(doc, "lock");
 	struct json_object *rpc = json_object_object_get(doc, "rpc"), *he;
+	struct json_object *svc = json_object_object_get(doc, "service");
 	char f1[32], f2[32], e1[24], e2[24];
 	double rate;
 
@@ -370,6 +372,13 @@ static void top_detail(struct json_object *doc, struct json_object *prev, double
 		fill_text(json_object_object_get(rpc, "m2s"), f1, sizeof(f1));
 		fill_text(json_object_object_get(rpc, "s2m"), f2, sizeof(f2));
 		printf("master %s slave %s m2s %s s2m %s", e1, e2, f1, f2);
+	} else if (svc) {
+		struct json_object *srv = json_object_object_get(svc, "server");
+
+		end_text(srv, e1, sizeof(e1));
+		printf("server %s clients %llu/%llu", e1,
+		       (unsigned long long)get_u64(svc, "connected", NULL),
+		       (unsigned long long)get_u64(svc, "max_clients", NULL));
 	} else if (get_bool(doc, "header", "shutdown")) {
 		printf("owner closed");
 	}

@@ -15,6 +15,7 @@
 #include "proto.h"
 #include "ring_int.h"
 #include "rpc_int.h"
+#include "service_int.h"
 #include "topic_int.h"
 #include "smemctl.h"
 
@@ -421,6 +422,77 @@ static struct json_object *rpc_json(const char *broker, const struct smem_region
 	return o;
 }
 
+/* ---- services ----------------------------------------------------------------------------- */
+
+static const char *slot_state_name(uint32_t st)
+{
+	switch (st) {
+	case SMEM_SVC_FREE:	return "free";
+	case SMEM_SVC_FILLING:	return "connecting";
+	case SMEM_SVC_READY:	return "waiting";
+	case SMEM_SVC_ATTACHED:	return "attached";
+	case SMEM_SVC_REFUSED:	return "refused";
+	default:		return "garbage";
+	}
+}
+
+/*
+ * A service's table, read-only: the server's record, and per claimed slot its client's owner
+ * id, liveness (the kernel's lock, not the table's word), state and calls served. The slot
+ * count is checked against the area's size (smem__svc_map) before any slot is read.
+ */
+static struct json_object *service_json(const struct smem_region *r)
+{
+	struct json_object *o = json_object_new_object(), *clients, *srv;
+	struct live_cache lc = { .n = 0 };
+	struct smem__svc_map m;
+	uint32_t i, id, connected = 0;
+	int err;
+
+	err = smem__svc_map(r->obj, r->obj_size, &m);
+	sc_add_bool(o, "valid", err == 0);
+	if (err) {
+		json_object_object_add(o, "error", sc_errno_json(err));
+		return o;
+	}
+	sc_add_u64(o, "max_clients", m.nslots);
+	id = atomic_load_explicit(&m.hdr->server.live_id, memory_order_acquire);
+	if (id) {
+		srv = owner_json(r, id);
+		sc_add_u64(srv, "pid", m.hdr->server.pid);
+		sc_add_bool(srv, "closed", atomic_load_explicit(&m.hdr->flags, memory_order_relaxed) &
+					   SMEM_SVC_CLOSED);
+		json_object_object_add(o, "server", srv);
+	} else {
+		json_object_object_add(o, "server", NULL);
+	}
+	clients = json_object_new_array();
+	for (i = 0; i < m.nslots; i++) {
+		const struct smem_svc_slot *sl = &m.slots[i];
+		uint64_t own = atomic_load_explicit(&sl->own, memory_order_acquire);
+		uint32_t owner = smem__svc_own_id(own);
+		struct json_object *co;
+		bool alive;
+
+		if (!owner)
+			continue;
+		alive = cached_alive(r, &lc, owner);
+		connected += alive;
+		co = json_object_new_object();
+		sc_add_u64(co, "slot", i);
+		sc_add_u64(co, "owner", owner);
+		sc_add_bool(co, "alive", alive);
+		json_object_object_add(co, "state", json_object_new_string(slot_state_name(
+			atomic_load_explicit(&sl->state, memory_order_relaxed))));
+		sc_add_u64(co, "pid", sl->ctl.end[SMEM_RPC_MASTER].pid);
+		sc_add_u64(co, "calls", atomic_load_explicit(&sl->calls, memory_order_relaxed));
+		json_object_array_add(clients, co);
+	}
+	sc_add_u64(o, "connected", connected);
+	json_object_object_add(o, "clients", clients);
+	return o;
+}
+
 struct json_object *sc_inspect(const char *broker, const struct smem__entry_info *e)
 {
 	struct smem_opts opts = { .broker = broker, .flags = SMEM_RDONLY };
@@ -452,6 +524,9 @@ struct json_object *sc_inspect(const char *broker, const struct smem__entry_info
 		break;
 	case SMEM_KIND_TOPIC:
 		json_object_object_add(doc, "topic", topic_json(r));
+		break;
+	case SMEM_KIND_SERVICE:
+		json_object_object_add(doc, "service", service_json(r));
 		break;
 	default:
 		break;
