@@ -4,6 +4,7 @@ the Python examples print what the C examples print."""
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -89,13 +90,27 @@ def test_rpc_killed_python_peer_gives_c_econnreset(name, c_peer, py_peer):
 
 
 def test_rpc_killed_c_peer_gives_python_econnreset(name, c_peer):
-    with smem.Rpc.open(name, lambda r: r) as m:
-        caller = c_peer("rpc-call-pending", name)
-        caller.expect("ready")
-        caller.kill9()
-        with pytest.raises(smem.PeerResetError) as e:
-            m.call(b"anyone?", 5)
-        assert e.value.errno == 104  # ECONNRESET, as C gets
+    # The handler holds the C peer's call until the peer is dead: answered, the peer would
+    # print the reply and close cleanly before the kill, and the master then rightly gets
+    # ESHUTDOWN (an orderly close), not ECONNRESET.
+    arrived, gate = threading.Event(), threading.Event()
+
+    def hold(req):
+        arrived.set()
+        gate.wait(10)
+        return req
+
+    with smem.Rpc.open(name, hold) as m:
+        try:
+            caller = c_peer("rpc-call-pending", name)
+            caller.expect("ready")
+            assert arrived.wait(10), "the C peer's call never reached the handler"
+            caller.kill9()
+            with pytest.raises(smem.PeerResetError) as e:
+                m.call(b"anyone?", 5)
+            assert e.value.errno == 104  # ECONNRESET, as C gets
+        finally:
+            gate.set()
 
 
 def test_python_examples_print_what_the_c_examples_print():
