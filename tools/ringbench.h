@@ -128,6 +128,9 @@ void *rb_shared_map(size_t size);
 void rb_relax(void);
 uint64_t rb_touch(const void *p, size_t len);	/* sum every byte: the payload is read */
 void rb_stamp(void *buf, size_t len, uint64_t seq);	/* write the whole payload */
+void rb_pub_fill(const struct rb_cfg *c, void *buf, uint64_t seq);
+uint64_t rb_sub_consume(const struct rb_cfg *c, const void *p, size_t len);
+int rb_pubsub_timeout(const struct rb_cfg *c);
 /* Worker side: announce readiness, wait for go, start the worker's own accounting. */
 void rb_ready(struct rb_worker *w);
 bool rb_stopping(void);

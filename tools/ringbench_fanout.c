@@ -31,31 +31,6 @@
 
 #include "ringbench.h"
 
-static int tmo(const struct rb_cfg *c)
-{
-	return c->wait == RB_WAIT_SPIN ? 0 : 100;
-}
-
-/* The publisher's sample: every cache line with work, one stamp without. */
-static void fill(const struct rb_cfg *c, unsigned char *buf, uint64_t seq)
-{
-	if (c->no_work)
-		memcpy(buf, &seq, c->size < 8 ? c->size : 8);
-	else
-		rb_stamp(buf, c->size, seq);
-}
-
-/* What a subscriber reads of a sample. */
-static uint64_t consume(const struct rb_cfg *c, const void *p, size_t len)
-{
-	uint64_t x = 0;
-
-	if (!c->no_work)
-		return rb_touch(p, len);
-	memcpy(&x, p, len < 8 ? len : 8);
-	return x;
-}
-
 /* ---- rings: one smem ring per subscriber ----------------------------------------------- */
 
 static void ring_name(const struct rb_cfg *c, int i, char *out, size_t len)
@@ -90,7 +65,7 @@ static void rings_publisher(struct rb_worker *w, const struct rb_cfg *c)
 	struct smem_ring *r[RB_MAX_WORKERS];
 	unsigned char *buf = malloc(c->size + 8);
 	uint64_t seq = 0, sys = 0;
-	int i, k = 0, t = tmo(c);
+	int i, k = 0, t = rb_pubsub_timeout(c);
 
 	if (!buf)
 		rb_die("malloc", -ENOMEM);
@@ -98,14 +73,14 @@ static void rings_publisher(struct rb_worker *w, const struct rb_cfg *c)
 	for (i = 0; i < c->readers; i++)
 		r[i] = ring_join(c, i);
 	rb_ready(w);
-	fill(c, buf, seq);
+	rb_pub_fill(c, buf, seq);
 	while (!rb_stopping()) {
 		int err = smem_ring_write(r[k], buf, c->size, t);
 
 		if (err == 0) {
 			if (++k == c->readers) {	/* in every ring: the next sample */
 				k = 0;
-				fill(c, buf, ++seq);
+				rb_pub_fill(c, buf, ++seq);
 			}
 		} else if (err != -ETIMEDOUT) {
 			atomic_fetch_add(&rb_ctl->errors, 1);
@@ -127,14 +102,14 @@ static void rings_subscriber(struct rb_worker *w, const struct rb_cfg *c)
 	struct smem_ring *r = ring_join(c, w->index - 1);
 	struct smem_ring_slot s;
 	uint64_t sum = 0, n = 0;
-	int t = tmo(c);
+	int t = rb_pubsub_timeout(c);
 
 	rb_ready(w);
 	while (!rb_stopping()) {
 		int err = smem_ring_reserve_read(r, &s, t);
 
 		if (err == 0) {
-			sum += consume(c, s.data, s.len);
+			sum += rb_sub_consume(c, s.data, s.len);
 			smem_ring_release(r, &s);
 			n++;
 			if (w->index == 1)
@@ -248,7 +223,7 @@ static void bcast_worker(struct rb_worker *w)
 			if (seq >= room &&
 			    !SPIN_UNTIL((room = slowest(q, c->readers) + q->depth) > seq))
 				break;
-			fill(c, q->slots + (seq % q->depth) * q->stride, seq);
+			rb_pub_fill(c, q->slots + (seq % q->depth) * q->stride, seq);
 			/* Release: pairs with the subscribers' acquire of tail (the slot is full). */
 			atomic_store_explicit(&q->tail, ++seq, memory_order_release);
 		}
@@ -261,7 +236,7 @@ static void bcast_worker(struct rb_worker *w)
 			    !SPIN_UNTIL((tail = atomic_load_explicit(&q->tail,
 								     memory_order_acquire)) > seq))
 				break;
-			sum += consume(c, q->slots + (seq % q->depth) * q->stride, q->size);
+			sum += rb_sub_consume(c, q->slots + (seq % q->depth) * q->stride, q->size);
 			/* Release: our reads of the slot come before the publisher reuses it. */
 			atomic_store_explicit(&q->sub[me].cursor, ++seq, memory_order_release);
 			n++;

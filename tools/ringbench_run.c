@@ -126,6 +126,32 @@ void rb_stamp(void *buf, size_t len, uint64_t seq)
 		b[0] = (unsigned char)seq;
 }
 
+/* pubsub (topic and its fan-out baselines): a sample's work is every cache line written and
+ * every byte read; with --no-work, one 8-byte stamp written and read. */
+void rb_pub_fill(const struct rb_cfg *c, void *buf, uint64_t seq)
+{
+	if (c->no_work)
+		memcpy(buf, &seq, c->size < 8 ? c->size : 8);
+	else
+		rb_stamp(buf, c->size, seq);
+}
+
+uint64_t rb_sub_consume(const struct rb_cfg *c, const void *p, size_t len)
+{
+	uint64_t x = 0;
+
+	if (!c->no_work)
+		return rb_touch(p, len);
+	memcpy(&x, p, len < 8 ? len : 8);
+	return x;
+}
+
+/* A pubsub worker's wait: 0 (poll, relaxing between looks) when spinning, else 100 ms. */
+int rb_pubsub_timeout(const struct rb_cfg *c)
+{
+	return c->wait == RB_WAIT_SPIN ? 0 : 100;
+}
+
 /* ---- accounting ------------------------------------------------------------------------- */
 
 static long lookup_tracepoint(void)

@@ -19,17 +19,12 @@
 
 #include "ringbench.h"
 
-static int tmo(const struct rb_cfg *c)
-{
-	return c->wait == RB_WAIT_SPIN ? 0 : 100;
-}
-
 static void publisher(struct rb_worker *w, const struct rb_cfg *c)
 {
 	struct smem_topic_pub *p;
 	struct smem_topic_sample s;
 	uint64_t seq = 0;
-	int t = tmo(c), err = smem_topic_open_publisher(c->name, NULL, &p);
+	int t = rb_pubsub_timeout(c), err = smem_topic_open_publisher(c->name, NULL, &p);
 
 	if (err)
 		rb_die("smem_topic_open_publisher", err);
@@ -37,11 +32,7 @@ static void publisher(struct rb_worker *w, const struct rb_cfg *c)
 	while (!rb_stopping()) {
 		err = smem_topic_loan(p, &s, t);
 		if (err == 0) {
-			if (c->no_work)
-				memcpy(s.data, &seq, c->size < 8 ? c->size : 8);
-			else
-				rb_stamp(s.data, c->size, seq);
-			seq++;
+			rb_pub_fill(c, s.data, seq++);
 			while ((err = smem_topic_publish(p, &s, c->size, t)) == -ETIMEDOUT &&
 			       !rb_stopping())
 				;
@@ -65,7 +56,7 @@ static void subscriber(struct rb_worker *w, const struct rb_cfg *c)
 	struct smem_topic_sub *s;
 	struct smem_topic_sample v;
 	uint64_t sum = 0, n = 0;
-	int t = tmo(c), err = smem_topic_subscribe(c->name, 0, NULL, &s);
+	int t = rb_pubsub_timeout(c), err = smem_topic_subscribe(c->name, 0, NULL, &s);
 
 	if (err)
 		rb_die("smem_topic_subscribe", err);
@@ -73,14 +64,7 @@ static void subscriber(struct rb_worker *w, const struct rb_cfg *c)
 	while (!rb_stopping()) {
 		err = smem_topic_receive(s, &v, t);
 		if (err == 0) {
-			if (c->no_work) {
-				uint64_t x = 0;
-
-				memcpy(&x, v.view, v.len < 8 ? v.len : 8);
-				sum += x;
-			} else {
-				sum += rb_touch(v.view, v.len);
-			}
+			sum += rb_sub_consume(c, v.view, v.len);
 			smem_topic_release(s, &v);
 			n++;
 			if (w->index == 1)
