@@ -115,16 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.n = 2 + data[0] % 16;
 	m.size = 8 * (1 + data[1] % 32);
 	reg = make_region(m.n, m.size, &obj_size);
-	if ((data[2] & 1) && off + 2 <= size) {
-		size_t at = data[off] % 64, n = data[off + 1];
-
-		off += 2;
-		if (n > size - off)
-			n = size - off;
-		memcpy((char *)reg->obj + at, data + off, n < 64 - at ? n : 64 - at);
-		off += n;
+	if ((data[2] & 1) && fuzz_scribble_header(reg->obj, data, size, &off))
 		m.ok = false;
-	}
 	err = smem__ring_attach(reg, &r);
 	if (err) {
 		CHECK(err == -EPROTO && !m.ok);

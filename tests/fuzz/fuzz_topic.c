@@ -104,16 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ctl = fuzz_map_region("fuzz-topic", g.ctl_size);
 	samples = fuzz_map_region("fuzz-topic-samples", g.pool_size);
 	CHECK(smem__topic_format(ctl->obj, g.ctl_size, &g) == 0);
-	if ((data[1] & 4) && off + 2 <= size) {
-		size_t at = data[off] % 64, n = data[off + 1];
-
-		off += 2;
-		if (n > size - off)
-			n = size - off;
-		memcpy((char *)ctl->obj + at, data + off, n < 64 - at ? n : 64 - at);
-		off += n;
+	if ((data[1] & 4) && fuzz_scribble_header(ctl->obj, data, size, &off))
 		ok = false;
-	}
 	p = calloc(1, sizeof(*p));
 	CHECK(p);
 	p->t.ctl = ctl;

@@ -30,4 +30,25 @@ static struct smem_region *fuzz_map_region(const char *label, size_t need)
 	return reg;
 }
 
+/*
+ * Scribble over the first 64 bytes of @obj as a hostile peer would: an offset byte and a
+ * length byte at data[*off], then that many bytes of input (as many as are left). Advances
+ * *off. False when the input has no room for the two bytes (nothing written).
+ */
+static inline bool fuzz_scribble_header(void *obj, const uint8_t *data, size_t size, size_t *off)
+{
+	size_t at, n;
+
+	if (*off + 2 > size)
+		return false;
+	at = data[*off] % 64;
+	n = data[*off + 1];
+	*off += 2;
+	if (n > size - *off)
+		n = size - *off;
+	memcpy((char *)obj + at, data + *off, n < 64 - at ? n : 64 - at);
+	*off += n;
+	return true;
+}
+
 #endif
