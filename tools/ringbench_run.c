@@ -419,14 +419,21 @@ void rb_run(const struct rb_cfg *c, struct rb_worker *ws, int n, struct rb_resul
 	end = t0 + (c->count ? 300000000000ull : (uint64_t)(c->seconds * 1e9));
 	for (;;) {
 		uint64_t now = rb_now_ns();
+		/*
+		 * A window in which a starved worker (a loaded machine, a short --seconds) moved
+		 * nothing is no measurement: it stretches until one message went through, and
+		 * where round trips are timed (every bench but stream and pubsub) until one was,
+		 * for 30 s at most, rather than reporting a rate or a round trip of nothing: the
+		 * timed worker (one client of several, say) may be the starved one.
+		 */
+		bool timed = c->bench != RB_STREAM && c->bench != RB_PUBSUB;
+		bool moved = read_counts() != m0 && (!timed || atomic_load(&rb_ctl->nsamples));
 
-		/* A window in which a starved worker (a loaded machine, a short --seconds) moved
-		 * nothing is no measurement: it stretches until one message went through, for 30 s
-		 * at most, rather than reporting a rate of 0. */
 		if (atomic_load(&rb_ctl->errors) ||
-		    (now >= end && (read_counts() != m0 || now >= end + 30000000000ull)))
+		    (now >= end && (moved || now >= end + 30000000000ull)))
 			break;
-		if (c->count && read_counts() - m0 >= c->count)
+		if (c->count && read_counts() - m0 >= c->count &&
+		    (moved || now >= t0 + 30000000000ull))
 			break;
 		progress(c, t0, m0, false);
 		sleep_ns(c->count || now >= end ? 2000000 :
