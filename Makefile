@@ -110,9 +110,13 @@ TEST_UTIL_OBJS := $(TEST_UTIL_SRCS:tests/util/%.c=$(BUILD)/tests/util/%.o)
 # C peers of the Python interoperation tests (tests/python/*.c).
 PY_HELPER_SRCS := $(sort $(wildcard tests/python/*.c))
 PY_HELPERS := $(PY_HELPER_SRCS:tests/python/%.c=$(BUILD)/tests/python/%)
-# Long-running harnesses (crash campaign, broker load), built like the suites.
-HARNESS_SRCS := $(sort $(wildcard tests/crash/*.c tests/load/*.c))
-HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%)
+# Long-running harnesses, built like the suites: the broker load (one file) and the crash
+# campaign (tests/crash/: the campaign in crash.c, one file per scenario, linked into one).
+HARNESS_SRCS := $(sort $(wildcard tests/load/*.c))
+CRASH_SRCS := $(sort $(wildcard tests/crash/*.c))
+CRASH_OBJS := $(CRASH_SRCS:tests/%.c=$(BUILD)/tests/%.o)
+CRASH := $(BUILD)/tests/crash/crash
+HARNESSES := $(HARNESS_SRCS:tests/%.c=$(BUILD)/tests/%) $(CRASH)
 
 # The examples in the seed's order (README: SharedArray, BufferReadWrite, CircularBuffer,
 # RpcBuffer), then our own demos. Only the ones that exist are run.
@@ -267,6 +271,15 @@ $(BUILD)/tests/util/%.o: tests/util/%.c | deps
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests -c -o $@ $<
 
+$(BUILD)/tests/crash/%.o: tests/crash/%.c | deps
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -Itests -c -o $@ $<
+
+$(CRASH): $(CRASH_OBJS) $(STATIC_LIB)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CRASH_OBJS) $(STATIC_LIB) $(LIBS)
+
 # check_smemctl and check_bridge parse smemctl's documents back with json-c.
 $(BUILD)/tests/check_smemctl $(BUILD)/tests/check_bridge: TEST_LIBS := $(JSON_LIBS)
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJS) $(SMEMD_LIB) $(STATIC_LIB)
@@ -352,7 +365,7 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	@./tests/fuzz/run-fuzz $(FUZZ_SECONDS) $(FUZZ_BINS)
 
-# The crash campaign (tests/crash/crash.c): CRASH_TRIALS trials of processes killed with
+# The crash campaign (tests/crash/): CRASH_TRIALS trials of processes killed with
 # SIGKILL at random points, against a broker of its own. CRASH_SEED=N replays a campaign.
 CRASH_TRIALS ?= 2000
 CRASH_SEED ?= 0
@@ -485,5 +498,5 @@ check-deb: deb
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/src/*.d $(BUILD)/bridge/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d $(BUILD)/tests/python/*.d)
+-include $(wildcard $(BUILD)/src/*.d $(BUILD)/bridge/*.d $(BUILD)/tools/*.d $(BUILD)/examples/*.d $(BUILD)/tests/*.d $(BUILD)/tests/util/*.d $(BUILD)/tests/crash/*.d $(BUILD)/tests/python/*.d)
 -include $(wildcard $(FUZZ_DIR)/src/*.d $(FUZZ_DIR)/tools/*.d $(FUZZ_DIR)/*.d)
