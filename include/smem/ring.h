@@ -98,6 +98,31 @@ ssize_t smem_ring_read(struct smem_ring *r, void *dst, size_t cap, int timeout_m
 ssize_t smem_ring_next_len(struct smem_ring *r);
 
 /*
+ * Batches, for callers whose cost per call dominates (an interpreter through an FFI): loops of
+ * the calls above, so not atomic (other readers and writers interleave), with only the first
+ * message waiting.
+ *
+ * smem_ring_read_many() consumes up to @max (>= 1) messages, waiting up to @timeout_ms for the
+ * first, then taking those already there: they are packed one after another into @dst (@cap
+ * bytes), lens[i] the length of the i-th. It stops at @max, at an empty ring, or before a
+ * message longer than the room left (that one stays for the next call). Returns the count
+ * (>= 1), or, when none was read, the errors of smem_ring_read() (-EMSGSIZE: the next
+ * message is longer than @cap). An error after the first message ends the batch; the next
+ * call returns it.
+ *
+ * smem_ring_write_many() writes @count (>= 1) messages packed one after another in @src,
+ * lens[i] bytes the i-th, waiting up to @timeout_ms for room for the first, then writing while
+ * there is room. Returns the count written (>= 1; fewer than @count when the ring filled or
+ * an error stopped it: the next call with the rest reports that error), or, when none was
+ * written, the errors of smem_ring_write(). -EINVAL for NULL pointers or a zero count.
+ * Thread-safe as the single calls.
+ */
+ssize_t smem_ring_read_many(struct smem_ring *r, void *dst, size_t cap, size_t *lens,
+			    size_t max, int timeout_ms);
+ssize_t smem_ring_write_many(struct smem_ring *r, const void *src, const size_t *lens,
+			     size_t count, int timeout_ms);
+
+/*
  * Zero-copy write: reserve a node (slot->data, slot->cap), fill it, then commit @len bytes or
  * abort (the node then carries no message). Messages become visible in reservation order.
  */
