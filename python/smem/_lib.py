@@ -208,6 +208,9 @@ _proto("smem_ring_release", c_int, _P, POINTER(RingSlot))
 _proto("smem_ring_fd", c_int, _P)
 _proto("smem_ring_set_spin", None, _P, c_uint32)
 _proto("smem_ring_stats", c_int, _P, POINTER(RingStats))
+_proto("smem_ring_read_many", c_ssize_t, _P, c_void_p, c_size_t, POINTER(c_size_t), c_size_t,
+       c_int)
+_proto("smem_ring_write_many", c_ssize_t, _P, c_void_p, POINTER(c_size_t), c_size_t, c_int)
 
 _proto("smem_rpc_open", c_int, c_char_p, POINTER(RpcOpts), _PP)
 _proto("smem_rpc_close", None, _P)
@@ -266,6 +269,8 @@ def _fast(name: str, restype: Any) -> Any:
 
 fast_ring_write = _fast("smem_ring_write", c_int)
 fast_ring_read = _fast("smem_ring_read", c_ssize_t)
+fast_ring_read_many = _fast("smem_ring_read_many", c_ssize_t)
+fast_ring_write_many = _fast("smem_ring_write_many", c_ssize_t)
 fast_rpc_call_async = _fast("smem_rpc_call_async", c_int)
 fast_rpc_wait = _fast("smem_rpc_wait", c_int)
 fast_rpc_call_result = _fast("smem_rpc_call_result", c_int)

@@ -247,6 +247,18 @@ def test_ring_batches_write_many_and_read_many(name):
             w.write_many([b"y" * 17], timeout=0)
         assert e.value.written == 0
         assert len(r.read_many(100, timeout=0)) == 8
+        # Sizes are nbytes (an int32 array of 3 is 12 bytes), empty messages are messages,
+        # any iterable goes; an oversized message stops the batch after those before it.
+        arr = np.arange(3, dtype=np.int32)
+        assert w.write_many(iter([arr, b"", b"z"]), timeout=0) == 3
+        assert r.read_many(3, timeout=0) == [arr.tobytes(), b"", b"z"]
+        with pytest.raises(smem.MessageSizeError) as e:
+            w.write_many([b"a", b"b", b"y" * 17, b"c"], timeout=0)
+        assert e.value.written == 2
+        assert r.read_many(8, timeout=0) == [b"a", b"b"]
+        assert w.write_many([], timeout=0) == 0
+        with pytest.raises(ValueError):
+            r.read_many(0, timeout=0)
     with pytest.raises(ValueError):
         w.write_many([b"closed"])
     with pytest.raises(ValueError):
