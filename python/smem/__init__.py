@@ -2,8 +2,8 @@
 
 Region (raw bytes), Buffer (bytes with a robust reader-writer lock), Array (a numpy view with
 dtype and shape checked on open), Ring (a lock-free MPMC message ring), Rpc (request and
-response between two processes) and Topic/Subscriber (publish/subscribe with zero-copy
-loans), interoperating with C programs that use libsmem. Poller: their fds for event loops
+response between two processes), Service/ServiceClient (one server, many clients) and
+Topic/Subscriber (publish/subscribe with zero-copy loans), interoperating with C programs that use libsmem. Poller: their fds for event loops
 (asyncio's loop.add_reader), with no helper thread.
 
 Every object is a context manager; errors are OSError subclasses (smem.errors) carrying the
@@ -27,11 +27,12 @@ from .region import Region
 from .poll import Poller
 from .ring import Ring
 from .rpc import PendingCall, Rpc
+from .service import Service, ServiceClient
 from .topic import Loan, Sample, Subscriber, Topic
 
 __version__ = "0.1.0"
 
-__all__ = ["Region", "Buffer", "Array", "Ring", "Rpc", "PendingCall", "Topic", "Subscriber",
+__all__ = ["Region", "Buffer", "Array", "Ring", "Rpc", "PendingCall", "Service", "ServiceClient", "Topic", "Subscriber",
            "Loan", "Sample", "Poller", "unlink", "strerror", "last_error",
            "LIBRARY_PATH", "SmemError", "InvalidArgumentError", "RangeError", "NotFoundError",
            "ExistsError", "AccessError", "TimeoutExpired", "MessageSizeError", "ShutdownError",

@@ -117,6 +117,15 @@ class RpcStats(Structure):
                 + [("reserved", c_uint64 * 5)])
 
 
+class ServiceOpts(Structure):
+    """struct smem_service_opts"""
+    _fields_ = [("base", Opts), ("max_clients", c_uint32), ("node_count", c_uint32),
+                ("node_size", c_uint32), ("spin_ns", c_uint32), ("handler", RPC_HANDLER),
+                ("handler_arg", c_void_p), ("max_message", c_uint64),
+                ("reply_timeout_ms", c_int32), ("reserved32", c_uint32),
+                ("reserved", c_uint64 * 4)]
+
+
 class TopicConfig(Structure):
     """struct smem_topic_config"""
     _fields_ = [("sample_size", c_uint64), ("depth", c_uint32), ("history", c_uint32),
@@ -231,6 +240,16 @@ _proto("smem_rpc_stats_reset", None, _P)
 _proto("smem_rpc_reply_set", c_int, c_void_p, c_void_p, c_size_t)
 _proto("smem_rpc_reply_error", None, c_void_p, c_char_p)
 
+_proto("smem_service_create", c_int, c_char_p, POINTER(ServiceOpts), _PP)
+_proto("smem_service_serve", c_int, _P, c_int)
+_proto("smem_service_clients", c_int, _P)
+_proto("smem_service_request_client", c_int, POINTER(RpcRequest))
+_proto("smem_service_close", None, _P)
+_proto("smem_service_connect", c_int, c_char_p, POINTER(ServiceOpts), _PP)
+_proto("smem_service_call", c_int, _P, c_void_p, c_size_t, _PP, POINTER(c_size_t), c_int)
+_proto("smem_service_channel", c_void_p, _P)
+_proto("smem_service_disconnect", None, _P)
+
 _proto("smem_topic_create", c_int, c_char_p, POINTER(TopicConfig), _OPTS, _PP)
 _proto("smem_topic_open_publisher", c_int, c_char_p, _OPTS, _PP)
 _proto("smem_topic_subscribe", c_int, c_char_p, c_uint32, _OPTS, _PP)
@@ -247,12 +266,14 @@ _proto("smem_topic_sub_close", None, _P)
 _proto("smem_ring_poll_open", c_int, _P, c_uint, _PP)
 _proto("smem_rpc_poll_open", c_int, _P, _PP)
 _proto("smem_topic_poll_open", c_int, _P, _PP)
-for _kind in ("ring", "rpc", "topic"):
+_proto("smem_service_poll_open", c_int, _P, _PP)
+for _kind in ("ring", "rpc", "topic", "service"):
     _proto(f"smem_{_kind}_poll_fd", c_int, _P)
     _proto(f"smem_{_kind}_poll_arm", c_int, _P)
     _proto(f"smem_{_kind}_poll_disarm", None, _P)
-    _proto(f"smem_{_kind}_poll_threaded", c_bool, _P)
     _proto(f"smem_{_kind}_poll_close", None, _P)
+    if _kind != "service":  # the service's poller does not report it
+        _proto(f"smem_{_kind}_poll_threaded", c_bool, _P)
 
 
 # The hot calls again, without argtypes: ctypes then converts nothing (argtypes conversion

@@ -77,7 +77,8 @@ class PeerResetError(SmemError, ConnectionResetError):
 
 
 class BrokerUnavailableError(SmemError, ConnectionRefusedError):
-    """ECONNREFUSED: no broker answers (and auto-start is off or failed)."""
+    """ECONNREFUSED: no broker answers (and auto-start is off or failed); from
+    ServiceClient.connect(), also: the service's server died or closed."""
 
 
 class BusyError(SmemError):

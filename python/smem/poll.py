@@ -27,9 +27,10 @@ from ._lib import lib
 
 class Poller:
     """A poller of one handle (:meth:`Ring.poller`, :meth:`Rpc.poller`,
-    :meth:`Subscriber.poller`). Used by one thread at a time (an asyncio loop's); the thread
-    that arms must outlive the arming. Closed by :meth:`close`, a with block, or the close of
-    its handle (which closes its pollers first: the Poller object then says closed)."""
+    :meth:`Subscriber.poller`, :meth:`Service.poller`). Used by one thread at a time (an
+    asyncio loop's); the thread that arms must outlive the arming. Closed by :meth:`close`, a
+    with block, or the close of its handle (which closes its pollers first: the Poller object
+    then says closed)."""
 
     def __init__(self, owner: Any, kind: str, ptr: int) -> None:
         self._owner = owner
@@ -68,9 +69,12 @@ class Poller:
         return self._fd
 
     @property
-    def threaded(self) -> bool:
-        """True when a helper thread stands in for io_uring futex waits (older kernels)."""
-        return bool(getattr(lib, f"smem_{self._kind}_poll_threaded")(self._p()))
+    def threaded(self) -> Optional[bool]:
+        """True when a helper thread stands in for io_uring futex waits (older kernels); None
+        for a Service's poller, for which the C library does not say."""
+        fn = getattr(lib, f"smem_{self._kind}_poll_threaded", None) \
+            if self._kind != "service" else None
+        return None if fn is None else bool(fn(self._p()))
 
     def arm(self) -> bool:
         """Announce and look: True when there is work now (nothing armed: drain, then arm

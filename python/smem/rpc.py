@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import errno
 import math
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,14 +55,19 @@ def _error(rc: int, name: str) -> SmemError:
     return err
 
 
-def _trampoline(handler: Handler) -> Any:
-    """The C handler that runs @handler (ctypes takes the GIL for it)."""
+def _trampoline(handler: Any, with_client: bool = False) -> Any:
+    """The C handler that runs @handler (ctypes takes the GIL for it): handler(request), or
+    with @with_client handler(client, request), client being smem_service_request_client()."""
 
     def run(_arg: Any, req_p: Any, reply: int) -> int:
         try:
             req = req_p[0]
             n = req.len
-            out = handler(ctypes.string_at(req.data, n) if n else b"")
+            data = ctypes.string_at(req.data, n) if n else b""
+            if with_client:
+                out = handler(lib.smem_service_request_client(req_p), data)
+            else:
+                out = handler(data)
             if out is None:
                 return 0
             if type(out) is bytes:  # the hot path, exactly typed (no argtypes)
@@ -87,30 +93,46 @@ _SERVICE_SLICE_MS = 50  # how often the service thread looks whether its channel
 
 
 class _ServiceThread(threading.Thread):
-    """Runs a channel's handler: smem_rpc_dispatch() in a loop, in a Python thread (whose
-    thread state lives as long as it does). Holds the channel's pointer, not the Rpc, so the
-    Rpc can still be garbage-collected."""
+    """Runs a channel's handler: smem_rpc_dispatch() in a loop (a Service's:
+    smem_service_serve()), in a Python thread (whose thread state lives as long as it does).
+    Holds the C pointer, not the Python object, so that can still be garbage-collected."""
 
-    def __init__(self, ptr: int, name: str) -> None:
-        # Daemon: the interpreter's exit must not wait for it; the Rpc's finalizer (atexit
+    def __init__(self, ptr: int, name: str, serve: Any = None, close: Any = None) -> None:
+        # Daemon: the interpreter's exit must not wait for it; the owner's finalizer (atexit
         # included) stops it before closing the channel.
         super().__init__(name=f"smem-rpc {name}"[:60], daemon=True)
         self._ptr = ptr
+        self._serve = serve or lib.smem_rpc_dispatch
+        self._close = close or lib.smem_rpc_close
         self._stopping = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.is_set():
             # Returns at once after handling, or after a slice with no request. A negative
             # result means no request can ever come (a slave whose master left).
-            if lib.smem_rpc_dispatch(self._ptr, _SERVICE_SLICE_MS) < 0:
+            if self._serve(self._ptr, _SERVICE_SLICE_MS) < 0:
                 break
 
     def close_channel(self, ptr: int) -> None:
-        """The Rpc's close: stop the loop (within a slice), then close the channel."""
+        """The owner's close: stop the loop (within a slice), then close the C object."""
         self._stopping.set()
         if threading.current_thread() is not self:
             self.join()
-        lib.smem_rpc_close(ptr)
+            _wait_gone(self.native_id)
+        self._close(ptr)
+
+
+def _wait_gone(tid: Optional[int], limit: float = 1.0) -> None:
+    """Wait (up to @limit s) until the OS thread @tid has exited. join() returns when the
+    Python side of a thread is done, before the C library's per-thread destructors close
+    that thread's wait state (an io_uring, a /proc file): waiting here makes a close()
+    return with every fd of it closed."""
+    if tid is None:
+        return
+    path = f"/proc/self/task/{tid}"
+    deadline = time.monotonic() + limit
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def _wait_calls(calls: Sequence["PendingCall"], all: bool, timeout: Optional[float],
@@ -166,7 +188,7 @@ class PendingCall:
         resp, n = ctypes.c_void_p(), ctypes.c_size_t()
         rc = lib.smem_rpc_call_result(self._ptr, ctypes.byref(resp), ctypes.byref(n))
         if rc:
-            raise _error(rc, self._rpc._name)
+            raise _error(self._rpc._reason(rc), self._rpc._name)
         try:
             return ctypes.string_at(resp.value, n.value) if resp.value else b""
         finally:
@@ -276,9 +298,7 @@ class Rpc(Handle):
         _lib.check(lib.smem_rpc_open(_lib.encode_name(name), ctypes.byref(o), ctypes.byref(p)),
                    name)
         self = cls.__new__(cls)
-        self._cp = ctypes.c_void_p(p.value)  # the handle for the calls without argtypes
-        self._cond = threading.Condition()
-        self._calls: set = set()
+        self._init_calls(p.value, lib.smem_rpc_call, p.value)
         self._service: Optional[_ServiceThread] = None
         if own_thread:
             self._service = _ServiceThread(p.value, name)
@@ -289,6 +309,19 @@ class Rpc(Handle):
         if self._service:
             self._service.start()
         return self
+
+    def _init_calls(self, channel: int, call_fn: Any, call_handle: int) -> None:
+        """The calling side's state: @call_fn(@call_handle, ...) makes a synchronous call
+        (smem_rpc_call on the channel, or smem_service_call on a service client)."""
+        self._cp = ctypes.c_void_p(channel)  # the handle for the calls without argtypes
+        self._call_fn = call_fn
+        self._call_handle = call_handle
+        self._cond = threading.Condition()
+        self._calls: set = set()
+
+    def _reason(self, rc: int) -> int:
+        """The error to raise for a failed call (a service client's says why more exactly)."""
+        return rc
 
     @property
     def is_master(self) -> bool:
@@ -320,15 +353,15 @@ class Rpc(Handle):
             ptr, n = ctypes.c_void_p(ref.ptr), ctypes.c_size_t(ref.nbytes)
         try:
             if 0 <= ms <= _lib.SLICE_MS:
-                rc = lib.smem_rpc_call(self._ptr, ptr, n.value, ctypes.byref(resp),
-                                       ctypes.byref(rlen), ms)
+                rc = self._call_fn(self._call_handle, ptr, n.value, ctypes.byref(resp),
+                                   ctypes.byref(rlen), ms)
             else:
                 rc = self._call_sliced(ptr, n, ms, resp, rlen)
         finally:
             if ref is not None:
                 ref.release()
         if rc:
-            raise _error(rc, self._name)
+            raise _error(self._reason(rc), self._name)
         try:
             return ctypes.string_at(resp.value, rlen.value) if resp.value else b""
         finally:

@@ -31,14 +31,36 @@ def _fds() -> List[str]:
     return sorted(os.listdir("/proc/self/fd"))
 
 
+_warm = False
+_kept: list = []
+
+
+def _warm_up(smem) -> None:
+    """What the library keeps open for the life of the process or of a thread, made before
+    the first test counts fds: the shared broker connection, and the main thread's wait state
+    (an io_uring and a /proc file, made by its first wait that watches a peer's pidfd, as a
+    service client's call does). The library frees a thread's wait state at its exit, and
+    the calling thread's when the process's last RPC channel closes: one channel is kept open
+    for the session, so that which test closes the last one does not move fds around."""
+    name = f"py-warmup-{os.getpid()}"
+    with smem.Region.create(name, 1):
+        pass
+    _kept.append(smem.Rpc.open(name + "-kept"))
+    with smem.Service.create(name + "-svc", lambda r: r) as svc, \
+            smem.ServiceClient.connect(name + "-svc") as c:
+        assert c.call(b"warm", 10) == b"warm" and svc.clients >= 0
+
+
 @pytest.fixture(autouse=True)
 def no_fd_leak() -> Iterator[None]:
     """Every test leaves the process's open fds as it found them (the broker connection is
     opened once and kept, so it is counted before)."""
     import smem
 
-    with smem.Region.create(f"py-warmup-{os.getpid()}", 1):
-        pass  # the shared broker connection exists from here on
+    global _warm
+    if not _warm:
+        _warm_up(smem)
+        _warm = True
     before = _fds()
     yield
     import gc

@@ -18,6 +18,14 @@
  *                                       print the response, or "error <errno name> <message>"
  *   interop rpc-call-pending NAME       as slave, print "ready", call with no timeout and
  *                                       print the outcome (for a peer killed meanwhile)
+ *   interop service-serve NAME          create service NAME whose handler answers as
+ *                                       rpc-serve's, except "stall": it prints "in handler"
+ *                                       and never answers; print "ready", serve until stdin
+ *                                       closes, then print "served N" (requests handled)
+ *   interop service-call NAME TEXT TIMEOUT  connect to service NAME, call it with TEXT,
+ *                                       print the response or "error <errno name> <message>"
+ *   interop service-call-pending NAME   connect, print "ready", call with no timeout and
+ *                                       print the outcome (for a server killed meanwhile)
  *   interop topic-publish NAME COUNT SIZE  create topic NAME (block policy, depth 4) of
  *                                       SIZE-byte samples, print "ready", wait for a line
  *                                       on stdin, publish COUNT samples (sample i: u32 i,
@@ -30,9 +38,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <smem.h>
 
@@ -230,6 +240,72 @@ static int rpc_call(const char *name, const char *text, int timeout_ms, bool ann
 	return 0;
 }
 
+static int stalling_handler(void *arg, const struct smem_rpc_request *req,
+			    struct smem_rpc_reply *reply)
+{
+	if (req->len == 5 && memcmp(req->data, "stall", 5) == 0) {
+		printf("in handler\n");
+		fflush(stdout);
+		for (;;)
+			pause();	/* the test kills us here */
+	}
+	return reverse_handler(arg, req, reply);
+}
+
+/* Serve until stdin reaches its end: serve() in slices, looking at stdin between them. */
+static int service_serve(const char *name)
+{
+	struct smem_service_opts o = { .handler = stalling_handler };
+	struct smem_service *svc;
+	struct pollfd pfd = { .fd = 0, .events = POLLIN };
+	char line[64];
+	long served = 0;
+	int err, n;
+
+	err = smem_service_create(name, &o, &svc);
+	if (err)
+		return fail("service create", err);
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		n = smem_service_serve(svc, 20);
+		if (n < 0) {
+			smem_service_close(svc);
+			return fail("service serve", n);
+		}
+		served += n;
+		if (poll(&pfd, 1, 0) > 0 && !fgets(line, sizeof(line), stdin))
+			break;
+	}
+	smem_service_close(svc);
+	printf("served %ld\n", served);
+	return 0;
+}
+
+static int service_call(const char *name, const char *text, int timeout_ms, bool announce)
+{
+	struct smem_service_client *c;
+	void *resp = NULL;
+	size_t len = 0;
+	int err;
+
+	err = smem_service_connect(name, NULL, &c);
+	if (err)
+		return fail("service connect", err);
+	if (announce) {
+		printf("ready\n");
+		fflush(stdout);
+	}
+	err = smem_service_call(c, text, strlen(text), &resp, &len, timeout_ms);
+	if (err)
+		printf("error %s %s\n", errno_name(err), smem_rpc_last_error_message());
+	else
+		printf("%.*s\n", (int)len, resp ? (const char *)resp : "");
+	smem_rpc_free_response(resp);
+	smem_service_disconnect(c);
+	return 0;
+}
+
 static int topic_publish(const char *name, long count, size_t size)
 {
 	struct smem_topic_config cfg = { .sample_size = size, .depth = 4 };
@@ -306,6 +382,12 @@ int main(int argc, char **argv)
 		return rpc_call(argv[2], argv[3], atoi(argv[4]), false);
 	if (argc == 3 && strcmp(cmd, "rpc-call-pending") == 0)
 		return rpc_call(argv[2], "pending", -1, true);
+	if (argc == 3 && strcmp(cmd, "service-serve") == 0)
+		return service_serve(argv[2]);
+	if (argc == 5 && strcmp(cmd, "service-call") == 0)
+		return service_call(argv[2], argv[3], atoi(argv[4]), false);
+	if (argc == 3 && strcmp(cmd, "service-call-pending") == 0)
+		return service_call(argv[2], "pending", -1, true);
 	if (argc == 5 && strcmp(cmd, "topic-publish") == 0)
 		return topic_publish(argv[2], atol(argv[3]), (size_t)atol(argv[4]));
 	if (argc == 4 && strcmp(cmd, "topic-receive") == 0)
