@@ -2,14 +2,12 @@
 (smem_rpc, the seed's RpcBuffer), with a Python callable as the handler."""
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import errno
 import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from . import _lib
@@ -32,18 +30,6 @@ the exception's message) as an error reply; any other exception sends EREMOTEIO 
 "ExceptionType: message"."""
 
 _WAIT_SLICE_MS = 100  # how often a thread waiting for a PendingCall looks for its freeing
-_executor: Optional[ThreadPoolExecutor] = None
-_executor_lock = threading.Lock()
-
-
-def _waiters() -> ThreadPoolExecutor:
-    """The threads in which acall() waits (the C library offers no fd for RPC completions):
-    up to 32 calls wait at once, later ones queue (their responses are kept meanwhile)."""
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="smem-rpc-wait")
-        return _executor
 
 
 def _error(rc: int, name: str) -> SmemError:
@@ -217,18 +203,6 @@ class PendingCall:
             return self._take()
         finally:
             self._leave()
-
-    def _result_cancellable(self) -> Any:
-        """acall's waiter thread (the call is entered already): wait (seeing cancellation and
-        close() within a slice), take the outcome, free the handle."""
-        try:
-            _wait_loop([self], True, -1, self._rpc._name)
-            return self._take()
-        except SmemError as e:
-            return e
-        finally:
-            self._leave()
-            self.free()
 
     def free(self) -> None:
         """Free the handle; a call still pending is abandoned (its response is discarded).
@@ -409,25 +383,25 @@ class Rpc(Handle):
 
     async def acall(self, data: Any = b"", timeout: Optional[float] = None) -> bytes:
         """:meth:`call` as a coroutine: the request is sent at once, and the response awaited
-        without blocking the event loop (a pool thread waits for it, the GIL released).
-        Cancelling the task abandons the call."""
+        on the running asyncio loop through the channel's :meth:`poller` (loop.add_reader),
+        with no thread blocked. Cancelling the task abandons the call (its response is
+        discarded). Errors as :meth:`call`."""
         call = self.call_async(data, timeout)
-        call._enter()
+
+        def attempt() -> bytes:
+            # A timeout-0 wait makes the channel's progress (takes responses off the ring,
+            # notices a dead peer); TimeoutExpired while the call is pending.
+            _wait_calls([call], True, 0, self._name)
+            call._enter()
+            try:
+                return call._take()
+            finally:
+                call._leave()
+
         try:
-            fut = asyncio.get_running_loop().run_in_executor(_waiters(),
-                                                             call._result_cancellable)
-        except BaseException:  # no thread will wait: the handle is ours to free
-            call._leave()
+            return await until(self, attempt, timeout)
+        finally:
             call.free()
-            raise
-        try:
-            out = await asyncio.shield(fut)
-        except asyncio.CancelledError:
-            call._cancelled = True
-            raise
-        if isinstance(out, BaseException):
-            raise out
-        return out
 
     def dispatch(self, timeout: Optional[float] = None) -> int:
         """Dispatch mode: run the handler for requests that arrive within @timeout seconds;
@@ -488,8 +462,8 @@ class Rpc(Handle):
         lib.smem_rpc_stats_reset(self._p())
 
     def _before_close(self) -> None:
-        # Call handles must be freed before the channel: cancel acall waiters (they notice
-        # within one slice) and free what is left.
+        # Call handles must be freed before the channel: threads waiting in result() or
+        # Rpc.wait() notice within one slice (ShutdownError); then free what is left.
         with self._cond:
             calls = list(self._calls)
         for c in calls:

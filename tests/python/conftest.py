@@ -65,13 +65,6 @@ def no_fd_leak() -> Iterator[None]:
     yield
     import gc
 
-    import smem.rpc
-
-    # acall()'s pool threads each keep the library's per-thread wait state (an io_uring)
-    # while they live: end them, so that what is counted is what the test left open.
-    if smem.rpc._executor is not None:
-        smem.rpc._executor.shutdown(wait=True)
-        smem.rpc._executor = None
     gc.collect()
     after = _fds()
     assert after == before, f"fds before {before}, after {after}"

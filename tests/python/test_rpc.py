@@ -166,6 +166,34 @@ def test_rpc_killed_python_peer_fails_calls_with_econnreset(name, py_peer):
             m.call(b"again", 5)
 
 
+def test_rpc_acall_sees_a_killed_peer_and_its_deadline_without_threads(name, py_peer):
+    """acall() awaits the channel's poller: a peer killed meanwhile fails it promptly, a
+    deadline ends it, and no thread is started for either."""
+    with smem.Rpc.open(name) as m:
+        peer = py_peer(stalling_server(name))
+        peer.expect("ready")
+
+        async def main():
+            threads = threading.active_count()
+            late = asyncio.ensure_future(m.acall(b"late", timeout=0.2))
+            t0 = time.monotonic()
+            with pytest.raises(smem.TimeoutExpired):
+                await late
+            took = time.monotonic() - t0
+            call = asyncio.ensure_future(m.acall(b"never answered", timeout=30))
+            await asyncio.sleep(0)
+            assert threading.active_count() == threads
+            peer.kill9()
+            t0 = time.monotonic()
+            with pytest.raises(smem.PeerResetError):
+                await call
+            return took, time.monotonic() - t0
+
+        took, reset_after = asyncio.run(main())
+        assert 0.15 < took < 5 and reset_after < 5
+        assert m.stats()["peer_resets"] >= 1
+
+
 def test_rpc_closing_python_peer_fails_calls_with_eshutdown(name, py_peer):
     peer = py_peer(f"""
         ch = smem.Rpc.open({name!r})
