@@ -116,7 +116,11 @@ class Peer:
             rest.append(out)
 
     def kill9(self) -> None:
-        self.proc.kill()  # SIGKILL
+        self.proc.kill()  # SIGKILL (harmless if it has exited)
+        self.close()
+
+    def close(self) -> None:
+        """Reap it and close our ends of its pipes (idempotent)."""
         self.proc.wait(10)
         self._reader.join(10)
         self.proc.stdin.close()
@@ -128,9 +132,13 @@ class Peer:
 def peers() -> Iterator[list]:
     started: List[Peer] = []
     yield started
+    # A peer that exited by itself (os._exit) still has our pipe ends open: close them too,
+    # or the fd check counts them as the test's leak, depending on whether it had exited.
     for p in started:
         if p.proc.poll() is None:
             p.kill9()
+        else:
+            p.close()
 
 
 @pytest.fixture
