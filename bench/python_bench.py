@@ -45,7 +45,7 @@ def _stream_reader(kind, src, n, barrier, out, spin=None):
         import smem
         ring = smem.Ring.open(src)
         ring.set_spin(spin)
-        recv = lambda: ring.read(10)  # noqa: E731
+        recv = ring.read  # as Queue.get and recv_bytes: a bound method, waiting forever
     elif kind == "queue":
         recv = src.get
     else:
@@ -56,7 +56,7 @@ def _stream_reader(kind, src, n, barrier, out, spin=None):
     if kind == "ring_batch":
         got = 0
         while got < n:
-            batch = ring.read_many(BATCH, 10)
+            batch = ring.read_many(BATCH)
             got += len(batch)
             total += sum(map(len, batch))
     else:
@@ -78,7 +78,7 @@ def stream(kind, n, spin=None):
     if kind in ("ring", "ring_batch"):
         ring = smem.Ring.create(f"pybench-ring-{os.getpid()}", 256, MSG)
         ring.set_spin(spin)
-        src, send = ring.name, lambda: ring.write(payload, 10)
+        src, send = ring.name, lambda: ring.write(payload)  # noqa: E731
     elif kind == "queue":
         src = ctx.Queue(maxsize=256)
         send = lambda: src.put(payload)  # noqa: E731
@@ -91,7 +91,7 @@ def stream(kind, n, spin=None):
     if kind == "ring_batch":
         chunk = [payload] * BATCH
         for i in range(0, n, BATCH):
-            ring.write_many(chunk[:min(BATCH, n - i)], 10)
+            ring.write_many(chunk[:min(BATCH, n - i)])
     else:
         for _ in range(n):
             send()

@@ -288,6 +288,22 @@ def _fast(name: str, restype: Any) -> Any:
     return f
 
 
+# And through a PyDLL: these keep the GIL during the call. Only for calls that cannot wait
+# (timeout 0): releasing and retaking the GIL costs about a third of such a call.
+_nowait_lib = ctypes.PyDLL(lib._name)
+
+
+def _nowait(name: str, restype: Any) -> Any:
+    f = getattr(_nowait_lib, name)
+    f.restype = restype
+    return f
+
+
+nowait_ring_write = _nowait("smem_ring_write", c_int)
+nowait_ring_read = _nowait("smem_ring_read", c_ssize_t)
+nowait_ring_read_many = _nowait("smem_ring_read_many", c_ssize_t)
+nowait_ring_write_many = _nowait("smem_ring_write_many", c_ssize_t)
+
 fast_ring_write = _fast("smem_ring_write", c_int)
 fast_ring_read = _fast("smem_ring_read", c_ssize_t)
 fast_ring_read_many = _fast("smem_ring_read_many", c_ssize_t)

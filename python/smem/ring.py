@@ -15,6 +15,11 @@ from .errors import error_from
 from .poll import Poller, until
 
 _sliced = _lib.sliced
+_nowait_read = _lib.nowait_ring_read  # GIL held: timeout 0 only
+_nowait_write = _lib.nowait_ring_write
+_nowait_read_many = _lib.nowait_ring_read_many
+_nowait_write_many = _lib.nowait_ring_write_many
+_NOROOM = -110  # -ETIMEDOUT: what a timeout-0 call says of an empty (full) ring
 _fast_read_many = _lib.fast_ring_read_many
 _fast_write_many = _lib.fast_ring_write_many
 _c_void_p = ctypes.c_void_p
@@ -27,8 +32,15 @@ _ring_read = lib.smem_ring_read
 _fast_write = _lib.fast_ring_write  # no argtypes: exact ctypes arguments (_lib._fast)
 _fast_read = _lib.fast_ring_read
 _c_size_t = ctypes.c_size_t
-_SLICE_MS = _lib.SLICE_MS
 _SCRATCH_MAX = 256 * 1024  # read() copies through a per-thread node up to this size
+
+
+def _ms(timeout: float) -> int:
+    """_lib.timeout_ms() of a timeout that is not None, whole seconds inline (callers test
+    None themselves: per message, a Python call costs as much as the foreign call)."""
+    if type(timeout) is int and 0 <= timeout <= 2147483:
+        return timeout * 1000
+    return _lib.timeout_ms(timeout)
 
 
 class ReadView(Lease):
@@ -157,15 +169,16 @@ class Ring(Handle):
         nothing written), TimeoutExpired, ShutdownError (the creator closed the ring),
         ProtocolError."""
         # The hot path: a few hundred nanoseconds of Python around the C call matter here,
-        # hence the calls without argtypes and the cached handle (self._cp).
-        ms = -1 if timeout is None else _lib.timeout_ms(timeout)
+        # hence the calls without argtypes, the cached handle (self._cp), and a first try
+        # that cannot wait, made with the GIL held; only a full ring takes the waiting call.
+        ms = -1 if timeout is None else _ms(timeout)
         if self._ptr is None:
             self._p()
         if type(data) is bytes:
-            if 0 <= ms <= _SLICE_MS:  # _sliced()'s first case, inline
-                rc = _fast_write(self._cp, data, _c_size_t(len(data)), ms)
-            else:
-                rc = _sliced(_fast_write, ms, self._cp, data, _c_size_t(len(data)))
+            n = _c_size_t(len(data))
+            rc = _nowait_write(self._cp, data, n, 0)
+            if rc == _NOROOM and ms:
+                rc = _sliced(_fast_write, ms, self._cp, data, n)
         else:
             with _lib.BufferRef(data) as ref:
                 rc = _sliced(_fast_write, ms, self._cp, ctypes.c_void_p(ref.ptr),
@@ -179,7 +192,7 @@ class Ring(Handle):
         exception carries ``written``, the count written before it. One C call
         (smem_ring_write_many) moves as many as the ring has room for: far fewer Python
         steps per message than write() in a loop."""
-        ms = -1 if timeout is None else _lib.timeout_ms(timeout)
+        ms = -1 if timeout is None else _ms(timeout)
         if self._ptr is None:
             self._p()
         if type(messages) is not list and type(messages) is not tuple:
@@ -196,8 +209,11 @@ class Ring(Handle):
         with _lib.BufferRef(blob) as ref:
             lens_p = lens.buffer_info()[0]
             while n < count:
-                rc = _sliced(_fast_write_many, ms, cp, _c_void_p(ref.ptr + off),
-                             _c_void_p(lens_p + n * _SIZE_T_BYTES), _c_size_t(count - n))
+                args = (cp, _c_void_p(ref.ptr + off), _c_void_p(lens_p + n * _SIZE_T_BYTES),
+                        _c_size_t(count - n))
+                rc = _nowait_write_many(*args, 0)  # as write()
+                if rc == _NOROOM and ms:
+                    rc = _sliced(_fast_write_many, ms, *args)
                 if rc < 0:
                     err = error_from(rc, filename=self._name)
                     err.written = n  # type: ignore[attr-defined]
@@ -209,17 +225,17 @@ class Ring(Handle):
     def read(self, timeout: Optional[float] = None) -> bytes:
         """The next message as bytes, waiting up to @timeout seconds. Raises TimeoutExpired,
         ShutdownError (closed by its creator and drained), ProtocolError."""
-        ms = -1 if timeout is None else _lib.timeout_ms(timeout)
+        ms = -1 if timeout is None else _ms(timeout)
         if self._ptr is None:
             self._p()
         if self._node_size > _SCRATCH_MAX:
             return self._read_reserved(self._ptr, ms)
         # Small nodes: one C call into this thread's scratch node, then one copy into bytes
-        # (the zero-copy reserve/release pair costs two more foreign calls).
+        # (the zero-copy reserve/release pair costs two more foreign calls). A first try
+        # that cannot wait, with the GIL held; only an empty ring takes the waiting call.
         scratch = self._tls.__dict__.get("scratch") or self._scratch()
-        if 0 <= ms <= _SLICE_MS:
-            n = _fast_read(self._cp, scratch[0], self._cap, ms)
-        else:
+        n = _nowait_read(self._cp, scratch[0], self._cap, 0)
+        if n == _NOROOM and ms:
             n = _sliced(_fast_read, ms, self._cp, scratch[0], self._cap)
         if n < 0:
             raise error_from(n, filename=self._name)
@@ -233,7 +249,7 @@ class Ring(Handle):
         batch, and the next call raises it)."""
         if max_messages < 1:
             raise ValueError(f"max_messages must be >= 1, not {max_messages!r}")
-        ms = -1 if timeout is None else _lib.timeout_ms(timeout)
+        ms = -1 if timeout is None else _ms(timeout)
         if self._ptr is None:
             self._p()
         if self._node_size > _SCRATCH_MAX:  # no batch buffer of such nodes: one at a time
@@ -242,11 +258,10 @@ class Ring(Handle):
         if batch is None or batch[3] < max_messages:
             batch = self._batch_scratch(max_messages)
         buf, mv, lens, _, lens_p, cap = batch
-        if 0 <= ms <= _SLICE_MS:
-            n = _fast_read_many(self._cp, buf, cap, lens_p, _c_size_t(max_messages), ms)
-        else:
-            n = _sliced(_fast_read_many, ms, self._cp, buf, cap, lens_p,
-                        _c_size_t(max_messages))
+        most = _c_size_t(max_messages)
+        n = _nowait_read_many(self._cp, buf, cap, lens_p, most, 0)  # as read()
+        if n == _NOROOM and ms:
+            n = _sliced(_fast_read_many, ms, self._cp, buf, cap, lens_p, most)
         if n < 0:
             raise error_from(n, filename=self._name)
         if n == 1:
