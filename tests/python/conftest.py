@@ -8,6 +8,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 from typing import Iterator, List
 
 import pytest
@@ -38,15 +39,21 @@ _kept: list = []
 def _warm_up(smem) -> None:
     """What the library keeps open for the life of the process or of a thread, made before
     the first test counts fds: the shared broker connection, and the main thread's wait state
-    (an io_uring and a /proc file, made by its first wait that watches a peer's pidfd, as a
-    service client's call does). The library frees a thread's wait state at its exit, and
-    the calling thread's when the process's last RPC channel closes: one channel is kept open
-    for the session, so that which test closes the last one does not move fds around."""
+    (an io_uring and a /proc file, made the first time one of its waits sleeps: here a call
+    to a handler that takes 20 ms). The library frees a thread's wait state at its exit, and
+    the calling thread's when the process's last RPC channel closes: one channel (in
+    dispatch mode, so without a library thread of its own) stays open for the session, so
+    that which test sleeps first, or closes the last channel, does not move fds around."""
     name = f"py-warmup-{os.getpid()}"
     with smem.Region.create(name, 1):
         pass
-    _kept.append(smem.Rpc.open(name + "-kept"))
-    with smem.Service.create(name + "-svc", lambda r: r) as svc, \
+    _kept.append(smem.Rpc.open(name + "-kept", dispatch=True))
+
+    def slow(req: bytes) -> bytes:
+        time.sleep(0.02)
+        return req
+
+    with smem.Service.create(name + "-svc", slow) as svc, \
             smem.ServiceClient.connect(name + "-svc") as c:
         assert c.call(b"warm", 10) == b"warm" and svc.clients >= 0
 
@@ -67,7 +74,15 @@ def no_fd_leak() -> Iterator[None]:
 
     gc.collect()
     after = _fds()
-    assert after == before, f"fds before {before}, after {after}"
+    if after != before:
+        changed = sorted(set(before) ^ set(after), key=int)
+        what = {}
+        for fd in changed:
+            try:
+                what[fd] = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                what[fd] = "(closed)"
+        assert after == before, f"fds before {before}, after {after}: changed {what}"
 
 
 class Peer:
