@@ -9,8 +9,8 @@ median is reported.
 
   ring    1 KiB messages from one process to another: smem.Ring (write bytes / read bytes,
           and in batches: write_many / read_many of up to 64) vs multiprocessing.Queue
-          (put/get) and multiprocessing.Pipe (send_bytes/recv_bytes); and the CPU each costs
-          per message, written and read back in one process
+          (put/get) and multiprocessing.Pipe (send_bytes/recv_bytes); the CPU each costs
+          per message, written and read back in one process; and each side's own loop
   attach  a 100 MB numpy array shared by name: time for another process to open it and get
           the ndarray (smem.Array.open(...).array), vs multiprocessing.shared_memory
   rpc     1 KiB request, 1 KiB response, Python -> Python: smem.Rpc.call vs a
@@ -125,6 +125,31 @@ def cpu_per_message(kind, batches=2000, batch=10):
     if kind == "ring":
         ring.close()
     return us
+
+
+def loop_costs(rounds=300):
+    """Nanoseconds per 1 KiB message of each side's own loop, exactly as stream() runs them
+    (the writer's send(), the reader's total += len(recv())), in ONE process on a 256-node
+    ring: 256 writes, then 256 reads, @rounds times; min over rounds. What is left when
+    nobody waits and the caches are hot: the floor of each side's per-message cost."""
+    import smem
+    payload = os.urandom(MSG)
+    ring = smem.Ring.create(f"pybench-loop-{os.getpid()}", 256, MSG)
+    recv, send = ring.read, (lambda: ring.write(payload))  # noqa: E731
+    w, r = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        for _ in range(256):
+            send()
+        t1 = time.perf_counter_ns()
+        total = 0
+        for _ in range(256):
+            total += len(recv())
+        t2 = time.perf_counter_ns()
+        w.append((t1 - t0) / 256)
+        r.append((t2 - t1) / 256)
+    ring.close()
+    return min(w), min(r)
 
 
 # ------------------------------------------------------------------ 100 MB array attach
@@ -289,6 +314,7 @@ def main():
         median_of(reps, stream, "ring_batch", n_ring)
     res["cpu_ring_us"], res["cpu_ring_reps"] = median_of(reps, cpu_per_message, "ring")
     res["cpu_pipe_us"], res["cpu_pipe_reps"] = median_of(reps, cpu_per_message, "pipe")
+    res["loop_writer_ns"], res["loop_reader_ns"] = loop_costs(100 if args.quick else 300)
     res["attach_smem_s"], res["attach_smem_reps"] = median_of(max(reps, 5), attach, "smem")
     res["attach_smem_warm_s"], res["attach_smem_warm_reps"] = \
         median_of(max(reps, 5), attach, "smem", True)
@@ -336,6 +362,9 @@ def main():
           f"{ratios['ring_batch_vs_pipe']:.2f}x Pipe")
     print(f"  CPU per message written and read in one process: smem.Ring "
           f"{res['cpu_ring_us']:.2f} us, multiprocessing.Pipe {res['cpu_pipe_us']:.2f} us")
+    print(f"  each side's own loop per message, one process, hot caches: writer "
+          f"{res['loop_writer_ns']:.0f} ns, reader {res['loop_reader_ns']:.0f} ns (20x Queue "
+          f"needs {1e9 / (20 * res['queue_msgs_per_s']):.0f} ns per message on each side)")
     print(f"attach 100 MB array in another process: smem.Array {res['attach_smem_s'] * 1e3:.3f} ms"
           f" as its first smem call, {res['attach_smem_warm_s'] * 1e3:.3f} ms with its broker "
           f"connection open (target < 1 ms); multiprocessing.shared_memory "
