@@ -710,6 +710,7 @@ START_TEST(records_of_uids_that_hold_nothing_are_freed)
 		ck_assert_uint_eq(smem__broker_uids(b), BATCH);
 		for (i = 0; i < BATCH; i++) {
 			close(cli[i]);
+			ck_assert_int_eq(smem__broker_wait(b, srv[i], 5000), 1);
 			ck_assert_int_eq(smem__broker_step(b, srv[i]), -ENOTCONN);
 		}
 		ck_assert_uint_eq(smem__broker_uids(b), 0);
@@ -744,6 +745,7 @@ START_TEST(records_of_uids_that_hold_nothing_are_freed)
 		ck_assert_uint_eq(smem__broker_uids(b), BATCH);	/* unlinked, still held */
 		for (i = 0; i < BATCH; i++) {
 			close(cli[i]);
+			ck_assert_int_eq(smem__broker_wait(b, srv[i], 5000), 1);
 			ck_assert_int_eq(smem__broker_step(b, srv[i]), -ENOTCONN);
 		}
 		ck_assert_uint_eq(smem__broker_uids(b), 0);

@@ -154,25 +154,35 @@ START_TEST(broker_step_answers_each_request_once_and_free_closes_every_fd)
 }
 END_TEST
 
+/* A client that said HELLO and created @name (a memfd of ours: st_uid): it holds the name. */
+static int adopt_holder(struct smem__broker *b, const char *name, int *srv)
+{
+	_Alignas(8) unsigned char buf[512];
+	int cli, mfd, got;
+
+	cli = adopt(b, geteuid(), srv);
+	send_with_fd(cli, buf, msg_hello(buf, 1), -1);
+	ck_assert_int_eq(smem__broker_step(b, *srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_HELLO, 1, &got), 0);
+	mfd = sealed_memfd(4096);
+	send_with_fd(cli, buf, msg_create(buf, 2, name, 4096), mfd);
+	close(mfd);
+	ck_assert_int_eq(smem__broker_step(b, *srv), 1);
+	ck_assert_int_eq(recv_reply(cli, SMEM_OP_CREATE, 2, &got), 0);
+	return cli;
+}
+
 START_TEST(broker_step_sees_a_hangup_and_releases_the_holds)
 {
 	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
-	_Alignas(8) unsigned char buf[512];
 	struct smem__broker *b = smem__broker_new(&cfg);
-	int srv, cli, mfd, got, before = t_count_fds();
+	int srv, cli, before = t_count_fds();
 
-	cli = adopt(b, geteuid(), &srv);	/* the memfds are ours (st_uid) */
-	send_with_fd(cli, buf, msg_hello(buf, 1), -1);
-	ck_assert_int_eq(smem__broker_step(b, srv), 1);
-	ck_assert_int_eq(recv_reply(cli, SMEM_OP_HELLO, 1, &got), 0);
-	mfd = sealed_memfd(4096);
-	send_with_fd(cli, buf, msg_create(buf, 2, "h2", 4096), mfd);
-	close(mfd);
-	ck_assert_int_eq(smem__broker_step(b, srv), 1);
-	ck_assert_int_eq(recv_reply(cli, SMEM_OP_CREATE, 2, &got), 0);
+	cli = adopt_holder(b, "h2", &srv);
 	ck_assert_uint_eq(smem__broker_names(b), 1);
 
 	close(cli);
+	ck_assert_int_eq(smem__broker_wait(b, srv, 5000), 1);	/* see the test below */
 	ck_assert_int_eq(smem__broker_step(b, srv), -ENOTCONN);
 	ck_assert_uint_eq(smem__broker_names(b), 0);	/* its only holder went */
 	ck_assert_int_eq(smem__broker_step(b, srv), -ENOTCONN);
@@ -182,6 +192,55 @@ START_TEST(broker_step_sees_a_hangup_and_releases_the_holds)
 END_TEST
 
 /* ---- regressions found by fuzzing -------------------------------------------------------- */
+
+/*
+ * Found by fuzz_broker on a loaded machine ("check failed: smem__broker_step(...) ==
+ * -ENOTCONN" after a hang-up): the harness took its close() of the client's end for the
+ * hang-up, but the broker's end sees one only when the kernel releases the client's socket,
+ * and anybody holding a reference to it for a moment delays that (a process reading
+ * /proc/PID/fd/N takes one while it reads the link; preempted there, it keeps it for
+ * milliseconds). Here a child holds the reference until told to exit. Until then the broker
+ * must see nothing and keep the connection with its hold; when the hang-up arrives it must
+ * close it and release the hold.
+ */
+/* A child's copies of our fds, the client's socket among them, live until go[1] closes. */
+static int hold_fds_until_told(void *arg)
+{
+	int *go = arg;
+	char c;
+
+	close(go[1]);
+	return read(go[0], &c, 1) == 0 ? 0 : 1;
+}
+
+START_TEST(a_hangup_delayed_past_the_clients_close_is_handled_when_it_arrives)
+{
+	struct smem__broker_config cfg = { .listen_fd = -1, .group = -1 };
+	struct smem__broker *b = smem__broker_new(&cfg);
+	int srv, cli, go[2], before = t_count_fds();
+	pid_t pid;
+
+	cli = adopt_holder(b, "h3", &srv);
+
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+	pid = t_fork(hold_fds_until_told, go);
+	close(go[0]);
+	close(cli);
+	ck_assert_int_eq(smem__broker_wait(b, srv, 0), 0);
+	ck_assert_int_eq(smem__broker_step(b, srv), 0);		/* no hang-up yet */
+	ck_assert_int_eq(smem__broker_step(b, srv), 0);		/* (the old harness's two steps) */
+	ck_assert_uint_eq(smem__broker_names(b), 1);		/* the hold is kept meanwhile */
+
+	close(go[1]);						/* the last reference goes */
+	ck_assert_int_eq(t_wait(pid), 0);
+	ck_assert_int_eq(smem__broker_wait(b, srv, 5000), 1);
+	ck_assert_int_eq(smem__broker_step(b, srv), -ENOTCONN);
+	ck_assert_uint_eq(smem__broker_names(b), 0);
+	ck_assert_int_eq(smem__broker_wait(b, srv, 0), -ENOTCONN);
+	smem__broker_free(b);
+	ck_assert_int_eq(t_count_fds(), before);
+}
+END_TEST
 
 /*
  * Found by fuzz_ring: an aborted write frees its node for the next lap without any reader
@@ -303,6 +362,7 @@ static Suite *hardening_suite(void)
 	tc = tcase_create("regressions");
 	tcase_add_checked_fixture(tc, t_fds_setup, t_fds_teardown);
 	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, a_hangup_delayed_past_the_clients_close_is_handled_when_it_arrives);
 	tcase_add_test(tc, ring_aborts_that_lap_the_readers_leave_the_ring_readable);
 	tcase_add_test(tc, rpc_leftover_rings_of_a_dead_candidate_do_not_block_the_next_master);
 	suite_add_tcase(s, tc);

@@ -56,6 +56,14 @@ int smem__broker_adopt(struct smem__broker *b, int fd, uid_t uid, gid_t gid);
  * never adopted).
  */
 int smem__broker_step(struct smem__broker *b, int fd);
+/*
+ * Wait until the adopted socket @fd has something for a step (a message, or its peer's
+ * hang-up), up to @timeout_ms (-1: forever), as the loop's epoll_wait would. A peer's close()
+ * reaches the broker only when the kernel releases the peer's socket, which another process
+ * holding a reference to it for a moment can delay: wait before expecting a step to see it.
+ * Returns 1 (something to handle), 0 (timed out) or -ENOTCONN (@fd is not adopted).
+ */
+int smem__broker_wait(struct smem__broker *b, int fd, int timeout_ms);
 /* Names in the table. */
 unsigned smem__broker_names(const struct smem__broker *b);
 /* Per-uid records the broker keeps (a uid with no name, connection or hold has none). */

@@ -145,6 +145,25 @@ int smem__broker_adopt(struct smem__broker *sb, int fd, uid_t uid, gid_t gid)
 	return err;
 }
 
+/*
+ * A peer's close() is not its hang-up: the kernel delivers that when the last reference to the
+ * peer's socket file goes, and anybody may hold one for a moment (a process reading
+ * /proc/PID/fd of the client takes one while it reads the link). So a step right after the
+ * close may find nothing yet, as the loop's epoll_wait would; this waits as it does.
+ */
+int smem__broker_wait(struct smem__broker *sb, int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	int n;
+
+	if (!conn_by_fd(&sb->b, fd))
+		return -ENOTCONN;
+	/* A signal restarts the wait: the timeout is a bound for tests, not a deadline. */
+	while ((n = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR)
+		;
+	return n > 0 ? 1 : 0;
+}
+
 int smem__broker_step(struct smem__broker *sb, int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
