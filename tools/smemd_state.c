@@ -245,7 +245,14 @@ void smem__srv_conn_close(struct broker *b, struct conn *c)
 			entry_put(b, c->holds[i].e);
 		}
 	free(c->holds);
-	epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	/*
+	 * Out of the epoll set before the close, not by it: the set drops a file only when its
+	 * last reference goes, and another process may hold one for a moment (reading
+	 * /proc/PID/fd), which would leave an event pointing at the conn freed below. The state
+	 * without a loop (smem__broker_new) has no set.
+	 */
+	if (b->epfd >= 0)
+		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
