@@ -12,10 +12,13 @@
  * Nothing that can block for long (connect, auto-start, a round trip) runs under g_lock, and
  * fork() is never called with g_lock held (the atfork prepare handler takes it).
  *
- * Holds. Each create/open returns a hold: the entry id the broker gave, a dup of the region's
- * fd, and the name's owner, group and mode as the broker reported them. The broker counts holds
- * per connection, so a process that dies releases them all. RELEASE is sent without waiting for
- * a reply (SMEM_RELEASE_NOREPLY): replies stay in order because the broker answers nothing else.
+ * Holds. Each create/open returns a hold: the entry id the broker gave, the region's fd, and
+ * the name's owner, group and mode as the broker reported them. The hold owns the fd (the one
+ * the creator sent, or the one OPEN received) and closes it when its RELEASE goes; the region
+ * only borrows it, so that an open costs no dup and a close no second close(2). The broker
+ * counts holds per connection, so a process that dies releases them all. RELEASE is sent
+ * without waiting for a reply (SMEM_RELEASE_NOREPLY): replies stay in order because the broker
+ * answers nothing else.
  *
  * Release never waits (smem_region_close() must not stall on a broker that is slow, dead, or
  * being waited for). It puts the hold on c->released, under c->plock, a lock held for a few
@@ -71,7 +74,7 @@ struct smem__hold {
 	struct bconn *c;		/* only meaningful in the generation that made it */
 	unsigned forks;			/* fork generation when made: another one means inherited */
 	uint64_t id;			/* entry id at the current broker */
-	int fd;				/* dup of the region's fd, to re-register it */
+	int fd;				/* the region's fd (ours to close), to re-register it */
 	bool lost;			/* could not be re-registered: nothing to release */
 	bool rdonly;
 	uint32_t kind, mode, uid, gid, eflags;
@@ -475,6 +478,7 @@ static void hold_attach(struct bconn *c, struct smem__hold *h)
 	}
 }
 
+/* A hold on @e that owns @fd from now on (NULL without memory: @fd stays the caller's). */
 static struct smem__hold *hold_new(const char *name, int fd, const struct smem__entry_info *e,
 				   bool rdonly)
 {
@@ -482,11 +486,7 @@ static struct smem__hold *hold_new(const char *name, int fd, const struct smem__
 
 	if (!h)
 		return NULL;
-	h->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (h->fd < 0) {
-		free(h);
-		return NULL;
-	}
+	h->fd = fd;
 	h->id = e->id;
 	h->rdonly = rdonly;
 	h->kind = e->kind;
@@ -500,8 +500,9 @@ static struct smem__hold *hold_new(const char *name, int fd, const struct smem__
 
 /*
  * Send @r (a CREATE or an OPEN of @name) on the connection for @opts and take a hold on the
- * entry its reply describes, keeping a dup of the region's fd (the one sent, or the one
- * received). A hold we cannot make gives the name back. 0 (*ret set) or a negative errno.
+ * entry its reply describes, which owns the region's fd (the one sent, or the one received)
+ * from then on. A hold we cannot make gives the name back and leaves the fd to the caller.
+ * 0 (*ret set) or a negative errno.
  */
 static int request_hold(const struct smem_opts *opts, struct smem__req *r, const char *name,
 			bool rdonly, struct smem__hold **ret)

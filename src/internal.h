@@ -38,7 +38,7 @@ struct smem_region {
 	size_t obj_size;		/* private copy of data_size, validated at open */
 	size_t map_size;		/* private copy of total_size */
 	uint32_t kind;
-	int fd;				/* the memfd (shared open file description) */
+	int fd;				/* the memfd (shared description); the hold's once there is one */
 	bool owner;
 	bool rdonly;
 	unsigned fork_gen;		/* the process generation that made this handle (fork.h) */
@@ -142,18 +142,24 @@ struct smem__hold;
 /*
  * Register the sealed memfd @fd under @name (the broker checks the seals and the size, and
  * keeps its own reference). The returned hold keeps the name alive until released; the client
- * re-registers held names with a restarted broker. Returns 0 or -EINVAL, -EEXIST, -EACCES,
- * -EDQUOT, -ECONNREFUSED, -EPROTO.
+ * re-registers held names with a restarted broker. On success the hold owns @fd (it closes it
+ * when released: the caller may use it until then, never close it); on failure it stays the
+ * caller's. Returns 0 or -EINVAL, -EEXIST, -EACCES, -EDQUOT, -ECONNREFUSED, -EPROTO.
  */
 int smem__broker_create(const struct smem_opts *opts, const char *name, uint32_t kind, int fd,
 			uint32_t mode, uint32_t flags, struct smem__hold **ret);
 /*
  * Look @name up and receive its fd (read-only description when SMEM_RDONLY is in @flags).
- * Returns 0, sets *fd_out and *ret; or -ENOENT, -EACCES, -EINVAL, -ECONNREFUSED, -EPROTO.
+ * The fd belongs to the hold, as for a create: usable until smem__broker_release(*ret), which
+ * closes it. Returns 0, sets *fd_out and *ret; or -ENOENT, -EACCES, -EINVAL, -ECONNREFUSED,
+ * -EPROTO.
  */
 int smem__broker_open(const struct smem_opts *opts, const char *name, uint32_t flags,
 		      int *fd_out, struct smem__hold **ret);
-/* Drop a hold (NULL is ignored). The name disappears with its last hold unless persistent. */
+/*
+ * Drop a hold (NULL is ignored) and close its fd, now or when its RELEASE is sent. The name
+ * disappears with its last hold unless persistent.
+ */
 void smem__broker_release(struct smem__hold *h);
 /*
  * Close the process's broker connections that carry no hold and stop the client's helper

@@ -61,7 +61,8 @@ static void region_free(struct smem_region *r)
 	smem__live_leave(r);
 	if (r->hdr)
 		munmap(r->hdr, r->map_size);
-	if (r->fd >= 0)
+	/* Once the broker gave us a hold, the fd is the hold's: it goes with the release. */
+	if (r->fd >= 0 && !r->hold)
 		close(r->fd);
 	smem__broker_release(r->hold);
 	free(r);

@@ -331,8 +331,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					b.kind == 1 ? SMEM_KIND_BUFFER :
 					b.kind == 2 ? SMEM_KIND_ARRAY : SMEM_KIND_RING),
 				  fd, 0600, 0, &hold);
-	close(fd);
 	if (err) {
+		close(fd);	/* on success the hold owns it: closed by the release below */
 		/* The broker refuses what it can see is wrong: short, unsealed. */
 		CHECK(err == -EINVAL || err == -EPROTO);
 		CHECK(fsize < SMEM_HDR_SIZE || (data[5] & 2));
