@@ -52,6 +52,11 @@
  * (per round trip, per call); syscalls_per_msg the system calls of all workers per message,
  * counted by perf where possible ("syscalls_src":"perf") or by our code ("counted"); see
  * ringbench_run.c for what each covers. cswitch_per_msg: voluntary context switches (sleeps).
+ * run_delay_ms and nivcsw: how long the workers were runnable but waited for a CPU (their
+ * threads' schedstat run delay) and how often they were preempted, go..stop, summed: on a
+ * shared machine, other processes taking the workers' (pinned) CPUs show here, and a round
+ * trip tail of several ms with hundreds of ms of run delay is the scheduler's, not the
+ * transport's (ticks are 4 ms at HZ=250).
  *
  * --compare adds the baselines of ringbench_base.c and the peers of bench/peers (when built;
  * --peers DIR, default: ../peers next to this program); --no-baselines runs smem alone
@@ -144,6 +149,8 @@ static void report_json(const struct rb_cfg *c, const char *name, const struct r
 		printf(",\"syscalls_src\":\"%s\"", r->syscalls_perf ? "perf" : "counted");
 	json_num("cswitch_per_msg", r->cswitch_per_msg, -1);
 	json_num("cpu_s_per_msg", r->cpu_s_per_msg, -1);
+	json_num("run_delay_ms", r->run_delay_ms, 3);
+	json_num("nivcsw", r->nivcsw, 0);
 	printf(",\"reps\":%d,\"seconds\":%g,\"count\":%llu,\"warmup\":%g,\"wait\":\"%s\","
 	       "\"mode\":\"%s\",\"cpus\":\"", c->reps, c->seconds, (unsigned long long)c->count,
 	       c->warmup, r->wait ? r->wait : "",
@@ -543,9 +550,9 @@ int main(int argc, char **argv)
 	if (c.inproc)
 		c.no_baselines = true;	/* in one thread, there is nothing to compare */
 	snprintf(c.name, sizeof(c.name), "ringbench-%d", (int)getpid());
-	rb_ctl = rb_shared_map(sizeof(struct rb_ctl) +
-			       (c.bench == RB_STREAM || c.bench == RB_PUBSUB ? 0 :
-				RB_MAX_SAMPLES * sizeof(uint64_t)));
+	rb_samples_bytes = c.bench == RB_STREAM || c.bench == RB_PUBSUB ? 0 :
+			   RB_MAX_SAMPLES * sizeof(uint64_t);
+	rb_ctl = rb_shared_map(sizeof(struct rb_ctl) + rb_samples_bytes);
 	signal(SIGPIPE, SIG_IGN);
 
 	/*

@@ -69,6 +69,9 @@ struct rb_result {
 	double syscalls_per_msg;
 	double cswitch_per_msg;	/* voluntary context switches per message */
 	double cpu_s_per_msg;
+	/* Scheduler: the workers' time runnable but off a CPU (their threads' schedstat run
+	 * delay), and their involuntary switches, go..stop, summed; -1 when not measured. */
+	double run_delay_ms, nivcsw;
 	bool syscalls_perf;	/* counted by perf (all system calls) or by our own code */
 	const char *wait;	/* the transport's own waiting: "spin", "block", smem's mode */
 	int backend;		/* rpc: the wait backend (1 io_uring, 2 futex_waitv, 3 futex) */
@@ -87,6 +90,8 @@ struct rb_ctl {
 	_Atomic uint64_t perf_syscalls;
 	_Atomic int perf_workers;		/* workers whose perf counter worked */
 	_Atomic uint64_t cpu_ns, nvcsw;		/* getrusage, go..stop, all workers */
+	_Atomic uint64_t nivcsw;		/* ... involuntary switches (preemptions) */
+	_Atomic uint64_t run_delay_ns;		/* schedstat: runnable, waiting for a CPU */
 	_Atomic uint64_t sink;			/* sums of what was read, so it is really read */
 	_Atomic int backend;
 	_Atomic uint64_t missed_wakeups;	/* rpc: both ends' channels, summed */
@@ -99,6 +104,7 @@ struct rb_ctl {
 };
 
 extern struct rb_ctl *rb_ctl;
+extern size_t rb_samples_bytes;	/* rb_ctl->samples[]'s size (0: not a timed bench) */
 extern const char *const rb_wait_names[3];	/* by enum rb_wait: "auto", "spin", "block" */
 extern char rb_label[128];	/* what runs now, for messages */
 extern int rb_failed;		/* a run had worker errors */
@@ -118,7 +124,10 @@ struct rb_worker {
 	pid_t pid;
 	unsigned long tid;
 	int perf_fd;
-	uint64_t perf0, cpu0, nvcsw0;
+	uint64_t perf0;
+	struct rb_usage {
+		uint64_t cpu_ns, nvcsw, nivcsw, run_delay_ns;
+	} u0;			/* at go */
 };
 
 /* ---- ringbench_run.c: workers and the window ---- */
