@@ -52,9 +52,27 @@ static bool refused(int err)
 	return err == ENOSYS || err == EPERM || err == EACCES || err == EOPNOTSUPP;
 }
 
+/*
+ * SMEM_WAIT_BACKEND=uring|futex_waitv|futex: the most capable backend this process may use
+ * (to compare them, or to avoid one); a backend the kernel refuses is still skipped, so
+ * "uring" on a kernel without it is futex_waitv or futex. SMEM_NO_URING=1 is "futex_waitv".
+ * 0 when unset or unknown: no limit.
+ */
+static int backend_limit(void)
+{
+	static const char *const names[] = { "uring", "futex_waitv", "futex" };
+	const char *v = getenv("SMEM_WAIT_BACKEND"), *no = getenv("SMEM_NO_URING");
+	int i;
+
+	for (i = 0; v && i < 3; i++)
+		if (!strcmp(v, names[i]))
+			return SMEM__WAIT_URING + i;
+	return no && *no && strcmp(no, "0") != 0 ? SMEM__WAIT_FUTEX_WAITV : 0;
+}
+
 static void probe(void)
 {
-	const char *no = getenv("SMEM_NO_URING");
+	int limit = backend_limit();
 	long r;
 
 	/*
@@ -64,8 +82,9 @@ static void probe(void)
 	 * waiters spun.
 	 */
 	r = syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0);
-	atomic_store_explicit(&have_waitv, r < 0 && errno == EINVAL, memory_order_relaxed);
-	if (!(no && *no && strcmp(no, "0") != 0) && smem__wait_uring_probe()) {
+	atomic_store_explicit(&have_waitv, r < 0 && errno == EINVAL && limit != SMEM__WAIT_FUTEX,
+			      memory_order_relaxed);
+	if (limit <= SMEM__WAIT_URING && smem__wait_uring_probe()) {
 		atomic_store_explicit(&backend, SMEM__WAIT_URING, memory_order_relaxed);
 		return;
 	}

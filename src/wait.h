@@ -11,7 +11,7 @@
  * "unavailable" (ENOSYS: the kernel lacks it; EPERM/EACCES: seccomp, kernel.io_uring_disabled):
  *   1. io_uring (wait_uring.c): one IORING_OP_FUTEX_WAIT per word and one POLL_ADD per fd,
  *      submitted with the wait in one io_uring_enter(2). Needs kernel 6.7; skipped with
- *      SMEM_NO_URING=1.
+ *      SMEM_NO_URING=1 (or SMEM_WAIT_BACKEND=futex_waitv; =futex skips 2 as well).
  *   2. futex_waitv(2) on the words (5.16), in slices of SMEM__WAIT_POLL_NS when there are fds,
  *      which are then checked with poll(2) and a zero timeout.
  *   3. FUTEX_WAIT on the first word in short slices (1 ms, doubling to 64 ms while idle), the

@@ -532,6 +532,34 @@ START_TEST(wait_backend_refused_at_run_time_is_dropped_not_spun_on)
 }
 END_TEST
 
+/*
+ * SMEM_WAIT_BACKEND caps the backend (to compare them): in a fresh process, the probe's
+ * result for @arg's name. Exit code: the backend (1 io_uring, 2 futex_waitv, 3 futex).
+ */
+static int backend_for_env(void *arg)
+{
+	unsetenv("SMEM_NO_URING");
+	if (arg)
+		setenv("SMEM_WAIT_BACKEND", arg, 1);
+	else
+		unsetenv("SMEM_WAIT_BACKEND");
+	return (int)smem__wait_backend();
+}
+
+START_TEST(wait_backend_env_caps_the_probe)
+{
+	int best = t_wait(t_fork(backend_for_env, NULL));
+	int waitv = t_wait(t_fork(backend_for_env, (void *)"futex_waitv"));
+
+	ck_assert(best >= SMEM__WAIT_URING && best <= SMEM__WAIT_FUTEX);
+	/* never above the cap, never above what the kernel offers */
+	ck_assert_int_eq(waitv, best > SMEM__WAIT_FUTEX_WAITV ? best : SMEM__WAIT_FUTEX_WAITV);
+	ck_assert_int_eq(t_wait(t_fork(backend_for_env, (void *)"futex")), SMEM__WAIT_FUTEX);
+	ck_assert_int_eq(t_wait(t_fork(backend_for_env, (void *)"uring")), best);
+	ck_assert_int_eq(t_wait(t_fork(backend_for_env, (void *)"bogus")), best);
+}
+END_TEST
+
 static Suite *wait_suite(void)
 {
 	Suite *s = suite_create("wait");
@@ -555,6 +583,7 @@ static Suite *wait_suite(void)
 	tcase_add_test(tc, wait_loop_adaptive_spin_learns_and_forgets);
 	tcase_add_test(tc, wait_loop_reports_an_overflowing_set);
 	tcase_add_test(tc, wait_backend_refused_at_run_time_is_dropped_not_spun_on);
+	tcase_add_test(tc, wait_backend_env_caps_the_probe);
 	suite_add_tcase(s, tc);
 	return s;
 }
