@@ -202,6 +202,8 @@ static pthread_once_t sched_once = PTHREAD_ONCE_INIT;
 static pthread_key_t sched_key;
 static _Thread_local int tl_sched_fd = -1;
 static _Thread_local bool tl_sched_tried;
+/* The last reading and when it was taken (0: none), for run_delay_recent(). */
+static _Thread_local uint64_t tl_rd, tl_rd_at;
 
 static void sched_fd_close(void *p)
 {
@@ -243,7 +245,27 @@ static uint64_t run_delay_ns(void)
 	buf[n] = '\0';
 	strtoull(buf, &end, 10);	/* time on the CPU */
 	rd = strtoull(end, &end, 10);	/* time waiting for one */
+	tl_rd = rd;
+	tl_rd_at = smem__now_ns();
 	return rd;
+}
+
+/*
+ * The run delay as of at most RD_REUSE_NS ago: the start of a sleep's measure. A fresh
+ * reading per sleep was one pread of procfs per sleep on every RPC wait (about 10 us here;
+ * a server that sleeps every few calls paid more for it than for the sleep's own
+ * io_uring_enter). An older reading is lower, so the sleep's run delay comes out larger and
+ * a sleep is counted as missed less readily, never more: a wake that returned within
+ * RD_REUSE_NS of the bound, to a thread that also waited for a CPU just before it slept, is
+ * the one a stale reading can hide.
+ */
+#define RD_REUSE_NS	(5ull * 1000 * 1000)
+
+static uint64_t run_delay_recent(void)
+{
+	if (tl_rd_at && smem__now_ns() - tl_rd_at < RD_REUSE_NS)
+		return tl_rd;
+	return run_delay_ns();
 }
 
 void smem__rpc_wait_thread_release(void)
@@ -254,6 +276,7 @@ void smem__rpc_wait_thread_release(void)
 	}
 	tl_sched_fd = -1;
 	tl_sched_tried = false;
+	tl_rd_at = 0;
 }
 
 /*
@@ -328,7 +351,7 @@ void smem__rpc_ws_arm(struct smem__rpc_ws *ws, struct smem_rpc *stat_ch, uint64_
 	if (stat_ch)
 		SMEM__RPC_STAT_ADD(stat_ch, sleeps, 1);
 	/* Only a safety net lasts this long: such a sleep is checked for a missed wake-up. */
-	ws->rd0 = ws->bound >= SMEM__RPC_LIVE_POLL_NS ? run_delay_ns() : UINT64_MAX;
+	ws->rd0 = ws->bound >= SMEM__RPC_LIVE_POLL_NS ? run_delay_recent() : UINT64_MAX;
 	ws->t0 = smem__now_ns();
 }
 
