@@ -213,6 +213,8 @@ static void check_row(const struct jobj *o, const char *bench, double size)
 	ck_assert(!strcmp(str(o, "syscalls_src"), "perf") ||
 		  !strcmp(str(o, "syscalls_src"), "counted"));
 	ck_assert(num(o, "cswitch_per_msg") >= 0);
+	/* the scheduler's share: time the workers waited for a CPU, their preemptions */
+	ck_assert(num(o, "run_delay_ms") >= 0 && num(o, "nivcsw") >= 0);
 	ck_assert(num(o, "reps") >= 1);
 	ck_assert(strlen(str(o, "wait")) > 0);
 	ck_assert(!strcmp(str(o, "mode"), "processes") || !strcmp(str(o, "mode"), "threads") ||
@@ -398,6 +400,35 @@ START_TEST(rpc_prints_calls_per_second_against_request_response_baselines)
 }
 END_TEST
 
+START_TEST(rpc_slow_log_lists_the_calls_over_a_millisecond)
+{
+	static struct run r;
+	char path[] = "/tmp/check_ringbench_slow_XXXXXX";
+	const char *args[] = { "rpc", "--inflight", "16", "--channels", "4", "--wait", "block",
+			       "--json", "--count", "3000", "--warmup", "0.02", "--quiet",
+			       "--slow-log", path, NULL };
+	unsigned long long a, b;
+	int fd = mkstemp(path), n = 0, k;
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	unlink(path);	/* ringbench creates it */
+	rows_of(&r, args, 1, "rpc", 1024);
+	f = fopen(path, "re");
+	ck_assert_msg(f != NULL, "no slow log written");
+	/* every line a call of the window: start, end on CLOCK_MONOTONIC, over 1 ms apart */
+	while ((k = fscanf(f, "%llu %llu", &a, &b)) == 2) {
+		ck_assert(a > 0 && b > a + 1000000);
+		n++;
+	}
+	ck_assert_int_eq(k, EOF);
+	fclose(f);
+	unlink(path);
+	ck_assert(n <= 3000 + 16);
+}
+END_TEST
+
 START_TEST(rpc_node_size_and_nodes_set_the_geometry_of_smems_rings)
 {
 	static struct run r;
@@ -533,6 +564,8 @@ START_TEST(bad_options_exit_with_status_2)
 		{ "rpc", "--naive-cap", "1M", NULL },		/* stream only */
 		{ "stream", "--size", "2048", "--naive-cap", "1024", NULL },	/* < 1 message */
 		{ "rpc", "--clients", "2", NULL },		/* service only */
+		{ "pingpong", "--slow-log", "/dev/null", NULL },	/* rpc only */
+		{ "rpc", "--inproc", "--slow-log", "/dev/null", NULL },	/* nothing waits */
 		{ "service", "--clients", "0", NULL },
 	};
 	unsigned i;
@@ -558,6 +591,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, pingpong_prints_ordered_round_trip_percentiles_for_each_transport);
 	tcase_add_test(tc, rpc_prints_calls_per_second_against_request_response_baselines);
 	tcase_add_test(tc, rpc_node_size_and_nodes_set_the_geometry_of_smems_rings);
+	tcase_add_test(tc, rpc_slow_log_lists_the_calls_over_a_millisecond);
 	tcase_add_test(tc, rpc_service_thread_serves_calls_from_the_librarys_threads);
 	tcase_add_test(tc, rpc_inproc_runs_both_ends_in_one_thread_and_never_waits);
 	tcase_add_test(tc, no_baselines_runs_smem_alone_whatever_compare_asks);

@@ -317,6 +317,8 @@ static void usage(FILE *f)
 	      "  --peers DIR         where the peer programs are (../peers next to ringbench)\n"
 	      "  --json              JSON lines instead of a table\n"
 	      "  --cdf FILE          append round-trip quantiles (last repetition) to FILE\n"
+	      "  --slow-log FILE     rpc: write each timed call over 1 ms as \"start end\"\n"
+	      "                      (CLOCK_MONOTONIC ns; last repetition) for bench/sched-tail\n"
 	      "  --progress | --quiet  progress line on stderr (default: when it is a terminal)\n"
 	      "transports: smem naive futex eventfd pipe unix seqpacket boost_mq zmq_ipc\n", f);
 }
@@ -406,6 +408,7 @@ int main(int argc, char **argv)
 		{ "transport", required_argument, NULL, 'T' },
 		{ "peers", required_argument, NULL, 'P' },
 		{ "cdf", required_argument, NULL, 'F' },
+		{ "slow-log", required_argument, NULL, 'G' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -478,6 +481,7 @@ int main(int argc, char **argv)
 		case 'T': c.only = optarg; break;
 		case 'P': c.peers_dir = optarg; break;
 		case 'F': c.cdf = optarg; break;
+		case 'G': c.slow_log = optarg; break;
 		case 'p': progress = 1; break;
 		case 'q': progress = 0; break;
 		case 'W':
@@ -542,7 +546,7 @@ int main(int argc, char **argv)
 	    c.writers < 1 || c.readers < 1 || c.writers + c.readers > RB_MAX_WORKERS ||
 	    (c.seconds <= 0 && !c.count) || c.warmup < 0 || c.reps < 1 || c.reps > 1000 ||
 	    c.inflight < 1 || c.inflight > 1024 || c.channels < 1 || c.channels > 32 ||
-	    c.channels > c.inflight)
+	    c.channels > c.inflight || (c.slow_log && (c.bench != RB_RPC || c.inproc)))
 		goto bad;
 	if (!c.peers_dir)
 		c.peers_dir = default_peers(argv[0]);

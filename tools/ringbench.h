@@ -49,6 +49,7 @@ struct rb_cfg {
 	const char *only;	/* --transport */
 	const char *peers_dir;	/* peer programs (boost_mq, zmq_ipc) */
 	const char *cdf;	/* append round-trip quantiles here (--cdf) */
+	const char *slow_log;	/* rpc: calls over 1 ms, "start end" ns, written here */
 	int cpus[RB_MAX_WORKERS];
 	int ncpus;
 	int inflight, channels;	/* rpc */

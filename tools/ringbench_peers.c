@@ -119,6 +119,7 @@ int rb_peer(const struct rb_cfg *c, const char *prog, struct rb_result *res)
 	res->rtt_p99 = field(line, "rtt_ns_p99");
 	res->rtt_p999 = field(line, "rtt_ns_p999");
 	res->cpu_s_per_msg = field(line, "cpu_s_per_msg");
+	res->run_delay_ms = res->nivcsw = -1;	/* not measured in the peer programs */
 	res->cswitch_per_msg = field(line, "cswitch_per_msg");
 	res->syscalls_per_msg = -1;	/* not counted inside other libraries */
 	res->wait = "block";

@@ -12,6 +12,11 @@
  * Counted system calls: the library's io_uring_enter/futex_waitv calls in both processes
  * (futex wakes are not in that count; --syscalls perf counts everything).
  *
+ * --slow-log FILE: the client keeps each timed call over 1 ms (its start and end, on
+ * CLOCK_MONOTONIC, at most SLOW_MAX of them) and writes them as "start end" lines at the end of
+ * each repetition; bench/sched-tail lays them over a perf sched trace of the same run to tell
+ * what both workers were doing meanwhile (running, waiting for a CPU, asleep).
+ *
  * --service thread measures the library's default instead: both ends open with a service
  * thread (the server's handlers run there, the server worker itself sleeps; the client still
  * waits in smem_rpc_wait). Worker processes only: a thread's CPU time would miss the
@@ -46,6 +51,8 @@
 
 #define RPC_MAX_INFLIGHT 1024
 #define RPC_MAX_CHANNELS 32
+#define SLOW_NS		1000000u
+#define SLOW_MAX	65536u
 
 /* Shared with the workers (MAP_SHARED). */
 struct rpc_bench {
@@ -148,6 +155,39 @@ static void client_done(void)
 	rb_futex(&rb_ctl->aux, FUTEX_WAKE, 1);
 }
 
+/* --slow-log: the calls over SLOW_NS of this repetition. */
+struct slow_log {
+	uint64_t (*call)[2];
+	unsigned n;
+};
+
+static void slow_note(struct slow_log *sl, uint64_t start, uint64_t end)
+{
+	if (sl->call && end - start > SLOW_NS && sl->n < SLOW_MAX && rb_measuring()) {
+		sl->call[sl->n][0] = start;
+		sl->call[sl->n++][1] = end;
+	}
+}
+
+static void slow_write(const struct rb_cfg *c, struct slow_log *sl)
+{
+	FILE *f;
+	unsigned i;
+
+	if (!sl->call)
+		return;
+	f = fopen(c->slow_log, "we");
+	if (!f) {
+		fprintf(stderr, "ringbench: %s: %s\n", c->slow_log, strerror(errno));
+	} else {
+		for (i = 0; i < sl->n; i++)
+			fprintf(f, "%llu %llu\n", (unsigned long long)sl->call[i][0],
+				(unsigned long long)sl->call[i][1]);
+		fclose(f);
+	}
+	free(sl->call);
+}
+
 static void server(struct rb_worker *w, struct rpc_bench *b)
 {
 	const struct rb_cfg *c = w->c;
@@ -196,10 +236,17 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 	uint64_t started[RPC_MAX_INFLIGHT], sys0, seq = 0, sum = 0;
 	int chan[RPC_MAX_INFLIGHT];
 	unsigned char *req = malloc(c->size + 8);
+	struct slow_log sl = { NULL, 0 };
 	int i, k, err, live;
 
 	if (!req)
 		rb_die("malloc", -ENOMEM);
+	/* before the window: no page of it is faulted in while calls are timed */
+	if (c->slow_log) {
+		if (!(sl.call = malloc(SLOW_MAX * sizeof(*sl.call))))
+			rb_die("malloc", -ENOMEM);
+		memset(sl.call, 0, SLOW_MAX * sizeof(*sl.call));
+	}
 	memset(req, 0x5a, c->size + 8);
 	for (i = 0; i < c->channels; i++)
 		chs[i] = open_end(c, b, i, NULL);
@@ -243,6 +290,7 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 				goto out;
 			}
 			rb_sample(now - started[k]);
+			slow_note(&sl, started[k], now);
 			rb_count(w);
 			if (rb_stopping()) {
 				live--;
@@ -265,6 +313,7 @@ static void client(struct rb_worker *w, struct rpc_bench *b)
 out:
 	rb_account(w, atomic_load(&rb_ctl->count[w->index].n), smem__wait_syscalls() - sys0);
 	client_done();
+	slow_write(c, &sl);
 	atomic_store(&rb_ctl->backend, (int)smem__wait_backend());
 	atomic_fetch_add(&rb_ctl->sink, sum);
 	for (k = 0; k < c->inflight; k++)
