@@ -22,11 +22,13 @@
  * goes on.
  *
  * RECEIVE at cursor c. Fast path, no read of tail: b = entry[c % depth] (acquire, pairs with
- * the commit) and b's state is PUB|c: c is committed, hold it. Else read tail: c >= tail is
- * "nothing yet" (c may be tail + 1 while a publisher is between its commit and tail); if
- * tail - c > depth the samples in between were overwritten (OVERWRITE only): skip to
- * tail - depth, counting each skipped one as lost; then hold entry[c % depth]'s buffer, or
- * count c lost if it no longer holds c. A hold: held[k] = b + 1 (seq_cst), then load b's
+ * the commit) and b's state is PUB|c: c is committed, hold it. A look of a spin (not armed
+ * for a sleep, not a timeout-0 call's) that finds b's state PUB|p with p < c says "nothing
+ * yet" there too: a spinning subscriber reads the entry's line, not tail's. Else read tail:
+ * c >= tail is "nothing yet" (c may be tail + 1 while a publisher is between its commit and
+ * tail); if tail - c > depth the samples in between were overwritten (OVERWRITE only): skip
+ * to tail - depth, counting each skipped one as lost; then hold entry[c % depth]'s buffer,
+ * or count c lost if it no longer holds c. A hold: held[k] = b + 1 (seq_cst), then load b's
  * state (seq_cst); still PUB|c: the view is ours until released. A RECLAIM by a publisher:
  * CAS PUB|p -> LOAN|me (seq_cst), then load every live slot's held words (seq_cst); if one
  * names b, put it back. The two seq_cst store/load pairs are a Dekker handshake: either the
@@ -114,9 +116,18 @@ static int load_tail(struct smem__topic *t, uint64_t *out)
 
 /* ---- waits ---------------------------------------------------------------------------- */
 
+/*
+ * An attempt looks once: -EAGAIN for "not yet". @full: read every shared word the answer
+ * depends on. Armed looks (we announced ourselves as a waiter) must, for the Dekker pair with
+ * the wakers (see WAITING), and so must the only look of a timeout-0 call, which reports what
+ * it finds wrong there; the looks of a spin may take cheaper shortcuts to "not yet", since the
+ * armed look before any sleep checks everything again.
+ */
+typedef int (*topic_attempt)(void *ctx, bool full);
+
 struct topic_wait {
 	struct smem__waiter w;		/* first: the callbacks get &tw->w */
-	int (*attempt)(void *ctx);
+	topic_attempt attempt;
 	void *ctx;
 	struct smem__topic *t;
 	_Atomic uint32_t *seqw, *waiters;
@@ -129,14 +140,14 @@ static int tw_poll(struct smem__waiter *w)
 {
 	struct topic_wait *tw = (struct topic_wait *)w;
 
-	return tw->attempt(tw->ctx);
+	return tw->attempt(tw->ctx, false);
 }
 
 static int tw_arm(struct smem__waiter *w, uint64_t *max_ns)
 {
 	struct topic_wait *tw = (struct topic_wait *)w;
 	uint32_t v = announce(tw->waiters, tw->seqw);
-	int ret = tw->attempt(tw->ctx);
+	int ret = tw->attempt(tw->ctx, true);
 
 	if (ret != -EAGAIN)
 		return ret;
@@ -158,11 +169,11 @@ static void tw_disarm(struct smem__waiter *w, int fired)
 }
 
 /* Try @attempt, then wait in the engine's loop until it stops saying -EAGAIN. */
-static int topic_wait(struct smem__topic *t, bool room, int (*attempt)(void *), void *ctx,
+static int topic_wait(struct smem__topic *t, bool room, topic_attempt attempt, void *ctx,
 		      int timeout_ms)
 {
 	struct topic_wait tw;
-	int ret = attempt(ctx);
+	int ret = attempt(ctx, timeout_ms == 0);
 
 	if (ret != -EAGAIN)
 		return ret;
@@ -351,7 +362,7 @@ struct loan_ctx {
 	struct smem_topic_sample *s;
 };
 
-static int try_loan(void *arg)
+static int try_loan(void *arg, bool full)
 {
 	struct loan_ctx *lc = arg;
 	struct smem_topic_pub *p = lc->p;
@@ -360,6 +371,7 @@ static int try_loan(void *arg)
 	uint32_t n, b = 0;
 	int ret;
 
+	(void)full;	/* every look reads tail and the cursors */
 	ret = load_tail(t, &tail);
 	if (ret)
 		return ret;
@@ -394,7 +406,7 @@ static int try_loan(void *arg)
 		atomic_store_explicit(&t->buf[b].state, st, memory_order_release);
 	}
 	if (recover(p))
-		return try_loan(arg);
+		return try_loan(arg, full);
 	return -EAGAIN;
 got:
 	p->hint = b + 1 < t->g.pool ? b + 1 : 0;
@@ -460,12 +472,13 @@ struct room_ctx {
 	struct smem_topic_pub *p;
 };
 
-static int try_room(void *arg)
+static int try_room(void *arg, bool full)
 {
 	struct smem_topic_pub *p = ((struct room_ctx *)arg)->p;
 	uint64_t tail;
 	int ret = load_tail(&p->t, &tail);
 
+	(void)full;	/* every look reads tail and the cursors */
 	if (ret)
 		return ret;
 	ret = room_for(p, tail);
@@ -589,25 +602,39 @@ static int64_t hold(struct smem_topic_sub *s, unsigned k, uint32_t b, uint64_t c
 	return -EAGAIN;
 }
 
-static int try_recv(void *arg)
+static int try_recv(void *arg, bool full)
 {
 	struct recv_ctx *rc = arg;
 	struct smem_topic_sub *s = rc->s;
 	struct smem__topic *t = &s->t;
 	struct smem_topic_slot *me = s->me;
-	uint64_t tail, c = s->cursor;
+	uint64_t tail, c = s->cursor, st;
 	int64_t len = -EAGAIN;
 	uint32_t b;
 	int ret;
 
 	/*
-	 * Fast path, no shared cursor read: the entry (acquire: pairs with the commit's release)
+	 * Fast path, no read of tail: the entry (acquire: pairs with the commit's release)
 	 * names a buffer whose state says position c, so c is committed.
 	 */
 	b = atomic_load_explicit(&t->entry[c % t->g.depth], memory_order_acquire);
-	if (b < t->g.pool &&
-	    atomic_load_explicit(&t->buf[b].state, memory_order_relaxed) == (SMEM_TOPIC_PUB | c))
-		len = hold(s, rc->k, b, c);
+	if (b < t->g.pool) {
+		st = atomic_load_explicit(&t->buf[b].state, memory_order_relaxed);
+		if (st == (SMEM_TOPIC_PUB | c))
+			len = hold(s, rc->k, b, c);
+		/*
+		 * Not yet, still without tail: the entry names a sample of an earlier lap. Entries
+		 * only move forward (position c's commit stores a buffer in PUB|c there, which is
+		 * reclaimed only after c + depth's commit replaced it), so c is not committed yet,
+		 * or was just now and the next look sees it. A spinning subscriber thus reads
+		 * the entry's line, which the publisher writes with a plain store, and not the
+		 * tail line, whose seq_cst store (a locked xchg) would wait for the line to come
+		 * back on every publish. A full look reads tail (for an armed one, the Dekker pair
+		 * with the publisher's tail store, WAITING): the slow path.
+		 */
+		else if (!full && (st & SMEM_TOPIC_PUB) && (st & SMEM_TOPIC_POS_MASK) < c)
+			return -EAGAIN;
+	}
 	while (len < 0) {
 		ret = load_tail(t, &tail);
 		if (ret)

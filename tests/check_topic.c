@@ -649,6 +649,8 @@ START_TEST(topic_hostile_entries_lengths_and_tail_give_eproto)
 	ck_assert_uint_eq(recv_value(s, 8), 2);	/* flows again */
 	atomic_store(&p->t.shm->tail, 1);	/* backwards */
 	ck_assert_int_eq(smem_topic_receive(s, &v, 0), -EPROTO);
+	/* A waiting receive's spin does not read tail; its armed look before sleeping does. */
+	ck_assert_int_eq(smem_topic_receive(s, &v, 1000), -EPROTO);
 	atomic_store(&p->t.shm->tail, 1ull << 63);
 	ck_assert_int_eq(smem_topic_receive(s, &v, 0), -EPROTO);
 	ck_assert_int_eq(smem_topic_loan(p, &v, 0), -EPROTO);
