@@ -48,7 +48,9 @@
  * WAITING. Subscribers on data_seq/data_waiters, publishers on room_seq/room_waiters, as the
  * ring does (ring.c, WAITING): announce (seq_cst), load the word, re-check, sleep on it;
  * wakers store (seq_cst), then load the waiter count and only then bump and FUTEX_WAKE. The
- * loop is the wait engine's (smem__wait_for()).
+ * loop is the wait engine's (smem__wait_for()). Subscribers spin SUB_SPIN_NS first; publishers
+ * sleep at once (topic_wait() says why). A subscriber wakes a sleeping publisher only once it
+ * is at most half the depth behind, so that each wakeup publishes a batch.
  *
  * CRASHES. A publisher killed holding loans: its LOAN|id states are freed by a publisher
  * that finds no buffer, after smem__live_alive(id) says dead (rate-limited to one pass per
@@ -70,6 +72,7 @@
 #define STUCK_NS	2000000ull		/* a laggard or an empty pool this long: liveness */
 #define IDLE_SLEEP_NS	(50ull * 1000 * 1000)	/* bounded sleeps notice shutdown and the dead */
 #define RECHECK_NS	(5ull * 1000 * 1000)
+#define SUB_SPIN_NS	20000u			/* a subscriber's spin before it sleeps */
 
 static int corrupt(struct smem__topic *t)
 {
@@ -185,7 +188,18 @@ static int topic_wait(struct smem__topic *t, bool room, topic_attempt attempt, v
 	tw.w.arm = tw_arm;
 	tw.w.disarm = tw_disarm;
 	tw.w.set = &tw.set;
-	tw.w.spin = (struct smem__spin){ .ns = 20000 };
+	/*
+	 * Subscribers spin before sleeping; publishers waiting for room or a buffer do not. The
+	 * room they wait for is made by the slowest subscriber, which wakes a sleeping publisher
+	 * once it is at most half the depth behind (try_recv()), so that each wakeup publishes a
+	 * batch. A spinning publisher instead takes each slot as soon as it frees (one sample
+	 * per hand-over), rescans the subscribers' cursor lines on every look (stealing them
+	 * from the laggard that writes them on every receive), and, with more processes than
+	 * cores, burns the CPU that laggard needs. Measured in bench/results/2026-12-03-topic-
+	 * speed.md: 8 MiB samples, depth 8, 2 subscribers on 2 cores, load 1: 43-45k samples/s
+	 * with a 20 us spin against 144-146k without (mixed at load 3, better at load 6).
+	 */
+	tw.w.spin = (struct smem__spin){ .ns = room ? 0 : SUB_SPIN_NS };
 	tw.w.deadline = smem__deadline(timeout_ms);
 	tw.attempt = attempt;
 	tw.ctx = ctx;
