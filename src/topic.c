@@ -16,10 +16,9 @@
  * PUBLISH (under the publish lock): state = PUB|t (release), entry[t % depth] = b (release:
  * the commit), tail = t + 1 (seq_cst). A publisher killed before the entry store leaves a
  * buffer in PUB|t that no entry names, reclaimed like any other once t is a lap behind; one
- * killed between the entry and tail leaves position t committed, and the next publisher
- * finds entry[t % depth] naming a buffer in PUB|t and stores tail = t + 1 for it (helping)
- * instead of overwriting. The robust lock tells the next publisher (-EOWNERDEAD), which just
- * goes on.
+ * killed between the entry and tail leaves position t committed. The robust lock tells the
+ * next publisher (-EOWNERDEAD), which then looks: if entry[t % depth] names a buffer in
+ * PUB|t, it stores tail = t + 1 for it (helping) instead of overwriting, and goes on.
  *
  * RECEIVE at cursor c. Fast path, no read of tail: b = entry[c % depth] (acquire, pairs with
  * the commit) and b's state is PUB|c: c is committed, hold it. A look of a spin (not armed
@@ -505,6 +504,7 @@ int smem_topic_publish(struct smem_topic_pub *p, struct smem_topic_sample *s, si
 	struct smem__topic *t;
 	struct room_ctx rc = { p };
 	uint64_t tail;
+	bool dead;
 	int b, ret;
 
 	if (!p)
@@ -522,8 +522,14 @@ int smem_topic_publish(struct smem_topic_pub *p, struct smem_topic_sample *s, si
 		ret = smem__lock_wrlock(&p->lock, timeout_ms);
 		if (ret && ret != -EOWNERDEAD)
 			return ret;	/* a dead holder's section left nothing half-done */
+		dead = ret == -EOWNERDEAD;
 		ret = load_tail(t, &tail);
-		if (ret == 0)
+		/*
+		 * Only a holder killed in its section can have left a commit without its tail,
+		 * and the robust lock tells its next acquirer exactly then (never a missed
+		 * -EOWNERDEAD, lock.c): other publishes skip the look at the entry and its state.
+		 */
+		if (ret == 0 && dead)
 			ret = help_tail(t, &tail);
 		if (ret == 0)
 			ret = room_for(p, tail);

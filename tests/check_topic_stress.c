@@ -187,6 +187,64 @@ START_TEST(topic_publisher_killed_holding_the_publish_lock_does_not_stop_others)
 }
 END_TEST
 
+/* A publisher's section up to its commit (topic.c, PUBLISH), then a hang before tail. */
+static int commit_and_hang(void *arg)
+{
+	struct kid_arg *a = arg;
+	struct smem_topic_pub *p;
+	struct smem_topic_sample s;
+	uint64_t *w, tail;
+	unsigned i;
+
+	close(a->sig[0]);
+	if (smem_topic_open_publisher(a->name, NULL, &p) || smem_topic_loan(p, &s, 0) ||
+	    smem__lock_wrlock(&p->lock, 0))
+		return 10;
+	w = s.data;
+	for (i = 0; i < SAMPLE / 8; i++)
+		w[i] = 7;
+	tail = atomic_load(&p->t.shm->tail);
+	atomic_store(&p->t.buf[s._buf].len, SAMPLE);
+	atomic_store(&p->t.buf[s._buf].state, SMEM_TOPIC_PUB | tail);
+	atomic_store(&p->t.entry[tail % p->t.g.depth], s._buf);
+	tb_sig_send(a->sig[1]);
+	pause();
+	return 0;
+}
+
+START_TEST(topic_publisher_killed_between_commit_and_tail_is_helped_not_overwritten)
+{
+	struct smem_topic_pub *p;
+	struct smem_topic_sub *s;
+	struct smem_topic_sample v;
+	struct kid_arg a = { 0 };
+	char name[128];
+	uint64_t tail;
+	pid_t kid;
+
+	p = topic(name, sizeof(name), 4, SMEM_TOPIC_BLOCK, 1, 1, 2);
+	ck_assert_int_eq(smem_topic_subscribe(name, 0, NULL, &s), 0);
+	a.name = name;
+	kid = spawn(commit_and_hang, &a);
+	t_kill9(kid);
+	/* The next publisher finishes the dead one's publish of position 0, then takes 1. */
+	ck_assert_int_eq(publish_stamp(p, 1, 2000), 0);
+	tail = atomic_load(&p->t.shm->tail);
+	ck_assert_uint_eq(tail, 2);
+	ck_assert_int_eq(smem_topic_receive(s, &v, 0), 0);
+	ck_assert_uint_eq(v.seq, 0);
+	ck_assert(whole(&v));
+	ck_assert_uint_eq(*(const uint64_t *)v.view, 7);
+	ck_assert_int_eq(smem_topic_release(s, &v), 0);
+	ck_assert_int_eq(smem_topic_receive(s, &v, 0), 0);
+	ck_assert_uint_eq(v.seq, 1);
+	ck_assert_uint_eq(*(const uint64_t *)v.view, 1);
+	ck_assert_int_eq(smem_topic_release(s, &v), 0);
+	smem_topic_sub_close(s);
+	smem_topic_pub_close(p);
+}
+END_TEST
+
 /* ---- subscribers killed at chosen points ---------------------------------------------- */
 
 static int view_and_hang(void *arg)
@@ -385,6 +443,7 @@ static Suite *topic_stress_suite(void)
 
 	add_fork_test(tc, topic_publisher_killed_holding_loans_gives_them_back);
 	add_fork_test(tc, topic_publisher_killed_holding_the_publish_lock_does_not_stop_others);
+	add_fork_test(tc, topic_publisher_killed_between_commit_and_tail_is_helped_not_overwritten);
 	add_fork_test(tc, topic_subscriber_killed_while_lagging_stops_blocking_the_publisher);
 	add_fork_test(tc, topic_subscriber_killed_holding_views_gives_its_slot_and_buffers_back);
 	add_fork_test(tc, topic_publishers_killed_at_random_points_leave_a_working_topic);
