@@ -28,12 +28,12 @@
  *                       with the acquire load of tail by other writers]. Fill payload, store
  *                       len (relaxed), CAS (p,W) -> (p+1,0) [seq_cst: release pairs with the
  *                       readers' acquire load of the state, so len and payload are visible;
- *                       and a full barrier before reading data_waiters, see waiting].
+ *                       and a full barrier before reading data_seq, see waiting].
  *                       (p,X≠0) or seq ahead by 1..n: position p is taken: help tail, reload.
  *                       seq behind by n or n-1: the node still holds position p-n: full.
  * Reader at head = p:   state (p+1,0): CAS -> (p+1,R) [acquire: pairs with the commit], CAS
  *                       head p -> p+1 [release], read, CAS (p+1,R) -> (p+n,0) [seq_cst, as
- *                       the commit, pairing with the next writer's claim and room_waiters].
+ *                       the commit, pairing with the next writer's claim and room_seq].
  *                       (p+1,X≠0) or seq ahead by 1..n: taken: help head. (p,*) or seq behind
  *                       by n: nothing committed at p yet: empty.
  *
@@ -44,13 +44,25 @@
  * position p, writers may lap that node again before any reader passes p; a reader therefore
  * steps over any state ahead of its head that is not more than a lap ahead of the tail.
  *
- * WAITING (an event count, as concurrencykit's ck_ec): data_seq/data_waiters for readers,
- * room_seq/room_waiters for writers. A waiter increments *_waiters (seq_cst) and fences, loads
- * the sequence word, re-checks the ring, and sleeps with FUTEX_WAIT(seq, loaded value). A
- * committer (releaser) does its state CAS (seq_cst) and then loads data_waiters (room_waiters);
- * only if it is non-zero does it bump the sequence and FUTEX_WAKE. The two seq_cst pairs form a
- * Dekker handshake: either the waiter's re-check sees the new state, or the committer sees the
- * waiter and the bumped word makes its FUTEX_WAIT return at once. No waiter, no system call.
+ * WAITING (an event count, as concurrencykit's ck_ec): data_seq for readers, room_seq for
+ * writers; bit 31 of each (SMEM__RING_SLEEPERS) says "somebody announced a sleep since the
+ * last wake", bits 0-30 count wakes. A waiter counts itself in *_waiters (for observers only),
+ * sets the flag with a seq_cst fetch_or and fences, re-checks the ring, and sleeps with
+ * FUTEX_WAIT(seq, the value with the flag). A committer (releaser) does its state CAS
+ * (seq_cst) and then loads the sequence word (seq_cst); only if the flag is set does it CAS
+ * the word to (count + 1, flag clear) and FUTEX_WAKE everyone. The two seq_cst pairs form a
+ * Dekker handshake: either the waiter's re-check sees the new state, or the committer sees
+ * the flag and the changed word makes the waiter's FUTEX_WAIT return at once. No waiter, no
+ * system call; and one wake per announcement, not one per message: the committers that come
+ * while a woken waiter is still on its way back to the CPU find the flag clear. (Version 1
+ * woke whenever the waiter count was non-zero, and a waiter stays counted until it runs
+ * again: a writer streaming into a ring whose reader had just been woken paid a FUTEX_WAKE
+ * per message for tens of microseconds.) A waiter that leaves without being woken (its
+ * re-check or a spin found what it wanted, or it timed out) leaves the flag set: the next
+ * commit makes one needless wake, which is also all that a waiter killed while announced
+ * costs. A committer that saw the flag but finds it cleared by another waker skips the wake:
+ * the sleepers are that waker's, and a waiter that sets the flag again comes after our load
+ * in the total order, so its re-check sees our state.
  * Sleeps are bounded (50 ms, 5 ms while a peer holds the node we wait for) so that claims of
  * dead peers are noticed even when nobody wakes us. The spin and this sleep loop are the wait
  * engine's one loop (smem__wait_for(), wait.c); this file gives it the attempts and the
@@ -119,15 +131,15 @@ static inline void advance(_Atomic uint64_t *cursor, uint64_t pos)
 						memory_order_relaxed);
 }
 
-static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
+/* The event count after a wake: bits 0-30 bumped, the sleepers flag clear. */
+static inline uint32_t next_seq(uint32_t s)
 {
-	/*
-	 * Release: pairs with the waiter's acquire load of the word before its re-check. A
-	 * waiter that loads the bumped value must also see the state change (commit, release,
-	 * recovery, shutdown) that led to this wake, or it would sleep on a value nobody bumps
-	 * again (until its bounded timeout).
-	 */
-	atomic_fetch_add_explicit(seq, 1, memory_order_release);
+	return (s + 1) & ~SMEM__RING_SLEEPERS;
+}
+
+/* The system call and its bookkeeping, once @seq has been moved on from every sleeper's value. */
+static void wake_sleepers(struct smem_ring *r, _Atomic uint32_t *seq)
+{
 	smem__futex_wake(seq, INT_MAX);
 	/*
 	 * After the wake returned: whoever slept on @seq from an older value has been woken by
@@ -138,6 +150,53 @@ static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
 	atomic_store_explicit(seq == &r->shm->data_seq ? &r->shm->data_wake_ns :
 			      &r->shm->room_wake_ns, smem__now_ns(), memory_order_relaxed);
 	smem__ring_stat_inc(&r->wakes);
+}
+
+/* Wake everyone asleep on @seq, announced or not (close, recovery): bump it and FUTEX_WAKE. */
+static void wake(struct smem_ring *r, _Atomic uint32_t *seq)
+{
+	uint32_t s = atomic_load_explicit(seq, memory_order_relaxed);
+
+	/*
+	 * Release: pairs with the acquire half of the waiter's fetch_or in smem__ring_announce().
+	 * A waiter whose value comes from this bump (or later) also sees the state change
+	 * (commit, release, recovery, shutdown) that led to this wake, or it would sleep on a
+	 * value nobody bumps again (until its bounded timeout).
+	 */
+	while (!atomic_compare_exchange_weak_explicit(seq, &s, next_seq(s), memory_order_release,
+						      memory_order_relaxed))
+		;
+	wake_sleepers(r, seq);
+}
+
+/*
+ * After a commit, release or abort (a seq_cst CAS of a node state): wake the sleepers of @seq
+ * if any announced since the last wake. Only the first such waker clears the flag and makes
+ * the system call; the others find it clear, so a sleeper that takes long to run again is
+ * woken once, not once per message committed meanwhile.
+ */
+static inline void wake_if(struct smem_ring *r, _Atomic uint32_t *seq)
+{
+	/*
+	 * seq_cst: the committer's half of the Dekker handshake with smem__ring_announce()'s
+	 * seq_cst fetch_or: our state CAS (seq_cst) comes before this load, so either this load
+	 * sees the flag, or the waiter's re-check sees our state.
+	 */
+	uint32_t s = atomic_load_explicit(seq, memory_order_seq_cst);
+
+	while (smem__unlikely(s & SMEM__RING_SLEEPERS)) {
+		/*
+		 * Release: as in wake(). On failure, a value without the flag means another waker
+		 * cleared it and wakes those sleepers; a waiter that sets it again comes after our
+		 * load in the total order, so its re-check sees our state.
+		 */
+		if (atomic_compare_exchange_weak_explicit(seq, &s, next_seq(s),
+							  memory_order_release,
+							  memory_order_relaxed)) {
+			wake_sleepers(r, seq);
+			return;
+		}
+	}
 }
 
 /* ---- one attempt, never a system call ------------------------------------------------ */
@@ -478,15 +537,14 @@ static int commit_at(struct smem_ring *r, uint64_t pos, uint32_t idx, uint32_t l
 	atomic_store_explicit(&nd->len, len, memory_order_relaxed);
 	/*
 	 * seq_cst: the release half pairs with the readers' acquire load of the state (len and
-	 * payload visible); the full barrier orders it before the data_waiters load (Dekker with
-	 * the waiter's fetch_add + fence in smem__ring_announce()).
+	 * payload visible); the full barrier orders it before wake_if()'s load of data_seq
+	 * (Dekker with the waiter's fetch_or + fence in smem__ring_announce()).
 	 */
 	if (!atomic_compare_exchange_strong_explicit(&nd->state, &e, mkst(pos + 1, 0),
 						     memory_order_seq_cst, memory_order_relaxed))
 		return corrupt(r);	/* somebody took our claim: only a scribbler does that */
 	smem__ring_stat_inc(&r->written);
-	if (atomic_load_explicit(&r->shm->data_waiters, memory_order_seq_cst))
-		wake(r, &r->shm->data_seq);
+	wake_if(r, &r->shm->data_seq);
 	return 0;
 }
 
@@ -495,12 +553,14 @@ static int release_at(struct smem_ring *r, uint64_t pos, uint32_t idx)
 	struct smem_ring_node *nd = &r->nodes[idx];
 	uint64_t e = mkst(pos + 1, r->id);
 
-	/* seq_cst: release pairs with the next writer's acquire claim; Dekker with room_waiters. */
+	/*
+	 * seq_cst: release pairs with the next writer's acquire claim; the full barrier orders it
+	 * before wake_if()'s load of room_seq (Dekker with the writers' announce).
+	 */
 	if (!atomic_compare_exchange_strong_explicit(&nd->state, &e, mkst(pos + r->n, 0),
 						     memory_order_seq_cst, memory_order_relaxed))
 		return corrupt(r);
-	if (atomic_load_explicit(&r->shm->room_waiters, memory_order_seq_cst))
-		wake(r, &r->shm->room_seq);
+	wake_if(r, &r->shm->room_seq);
 	return 0;
 }
 
@@ -639,10 +699,8 @@ int smem_ring_abort(struct smem_ring *r, struct smem_ring_slot *slot)
 		return corrupt(r);
 	atomic_fetch_add_explicit(&r->shm->aborted, 1, memory_order_relaxed);
 	/* Readers waiting at this position may now step over it to later messages. */
-	if (atomic_load_explicit(&r->shm->data_waiters, memory_order_seq_cst))
-		wake(r, &r->shm->data_seq);
-	if (atomic_load_explicit(&r->shm->room_waiters, memory_order_seq_cst))
-		wake(r, &r->shm->room_seq);
+	wake_if(r, &r->shm->data_seq);
+	wake_if(r, &r->shm->room_seq);
 	return 0;
 }
 

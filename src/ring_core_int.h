@@ -165,19 +165,30 @@ bool smem__ring_recover(struct smem_ring *r, struct smem__ring_stuck *st,
 void smem__ring_wake(struct smem_ring *r, _Atomic uint32_t *seq);
 
 /*
- * A waiter announces itself on @waiters and returns the value of @seqw to sleep on; the ring
- * is re-checked after this (the WAITING part of the protocol).
+ * A waiter announces itself: it counts itself in @waiters (diagnostics: smemctl, tests) and
+ * sets SMEM__RING_SLEEPERS in the event count @seqw, and returns the value to sleep on (the
+ * flag included); the ring is re-checked after this (the WAITING part of the protocol).
  */
 static inline uint32_t smem__ring_announce(_Atomic uint32_t *waiters, _Atomic uint32_t *seqw)
 {
-	atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-	/* Pairs with the seq_cst state CAS + waiters load of committers/releasers. */
-	atomic_thread_fence(memory_order_seq_cst);
+	uint32_t v;
+
+	/* Relaxed: a count for observers; the handshake is the flag below. */
+	atomic_fetch_add_explicit(waiters, 1, memory_order_relaxed);
 	/*
-	 * Acquire: pairs with wake()'s release bump, and the ring re-check after this cannot
-	 * move before the load.
+	 * seq_cst: the Dekker half of the waiter, pairing with the seq_cst state CAS + seq_cst
+	 * load of @seqw by committers/releasers (wake_if() in ring.c): either the committer's
+	 * load sees the flag, or the re-check after this sees the committer's new state.
+	 * Acquire half: pairs with wake()'s release, so a value bumped by a wake comes with the
+	 * state change that led to it.
 	 */
-	return atomic_load_explicit(seqw, memory_order_acquire);
+	v = atomic_fetch_or_explicit(seqw, SMEM__RING_SLEEPERS, memory_order_seq_cst);
+	/*
+	 * The re-check's loads are acquire, not seq_cst: this fence puts them after the flag in
+	 * the single total order, which the handshake needs (C11 fence rules).
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	return v | SMEM__RING_SLEEPERS;
 }
 
 #endif

@@ -16,7 +16,7 @@
 #include "internal.h"
 
 #define SMEM_RING_MAGIC		0x31474e49524d454dull	/* "MEMRING1" little-endian */
-#define SMEM_RING_VERSION	1u
+#define SMEM_RING_VERSION	2u		/* 2: the sleepers flag in data_seq/room_seq */
 #define SMEM_RING_MAX_NODES	(1u << 24)	/* keeps 32-bit sequence differences unambiguous */
 #define SMEM_RING_MAX_NODE_SIZE	0xffffffc0u	/* node_size rounded up to 64 still fits 32 bits */
 #define SMEM_RING_HDR_SIZE	512u		/* struct smem_ring_shm */
@@ -37,6 +37,14 @@ _Static_assert(sizeof(struct smem_ring_node) == SMEM_RING_NODE_SIZE, "layout");
 _Static_assert(offsetof(struct smem_ring_node, state) == 0, "layout");
 _Static_assert(offsetof(struct smem_ring_node, len) == 8, "layout");
 
+/*
+ * Bit 31 of data_seq/room_seq: somebody announced a sleep on the word since the last wake.
+ * Waiters set it (and sleep on the value with it set); the first committer/releaser that sees
+ * it clears it, bumps the count in bits 0-30 and makes the one FUTEX_WAKE; the next ones see
+ * it clear and make no system call (WAITING in ring.c).
+ */
+#define SMEM__RING_SLEEPERS	0x80000000u
+
 /* The ring's object area starts with this (at region data_off), then nodes, then payloads. */
 struct smem_ring_shm {
 	/* line 0: geometry, written by the creator before publication, never after */
@@ -56,13 +64,13 @@ struct smem_ring_shm {
 	_Atomic uint64_t head;		/* 128: next position to reserve for reading */
 	uint8_t reserved2[56];
 	/* line 3: event count for "data available" (readers sleep here) */
-	_Atomic uint32_t data_seq;	/* 192: futex word, bumped by a committer that saw waiters */
-	_Atomic uint32_t data_waiters;	/* 196: readers announced to sleep */
+	_Atomic uint32_t data_seq;	/* 192: futex word: a count, and SMEM__RING_SLEEPERS */
+	_Atomic uint32_t data_waiters;	/* 196: readers announced to sleep (for observers) */
 	_Atomic uint64_t data_wake_ns;	/* 200: CLOCK_MONOTONIC when a wake on data_seq returned */
 	uint8_t reserved3[48];
 	/* line 4: event count for "room available" (writers sleep here) */
-	_Atomic uint32_t room_seq;	/* 256 */
-	_Atomic uint32_t room_waiters;	/* 260 */
+	_Atomic uint32_t room_seq;	/* 256: as data_seq, for writers */
+	_Atomic uint32_t room_waiters;	/* 260: writers announced to sleep (for observers) */
 	_Atomic uint64_t room_wake_ns;	/* 264: as data_wake_ns, for room_seq */
 	uint8_t reserved4[48];
 	/* line 5: ring-wide counters, rarely written */

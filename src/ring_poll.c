@@ -4,13 +4,13 @@
  * to read" or "room to write", with no thread of ours where io_uring has futex waits.
  *
  * Arming is a sleep of the WAITING protocol (ring.c) whose sleep is handed to the wait
- * engine's pollable waits (smem__waitfd, wait_fd.c): announce on data_waiters (room_waiters),
- * load the event word, re-check the ring (smem__ring_wait_prepare_held), then arm a futex
- * wait on the word with the loaded value. A committer that makes the condition true after the
- * re-check sees the announcement, bumps the word and wakes it: the futex wait completes and
- * the fd becomes readable. Between two armings nothing is announced, so writers make no
- * system call for a ring that nobody polls; while armed, each commit (release) costs its
- * maker one futex wake, as for a sleeping reader (writer).
+ * engine's pollable waits (smem__waitfd, wait_fd.c): announce (the sleepers flag in the event
+ * word), re-check the ring (smem__ring_wait_prepare_held), then arm a futex wait on the word
+ * with the value announced. A committer that makes the condition true after the re-check sees
+ * the flag, bumps the word and wakes it: the futex wait completes and the fd becomes readable.
+ * Between two armings nothing is announced, so writers make no system call for a ring that
+ * nobody polls; an arming costs the first commit (release) after it one futex wake, as a
+ * sleeping reader (writer) does.
  *
  * A claim held by somebody else (ob.held) may belong to a dead participant whom nobody will
  * wake us for: the arming then carries a SMEM__RING_RECHECK_NS timeout, and the next arm's re-check

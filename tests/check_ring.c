@@ -769,6 +769,48 @@ START_TEST(ring_owner_close_wakes_blocked_reader_thread_with_eshutdown)
 }
 END_TEST
 
+/*
+ * A reader announced for a sleep stays announced until it runs again; the messages committed
+ * meanwhile make one FUTEX_WAKE, not one each (the sleepers flag, WAITING in ring.c). The
+ * reader announces through the RPC's contract (wait_prepare) and is left "not yet back".
+ */
+START_TEST(ring_announced_reader_is_woken_once_however_many_messages_arrive)
+{
+	char name[128], got[8];
+	struct smem_ring *r = t_ring_new(name, sizeof(name), 128, 8), *o = t_ring_open(name);
+	struct smem_ring_shm *shm = smem__ring_shm(r);
+	_Atomic uint32_t *word;
+	uint32_t val;
+	int i;
+
+	ck_assert_int_eq(smem__ring_wait_prepare(o, false, &word, &val), 0);
+	ck_assert_ptr_eq(word, &smem__ring_shm(o)->data_seq);
+	ck_assert_uint_eq(val & SMEM__RING_SLEEPERS, SMEM__RING_SLEEPERS);
+	ck_assert_uint_eq(atomic_load(&shm->data_waiters), 1);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(smem_ring_write(r, "m", 1, 0), 0);
+	/* woken once: the word left the sleeper's value and the flag is clear */
+	ck_assert_uint_eq(atomic_load(word), (val + 1) & ~SMEM__RING_SLEEPERS);
+	ck_assert_uint_eq(t_ring_stats(r).wakes, 1);
+	smem__ring_wait_done(o, false);
+	ck_assert_uint_eq(atomic_load(&shm->data_waiters), 0);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(smem_ring_read(o, got, sizeof(got), 0), 1);
+	/* a new announcement sets the flag again: the next commit wakes, the ones after do not */
+	ck_assert_int_eq(smem__ring_wait_prepare(o, false, &word, &val), 0);
+	ck_assert_uint_eq(val & SMEM__RING_SLEEPERS, SMEM__RING_SLEEPERS);
+	ck_assert_int_eq(smem_ring_write(r, "n", 1, 0), 0);
+	ck_assert_int_eq(smem_ring_write(r, "o", 1, 0), 0);
+	ck_assert_uint_eq(t_ring_stats(r).wakes, 2);
+	smem__ring_wait_done(o, false);
+	/* nobody announced: no wake at all */
+	ck_assert_int_eq(smem_ring_write(r, "p", 1, 0), 0);
+	ck_assert_uint_eq(t_ring_stats(r).wakes, 2);
+	smem_ring_close(o);
+	smem_ring_close(r);
+}
+END_TEST
+
 START_TEST(ring_fd_becomes_readable_when_data_arrives)
 {
 	char name[128];
@@ -841,6 +883,7 @@ static Suite *ring_suite(void)
 	tcase_add_test(tc, ring_fixed_spin_does_not_adapt_and_small_nodes_keep_the_base_spin);
 	add_fork_test(tc, ring_owner_close_wakes_blocked_reader_with_eshutdown);
 	tcase_add_test(tc, ring_owner_close_wakes_blocked_reader_thread_with_eshutdown);
+	tcase_add_test(tc, ring_announced_reader_is_woken_once_however_many_messages_arrive);
 	tcase_add_test(tc, ring_fd_becomes_readable_when_data_arrives);
 
 	return s;
